@@ -1,0 +1,3 @@
+from ezclip_cli.cli import main
+
+main()
