@@ -1,0 +1,296 @@
+"""EZ-CLIP: a frozen open_clip CLIP with temporal visual prompts and adapters (method.md 2-7).
+
+The open_clip model is kept whole; each of its transformer blocks is wrapped so that
+open_clip's own `encode_image` / `encode_text` (patch embedding, pooling, projections,
+gradient checkpointing) run unchanged around our additions:
+
+    vision block l:  prompt q = DropPath(Attn_l(LN1_l(Dropout(P[l]) + mean_tokens(x))))  across T
+                     x = x + Attn_l(LN1_l([x; q_t]))  -> drop q   -> x + Adapter(x)  -> x + MLP_l(LN2_l(x))
+    text block l:    x = x + Attn_l(LN1_l(x), causal) -> x + Adapter(x) -> x + MLP_l(LN2_l(x))
+
+Dims: B videos, T frames, N tokens per frame (CLS + patches), D width, K classes, L layers.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ezclip_cli.backbone import Backbone, text_transformer
+from ezclip_cli.config import ModelConfig
+
+
+class Adapter(nn.Module):
+    """x -> x + W2 GELU(W1 x + b1) + b2, W2/b2 zero-initialised: identity at init (method.md 3)."""
+
+    def __init__(self, width: int, ratio: float = 0.25):
+        super().__init__()
+        hidden = int(ratio * width)
+        self.fc1 = nn.Linear(width, hidden)
+        self.fc2 = nn.Linear(hidden, width)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(F.gelu(self.fc1(x)))
+
+
+def drop_path(x: torch.Tensor, rate: float, training: bool, group: int = 1) -> torch.Tensor:
+    """Stochastic depth per sample: rows [g*group, (g+1)*group) share one draw.
+
+    With `group=T` the frames of one video are dropped together (ours, method.md 10.8: the
+    reference dropped token positions across the whole batch).
+    """
+    if rate <= 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    draws = x.shape[0] // group
+    mask = torch.empty((draws,) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype).bernoulli_(keep)
+    return x * mask.repeat_interleave(group, dim=0) / keep
+
+
+class WrappedBlock(nn.Module):
+    """Base of our block wrappers: open_clip asks its blocks for their weight dtype."""
+
+    block: nn.Module
+
+    def get_weight_dtype(self) -> torch.dtype:
+        return self.block.get_weight_dtype()
+
+
+class TextBlock(WrappedBlock):
+    """A frozen open_clip text block with an adapter between attention and MLP."""
+
+    def __init__(self, block: nn.Module, adapter: Adapter, drop_path_rate: float):
+        super().__init__()
+        self.block = block
+        self.adapter = adapter
+        self.drop_path_rate = drop_path_rate
+
+    def forward(self, q_x, k_x=None, v_x=None, attn_mask=None):  # signature of open_clip's blocks
+        blk = self.block
+        x = q_x + self._drop(blk.ls_1(blk.attention(blk.ln_1(q_x), attn_mask=attn_mask)))  # (K, 77, D)
+        x = self.adapter(x)
+        return x + self._drop(blk.ls_2(blk.mlp(blk.ln_2(x))))
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.drop_path_rate, self.training)
+
+
+class VisionBlock(WrappedBlock):
+    """A frozen open_clip vision block with a temporal prompt token and an adapter (method.md 2)."""
+
+    def __init__(
+        self,
+        block: nn.Module,
+        adapter: Adapter,
+        num_frames: int,
+        prompt: nn.Parameter | None,
+        prompt_dropout: float,
+        drop_path_rate: float,
+    ):
+        super().__init__()
+        self.block = block
+        self.adapter = adapter
+        self.num_frames = num_frames
+        self.prompt = prompt  # (T, D) or None when prompts are off
+        self.prompt_dropout = nn.Dropout(prompt_dropout)
+        self.drop_path_rate = drop_path_rate
+
+    def forward(self, q_x, k_x=None, v_x=None, attn_mask=None):
+        blk, x = self.block, q_x  # x: (B*T, N, D), frames of a video contiguous
+        BT, N, D = x.shape
+        if self.prompt is not None:
+            T = self.num_frames
+            seeds = self.prompt_dropout(self.prompt).to(x.dtype) + x.view(BT // T, T, N, D).mean(dim=2)  # (B, T, D)
+            q = drop_path(blk.attention(blk.ln_1(seeds)), self.drop_path_rate, self.training)  # (B, T, D)
+            x = torch.cat([x, q.reshape(BT, 1, D)], dim=1)  # (B*T, N+1, D)
+        x = x + self._drop(blk.ls_1(blk.attention(blk.ln_1(x))))
+        x = self.adapter(x[:, :N])  # the prompt token is dropped before the MLP
+        return x + self._drop(blk.ls_2(blk.mlp(blk.ln_2(x))))
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:  # (B*T, ...): one draw per video
+        return drop_path(x, self.drop_path_rate, self.training, group=self.num_frames)
+
+
+class EZClip(nn.Module):
+    """EZ-CLIP video and text encoders around a frozen open_clip backbone."""
+
+    def __init__(self, backbone: Backbone, config: ModelConfig):
+        super().__init__()
+        self.clip = backbone.clip
+        self.tokenizer = backbone.tokenizer
+        self.backbone = backbone
+        self.config = config.replace(
+            backbone=backbone.name, pretrained=backbone.pretrained, backbone_config=backbone.model_config
+        )
+        self.clip.requires_grad_(False)
+        vision_blocks = self.clip.visual.transformer.resblocks
+        text_blocks = text_transformer(self.clip).resblocks
+        # Rates grow linearly over depth in both towers, as in the reference.
+        rates_v, attn_v = _linspace(config.drop_path, len(vision_blocks)), _linspace(config.attn_dropout, len(vision_blocks))
+        rates_t, attn_t = _linspace(config.drop_path, len(text_blocks)), _linspace(config.attn_dropout, len(text_blocks))
+        device = next(self.clip.parameters()).device
+        for i, blk in enumerate(vision_blocks):
+            blk.attn.dropout = attn_v[i]  # used by nn.MultiheadAttention in train mode only
+            width = blk.ln_1.normalized_shape[0]
+            prompt = None
+            if config.use_prompts:
+                prompt = nn.Parameter(torch.empty(config.num_frames, width, device=device))
+                bound = math.sqrt(6.0 / (3 * 16 * 16 + width))  # method.md 2 (reference fixes patch 16)
+                nn.init.uniform_(prompt, -bound, bound)
+            adapter = Adapter(width, config.adapter_ratio).to(device)
+            vision_blocks[i] = VisionBlock(blk, adapter, config.num_frames, prompt, config.prompt_dropout, rates_v[i])
+        for i, blk in enumerate(text_blocks):
+            blk.attn.dropout = attn_t[i]
+            adapter = Adapter(blk.ln_1.normalized_shape[0], config.adapter_ratio).to(device)
+            text_blocks[i] = TextBlock(blk, adapter, rates_t[i])
+
+    # ---- parameters -------------------------------------------------------------------
+    def learned_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """Prompts and adapters: the only trainable parameters, under canonical names."""
+        out: list[tuple[str, nn.Parameter]] = []
+        for i, blk in enumerate(self.clip.visual.transformer.resblocks):
+            if blk.prompt is not None:
+                out.append((f"vision.{i}.prompt", blk.prompt))
+            out += [(f"vision.{i}.adapter.{n}", p) for n, p in blk.adapter.named_parameters()]
+        for i, blk in enumerate(text_transformer(self.clip).resblocks):
+            out += [(f"text.{i}.adapter.{n}", p) for n, p in blk.adapter.named_parameters()]
+        return out
+
+    def learned_parameters(self) -> list[nn.Parameter]:
+        return [p for _, p in self.learned_named_parameters()]
+
+    def learned_state_dict(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach() for n, p in self.learned_named_parameters()}
+
+    def load_learned_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        own = dict(self.learned_named_parameters())
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise KeyError(f"learned parameters mismatch: missing {missing[:4]}, unexpected {unexpected[:4]}")
+        with torch.no_grad():
+            for name, p in own.items():
+                if p.shape != state[name].shape:
+                    raise KeyError(f"{name}: shape {tuple(state[name].shape)} != {tuple(p.shape)}")
+                p.copy_(state[name])
+
+    def parameter_breakdown(self) -> dict[str, int]:
+        """Counts for `ezclip info` and the 5.2M claim (method.md 7)."""
+        counts = {"prompts": 0, "vision_adapters": 0, "text_adapters": 0}
+        for name, p in self.learned_named_parameters():
+            key = "prompts" if name.endswith("prompt") else ("vision_adapters" if name.startswith("vision") else "text_adapters")
+            counts[key] += p.numel()
+        learned = {id(p) for p in self.learned_parameters()}
+        counts["trainable"] = sum(counts.values())
+        counts["frozen_backbone"] = sum(p.numel() for p in self.parameters() if id(p) not in learned)
+        return counts
+
+    @property
+    def prompts(self) -> torch.Tensor | None:
+        """P as one (L, T, D) tensor, the reference layout; None when prompts are off."""
+        blocks = self.clip.visual.transformer.resblocks
+        if blocks[0].prompt is None:
+            return None
+        return torch.stack([blk.prompt for blk in blocks])
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.clip.logit_scale.exp().clamp(max=100.0)  # frozen; 100 for OpenAI weights
+
+    @property
+    def num_frames(self) -> int:
+        return self.config.num_frames
+
+    # ---- encoders ---------------------------------------------------------------------
+    def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
+        """Per-frame embeddings e_t = ln_post(CLS_t) @ proj, unnormalised: (B, T, 3, H, W) -> (B, T, D)."""
+        B, T = video.shape[:2]
+        if T != self.config.num_frames:
+            raise ValueError(f"model was built for {self.config.num_frames} frames, got {T}")
+        frames = self.clip.encode_image(video.flatten(0, 1))  # (B*T, D)
+        return frames.view(B, T, -1)
+
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """Video embedding: L2-normalised mean of the frame embeddings, (B, T, 3, H, W) -> (B, D)."""
+        return F.normalize(self.encode_frames(video).mean(dim=1), dim=-1)
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        device = next(self.clip.parameters()).device
+        return self.tokenizer(list(texts)).to(device)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Text embeddings, unnormalised: (K, 77) -> (K, D)."""
+        return self.clip.encode_text(tokens)
+
+    def build_text_classifier(self, prompts: Sequence[Sequence[str]], batch_size: int = 256) -> torch.Tensor:
+        """One normalised embedding per class: its prompts encoded, normalised and averaged (K, D)."""
+        flat = [text for texts in prompts for text in texts]
+        embeds = []
+        for start in range(0, len(flat), batch_size):
+            tokens = self.tokenize(flat[start : start + batch_size])
+            embeds.append(F.normalize(self.encode_text(tokens).float(), dim=-1))
+        embeds = torch.cat(embeds)  # (sum of prompts, D)
+        out, start = [], 0
+        for texts in prompts:
+            out.append(embeds[start : start + len(texts)].mean(dim=0))
+            start += len(texts)
+        return F.normalize(torch.stack(out), dim=-1)
+
+    def forward(self, video: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
+        """Logits = scale * cos(v, text_k): (B, T, 3, H, W), (K, D) -> (B, K)."""
+        return self.logit_scale * self.encode_video(video).float() @ classifier.float().t()
+
+
+# ---- losses (method.md 6) ---------------------------------------------------------------
+def soft_target_kl_loss(
+    video: torch.Tensor, text: torch.Tensor, labels: torch.Tensor, logit_scale: torch.Tensor | float
+) -> torch.Tensor:
+    """Symmetric KL with soft targets softmax(10 * [y_i == y_j]) over a batch of B videos.
+
+    video: (B, D) and text: (B, D), text j being the prompt of video j's class.
+    """
+    video, text = F.normalize(video.float(), dim=-1), F.normalize(text.float(), dim=-1)
+    sim = logit_scale * video @ text.t()  # (B, B)
+    target = F.softmax(10.0 * (labels[:, None] == labels[None, :]).float(), dim=1)  # symmetric
+    v2t = F.kl_div(F.log_softmax(sim, dim=1), target, reduction="batchmean")
+    t2v = F.kl_div(F.log_softmax(sim.t(), dim=1), target, reduction="batchmean")
+    return (v2t + t2v) / 2
+
+
+def motion_loss(frames: torch.Tensor) -> torch.Tensor:
+    """1 / (C + V + 1) on unnormalised per-frame embeddings (B, T, D).
+
+    C: mean |E[t+1] - E[t-1]| / 2 with clamped ends; V: mean unbiased variance over t.
+    """
+    frames = frames.float()
+    after = torch.cat([frames[:, 1:], frames[:, -1:]], dim=1)
+    before = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)
+    central = ((after - before).abs() / 2).mean()
+    variance = frames.var(dim=1, unbiased=True).mean() if frames.shape[1] > 1 else frames.new_zeros(())
+    return 1.0 / (central + variance + 1.0)
+
+
+def ezclip_loss(
+    frames: torch.Tensor, text: torch.Tensor, labels: torch.Tensor, logit_scale, motion_weight: float = 1.0
+) -> dict[str, torch.Tensor]:
+    """Total loss L = L_ce + w * L_motion with its parts, from per-frame embeddings (B, T, D)."""
+    video = frames.mean(dim=1)
+    parts = {"kl": soft_target_kl_loss(video, text, labels, logit_scale)}
+    parts["motion"] = motion_loss(frames) if motion_weight else frames.new_zeros(()).float()
+    parts["loss"] = parts["kl"] + motion_weight * parts["motion"]
+    return parts
+
+
+def build_model(backbone: Backbone, config: ModelConfig) -> EZClip:
+    """EZ-CLIP around `backbone`; learned parts at their init (prompts random, adapters identity)."""
+    return EZClip(backbone, config)
+
+
+def _linspace(end: float, steps: int) -> list[float]:
+    if steps == 1:
+        return [end]
+    return [end * i / (steps - 1) for i in range(steps)]
