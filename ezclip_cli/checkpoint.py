@@ -1,0 +1,242 @@
+"""ezclip checkpoints (safetensors, never pickle) and the reference EZ-CLIP `.pt` importer.
+
+An ezclip checkpoint is one safetensors file:
+  tensors   `learned.<name>`   prompts and adapters (EZClip.learned_named_parameters names)
+            `backbone.<key>`   the frozen open_clip weights, only when they cannot be named
+                               (random or imported backbones); otherwise name + tag refer to them
+  metadata  format=ezclip, format_version, config (ModelConfig JSON incl. the open_clip
+            model config), backbone_weights=embedded|reference, extra (JSON, e.g. training state)
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ezclip_cli.config import ModelConfig
+from ezclip_cli.errors import CheckpointError
+
+FORMAT = "ezclip"
+FORMAT_VERSION = 1
+REFERENCE_PROMPT_KEY = "visual.transformer.T_prompt_embeddings"
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: Any,
+    *,
+    include_backbone: bool | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write `model` (an EZClip) atomically. Backbone weights are embedded when they have no name."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if include_backbone is None:
+        include_backbone = model.config.pretrained in (None, "embedded")
+    tensors = {f"learned.{k}": v.detach().cpu().contiguous() for k, v in model.learned_state_dict().items()}
+    if include_backbone:
+        tensors.update({f"backbone.{k}": v for k, v in backbone_state_dict(model).items()})
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(model.config.to_dict()),
+        "backbone_weights": "embedded" if include_backbone else "reference",
+        "extra": json.dumps(extra or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def backbone_state_dict(model: Any) -> dict[str, Any]:
+    """The frozen open_clip weights under open_clip's own key names (wrappers and learned parts removed)."""
+    out = {}
+    for key, value in model.clip.state_dict().items():
+        if ".adapter." in key or key.endswith(".prompt"):
+            continue
+        out[re.sub(r"(resblocks\.\d+)\.block\.", r"\1.", key)] = value.detach().cpu().contiguous()
+    return out
+
+
+def read_checkpoint_header(path: str | Path) -> dict[str, str]:
+    """The metadata of an ezclip checkpoint, without reading its tensors."""
+    path = Path(path)
+    kind = detect_kind(path)
+    if kind != "ezclip":
+        raise CheckpointError(f"{path}: not an ezclip checkpoint ({kind})")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def detect_kind(path: Path) -> str:
+    """'ezclip', 'reference' (a torch file) or a short reason it is neither."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) < 8:
+        raise CheckpointError(f"{path}: empty or truncated file")
+    if head[:4] == b"PK\x03\x04" or head[:2] == b"\x80\x02":
+        return "reference"
+    (header_len,) = struct.unpack("<Q", head[:8])
+    if head[8:9] == b"{" and 0 < header_len < path.stat().st_size:
+        return "ezclip"
+    return "not a checkpoint: unknown file format"
+
+
+def load_checkpoint(
+    path: str | Path, *, device: str = "cpu", cache_dir: str | None = None, model_config: str | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Load an ezclip checkpoint or a reference EZ-CLIP `.pt` (auto-detected) -> (EZClip, extra)."""
+    path = Path(path)
+    kind = detect_kind(path)
+    if kind == "reference":
+        return import_reference(path, device=device, model_config=model_config), {"imported_from": str(path)}
+    if kind != "ezclip":
+        raise CheckpointError(f"{path}: {kind}")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = dict(f.metadata() or {})
+            _check_header(path, meta)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as exc:
+        raise CheckpointError(f"{path}: corrupt checkpoint ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata") from exc
+    config = ModelConfig.from_dict(json.loads(meta["config"]))
+    learned = {k[len("learned."):]: v for k, v in tensors.items() if k.startswith("learned.")}
+    backbone_sd = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
+    model = _build(config, backbone_sd if meta.get("backbone_weights") == "embedded" else None, device, cache_dir)
+    try:
+        model.load_learned_state_dict(learned)
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: {exc.args[0]}") from exc
+    return model, json.loads(meta.get("extra") or "{}")
+
+
+def _check_header(path: Path, meta: dict[str, str]) -> None:
+    if meta.get("format") != FORMAT or "config" not in meta:
+        raise CheckpointError(f"{path}: a safetensors file but not an ezclip checkpoint (no ezclip metadata)")
+    version = int(meta.get("format_version", "0"))
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {version} is newer than this ezclip understands ({FORMAT_VERSION}); upgrade ezclip"
+        )
+
+
+def _build(config: ModelConfig, backbone_sd: dict | None, device: str, cache_dir: str | None) -> Any:
+    from ezclip_cli.backbone import build_backbone_from_config, load_backbone
+    from ezclip_cli.model import build_model
+
+    if backbone_sd is not None:
+        backbone = build_backbone_from_config(config.backbone_config, config.backbone, backbone_sd, device)
+    else:
+        backbone = load_backbone(config.backbone, config.pretrained, device=device, cache_dir=cache_dir)
+    return build_model(backbone, config).to(device)
+
+
+# ---- reference EZ-CLIP checkpoints (method.md section 12) -------------------------------------
+_REFERENCE_ADAPTER = re.compile(r"^(visual\.)?transformer\.resblocks\.(\d+)\.Adapter\.D_fc([12])\.(weight|bias)$")
+_OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size", "visual.temporal_embedding")
+
+
+def load_reference_state(path: Path) -> dict[str, Any]:
+    """The reference file's model state dict, loaded with weights_only (no code runs)."""
+    import pickle
+
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused: the file holds Python objects that would run code on load "
+            "(only tensors and plain containers are accepted)"
+        ) from exc
+    except Exception as exc:  # zip/pickle corruption surfaces as many types
+        raise CheckpointError(f"{path}: corrupt or unreadable torch file ({type(exc).__name__})") from exc
+    state = obj.get("model_state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or REFERENCE_PROMPT_KEY not in {k.removeprefix("module.") for k in state}:
+        raise CheckpointError(f"{path}: not an EZ-CLIP checkpoint (no {REFERENCE_PROMPT_KEY})")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def openai_model_config(state: dict[str, Any]) -> dict[str, Any]:
+    """open_clip config of an OpenAI-layout CLIP state dict (heads = width / 64, as OpenAI's)."""
+    vision_width = state["visual.conv1.weight"].shape[0]
+    patch = state["visual.conv1.weight"].shape[-1]
+    grid = round((state["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+    text_width = state["ln_final.weight"].shape[0]
+
+    def layers(prefix: str) -> int:
+        depth = len(prefix.rstrip(".").split("."))
+        return len({k.split(".")[depth] for k in state if k.startswith(prefix)})
+
+    return {
+        "embed_dim": state["text_projection"].shape[1],
+        "quick_gelu": True,  # OpenAI weights were trained with QuickGELU
+        "vision_cfg": {
+            "image_size": patch * grid,
+            "layers": layers("visual.transformer.resblocks."),
+            "width": vision_width,
+            "patch_size": patch,
+        },
+        "text_cfg": {
+            "context_length": state["positional_embedding"].shape[0],
+            "vocab_size": state["token_embedding.weight"].shape[0],
+            "width": text_width,
+            "heads": max(1, text_width // 64),
+            "layers": layers("transformer.resblocks."),
+        },
+    }
+
+
+def import_reference(path: str | Path, *, device: str = "cpu", model_config: str | None = None) -> Any:
+    """Convert a reference EZ-CLIP `.pt` into an EZClip; its backbone weights come from the file."""
+    import torch
+
+    from ezclip_cli.backbone import build_backbone_from_config, resolve_model_name
+    from ezclip_cli.model import build_model
+
+    path = Path(path)
+    state = load_reference_state(path)
+    prompts = state.pop(REFERENCE_PROMPT_KEY).float()  # (L, T, D)
+    learned: dict[str, torch.Tensor] = {}
+    for key in [k for k in state if _REFERENCE_ADAPTER.match(k)]:
+        tower, layer, fc, kind = _REFERENCE_ADAPTER.match(key).groups()
+        name = f"{'vision' if tower else 'text'}.{layer}.adapter.fc{fc}.{kind}"
+        learned[name] = state.pop(key).float()
+    if prompts.ndim == 3 and prompts.shape[0] == 1:
+        raise CheckpointError(f"{path}: shallow prompts (one layer) are not the EZ-CLIP release layout")
+    learned.update({f"vision.{i}.prompt": p for i, p in enumerate(prompts)})
+    for key in _OPENAI_EXTRA_KEYS:
+        state.pop(key, None)
+    config_dict = resolve_model_name(model_config)[1] if model_config else openai_model_config(state)
+    name = model_config or f"reference:{path.name}"
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    backbone = build_backbone_from_config(config_dict, name, state, device)
+    config = ModelConfig(backbone=name, pretrained=None, num_frames=int(prompts.shape[1]), use_prompts=True)
+    model = build_model(backbone, config)
+    try:
+        model.load_learned_state_dict(learned)
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: {exc.args[0]}") from exc
+    return model.to(device)
