@@ -1,3 +1,4 @@
 from ezclip_cli.cli import main
 
-main()
+if __name__ == "__main__":  # spawned decoder workers import this module too
+    main()

@@ -112,12 +112,14 @@ def load_backbone(
     device: str = "cpu",
     cache_dir: str | None = None,
     meta: bool = False,
+    seed: int = 0,
 ) -> Backbone:
     """Build the frozen open_clip model `name` with weights `pretrained`.
 
     `pretrained` is an open_clip tag (from open_clip's cache, downloaded if online), a local
     weights file, or None/'none' for random weights (pipeline tests and benchmarks). With
-    `meta=True` the weights are never materialised (parameter counts only).
+    `meta=True` the weights are never materialised (parameter counts only). Random weights
+    are drawn from `seed` (the global RNG is left as it was), so runs are reproducible.
     """
     import open_clip
     import torch
@@ -135,9 +137,11 @@ def load_backbone(
                 with torch.device("meta"):
                     clip = open_clip.create_model(model_name, pretrained=None, device="meta")
             else:
-                clip = open_clip.create_model(
-                    model_name, pretrained=pretrained, device=device, cache_dir=cache_dir
-                )
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    clip = open_clip.create_model(
+                        model_name, pretrained=pretrained, device=device, cache_dir=cache_dir
+                    )
     except BackboneError:
         raise
     except Exception as exc:  # open_clip/HF raise many types for missing weights and bad files

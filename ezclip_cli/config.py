@@ -73,3 +73,23 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def dump_yaml(data: dict[str, Any], path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class TagConfig:
+    """How `ezclip tag` runs: label set, prompts, outputs, batching, sharding."""
+
+    labels: str  # bundled name, file path or inline comma list
+    templates: tuple[str, ...] = ()  # empty = the default EZ-CLIP templates
+    use_descriptions: bool = True
+    top_k: int = 5
+    window: float | None = None  # seconds; None = one prediction per video
+    stride: float | None = None  # seconds between window starts; None = window
+    batch_size: int = 8
+    workers: int = -1  # decoding processes; -1 = CPU count - 1 (at most 8); 0 = in-process
+    device: str = "auto"
+    decoder: str = "auto"
+    num_shards: int = 1
+    shard_index: int = 0
+    output_format: str = "csv"
+    cache_dir: str | None = None

@@ -112,3 +112,24 @@ def describe_model(
         "use_prompts": built.config.use_prompts,
         **counts,
     }
+
+
+def model_fingerprint(model: Any) -> str:
+    """A short id of what the model computes: config, learned tensors and backbone identity.
+
+    Named backbones are identified by name + tag; random or embedded ones by their tensors.
+    Resume and the text-embedding cache key on it.
+    """
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    config = model.config.to_dict()
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    tensors = dict(model.learned_named_parameters())
+    if model.config.pretrained in (None, "embedded"):
+        tensors.update({f"backbone.{k}": v for k, v in model.clip.state_dict().items() if ".adapter." not in k})
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -25,7 +25,7 @@ def make_backbone(seed: int = 0, config: Path = TINY_CONFIG):
     from ezclip_cli.backbone import load_backbone
 
     torch.manual_seed(seed)
-    return load_backbone(str(config), None)
+    return load_backbone(str(config), None, seed=seed)
 
 
 @pytest.fixture

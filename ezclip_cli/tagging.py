@@ -1,0 +1,438 @@
+"""Tag many videos: decode in worker processes, batch through the model, write rows as they finish.
+
+Stages: inputs -> shard -> skip what the output already holds -> decode (spawned workers,
+a bounded number of clips in flight) -> batches of B clips through the model -> top-k rows
+in input order. Peak memory is bounded by the in-flight window, not by the number of videos
+or their length (only the sampled frames are decoded, method.md section 8).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator, Sequence
+
+from ezclip_cli.config import TagConfig
+from ezclip_cli.errors import UsageError, VideoError
+from ezclip_cli.output import RowWriter, csv_columns, open_for_append, read_rows, rewrite_rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One prediction to make: a whole video, or one window of it."""
+
+    path: Path
+    video_id: str
+    start: float | None = None
+    end: float | None = None
+    duration: float | None = None
+
+
+@dataclass
+class TagSummary:
+    total: int = 0  # tasks (videos, or windows) considered in this shard
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0  # already in the output from an earlier run
+    seconds: float = 0.0
+
+
+# ---- inputs ---------------------------------------------------------------------------------
+def video_fingerprint(path: Path) -> str:
+    """Identity of a video file for resume: its path, size and modification time."""
+    try:
+        stat = path.stat()
+        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    except OSError:
+        key = f"{path}|missing"
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def select_shard(paths: Sequence[Path], num_shards: int, shard_index: int) -> list[Path]:
+    """Deterministic disjoint parts: a path's shard is a hash of the path, independent of order."""
+    if num_shards == 1:
+        return list(paths)
+    return [p for p in paths if int(hashlib.sha1(str(p).encode()).hexdigest(), 16) % num_shards == shard_index]
+
+
+def window_bounds(duration: float, window: float, stride: float | None) -> list[tuple[float, float]]:
+    """[start, end) windows covering the video; the last one may be shorter."""
+    stride = stride or window
+    starts = [0.0]
+    while starts[-1] + window < duration - 1e-6:
+        starts.append(starts[-1] + stride)
+    return [(round(s, 6), round(min(s + window, duration), 6)) for s in starts]
+
+
+def plan_tasks(paths: Iterable[Path], config: TagConfig) -> Iterator[Task | dict[str, Any]]:
+    """Tasks in input order; a video that cannot even be probed (window mode) yields an error row."""
+    from ezclip_cli.video import probe_video
+
+    for path in paths:
+        vid = video_fingerprint(path)
+        if config.window is None:
+            yield Task(path, vid)
+            continue
+        try:
+            info = probe_video(path, decoder=config.decoder)
+        except VideoError as exc:
+            yield error_row(Task(path, vid), str(exc))
+            continue
+        for start, end in window_bounds(info.duration, config.window, config.stride):
+            yield Task(path, vid, start, end, info.duration)
+
+
+# ---- decoding (runs in worker processes) ------------------------------------------------------
+_WORKER_SETTINGS: dict[str, Any] = {}
+
+
+def _init_worker(settings: dict[str, Any]) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # the main process owns the cores for the model
+    _WORKER_SETTINGS.update(settings)
+
+
+def decode_task(task: Task, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Frames of one task, resized and centre-cropped for the model, or the reason it failed."""
+    import torch
+
+    from ezclip_cli.data import eval_resize_crop
+    from ezclip_cli.video import read_frames
+
+    settings = settings or _WORKER_SETTINGS
+    size = settings["image_size"]
+    try:
+        clip = read_frames(
+            task.path,
+            settings["num_frames"],
+            start=task.start,
+            end=task.end,
+            short_side=int(size * 256 / 224),
+            decoder=settings["decoder"],
+        )
+    except VideoError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # a decoder bug must not stop the batch either
+        return {"error": f"could not decode: {type(exc).__name__}: {exc}".splitlines()[0]}
+    frames = torch.from_numpy(clip.frames).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
+    pixels = eval_resize_crop(frames, size)  # (T, 3, S, S) float in [0, 1]
+    return {
+        "pixels": pixels.numpy(),
+        "timestamps": [round(t, 3) for t in clip.timestamps],
+        "duration": clip.duration,
+    }
+
+
+class Decoder:
+    """Decoded tasks in input order, at most `window` in flight (bounded memory)."""
+
+    def __init__(self, settings: dict[str, Any], workers: int, window: int):
+        self.settings, self.window = settings, window
+        self.pool = None
+        if workers > 0:
+            import multiprocessing as mp
+
+            # spawn: decord and torch deadlock after fork (ecosystem.md).
+            self.pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(settings,)
+            )
+
+    def map(self, tasks: Iterable[Task | dict[str, Any]]) -> Iterator[tuple[Task | dict[str, Any], dict[str, Any] | None]]:
+        pending: deque[tuple[Any, Future | dict | None]] = deque()
+        for task in tasks:
+            pending.append((task, self._submit(task)))
+            while len(pending) >= self.window:
+                yield self._result(*pending.popleft())
+        while pending:
+            yield self._result(*pending.popleft())
+
+    def _submit(self, task: Task | dict[str, Any]) -> Future | dict | None:
+        if not isinstance(task, Task):
+            return None  # already an error row
+        if self.pool is None:
+            return None  # decoded lazily in _result (in-process)
+        return self.pool.submit(decode_task, task)
+
+    def _result(self, task: Any, handle: Future | dict | None) -> tuple[Any, dict[str, Any] | None]:
+        if not isinstance(task, Task):
+            return task, None
+        if handle is None:
+            return task, decode_task(task, self.settings)
+        try:
+            return task, handle.result()
+        except Exception as exc:  # a worker that died (e.g. a decoder crash) fails only its task
+            return task, {"error": f"decoder process failed: {type(exc).__name__}"}
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ---- model side ---------------------------------------------------------------------------------
+def build_classifier(model: Any, prompts: list[list[str]], cache_dir: str | None, model_id: str) -> Any:
+    """Text embeddings of the label set, cached on disk by model and prompt text."""
+    import torch
+
+    from ezclip_cli.labels import labelset_fingerprint
+
+    key = f"{model_id}-{labelset_fingerprint(prompts)[:16]}"
+    folder = Path(cache_dir) if cache_dir else default_cache_dir() / "text"
+    path = folder / f"{key}.safetensors"
+    if path.is_file():
+        try:
+            from safetensors.torch import load_file
+
+            return load_file(str(path))["classifier"].to(next(model.parameters()).device)
+        except Exception:  # a damaged cache entry is rebuilt
+            log.debug("text cache %s unreadable; rebuilding", path)
+    with torch.inference_mode():
+        classifier = model.build_text_classifier(prompts).float()
+    try:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        save_file({"classifier": classifier.cpu().contiguous()}, str(tmp))
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.debug("text cache not written: %s", exc)
+    return classifier
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("EZCLIP_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ezclip"
+    )
+    return Path(base)
+
+
+class Predictor:
+    """Batches of decoded clips -> top-k labels and scores (softmax over the label set)."""
+
+    def __init__(self, model: Any, classifier: Any, labels: Sequence[str], top_k: int, device: str):
+        import torch
+
+        self.model, self.classifier, self.labels = model, classifier, list(labels)
+        self.top_k = min(top_k, len(labels))
+        self.device = device
+        mean = torch.tensor(model.backbone.mean).view(1, 1, 3, 1, 1)
+        std = torch.tensor(model.backbone.std).view(1, 1, 3, 1, 1)
+        self.mean, self.std = mean.to(device), std.to(device)
+        self.autocast = device.startswith("cuda")
+
+    def __call__(self, pixels: list[Any]) -> list[tuple[list[str], list[float]]]:
+        import numpy as np
+        import torch
+
+        video = torch.from_numpy(np.stack(pixels)).to(self.device)  # (B, T, 3, S, S) in [0, 1]
+        video = (video - self.mean) / self.std
+        with torch.inference_mode(), torch.autocast("cuda", enabled=self.autocast):
+            logits = self.model(video, self.classifier)  # (B, K)
+        probs = logits.float().softmax(dim=-1)
+        scores, index = probs.topk(self.top_k, dim=-1)
+        return [
+            ([self.labels[i] for i in idx.tolist()], [round(float(s), 6) for s in sc.tolist()])
+            for idx, sc in zip(index.cpu(), scores.cpu())
+        ]
+
+
+# ---- rows ----------------------------------------------------------------------------------------
+def error_row(task: Task, reason: str) -> dict[str, Any]:
+    return {
+        "path": str(task.path), "status": "error", "error": reason, "start": task.start, "end": task.end,
+        "duration": task.duration, "labels": [], "scores": [], "num_frames": None, "timestamps": [],
+        "video_id": task.video_id,
+    }
+
+
+def ok_row(task: Task, decoded: dict[str, Any], labels: list[str], scores: list[float]) -> dict[str, Any]:
+    return {
+        "path": str(task.path), "status": "ok", "error": None, "start": task.start, "end": task.end,
+        "duration": round(decoded["duration"], 3), "labels": labels, "scores": scores,
+        "num_frames": len(decoded["timestamps"]), "timestamps": decoded["timestamps"], "video_id": task.video_id,
+    }
+
+
+def row_key(row: dict[str, Any]) -> tuple:
+    start = row.get("start")
+    return (row["path"], row.get("video_id"), None if start in (None, "") else round(float(start), 3))
+
+
+def task_key(task: Task) -> tuple:
+    return (str(task.path), task.video_id, None if task.start is None else round(task.start, 3))
+
+
+# ---- the run ---------------------------------------------------------------------------------------
+def prepare_output(
+    output: Path, fmt: str, top_k: int, model_id: str, labels_id: str, overwrite: bool
+) -> tuple[set, int]:
+    """Resume: keep the earlier run's finished rows (rewritten whole), return their keys."""
+    if overwrite or not output.exists() or output.stat().st_size == 0:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        rewrite_rows(output, fmt, top_k, [])
+        return set(), 0
+    if fmt == "csv":
+        header = output.open(encoding="utf-8", errors="replace").readline().strip()
+        if header and header != ",".join(csv_columns(top_k)):
+            raise UsageError(f"{output} was written with other columns (another --top-k?); use the same options or --overwrite")
+    rows = read_rows(output, fmt)
+    foreign = [r for r in rows if (r.get("model_id"), r.get("labels_id")) != (model_id, labels_id)]
+    if foreign:
+        raise UsageError(
+            f"{output} holds results of another model or label set ({len(foreign)} rows); "
+            "use --overwrite or another -o"
+        )
+    kept = [r for r in rows if r.get("status") == "ok"]  # failed videos are tried again
+    unique = {row_key(r): r for r in kept}  # one row per video/window, whatever happened before
+    rewrite_rows(output, fmt, top_k, unique.values())
+    return set(unique), len(unique)
+
+
+def run_tagging(
+    inputs: Sequence[str],
+    config: TagConfig,
+    *,
+    checkpoint: Path | None = None,
+    model: str | None = None,
+    pretrained: str | None = None,
+    num_frames: int = 8,
+    output: Path | None = None,
+    overwrite: bool = False,
+    stdin: IO[str] | None = None,
+    stdout: IO[str] | None = None,
+    progress: bool = True,
+) -> TagSummary:
+    """Tag `inputs` and write rows to `output` (resumable) or `stdout`; returns the counts."""
+    from ezclip_cli.labels import build_prompts, labelset_fingerprint, load_labelset
+    from ezclip_cli.loading import load_model, model_fingerprint, pick_device
+    from ezclip_cli.video import list_videos
+
+    started = time.perf_counter()
+    labelset = load_labelset(config.labels)
+    prompts = build_prompts(labelset, config.templates or None, config.use_descriptions)
+    labels_id = labelset_fingerprint(prompts)[:16]
+    paths = select_shard(list_videos(inputs, stdin=stdin), config.num_shards, config.shard_index)
+    device = pick_device(config.device)
+    ezclip = load_model(checkpoint, model, pretrained, num_frames, device=device)
+    model_id = model_fingerprint(ezclip)
+    classifier = build_classifier(ezclip, prompts, config.cache_dir, model_id)
+
+    done: set = set()
+    if output is not None:
+        done, existing = prepare_output(output, config.output_format, config.top_k, model_id, labels_id, overwrite)
+        writer = open_for_append(output, config.output_format, config.top_k, existing)
+    else:
+        writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k)
+
+    summary = TagSummary()
+    workers = default_workers() if config.workers < 0 else config.workers
+    settings = {"num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": config.decoder}
+    predictor = Predictor(ezclip, classifier, labelset.labels, config.top_k, device)
+    planned = list(plan_tasks(paths, config))
+    tasks = [t for t in planned if isinstance(t, dict) or task_key(t) not in done]
+    summary.skipped = len(planned) - len(tasks)
+    decoder = Decoder(settings, workers, window=max(2 * workers, 1) + config.batch_size)
+    bar = ProgressBar(len(tasks), enabled=progress)
+
+    def emit(row: dict[str, Any]) -> None:
+        row.update(model_id=model_id, labels_id=labels_id)
+        writer.write(row)
+        summary.total += 1
+        if row["status"] == "ok":
+            summary.ok += 1
+        else:
+            summary.failed += 1
+            log.warning("%s: %s", row["path"], row["error"])
+        bar.advance(summary)
+
+    try:
+        batch: list[tuple[Task, dict[str, Any]]] = []
+        for task, decoded in decoder.map(tasks):
+            if isinstance(task, dict):
+                emit(task)
+            elif "error" in decoded:
+                emit(error_row(task, decoded["error"]))
+            else:
+                batch.append((task, decoded))
+            if len(batch) >= config.batch_size:
+                flush_batch(batch, predictor, emit)
+        flush_batch(batch, predictor, emit)
+    finally:
+        decoder.close()
+        bar.close()
+        writer.close()
+    summary.seconds = time.perf_counter() - started
+    log.info(
+        "tagged %d %s: %d ok, %d failed, %d already done; %.1f s (%.2f/s)",
+        summary.total, "windows" if config.window else "videos", summary.ok, summary.failed, summary.skipped,
+        summary.seconds, summary.total / max(summary.seconds, 1e-9),
+    )
+    return summary
+
+
+def flush_batch(batch: list[tuple[Task, dict[str, Any]]], predictor: Predictor, emit) -> None:
+    if not batch:
+        return
+    results = predictor([decoded["pixels"] for _, decoded in batch])
+    for (task, decoded), (labels, scores) in zip(batch, results):
+        emit(ok_row(task, decoded, labels, scores))
+    batch.clear()
+
+
+def default_workers() -> int:
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+class ProgressBar:
+    """A rich progress bar on stderr (counts, failures, rate); silent when disabled or not a TTY."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.progress = None
+        if enabled and total > 0:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            console = Console(stderr=True)
+            self.progress = Progress(
+                TextColumn("tagging"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(), console=console, transient=False, disable=not console.is_terminal,
+            )
+            self.task = self.progress.add_task("tag", total=total, status="")
+            self.progress.start()
+            self.started = time.perf_counter()
+
+    def advance(self, summary: TagSummary) -> None:
+        if self.progress is not None:
+            rate = summary.total / max(time.perf_counter() - self.started, 1e-9)
+            self.progress.update(self.task, advance=1, status=f"{summary.failed} failed, {rate:.2f}/s")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def tag_videos(
+    inputs: Sequence[str | Path], labels: str, *, checkpoint: str | Path | None = None, model: str | None = None,
+    pretrained: str | None = None, num_frames: int = 8, **options: Any,
+) -> list[dict[str, Any]]:
+    """Library entry point: tag videos and return the rows as dicts (nothing written)."""
+    import io
+    import json
+
+    config = TagConfig(labels=labels, output_format="jsonl", **options)
+    buffer = io.StringIO()
+    run_tagging(
+        [str(i) for i in inputs], config, checkpoint=Path(checkpoint) if checkpoint else None, model=model,
+        pretrained=pretrained, num_frames=num_frames, stdout=buffer, progress=False,
+    )
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]
