@@ -119,7 +119,7 @@ class VisionBlock(WrappedBlock):
 class EZClip(nn.Module):
     """EZ-CLIP video and text encoders around a frozen open_clip backbone."""
 
-    def __init__(self, backbone: Backbone, config: ModelConfig):
+    def __init__(self, backbone: Backbone, config: ModelConfig, seed: int = 0):
         super().__init__()
         self.clip = backbone.clip
         self.tokenizer = backbone.tokenizer
@@ -130,10 +130,15 @@ class EZClip(nn.Module):
         self.clip.requires_grad_(False)
         vision_blocks = self.clip.visual.transformer.resblocks
         text_blocks = text_transformer(self.clip).resblocks
+        device = next(self.clip.parameters()).device
+        with torch.random.fork_rng(devices=[]):  # learned parts start from `seed`, the global RNG is untouched
+            torch.manual_seed(seed)
+            self._wrap_blocks(vision_blocks, text_blocks, config, device)
+
+    def _wrap_blocks(self, vision_blocks, text_blocks, config: ModelConfig, device) -> None:
         # Rates grow linearly over depth in both towers, as in the reference.
         rates_v, attn_v = _linspace(config.drop_path, len(vision_blocks)), _linspace(config.attn_dropout, len(vision_blocks))
         rates_t, attn_t = _linspace(config.drop_path, len(text_blocks)), _linspace(config.attn_dropout, len(text_blocks))
-        device = next(self.clip.parameters()).device
         for i, blk in enumerate(vision_blocks):
             blk.attn.dropout = attn_v[i]  # used by nn.MultiheadAttention in train mode only
             width = blk.ln_1.normalized_shape[0]
@@ -285,9 +290,12 @@ def ezclip_loss(
     return parts
 
 
-def build_model(backbone: Backbone, config: ModelConfig) -> EZClip:
-    """EZ-CLIP around `backbone`; learned parts at their init (prompts random, adapters identity)."""
-    return EZClip(backbone, config)
+def build_model(backbone: Backbone, config: ModelConfig, seed: int = 0) -> EZClip:
+    """EZ-CLIP around `backbone`; learned parts at their init (prompts random, adapters identity).
+
+    The init is drawn from `seed`, so the same backbone and seed always give the same model.
+    """
+    return EZClip(backbone, config, seed)
 
 
 def _linspace(end: float, steps: int) -> list[float]:

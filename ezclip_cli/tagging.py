@@ -356,17 +356,12 @@ def run_tagging(
         bar.advance(summary)
 
     try:
-        batch: list[tuple[Task, dict[str, Any]]] = []
+        pending: list[tuple[Any, dict[str, Any] | None]] = []  # input order, errors included
         for task, decoded in decoder.map(tasks):
-            if isinstance(task, dict):
-                emit(task)
-            elif "error" in decoded:
-                emit(error_row(task, decoded["error"]))
-            else:
-                batch.append((task, decoded))
-            if len(batch) >= config.batch_size:
-                flush_batch(batch, predictor, emit)
-        flush_batch(batch, predictor, emit)
+            pending.append((task, decoded))
+            if sum(1 for _, d in pending if d is not None and "pixels" in d) >= config.batch_size:
+                flush_batch(pending, predictor, emit)
+        flush_batch(pending, predictor, emit)
     finally:
         decoder.close()
         bar.close()
@@ -380,13 +375,18 @@ def run_tagging(
     return summary
 
 
-def flush_batch(batch: list[tuple[Task, dict[str, Any]]], predictor: Predictor, emit) -> None:
-    if not batch:
-        return
-    results = predictor([decoded["pixels"] for _, decoded in batch])
-    for (task, decoded), (labels, scores) in zip(batch, results):
-        emit(ok_row(task, decoded, labels, scores))
-    batch.clear()
+def flush_batch(pending: list[tuple[Any, dict[str, Any] | None]], predictor: Predictor, emit) -> None:
+    """Predict the decoded clips of `pending` in one batch, then emit every row in input order."""
+    clips = [decoded["pixels"] for _, decoded in pending if decoded is not None and "pixels" in decoded]
+    results = iter(predictor(clips) if clips else [])
+    for task, decoded in pending:
+        if decoded is None:  # an error row planned before decoding
+            emit(task)
+        elif "error" in decoded:
+            emit(error_row(task, decoded["error"]))
+        else:
+            emit(ok_row(task, decoded, *next(results)))
+    pending.clear()
 
 
 def default_workers() -> int:

@@ -16,7 +16,7 @@ T = 8
 
 def tiny_model(use_prompts: bool = True, seed: int = 0, num_frames: int = T, **config):
     torch.manual_seed(seed)
-    return build_model(make_backbone(seed), ModelConfig(num_frames=num_frames, use_prompts=use_prompts, **config))
+    return build_model(make_backbone(seed), ModelConfig(num_frames=num_frames, use_prompts=use_prompts, **config), seed=seed)
 
 
 def random_video(batch: int = 2, seed: int = 1) -> torch.Tensor:
