@@ -43,7 +43,8 @@ class TagSummary:
     ok: int = 0
     failed: int = 0
     skipped: int = 0  # already in the output from an earlier run
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole run, model loading included
+    loop_seconds: float = 0.0  # decoding + model + writing, after set-up
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -355,6 +356,7 @@ def run_tagging(
             log.warning("%s: %s", row["path"], row["error"])
         bar.advance(summary)
 
+    loop_started = time.perf_counter()
     try:
         pending: list[tuple[Any, dict[str, Any] | None]] = []  # input order, errors included
         for task, decoded in decoder.map(tasks):
@@ -367,6 +369,7 @@ def run_tagging(
         bar.close()
         writer.close()
     summary.seconds = time.perf_counter() - started
+    summary.loop_seconds = time.perf_counter() - loop_started
     log.info(
         "tagged %d %s: %d ok, %d failed, %d already done; %.1f s (%.2f/s)",
         summary.total, "windows" if config.window else "videos", summary.ok, summary.failed, summary.skipped,

@@ -1,0 +1,83 @@
+"""Throughput of `ezclip tag` against the model forward alone, measured side by side.
+
+    python benchmarks/tag_throughput.py [--videos 24] [--model ViT-B-32] [--workers -1]
+
+Renders N videos (320x240, 64 frames, H.264), then
+  1. runs the full tagging pipeline (decoder worker processes, batching, CSV writing) on them;
+  2. decodes the same videos once up front and times only the model forward (video encoder
+     + classifier + top-k) on those frames, with the same batch size;
+and prints videos/s of each and their ratio. The pipeline figure excludes one-time set-up
+(model build, text embeddings), which is printed separately. Random weights: no download.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def render(folder: Path, count: int) -> list[Path]:
+    from tests.media import moving_ball_frames, write_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    kinds = ["right", "left", "grow", "shrink"]
+    return [
+        write_video(folder / f"clip_{i:03d}.mp4", moving_ball_frames(64, (240, 320), kinds[i % 4], seed=i), fps=16)
+        for i in range(count)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=24)
+    parser.add_argument("--model", default="ViT-B-32")
+    parser.add_argument("--num-frames", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=-1)
+    parser.add_argument("--labels", default="hmdb51", help="label set (text embeddings are set-up, not measured)")
+    args = parser.parse_args()
+
+    import torch
+
+    from ezclip_cli.config import TagConfig
+    from ezclip_cli.labels import build_prompts, load_labelset
+    from ezclip_cli.loading import load_model, model_fingerprint
+    from ezclip_cli.tagging import Predictor, Task, build_classifier, decode_task, run_tagging, video_fingerprint
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        videos = render(folder / "videos", args.videos)
+        config = TagConfig(labels=args.labels, batch_size=args.batch_size, workers=args.workers, device="cpu",
+                           cache_dir=str(folder / "cache"))
+        summary = run_tagging(
+            [str(folder / "videos")], config, model=args.model, pretrained="none", num_frames=args.num_frames,
+            output=folder / "tags.csv", overwrite=True, progress=False,
+        )
+        pipeline_rate = summary.ok / summary.loop_seconds
+
+        model = load_model(None, args.model, "none", args.num_frames, device="cpu")
+        labelset = load_labelset(args.labels)
+        classifier = build_classifier(model, build_prompts(labelset), str(folder / "cache"), model_fingerprint(model))
+        settings = {"num_frames": args.num_frames, "image_size": model.backbone.image_size, "decoder": "auto"}
+        clips = [decode_task(Task(v, video_fingerprint(v)), settings)["pixels"] for v in videos]
+        predictor = Predictor(model, classifier, labelset.labels, 5, "cpu")
+        predictor(clips[: args.batch_size])  # warm-up, as the pipeline's first batch is
+        started = time.perf_counter()
+        for i in range(0, len(clips), args.batch_size):
+            predictor(clips[i : i + args.batch_size])
+        model_rate = len(clips) / (time.perf_counter() - started)
+
+    print(f"backbone {args.model} (random weights), T={args.num_frames}, batch {args.batch_size}, "
+          f"{args.videos} videos 320x240x64, torch threads {torch.get_num_threads()}")
+    print(f"set-up (model + text embeddings):   {summary.seconds - summary.loop_seconds:7.2f} s")
+    print(f"full tag pipeline:                  {pipeline_rate:7.3f} videos/s ({summary.ok} ok, {summary.failed} failed)")
+    print(f"model forward alone (same frames):  {model_rate:7.3f} videos/s")
+    print(f"ratio pipeline / model:             {pipeline_rate / model_rate:7.3f}  (target >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()
