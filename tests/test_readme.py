@@ -1,0 +1,27 @@
+"""The README's set-up commands stay true: CI runs exactly its test command."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def setup_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Set-up: two commands", 1)[1].split("\n## ", 1)[0]
+    return [line.strip() for line in section.splitlines() if line.startswith("    ")]
+
+
+def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
+    commands = setup_commands()
+    assert len(commands) == 2
+    main_job, tests = commands
+    assert "examples/demo.sh" in main_job and "pip install" in main_job
+    ci = (REPO / ".ci" / "run").read_text()
+    assert re.search(rf"^{re.escape(tests)}$", ci, re.MULTILINE), f"CI must run: {tests}"
+
+
+def test_demo_script_tags_with_ezclip():
+    demo = (REPO / "examples" / "demo.sh").read_text()
+    assert "ezclip tag" in demo and "ezclip train" in demo
