@@ -8,10 +8,12 @@ or their length (only the sampled frames are decoded, method.md section 8).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
 import sys
+import tempfile
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -276,10 +278,15 @@ def task_key(task: Task) -> tuple:
 
 # ---- the run ---------------------------------------------------------------------------------------
 def prepare_output(
-    output: Path, fmt: str, top_k: int, model_id: str, labels_id: str, overwrite: bool
+    output: Path, fmt: str, top_k: int, model_id: str, labels_id: str, overwrite: bool,
+    extra: list[dict[str, Any]] | None = None,
 ) -> tuple[set, int]:
-    """Resume: keep the earlier run's finished rows (rewritten whole), return their keys."""
-    if overwrite or not output.exists() or output.stat().st_size == 0:
+    """Resume: keep the earlier run's finished rows (rewritten whole), return their keys.
+
+    `extra` rows (from a killed distributed run's parts) count as part of the file.
+    """
+    extra = [{k: v for k, v in r.items() if k != "_order"} for r in (extra or [])]
+    if overwrite or not output.exists() or (output.stat().st_size == 0 and not extra):
         output.parent.mkdir(parents=True, exist_ok=True)
         rewrite_rows(output, fmt, top_k, [])
         return set(), 0
@@ -287,7 +294,7 @@ def prepare_output(
         header = output.open(encoding="utf-8", errors="replace").readline().strip()
         if header and header != ",".join(csv_columns(top_k)):
             raise UsageError(f"{output} was written with other columns (another --top-k?); use the same options or --overwrite")
-    rows = read_rows(output, fmt)
+    rows = read_rows(output, fmt) + extra
     foreign = [r for r in rows if (r.get("model_id"), r.get("labels_id")) != (model_id, labels_id)]
     if foreign:
         raise UsageError(
@@ -319,35 +326,74 @@ def run_tagging(
     from ezclip_cli.loading import load_model, model_fingerprint, pick_device
     from ezclip_cli.video import list_videos
 
+    from ezclip_cli.distributed import ProcessGroup
+
     started = time.perf_counter()
-    labelset = load_labelset(config.labels)
-    prompts = build_prompts(labelset, config.templates or None, config.use_descriptions)
-    labels_id = labelset_fingerprint(prompts)[:16]
-    paths = select_shard(list_videos(inputs, stdin=stdin), config.num_shards, config.shard_index)
-    device = pick_device(config.device)
-    ezclip = load_model(checkpoint, model, pretrained, num_frames, device=device)
-    model_id = model_fingerprint(ezclip)
-    classifier = build_classifier(ezclip, prompts, config.cache_dir, model_id)
+    group = ProcessGroup()  # under torchrun each rank tags a disjoint part; rank 0 writes
+    try:
+        labelset = load_labelset(config.labels)
+        prompts = build_prompts(labelset, config.templates or None, config.use_descriptions)
+        labels_id = labelset_fingerprint(prompts)[:16]
+        paths = select_shard(list_videos(inputs, stdin=stdin), config.num_shards, config.shard_index)
+        device = pick_device(config.device)
+        if group.world > 1 and device.startswith("cuda"):
+            device = f"cuda:{group.local_rank}"
+        ezclip = load_model(checkpoint, model, pretrained, num_frames, device=device)
+        model_id = model_fingerprint(ezclip)
+        classifier = build_classifier(ezclip, prompts, config.cache_dir, model_id)
+        settings = {"num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": config.decoder}
+        predictor = Predictor(ezclip, classifier, labelset.labels, config.top_k, device)
+        stamp = {"model_id": model_id, "labels_id": labels_id}
 
-    done: set = set()
-    if output is not None:
-        done, existing = prepare_output(output, config.output_format, config.top_k, model_id, labels_id, overwrite)
-        writer = open_for_append(output, config.output_format, config.top_k, existing)
-    else:
-        writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k)
+        done: set = set()
+        existing = 0
+        if output is not None and group.is_main:
+            leftover = read_parts(parts_dir(output))  # rows of an earlier distributed run that was killed
+            done, existing = prepare_output(
+                output, config.output_format, config.top_k, model_id, labels_id, overwrite, extra=leftover
+            )
+            remove_parts(parts_dir(output))
+        done = group.broadcast(done)
+        planned = list(plan_tasks(paths, config))
+        tasks = [(i, t) for i, t in enumerate(planned) if isinstance(t, dict) or task_key(t) not in done]
+        summary = TagSummary(skipped=len(planned) - len(tasks))
+        if group.world > 1:
+            shared = group.broadcast(str(parts_dir(output)) if output else tempfile.mkdtemp(prefix="ezclip-parts-"))
+            writer: Any = PartWriter(Path(shared), group.rank)
+            tasks = tasks[group.rank :: group.world]
+        elif output is not None:
+            writer = open_for_append(output, config.output_format, config.top_k, existing)
+        else:
+            writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k)
+        tag_tasks(tasks, config, settings, predictor, writer, stamp, summary, progress)
+        if group.world > 1:
+            summary = merge_distributed(group, summary, Path(shared), output, stdout, config, existing)
+    finally:
+        group.close()
+    summary.seconds = time.perf_counter() - started
+    if group.is_main:
+        log.info(
+            "tagged %d %s: %d ok, %d failed, %d already done; %.1f s (%.2f/s)",
+            summary.total, "windows" if config.window else "videos", summary.ok, summary.failed, summary.skipped,
+            summary.seconds, summary.total / max(summary.seconds, 1e-9),
+        )
+    return summary
 
-    summary = TagSummary()
+
+def tag_tasks(
+    tasks: list[tuple[int, Any]], config: TagConfig, settings: dict[str, Any], predictor: "Predictor",
+    writer: Any, stamp: dict[str, str], summary: TagSummary, progress: bool,
+) -> None:
+    """The pipeline proper: decode (workers) -> batch -> predict -> write, rows in task order."""
     workers = default_workers() if config.workers < 0 else config.workers
-    settings = {"num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": config.decoder}
-    predictor = Predictor(ezclip, classifier, labelset.labels, config.top_k, device)
-    planned = list(plan_tasks(paths, config))
-    tasks = [t for t in planned if isinstance(t, dict) or task_key(t) not in done]
-    summary.skipped = len(planned) - len(tasks)
     decoder = Decoder(settings, workers, window=max(2 * workers, 1) + config.batch_size)
     bar = ProgressBar(len(tasks), enabled=progress)
+    order = {id(task): index for index, task in tasks}
 
-    def emit(row: dict[str, Any]) -> None:
-        row.update(model_id=model_id, labels_id=labels_id)
+    def emit(row: dict[str, Any], task: Any) -> None:
+        row.update(stamp)
+        if isinstance(writer, PartWriter):
+            row["_order"] = order[id(task)]  # so rank 0 can merge the parts in input order
         writer.write(row)
         summary.total += 1
         if row["status"] == "ok":
@@ -360,7 +406,7 @@ def run_tagging(
     loop_started = time.perf_counter()
     try:
         pending: list[tuple[Any, dict[str, Any] | None]] = []  # input order, errors included
-        for task, decoded in decoder.map(tasks):
+        for task, decoded in decoder.map(task for _, task in tasks):
             pending.append((task, decoded))
             if sum(1 for _, d in pending if d is not None and "pixels" in d) >= config.batch_size:
                 flush_batch(pending, predictor, emit)
@@ -369,14 +415,66 @@ def run_tagging(
         decoder.close()
         bar.close()
         writer.close()
-    summary.seconds = time.perf_counter() - started
     summary.loop_seconds = time.perf_counter() - loop_started
-    log.info(
-        "tagged %d %s: %d ok, %d failed, %d already done; %.1f s (%.2f/s)",
-        summary.total, "windows" if config.window else "videos", summary.ok, summary.failed, summary.skipped,
-        summary.seconds, summary.total / max(summary.seconds, 1e-9),
-    )
-    return summary
+
+
+# ---- torchrun: parts written per rank, merged by rank 0 --------------------------------------------
+def parts_dir(output: Path) -> Path:
+    return output.with_name(output.name + ".parts")
+
+
+class PartWriter:
+    """One rank's rows as JSONL in the shared parts folder (line-oriented, so kills lose nothing)."""
+
+    def __init__(self, folder: Path, rank: int):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.stream = open(folder / f"rank{rank}.{os.getpid()}.jsonl", "a", encoding="utf-8")
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def read_parts(folder: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for part in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        rows += read_rows(part, "jsonl")
+    return sorted(rows, key=lambda r: r.get("_order", 0))
+
+
+def remove_parts(folder: Path) -> None:
+    if folder.is_dir():
+        for part in folder.glob("*.jsonl"):
+            part.unlink()
+        folder.rmdir()
+
+
+def merge_distributed(
+    group: Any, summary: TagSummary, folder: Path, output: Path | None, stdout: IO[str] | None,
+    config: TagConfig, existing: int,
+) -> TagSummary:
+    """Rank 0 writes every rank's rows, in input order, to the one output; counts are summed."""
+    group.barrier()
+    summaries = group.gather(summary)
+    total = TagSummary(skipped=summary.skipped, loop_seconds=max(s.loop_seconds for s in summaries))
+    for s in summaries:
+        total.total, total.ok, total.failed = total.total + s.total, total.ok + s.ok, total.failed + s.failed
+    if group.is_main:
+        rows = read_parts(folder)
+        if output is not None:
+            writer: Any = open_for_append(output, config.output_format, config.top_k, existing)
+        else:
+            writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k)
+        for row in rows:
+            row.pop("_order", None)
+            writer.write(row)
+        writer.close()
+        remove_parts(folder)
+    group.barrier()
+    return total
 
 
 def flush_batch(pending: list[tuple[Any, dict[str, Any] | None]], predictor: Predictor, emit) -> None:
@@ -385,11 +483,11 @@ def flush_batch(pending: list[tuple[Any, dict[str, Any] | None]], predictor: Pre
     results = iter(predictor(clips) if clips else [])
     for task, decoded in pending:
         if decoded is None:  # an error row planned before decoding
-            emit(task)
+            emit(dict(task), task)
         elif "error" in decoded:
-            emit(error_row(task, decoded["error"]))
+            emit(error_row(task, decoded["error"]), task)
         else:
-            emit(ok_row(task, decoded, *next(results)))
+            emit(ok_row(task, decoded, *next(results)), task)
     pending.clear()
 
 

@@ -218,3 +218,24 @@ def test_library_call_and_text_cache(media, tmp_path):
     assert [r["labels"] for r in rows] == [r["labels"] for r in again]  # same seed, same output
     assert all(r["status"] == "ok" for r in rows)
     assert torch.get_num_threads() >= 1
+
+
+def test_torchrun_two_ranks_give_the_same_rows_as_one_process(tmp_path):
+    videos = make_many(tmp_path / "dist", 7)
+    write_broken(tmp_path / "dist" / "zz_broken.mp4", "random")
+    common = ["tag", str(tmp_path / "dist"), "--labels", LABELS, *TINY, "--workers", "0", "--batch-size", "2"]
+    single = ezclip(*common, "-o", str(tmp_path / "one.jsonl"))
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    multi = subprocess.run(
+        [str(torchrun), "--nproc-per-node", "2", "--master-port", "29533", "-m", "ezclip_cli", *common,
+         "-o", str(tmp_path / "two.jsonl")],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert single.returncode == 1 and multi.returncode != 0, multi.stderr  # the broken file fails in both
+    one = [json.loads(line) for line in (tmp_path / "one.jsonl").read_text().splitlines()]
+    two = [json.loads(line) for line in (tmp_path / "two.jsonl").read_text().splitlines()]
+    assert len(one) == len(videos) + 1
+    strip = lambda rows: [(r["path"], r["status"], r["labels"], [round(s, 4) for s in r["scores"]]) for r in rows]
+    assert strip(one) == strip(two)
+    assert not (tmp_path / "two.jsonl.parts").exists()
