@@ -43,11 +43,20 @@ def load_model(
     device: str = "cpu",
     cache_dir: str | None = None,
 ) -> Any:
-    """An EZClip ready for inference (eval mode, frozen), from a checkpoint or a plain CLIP backbone."""
+    """An EZClip ready for inference (eval mode, frozen), from a checkpoint or a plain CLIP backbone.
+
+    `checkpoint` (or `model`) may also be an exported bundle folder (`ezclip export`).
+    """
     from ezclip_cli.backbone import load_backbone
     from ezclip_cli.checkpoint import load_checkpoint
+    from ezclip_cli.export import is_bundle, load_bundle_model
     from ezclip_cli.model import build_model
 
+    bundle = checkpoint if checkpoint is not None else model  # --checkpoint wins, as below
+    if bundle is not None and is_bundle(bundle):
+        ezclip = load_bundle_model(bundle, device=device, cache_dir=cache_dir)
+        log.info("model: EZ-CLIP bundle %s (%s, %d frames)", bundle, ezclip.config.backbone, ezclip.num_frames)
+        return ezclip
     if checkpoint is not None:
         ezclip, _ = load_checkpoint(checkpoint, device=device, cache_dir=cache_dir, model_config=model)
         if pretrained is not None:

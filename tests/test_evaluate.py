@@ -1,0 +1,479 @@
+"""`ezclip eval`: protocols on fake dataset roots, metrics by hand, reports and plots, torchrun = one process.
+
+Protocol tests write the official annotation files of full-size label sets with empty video
+files (planning never decodes). Scoring tests use the tiny random backbone on a handful of
+rendered 32-px clips; its predictions are meaningless, the bookkeeping is what is checked.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ezclip_cli import evaluate as ev
+from ezclip_cli.data import VideoList, load_split
+from ezclip_cli.errors import UsageError
+from ezclip_cli.labels import load_labelset
+from tests.conftest import REPO, make_backbone
+from tests.media import moving_ball_frames, write_broken, write_video
+from tests.test_data import K_HEADER, put, write_csv
+
+
+# ---- fake roots in the official layouts (annotations + empty video files) ------------------------------
+def train_count(i: int) -> int:
+    """Training videos of class i: 1-4, so classes differ in frequency."""
+    return 1 + (i * 7) % 4
+
+
+def touch(path: Path) -> None:
+    put(path, b"")
+
+
+def write_hmdb(root: Path) -> dict[int, set[Path]]:
+    """51 classes; per class videos v0-v2 rotate as the test video of folds 1-3, the rest train.
+    Returns fold -> the test videos the split files name."""
+    tests: dict[int, set[Path]] = {1: set(), 2: set(), 3: set()}
+    for i, name in enumerate(load_labelset("hmdb51").labels):
+        videos = [f"{name}_v{j}.avi" for j in range(3 + train_count(i))]
+        for video in videos:
+            touch(root / "hmdb51" / name / video)
+        for fold in (1, 2, 3):
+            codes = ["2" if j == fold - 1 else ("0" if j < 3 else "1") for j in range(len(videos))]
+            put(root / "testTrainMulti_7030_splits" / f"{name}_test_split{fold}.txt",
+                "".join(f"{v} {c}\n" for v, c in zip(videos, codes)))
+            tests[fold].add(root / "hmdb51" / name / videos[fold - 1])
+    return tests
+
+
+def write_ucf(root: Path) -> dict[int, set[Path]]:
+    """101 classes; group g (1-3) is the test group of fold g, groups 4+ train."""
+    classes = load_labelset("ucf101").labels
+    put(root / "ucfTrainTestlist/classInd.txt", "".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
+    tests: dict[int, set[Path]] = {1: set(), 2: set(), 3: set()}
+    train, test = {1: [], 2: [], 3: []}, {1: [], 2: [], 3: []}
+    for i, name in enumerate(classes):
+        for g in range(1, 4 + train_count(i)):
+            rel = f"{name}/v_{name}_g{g:02d}_c01.avi"
+            touch(root / "UCF-101" / rel)
+            for fold in (1, 2, 3):
+                if g == fold:
+                    test[fold].append(rel + "\n")
+                    tests[fold].add(root / "UCF-101" / rel)
+                elif g > 3:
+                    train[fold].append(f"{rel} {i + 1}\n")
+    for fold in (1, 2, 3):
+        put(root / f"ucfTrainTestlist/trainlist0{fold}.txt", "".join(train[fold]))
+        put(root / f"ucfTrainTestlist/testlist0{fold}.txt", "".join(test[fold]))
+    return tests
+
+
+def write_kinetics(root: Path, labelset: str, train_videos: bool = True) -> None:
+    """train.csv with train_count(i) rows per class, validate.csv with one; flat video folders."""
+    classes = load_labelset(labelset).labels
+    train = [[c, f"tr{i}x{j}", 0, 10, "train"] for i, c in enumerate(classes) for j in range(train_count(i))]
+    val = [[c, f"va{i}", 0, 10, "val"] for i, c in enumerate(classes)]
+    write_csv(root / "annotations/train.csv", K_HEADER, train)
+    write_csv(root / "annotations/validate.csv", K_HEADER, val)
+    for split, rows in (("train", train if train_videos else train[:1]), ("val", val)):
+        for _, yid, *_ in rows:
+            touch(root / split / f"{yid}_000000_000010.mp4")
+
+
+def write_ssv2(root: Path) -> None:
+    classes = load_labelset("ssv2").labels
+    put(root / "labels/labels.json", json.dumps({c: str(i) for i, c in enumerate(classes)}))
+
+    def entry(video_id: str, name: str) -> dict:
+        return {"id": video_id, "label": name, "template": name.replace("something", "[something]"), "placeholders": []}
+
+    train = [entry(f"{i * 10 + j}", c) for i, c in enumerate(classes) for j in range(train_count(i))]
+    val = [entry(f"{100000 + i}", c) for i, c in enumerate(classes)]
+    put(root / "labels/something-something-v2-train.json", json.dumps(train))
+    put(root / "labels/something-something-v2-validation.json", json.dumps(val))
+    for e in train + val:
+        touch(root / "20bn-something-something-v2" / f"{e['id']}.webm")
+
+
+def class_counts(videos: VideoList) -> dict[str, int]:
+    counts = {c: 0 for c in videos.classes}
+    for _, label in videos.items:
+        counts[videos.classes[label]] += 1
+    return counts
+
+
+# ---- protocols ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dataset, writer, num_classes", [("hmdb51", write_hmdb, 51), ("ucf101", write_ucf, 101)])
+def test_zero_shot_hmdb_ucf_score_the_three_official_test_splits(tmp_path, dataset, writer, num_classes):
+    official = writer(tmp_path)
+    units, notes = ev.plan_units("zero-shot", dataset, tmp_path)
+    assert [u.name for u in units] == ["fold1", "fold2", "fold3"] and [u.fold for u in units] == [1, 2, 3]
+    for unit in units:
+        assert len(unit.videos.classes) == num_classes and unit.split == "test"
+        assert {path for path, _ in unit.videos.items} == official[unit.fold]  # membership from the split files
+        assert all(path.parent.name == unit.videos.classes[label] for path, label in unit.videos.items)
+    faithful, notes = ev.plan_units("zero-shot", dataset, tmp_path, faithful=True)
+    assert [u.name for u in faithful] == ["fold1"] and any("split 1 only" in n for n in notes)
+    assert [u.name for u in ev.plan_units("zero-shot", dataset, tmp_path, fold=2)[0]] == ["fold2"]
+
+
+@pytest.mark.parametrize("dataset, base_size, novel_size", [
+    ("hmdb51", 26, 25), ("ucf101", 51, 50), ("k400", 200, 200), ("ssv2", 87, 87),
+])
+def test_base_to_novel_halves_by_training_frequency(tmp_path, dataset, base_size, novel_size):
+    writers = {"hmdb51": write_hmdb, "ucf101": write_ucf, "k400": lambda r: write_kinetics(r, "k400"), "ssv2": write_ssv2}
+    writers[dataset](tmp_path)
+    units, notes = ev.plan_units("base-to-novel", dataset, tmp_path)
+    base, novel = units
+    assert (base.part, novel.part) == ("base", "novel")
+    assert (len(base.videos.classes), len(novel.videos.classes)) == (base_size, novel_size)
+    assert not set(base.videos.classes) & set(novel.videos.classes)
+    train = load_split(dataset, tmp_path, ev.HALVES_SPLITS.get(dataset, "train"))
+    frequency = class_counts(train)
+    assert min(frequency[c] for c in base.videos.classes) >= max(frequency[c] for c in novel.videos.classes)
+    test = load_split(dataset, tmp_path, ev.TEST_SPLITS[dataset])
+    # Every test video is in exactly one half, labelled within that half's own class list.
+    by_path = {path: test.classes[label] for path, label in test.items}
+    halves = [(path, unit.videos.classes[label]) for unit in units for path, label in unit.videos.items]
+    assert sorted(halves) == sorted(by_path.items())
+    assert any(f"{base_size} base, {novel_size} novel" in n for n in notes)
+
+
+def test_k600_new_classes_are_220_and_the_three_subsets_are_fixed(tmp_path):
+    k400 = set(load_labelset("k400").labels)
+    k600 = load_labelset("k600").labels
+    new = ev.k600_new_classes()
+    assert len(new) == 220 and not set(new) & k400 and set(new) <= set(k600)
+    renamed = set(ev.K600_RENAMED_FROM_K400.values())
+    assert len(ev.K600_RENAMED_FROM_K400) == 12 and set(ev.K600_RENAMED_FROM_K400) <= k400 and not renamed & set(new)
+    assert not renamed & k400 and renamed <= set(k600)  # the new spelling is K600's, not K400's
+    assert len(k400 - set(k600)) == 32  # 12 renamed + 20 dropped (labelsets/README.md)
+    faithful = ev.k600_new_classes(faithful=True)
+    assert len(faithful) == 232 and set(faithful) == set(new) | renamed  # the reference's string difference
+
+    subsets = ev.k600_zero_shot_subsets()
+    assert [len(s) for s in subsets] == [160, 160, 160] and len({tuple(s) for s in subsets}) == 3
+    assert all(set(s) <= set(new) and list(s) == [c for c in new if c in set(s)] for s in subsets)
+    assert ev.k600_zero_shot_subsets() == subsets
+    # Same subsets on every run, machine and Python version: pinned.
+    digest = hashlib.sha256(json.dumps(subsets).encode()).hexdigest()
+    assert digest == "d8125385f6a6016f35772294c9e7dd1808a5837943eb2656c5482bf2f2517838"
+
+    write_kinetics(tmp_path, "k600", train_videos=False)
+    units, notes = ev.plan_units("zero-shot", "k600", tmp_path)
+    assert [u.name for u in units] == ["subset1", "subset2", "subset3"]
+    val = load_split("k600", tmp_path, "val")
+    for unit, subset in zip(units, subsets):
+        assert unit.videos.classes == subset
+        expected = {path for path, label in val.items if val.classes[label] in set(subset)}
+        assert {path for path, _ in unit.videos.items} == expected and len(expected) == 160
+    assert any("220" in n for n in notes)
+    faithful_units, notes = ev.plan_units("zero-shot", "k600", tmp_path, faithful=True)
+    assert [(u.name, len(u.videos.classes)) for u in faithful_units] == [("new232", 232)]
+
+
+def test_few_shot_and_closed_set_score_a_named_split(tmp_path):
+    write_ucf(tmp_path)
+    (unit,), _ = ev.plan_units("closed-set", "ucf101", tmp_path, fold=2)
+    assert (unit.name, unit.split, unit.fold, len(unit.videos.classes)) == ("test-fold2", "test", 2, 101)
+    (unit,), _ = ev.plan_units("few-shot", "ucf101", tmp_path, split="val")
+    assert (unit.split, unit.fold) == ("val", 1)
+    with pytest.raises(UsageError, match="zero-shot is defined for hmdb51, ucf101, k600"):
+        ev.plan_units("zero-shot", "ssv2", tmp_path)
+    with pytest.raises(UsageError, match="unknown protocol"):
+        ev.EvalConfig(protocol="linear-probe", dataset="ucf101", root=str(tmp_path))
+    with pytest.raises(UsageError, match="one K per checkpoint"):
+        ev.EvalConfig(protocol="few-shot", dataset="ucf101", root=".", checkpoints=("a",), shots=(2, 4))
+
+
+# ---- metrics by hand --------------------------------------------------------------------------------------
+def test_metrics_against_hand_computed_values():
+    # 6 classes, 7 videos; top-1 right on videos 0, 3, 6; the label is in the top 5 of all but video 5.
+    labels = [0, 0, 1, 2, 2, 3, 5]
+    top = [[0, 1, 2, 3, 4], [1, 0, 2, 3, 4], [2, 1, 3, 4, 5], [2, 0, 1, 3, 4], [0, 2, 1, 3, 4],
+           [0, 1, 2, 4, 5], [5, 0, 1, 2, 3]]
+    m = ev.compute_metrics(labels, top, num_classes=6)
+    assert m["top1"] == pytest.approx(3 / 7)
+    assert m["top5"] == pytest.approx(6 / 7)
+    assert m["per_class_videos"] == [2, 1, 2, 1, 0, 1]
+    assert m["per_class_correct"] == [1, 0, 1, 0, 0, 1]
+    assert m["per_class_accuracy"] == [0.5, 0.0, 0.5, 0.0, None, 1.0]  # class 4 has no video
+    assert m["mean_class_accuracy"] == pytest.approx((0.5 + 0 + 0.5 + 0 + 1) / 5)
+    confusion = np.zeros((6, 6), int)
+    for label, predicted in zip(labels, top):
+        confusion[label, predicted[0]] += 1
+    assert m["confusion"] == confusion.tolist() and m["confusion"][0] == [1, 1, 0, 0, 0, 0]
+
+    stat = ev.mean_std([0.5, 0.7, 0.9])
+    assert stat["mean"] == pytest.approx(0.7) and stat["std"] == pytest.approx((0.08 / 3) ** 0.5)
+    assert ev.mean_std([None, 0.4]) == {"mean": 0.4, "std": 0.0, "values": [0.4]}
+    assert ev.harmonic_mean(0.8, 0.4) == pytest.approx(2 * 0.8 * 0.4 / 1.2)
+    assert ev.harmonic_mean(0.0, 0.0) == 0.0 and ev.harmonic_mean(None, 0.5) is None
+
+
+def test_summary_means_splits_and_seeds_and_shows_the_gain_over_clip():
+    def evaluation(model, unit, top1, part=None):
+        return {"model": model, "unit": unit, "part": part, "metrics": {"top1": top1, "top5": 1.0, "mean_class_accuracy": top1}}
+
+    specs = [ev.ModelSpec("ezclip-1", "ezclip", "ezclip"), ev.ModelSpec("ezclip-2", "ezclip", "ezclip"),
+             ev.ModelSpec("clip", "clip", "clip")]
+    runs = [evaluation("ezclip-1", "base", 0.8, "base"), evaluation("ezclip-1", "novel", 0.4, "novel"),
+            evaluation("ezclip-2", "base", 0.6, "base"), evaluation("ezclip-2", "novel", 0.6, "novel"),
+            evaluation("clip", "base", 0.5, "base"), evaluation("clip", "novel", 0.5, "novel")]
+    ours, clip = ev.summarize("base-to-novel", specs, runs)
+    assert ours["models"] == ["ezclip-1", "ezclip-2"] and clip["group"] == "clip"
+    assert ours["metrics"]["base_top1"]["mean"] == pytest.approx(0.7)
+    assert ours["metrics"]["novel_top1"]["mean"] == pytest.approx(0.5)
+    assert ours["metrics"]["harmonic_mean"]["values"] == pytest.approx([0.533333, 0.6])
+    assert ours["harmonic_mean_of_means"] == pytest.approx(2 * 0.7 * 0.5 / 1.2, abs=1e-6)
+    assert ours["gain_over_clip"]["base_top1"] == pytest.approx(0.2)
+
+    folds = [evaluation("ezclip-1", f"fold{i}", v) for i, v in enumerate((0.5, 0.7, 0.9), 1)]
+    (row,) = ev.summarize("zero-shot", specs[:1], folds)
+    assert row["metrics"]["top1"]["mean"] == pytest.approx(0.7)
+    assert row["metrics"]["top1"]["std"] == pytest.approx((0.08 / 3) ** 0.5, abs=1e-6)
+    assert row["gain_over_clip"] is None
+
+
+def test_batches_keep_the_short_last_one_and_split_whole_batches_over_ranks():
+    batches, dropped = ev.plan_batches(10, 4)
+    assert batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] and dropped == []
+    assert ev.plan_batches(10, 4, rank=0, world_size=2)[0] == [[0, 1, 2, 3], [8, 9]]
+    assert ev.plan_batches(10, 4, rank=1, world_size=2)[0] == [[4, 5, 6, 7]]
+    assert ev.plan_batches(10, 4, drop_last=True) == ([[0, 1, 2, 3], [4, 5, 6, 7]], [8, 9])  # --faithful
+    assert ev.plan_batches(8, 4, drop_last=True) == ([[0, 1, 2, 3], [4, 5, 6, 7]], [])
+
+
+def test_test_time_views():
+    assert ev.clip_frame_indices(16, 4, 0, 1) == [1, 5, 9, 13]  # one clip: segment centres
+    assert ev.clip_frame_indices(16, 4, 0, 2) == [1, 5, 9, 13]
+    assert ev.clip_frame_indices(16, 4, 1, 2) == [3, 7, 11, 15]  # (2c+1)/2N of each 4-frame segment
+    assert ev.clip_frame_indices(3, 4, 1, 2) == [0, 0, 1, 2]  # short videos repeat frames
+    frames = torch.arange(40, dtype=torch.uint8).view(1, 1, 1, 40).expand(2, 3, 20, 40).contiguous()  # x ramp
+    views = ev.spatial_crops(frames, 16, 3)  # short side 20 -> 16, long 40 -> 32: crops at x = 0, 8, 16
+    assert views.shape == (3, 2, 3, 16, 16) and views.dtype == torch.uint8
+    assert views[0, 0, 0, 0, 0] < views[1, 0, 0, 0, 0] < views[2, 0, 0, 0, 0]
+    assert int(views[0, 0, 0, 0, 0]) <= 1 and int(views[2, 0, 0, 0, -1]) >= 38  # the two ends are included
+    portrait = ev.spatial_crops(frames.transpose(-1, -2).contiguous(), 16, 3)
+    assert portrait.shape == (3, 2, 3, 16, 16)
+    assert ev.spatial_crops(frames, 16, 1).shape == (1, 2, 3, 16, 16)
+
+
+# ---- scoring with the tiny model ------------------------------------------------------------------------
+UCF_CLASSES = ("ApplyEyeMakeup", "Basketball", "YoYo")
+DIRECTIONS = ("right", "left", "grow")
+TRAIN_GROUPS = (3, 2, 1)  # training videos per class: the base half is classes 0 and 1
+
+
+@pytest.fixture(scope="module")
+def ucf_videos(tmp_path_factory) -> Path:
+    """A rendered UCF101-layout root: 3 classes, test group g = fold g, a few training videos."""
+    root = tmp_path_factory.mktemp("ucf_rendered")
+    put(root / "ucfTrainTestlist/classInd.txt", "".join(f"{i + 1} {c}\n" for i, c in enumerate(UCF_CLASSES)))
+    train, test = {f: [] for f in (1, 2, 3)}, {f: [] for f in (1, 2, 3)}
+    for i, name in enumerate(UCF_CLASSES):
+        for g in range(1, 4 + TRAIN_GROUPS[i]):
+            rel = f"{name}/v_{name}_g{g:02d}_c01.avi"
+            path = root / "UCF-101" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_video(path, moving_ball_frames(8, 32, DIRECTIONS[i], seed=g), codec="mpeg4")
+            for fold in (1, 2, 3):
+                (test[fold].append(rel + "\n") if g == fold else train[fold].append(f"{rel} {i + 1}\n"))
+    for fold in (1, 2, 3):
+        put(root / f"ucfTrainTestlist/trainlist0{fold}.txt", "".join(train[fold]))
+        put(root / f"ucfTrainTestlist/testlist0{fold}.txt", "".join(test[fold]))
+    return root
+
+
+def tiny_model(seed: int):
+    from ezclip_cli.config import ModelConfig
+    from ezclip_cli.model import build_model
+
+    model = build_model(make_backbone(0), ModelConfig(num_frames=4), seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # away from the identity init, so EZ-CLIP and the frozen baseline differ
+        for p in model.learned_parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.2)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> list[Path]:
+    from ezclip_cli.checkpoint import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    paths = []
+    for seed, kshot in ((1, 2), (2, 4)):
+        extra = {"train_config": {"dataset": "k400", "kshot": kshot, "seed": seed, "base_novel": "base"}}
+        paths.append(save_checkpoint(folder / f"seed{seed}.ezclip", tiny_model(seed), extra=extra))
+    return paths
+
+
+def test_every_video_is_scored_including_a_short_last_batch(ucf_videos, tmp_path):
+    model = tiny_model(1)
+    videos = load_split("ucf101", ucf_videos, "trainval")  # fold 1's train list: 12 rendered videos
+    videos = VideoList("ucf101", "x", videos.classes, videos.items[:5])
+    classifier = model.build_text_classifier([[c] for c in videos.classes])
+    common = dict(batch_size=2, workers=0, device="cpu")
+    results, dropped = ev.score_videos(model, classifier, videos, **common)
+    assert [r.index for r in results] == [0, 1, 2, 3, 4] and dropped == []  # batches of 2, 2, 1
+    assert all(r.error is None and len(r.top) == 3 and r.scores[0] >= r.scores[-1] for r in results)
+    halves = [ev.score_videos(model, classifier, videos, rank=r, world_size=2, **common)[0] for r in (0, 1)]
+    assert sorted(halves[0] + halves[1], key=lambda r: r.index) == results  # same batches, same numbers
+    assert {r.index for r in halves[0]} == {0, 1, 4} and {r.index for r in halves[1]} == {2, 3}
+    faithful, dropped = ev.score_videos(model, classifier, videos, drop_last=True, **common)
+    assert len(faithful) == 4 and dropped == [4]
+
+    broken = write_broken(tmp_path / "broken.mp4", "truncated")
+    with_broken = VideoList("ucf101", "x", videos.classes, videos.items[:2] + ((broken, 1),))
+    results, _ = ev.score_videos(model, classifier, with_broken, **common)
+    assert [r.error is None for r in results] == [True, True, False] and "truncated" in results[2].error
+    assert results[:2] == ev.score_videos(model, classifier, videos, **common)[0][:2]
+
+    many, _ = ev.score_videos(model, classifier, videos, clips=2, crops=3, **common)  # 6 views per video
+    assert [r.index for r in many] == [0, 1, 2, 3, 4] and all(0 < sum(r.scores) <= 1.0 + 1e-5 for r in many)
+    views = ev.read_views(videos.items[0][0], 4, 32, 2, 3, "auto")
+    assert views.shape == (6, 4, 3, 32, 32) and views.dtype == torch.uint8
+
+
+def test_failures_are_listed_counted_and_outside_the_denominator(ucf_videos, checkpoints, tmp_path):
+    import shutil
+
+    root = tmp_path / "ucf"
+    shutil.copytree(ucf_videos, root)
+    write_broken(root / "UCF-101/YoYo/v_YoYo_g01_c01.avi", "text")  # a fold-1 test video
+    config = ev.EvalConfig(protocol="closed-set", dataset="ucf101", root=str(root), checkpoints=(str(checkpoints[0]),),
+                           batch_size=2, workers=0, device="cpu", cache_dir=str(tmp_path / "cache"))
+    outcome = ev.run_evaluation(config, tmp_path / "out", progress=False)
+    assert outcome.exit_code == 1
+    report = outcome.report
+    assert ev.validate_report(report) == []
+    (e,) = report["evaluations"]
+    assert (e["videos"], e["scored"], e["failed"]) == (3, 2, 1)
+    assert e["failures"][0]["path"].endswith("v_YoYo_g01_c01.avi") and e["failures"][0]["error"]
+    assert sum(c["videos"] for c in e["per_class"]) == 2 and e["per_class"][2]["accuracy"] is None
+    assert e["metrics"]["top1"] == pytest.approx(sum(c["correct"] for c in e["per_class"]) / 2, abs=1e-6)
+    assert report["counts"] == {"evaluated": 3, "scored": 2, "failed": 1, "dropped": 0, "unreadable_videos": 1}
+    assert json.loads((tmp_path / "out/report.json").read_text())["failures"] == report["failures"]
+
+
+def test_few_shot_and_base_to_novel_runs_group_checkpoints(ucf_videos, checkpoints, tmp_path):
+    common = dict(dataset="ucf101", root=str(ucf_videos), checkpoints=tuple(map(str, checkpoints)), batch_size=4,
+                  workers=0, device="cpu", cache_dir=str(tmp_path / "cache"))
+    few = ev.run_evaluation(ev.EvalConfig(protocol="few-shot", **common), None, progress=False).report
+    assert [(r["group"], r["shots"]) for r in few["summary"]] == [("ezclip@2-shot", 2), ("ezclip@4-shot", 4)]  # K from the checkpoints
+    assert [m["seed"] for m in few["models"]] == [1, 2]
+    explicit = ev.run_evaluation(ev.EvalConfig(protocol="few-shot", shots=(8, 16), baseline="clip", **common), None,
+                                 progress=False).report
+    assert [r["group"] for r in explicit["summary"]] == ["ezclip@8-shot", "ezclip@16-shot", "clip"]
+    assert explicit["summary"][0]["gain_over_clip"] is not None
+    b2n = ev.run_evaluation(ev.EvalConfig(protocol="base-to-novel", **common), None, progress=False).report
+    assert ev.validate_report(b2n) == [] and [s["num_classes"] for s in b2n["splits"]] == [2, 1]
+    (row,) = b2n["summary"]
+    assert row["models"] == ["ezclip-1", "ezclip-2"] and len(row["metrics"]["harmonic_mean"]["values"]) == 2
+    base, novel = row["metrics"]["base_top1"]["mean"], row["metrics"]["novel_top1"]["mean"]
+    assert row["harmonic_mean_of_means"] == pytest.approx(ev.harmonic_mean(base, novel), abs=1e-6)
+    with pytest.raises(UsageError, match="few-shot needs trained checkpoints"):
+        ev.run_evaluation(ev.EvalConfig(protocol="few-shot", dataset="ucf101", root=str(ucf_videos)), None)
+
+
+# ---- reports and the command line ----------------------------------------------------------------------
+def test_documented_schema_is_the_one_reports_are_checked_against():
+    documented = json.loads((REPO / "docs/report_schema.json").read_text(encoding="utf-8"))
+    assert documented == json.loads(json.dumps(ev.REPORT_SCHEMA))
+    assert ev.validate_report({"format": "ezclip-eval-report"})  # missing keys are reported
+    assert any("expected integer" in e for e in ev.validate_report(
+        {"counts": {"evaluated": 1.5}}, {"properties": {"counts": ev.REPORT_SCHEMA["properties"]["counts"]}}))
+
+
+def run_main(*args: str, capsys) -> tuple[int, str]:
+    from ezclip_cli.cli import main
+
+    argv = sys.argv
+    sys.argv = ["ezclip", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    finally:
+        sys.argv = argv
+    return code, capsys.readouterr().err
+
+
+def assert_png_is_a_picture(path: Path) -> None:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG" and min(image.size) >= 200
+        pixels = np.asarray(image.convert("RGB"))
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 10  # not one colour: axes, text, cells
+
+
+def test_ezclip_eval_cli_writes_a_valid_report_and_plots(ucf_videos, checkpoints, tmp_path, capsys):
+    out = tmp_path / "report"
+    code, err = run_main(
+        "eval", "--checkpoint", str(checkpoints[0]), "--dataset", "ucf101", "--root", str(ucf_videos),
+        "--protocol", "zero-shot", "--baseline", "clip", "--batch-size", "2", "--workers", "0", "--device", "cpu",
+        "--out", str(out), "--cache-dir", str(tmp_path / "cache"), capsys=capsys,
+    )
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert ev.validate_report(report) == []
+    assert report["protocol"] == "zero-shot" and report["faithful"] is False
+    assert [s["unit"] for s in report["splits"]] == ["fold1", "fold2", "fold3"]
+    assert [m["kind"] for m in report["models"]] == ["ezclip", "clip"]
+    assert report["models"][0]["fingerprint"] != report["models"][1]["fingerprint"]
+    assert report["counts"] == {"evaluated": 18, "scored": 18, "failed": 0, "dropped": 0, "unreadable_videos": 0}
+    ours = report["summary"][0]
+    assert len(ours["metrics"]["top1"]["values"]) == 3 and set(ours["gain_over_clip"]) == {"top1", "top5", "mean_class_accuracy"}
+    assert len(report["plots"]) == 6
+    for name in report["plots"]:
+        assert_png_is_a_picture(out / name)
+    assert "zero-shot" in err and "top-1" in err and "gain vs clip" in err  # the rich table on stderr
+
+    code, err = run_main("eval", "--dataset", "ucf101", capsys=capsys)
+    assert code == 2 and "--root" in err
+    faithful = tmp_path / "faithful"
+    code, err = run_main(
+        "eval", "--checkpoint", str(checkpoints[0]), "--dataset", "ucf101", "--root", str(ucf_videos), "--faithful",
+        "--batch-size", "2", "--workers", "0", "--device", "cpu", "--out", str(faithful), "--quiet",
+        "--cache-dir", str(tmp_path / "cache"), capsys=capsys,
+    )
+    assert code == 0, err
+    report = json.loads((faithful / "report.json").read_text())
+    assert report["faithful"] and report["notes"][0].startswith("FAITHFUL MODE")
+    assert [s["unit"] for s in report["splits"]] == ["fold1"]
+    assert report["counts"]["dropped"] == 1 and report["counts"]["scored"] == 2  # drop_last, as the reference
+
+
+def test_torchrun_two_processes_write_the_report_of_one(ucf_videos, checkpoints, tmp_path):
+    root = tmp_path / "ucf"
+    import shutil
+
+    shutil.copytree(ucf_videos, root)
+    write_broken(root / "UCF-101/Basketball/v_Basketball_g02_c01.avi", "empty")  # fold 2: failures gather too
+    args = ["-m", "ezclip_cli", "eval", "--checkpoint", str(checkpoints[0]), "--dataset", "ucf101", "--root", str(root),
+            "--batch-size", "1", "--workers", "0", "--device", "cpu", "--quiet", "--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env.pop("WORLD_SIZE", None)
+    single = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], capture_output=True, text=True,
+                            env=env, cwd=REPO, timeout=300)
+    assert single.returncode == 1, single.stderr[-3000:]  # one unreadable video
+    multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                            *args, "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, cwd=REPO,
+                           timeout=300)
+    assert multi.returncode == 1, multi.stderr[-3000:]  # torchrun passes the ranks' exit code 1 on
+    one = json.loads((tmp_path / "one/report.json").read_text())
+    two = json.loads((tmp_path / "two/report.json").read_text())
+    assert (one["run"]["world_size"], two["run"]["world_size"]) == (1, 2)
+    for key in ("splits", "models", "evaluations", "summary", "counts", "failures", "plots"):
+        assert one[key] == two[key], key
+    assert one["counts"]["failed"] == 1 and one["failures"][0]["path"].endswith("v_Basketball_g02_c01.avi")
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(["report.json", *one["plots"]])
