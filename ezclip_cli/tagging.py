@@ -95,24 +95,25 @@ def plan_tasks(paths: Iterable[Path], config: TagConfig) -> Iterator[Task | dict
 
 
 # ---- decoding (runs in worker processes) ------------------------------------------------------
-_WORKER_SETTINGS: dict[str, Any] = {}
-
-
-def _init_worker(settings: dict[str, Any]) -> None:
+def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)  # the main process owns the cores for the model
-    _WORKER_SETTINGS.update(settings)
 
 
-def decode_task(task: Task, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def _warm_up() -> None:
+    """Import the decoding stack in a worker while the main process loads the model."""
+    import ezclip_cli.data  # noqa: F401  (torch, torchvision)
+    import ezclip_cli.video  # noqa: F401
+
+
+def decode_task(task: Task, settings: dict[str, Any]) -> dict[str, Any]:
     """Frames of one task, resized and centre-cropped for the model, or the reason it failed."""
     import torch
 
     from ezclip_cli.data import eval_resize_crop
     from ezclip_cli.video import read_frames
 
-    settings = settings or _WORKER_SETTINGS
     size = settings["image_size"]
     try:
         clip = read_frames(
@@ -138,20 +139,29 @@ def decode_task(task: Task, settings: dict[str, Any] | None = None) -> dict[str,
 
 
 class Decoder:
-    """Decoded tasks in input order, at most `window` in flight (bounded memory)."""
+    """Decoded tasks in input order, at most `window` in flight (bounded memory).
 
-    def __init__(self, settings: dict[str, Any], workers: int, window: int):
-        self.settings, self.window = settings, window
+    Worker processes start (and import torch) as soon as the decoder exists, so create it
+    before loading the model: their start-up then overlaps the model's.
+    """
+
+    def __init__(self, workers: int, window: int):
+        self.window = window
         self.pool = None
         if workers > 0:
             import multiprocessing as mp
 
             # spawn: decord and torch deadlock after fork (ecosystem.md).
             self.pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(settings,)
+                max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
             )
+            for _ in range(workers):
+                self.pool.submit(_warm_up)
 
-    def map(self, tasks: Iterable[Task | dict[str, Any]]) -> Iterator[tuple[Task | dict[str, Any], dict[str, Any] | None]]:
+    def map(
+        self, tasks: Iterable[Task | dict[str, Any]], settings: dict[str, Any]
+    ) -> Iterator[tuple[Task | dict[str, Any], dict[str, Any] | None]]:
+        self.settings = settings
         pending: deque[tuple[Any, Future | dict | None]] = deque()
         for task in tasks:
             pending.append((task, self._submit(task)))
@@ -165,7 +175,7 @@ class Decoder:
             return None  # already an error row
         if self.pool is None:
             return None  # decoded lazily in _result (in-process)
-        return self.pool.submit(decode_task, task)
+        return self.pool.submit(decode_task, task, self.settings)
 
     def _result(self, task: Any, handle: Future | dict | None) -> tuple[Any, dict[str, Any] | None]:
         if not isinstance(task, Task):
@@ -323,26 +333,23 @@ def run_tagging(
 ) -> TagSummary:
     """Tag `inputs` and write rows to `output` (resumable) or `stdout`; returns the counts."""
     from ezclip_cli.labels import build_prompts, labelset_fingerprint, load_labelset
-    from ezclip_cli.loading import load_model, model_fingerprint, pick_device
     from ezclip_cli.video import list_videos
 
     from ezclip_cli.distributed import ProcessGroup
 
     started = time.perf_counter()
     group = ProcessGroup()  # under torchrun each rank tags a disjoint part; rank 0 writes
+    decoder = None
     try:
         labelset = load_labelset(config.labels)
         prompts = build_prompts(labelset, config.templates or None, config.use_descriptions)
         labels_id = labelset_fingerprint(prompts)[:16]
         paths = select_shard(list_videos(inputs, stdin=stdin), config.num_shards, config.shard_index)
-        device = pick_device(config.device)
-        if group.world > 1 and device.startswith("cuda"):
-            device = f"cuda:{group.local_rank}"
-        ezclip = load_model(checkpoint, model, pretrained, num_frames, device=device)
-        model_id = model_fingerprint(ezclip)
-        classifier = build_classifier(ezclip, prompts, config.cache_dir, model_id)
-        settings = {"num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": config.decoder}
-        predictor = Predictor(ezclip, classifier, labelset.labels, config.top_k, device)
+        workers = default_workers() if config.workers < 0 else config.workers
+        decoder = Decoder(workers, window=max(2 * workers, 1) + config.batch_size)  # starts workers now
+        predictor, settings, model_id = build_predictor(
+            config, prompts, labelset.labels, checkpoint, model, pretrained, num_frames, group.local_rank if group.world > 1 else None
+        )
         stamp = {"model_id": model_id, "labels_id": labels_id}
 
         done: set = set()
@@ -365,10 +372,12 @@ def run_tagging(
             writer = open_for_append(output, config.output_format, config.top_k, existing)
         else:
             writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k)
-        tag_tasks(tasks, config, settings, predictor, writer, stamp, summary, progress)
+        tag_tasks(tasks, config, decoder, settings, predictor, writer, stamp, summary, progress)
         if group.world > 1:
             summary = merge_distributed(group, summary, Path(shared), output, stdout, config, existing)
     finally:
+        if decoder is not None:
+            decoder.close()
         group.close()
     summary.seconds = time.perf_counter() - started
     if group.is_main:
@@ -380,13 +389,38 @@ def run_tagging(
     return summary
 
 
+def build_predictor(
+    config: TagConfig, prompts: list[list[str]], labels: Sequence[str], checkpoint: Path | None,
+    model: str | None, pretrained: str | None, num_frames: int, local_rank: int | None,
+) -> tuple[Any, dict[str, Any], str]:
+    """The model side of tagging: (predictor, decoding settings, model id) for the chosen runtime."""
+    if config.runtime == "onnx":
+        from ezclip_cli.export import load_bundle_predictor
+
+        bundle = checkpoint or model
+        if bundle is None:
+            raise UsageError("--runtime onnx needs an exported bundle: --model DIR (see `ezclip export`)")
+        predictor, model_settings, model_id = load_bundle_predictor(
+            bundle, config.labels, config.top_k, templates=config.templates or None, use_descriptions=config.use_descriptions
+        )
+        return predictor, {**model_settings, "decoder": config.decoder}, model_id
+    from ezclip_cli.loading import load_model, model_fingerprint, pick_device
+
+    device = pick_device(config.device)
+    if local_rank is not None and device.startswith("cuda"):
+        device = f"cuda:{local_rank}"  # torchrun: one GPU per process
+    ezclip = load_model(checkpoint, model, pretrained, num_frames, device=device)
+    model_id = model_fingerprint(ezclip)
+    classifier = build_classifier(ezclip, prompts, config.cache_dir, model_id)
+    settings = {"num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": config.decoder}
+    return Predictor(ezclip, classifier, labels, config.top_k, device), settings, model_id
+
+
 def tag_tasks(
-    tasks: list[tuple[int, Any]], config: TagConfig, settings: dict[str, Any], predictor: "Predictor",
-    writer: Any, stamp: dict[str, str], summary: TagSummary, progress: bool,
+    tasks: list[tuple[int, Any]], config: TagConfig, decoder: Decoder, settings: dict[str, Any],
+    predictor: "Predictor", writer: Any, stamp: dict[str, str], summary: TagSummary, progress: bool,
 ) -> None:
     """The pipeline proper: decode (workers) -> batch -> predict -> write, rows in task order."""
-    workers = default_workers() if config.workers < 0 else config.workers
-    decoder = Decoder(settings, workers, window=max(2 * workers, 1) + config.batch_size)
     bar = ProgressBar(len(tasks), enabled=progress)
     order = {id(task): index for index, task in tasks}
 
@@ -406,13 +440,12 @@ def tag_tasks(
     loop_started = time.perf_counter()
     try:
         pending: list[tuple[Any, dict[str, Any] | None]] = []  # input order, errors included
-        for task, decoded in decoder.map(task for _, task in tasks):
+        for task, decoded in decoder.map((task for _, task in tasks), settings):
             pending.append((task, decoded))
             if sum(1 for _, d in pending if d is not None and "pixels" in d) >= config.batch_size:
                 flush_batch(pending, predictor, emit)
         flush_batch(pending, predictor, emit)
     finally:
-        decoder.close()
         bar.close()
         writer.close()
     summary.loop_seconds = time.perf_counter() - loop_started
