@@ -44,6 +44,11 @@ class Decoder(str, Enum):
     pyav = "pyav"
 
 
+class Runtime(str, Enum):
+    torch = "torch"
+    onnx = "onnx"
+
+
 class Protocol(str, Enum):
     zero_shot = "zero-shot"
     base_to_novel = "base-to-novel"
@@ -161,6 +166,7 @@ def tag(
     shard_index: int = typer.Option(0, "--shard-index", min=0, help="...and tag only part I (0-based)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start -o afresh instead of resuming it."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
+    runtime: Runtime = typer.Option(Runtime.torch, "--runtime", help="torch, or onnx for an exported bundle (--model DIR) run by onnxruntime."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Tag videos with zero-shot action labels (CSV, JSON or JSONL on stdout or -o)."""
@@ -187,6 +193,7 @@ def tag(
         shard_index=shard_index,
         output_format=fmt_value,
         cache_dir=str(cache_dir) if cache_dir else None,
+        runtime=runtime.value,
     )
     summary = run_tagging(
         inputs,
@@ -200,7 +207,9 @@ def tag(
         stdin=sys.stdin,
         progress=not quiet,
     )
-    raise typer.Exit(0 if summary.failed == 0 else 1)
+    # Under torchrun only rank 0 reports failures: torchrun stops every rank once one exits non-zero.
+    is_main = os.environ.get("RANK", "0") == "0"
+    raise typer.Exit(1 if summary.failed and is_main else 0)
 
 
 def _format_from_suffix(output: Optional[Path]) -> str:
@@ -210,55 +219,150 @@ def _format_from_suffix(output: Optional[Path]) -> str:
 
 
 # ---- train -----------------------------------------------------------------------------------
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
 @app.command()
 def train(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="k400, k600, ucf101, hmdb51 or ssv2 (with --root)."),
     root: Optional[Path] = typer.Option(None, "--root", help="Dataset root in its official layout."),
-    train_list: Optional[Path] = typer.Option(None, "--train-list", help="List file: 'path<TAB>label' per line."),
+    fold: Optional[int] = typer.Option(None, "--fold", min=1, help="Official split 1-3 of ucf101/hmdb51 (default 1)."),
+    train_split: Optional[str] = typer.Option(None, "--train-split", help="Training split of --dataset (default train)."),
+    val_split: Optional[str] = typer.Option(None, "--val-split", help="Validation split for model selection (default val; 'none' = no validation). Never a test split."),
+    train_list: Optional[Path] = typer.Option(None, "--train-list", help="List file: 'path<TAB>label' per line, paths relative to the file."),
     val_list: Optional[Path] = typer.Option(None, "--val-list", help="Validation list file (model selection)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML config; flags given here override it."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (checkpoints, metrics, config)."),
-    model: Optional[str] = ModelOpt,
+    kshot: Optional[int] = typer.Option(None, "--kshot", min=1, help="At most K training videos per class (few-shot)."),
+    base_novel: Optional[str] = typer.Option(None, "--base-novel", help="'base': train on the base half of the classes (base-to-novel)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (keys = these flags with underscores); flags given here override it."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory: checkpoints, metrics, config, log, curves (default runs/ezclip)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run exactly: its directory or its last.ezclip."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Backbone: open_clip name (default ViT-B-16-quickgelu), a model-config JSON or a local model directory."
+    ),
     pretrained: Optional[str] = PretrainedOpt,
     num_frames: Optional[int] = typer.Option(None, "--num-frames", "-t", min=1, help="Frames per clip (T), default 8."),
+    use_prompts: Optional[bool] = typer.Option(None, "--use-prompts/--no-prompts", help="Temporal prompts (--no-prompts: adapters only, ablation)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs (default 150 as in the reference K400 run)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimizer steps."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Clips per step (per process)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Optimizer steps; replaces --epochs."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Clips per micro-batch per process (default 16)."),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", min=1, help="Micro-batches per optimizer step."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 1e-4)."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW weight decay (default 0.2)."),
+    warmup_epochs: Optional[float] = typer.Option(None, "--warmup-epochs", help="Linear warmup before the cosine decay (default 5)."),
+    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help="Warmup in optimizer steps; overrides --warmup-epochs."),
     motion_weight: Optional[float] = typer.Option(None, "--motion-weight", help="Weight of the motion loss (0 turns it off)."),
-    no_prompts: Optional[bool] = typer.Option(None, "--no-prompts", help="Train adapters only (ablation)."),
-    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Horizontal flips (default off for ssv2)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run from its last checkpoint."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Data-loading processes."),
-    device: str = DeviceOpt,
+    drop_path: Optional[float] = typer.Option(None, "--drop-path", help="Stochastic depth, growing to this rate over layers (default 0.1)."),
+    attn_dropout: Optional[float] = typer.Option(None, "--attn-dropout", help="Attention dropout in training (default 0.1)."),
+    prompt_dropout: Optional[float] = typer.Option(None, "--prompt-dropout", help="Dropout on the prompt vectors (default 0.1)."),
+    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Horizontal flips (default: off for ssv2)."),
+    template: Optional[List[str]] = typer.Option(None, "--template", help="Prompt template with '{}' (repeatable); default: the 16 EZ-CLIP templates."),
+    clip_grad: Optional[float] = typer.Option(None, "--clip-grad", help="Clip the gradient norm to this value (default: no clipping)."),
+    precision: Optional[Precision] = typer.Option(None, "--precision", help="auto (bf16 or fp16 on CUDA, fp32 elsewhere), fp32, bf16, fp16."),
+    grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing", help="Recompute activations in backward (less memory)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (model init, data order, augmentation, k-shot choice)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Data-loading processes per GPU (default: CPU count - 1, at most 8; 0 = in-process)."),
+    decoder: Optional[Decoder] = typer.Option(None, "--decoder", help="auto = decord if installed, PyAV otherwise."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 10)."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", min=1, help="Epochs between validations (default 1)."),
+    save_every_steps: Optional[int] = typer.Option(None, "--save-every-steps", min=1, help="Also checkpoint every N steps."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto (cuda, mps, cpu), cpu, cuda, mps; under torchrun each process takes its LOCAL_RANK GPU."),
     quiet: bool = QuietOpt,
 ) -> None:
-    """Train the temporal prompts and adapters with the motion loss (single process or torchrun)."""
-    setup_logging(quiet)
-    fail("`ezclip train` is not built yet (tracked in the training issue)", 2)
+    """Train the temporal prompts and adapters with the motion loss (single process or torchrun).
+
+    Writes OUT/last.ezclip, best.ezclip, config.yaml, metrics.jsonl, train.log and curves.png;
+    use the checkpoint with `ezclip tag --checkpoint OUT/best.ezclip`.
+    """
+    setup_logging(False)
+    if quiet:  # the run log (train.log) still gets everything
+        for handler in logging.getLogger("ezclip_cli").handlers:
+            handler.setLevel(logging.ERROR)
+    from ezclip_cli.train import resolve_train_config, train as run_training
+
+    given = {
+        "dataset": dataset, "root": root, "fold": fold, "train_split": train_split, "val_split": val_split,
+        "train_list": train_list, "val_list": val_list, "kshot": kshot, "base_novel": base_novel, "out": out,
+        "model": model, "pretrained": pretrained, "num_frames": num_frames, "use_prompts": use_prompts,
+        "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr,
+        "weight_decay": weight_decay, "warmup_epochs": warmup_epochs, "warmup_steps": warmup_steps,
+        "motion_weight": motion_weight, "drop_path": drop_path, "attn_dropout": attn_dropout,
+        "prompt_dropout": prompt_dropout, "flip": flip, "templates": template or None, "clip_grad": clip_grad,
+        "precision": precision.value if precision else None, "grad_checkpointing": grad_checkpointing, "seed": seed,
+        "workers": workers, "decoder": decoder.value if decoder else None, "log_every": log_every,
+        "eval_every": eval_every, "save_every_steps": save_every_steps, "device": device,
+    }
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in given.items()}
+    settings = resolve_train_config(config, given, resume=resume)
+    run_training(settings, resume=resume, progress=not quiet)  # it reports where the checkpoints went
 
 
 # ---- eval ------------------------------------------------------------------------------------
 @app.command("eval")
 def evaluate(
-    checkpoint: Optional[Path] = CheckpointOpt,
+    checkpoint: Optional[List[Path]] = typer.Option(
+        None, "--checkpoint", "-c",
+        help="An ezclip checkpoint, a reference EZ-CLIP .pt, or a run directory (its best.ezclip). Repeatable: "
+        "one per training seed (base-to-novel: the mean is reported) or one per --shots (few-shot).",
+    ),
     model: Optional[str] = ModelOpt,
     pretrained: Optional[str] = PretrainedOpt,
+    num_frames: int = NumFramesOpt,
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="hmdb51, ucf101, k400, k600 or ssv2."),
     root: Optional[Path] = typer.Option(None, "--root", help="Dataset root in its official layout."),
-    protocol: Protocol = typer.Option(Protocol.zero_shot, "--protocol", "-p", help="zero-shot, base-to-novel, few-shot, closed-set."),
-    clips: int = typer.Option(1, "--clips", min=1, help="Temporal clips per video (softmax averaged)."),
-    crops: int = typer.Option(1, "--crops", min=1, help="Spatial crops per clip (softmax averaged)."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="'clip' adds plain CLIP frame averaging to the report."),
-    faithful: bool = typer.Option(False, "--faithful", help="Reproduce the reference code's protocol choices."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (JSON + PNG plots)."),
+    protocol: Protocol = typer.Option(
+        Protocol.zero_shot, "--protocol", "-p",
+        help="zero-shot (hmdb51/ucf101: 3 official splits; k600: 220 new classes, 3 subsets of 160), "
+        "base-to-novel, few-shot, closed-set.",
+    ),
+    split: Optional[str] = typer.Option(None, "--split", help="Split to score (default: test for hmdb51/ucf101, val otherwise)."),
+    fold: Optional[int] = typer.Option(None, "--fold", min=1, help="Official split 1-3 of hmdb51/ucf101 (zero-shot default: all three; others: 1)."),
+    shots: Optional[List[int]] = typer.Option(
+        None, "--shots", min=1, help="Few-shot: K of each --checkpoint, in order (default: the kshot it was trained with)."
+    ),
+    clips: int = typer.Option(1, "--clips", min=1, help="Temporal clips per video: offsets inside each segment (softmax averaged)."),
+    crops: int = typer.Option(1, "--crops", min=1, help="Spatial crops per clip along the long side, e.g. 3 (softmax averaged)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="'clip' adds plain CLIP frame averaging (same backbone) to the report."),
+    faithful: bool = typer.Option(
+        False, "--faithful", help="Reproduce the reference code's protocol choices (K600 232 classes at once, split 1 only, drop_last)."
+    ),
+    template: Optional[List[str]] = typer.Option(None, "--template", help="Prompt template with '{}' (repeatable); default: the 16 EZ-CLIP templates."),
+    descriptions: Optional[Path] = typer.Option(None, "--descriptions", help="Label CSV with a description column: one prompt per class."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder: report.json and PNG plots (default eval-DATASET-PROTOCOL)."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Videos per batch."),
+    workers: int = typer.Option(-1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."),
+    decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
     device: str = DeviceOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Evaluate under the published protocols and write a JSON report with plots."""
-    setup_logging(quiet)
-    fail("`ezclip eval` is not built yet (tracked in the evaluation issue)", 2)
+    """Evaluate under the published protocols (method.md 9) and write a JSON report with plots.
+
+    Exit 0 when every video was scored, 1 when some could not be read (listed in the report).
+    Under torchrun each process scores a disjoint part and rank 0 writes the one report.
+    """
+    setup_logging(quiet or os.environ.get("RANK", "0") != "0")
+    if dataset is None or root is None:
+        fail("eval needs --dataset and --root (the dataset's folder in its official layout)", 2)
+    if baseline is not None and baseline != "clip":
+        fail(f"unknown --baseline '{baseline}'; available: clip", 2)
+    from ezclip_cli.evaluate import EvalConfig, run_evaluation
+
+    config = EvalConfig(
+        protocol=protocol.value, dataset=dataset, root=str(root),
+        checkpoints=tuple(str(c) for c in checkpoint or ()), model=model, pretrained=pretrained, num_frames=num_frames,
+        shots=tuple(shots or ()), split=split, fold=fold, clips=clips, crops=crops, batch_size=batch_size,
+        workers=workers, templates=tuple(template or ()), descriptions=str(descriptions) if descriptions else None,
+        baseline=baseline, faithful=faithful, decoder=decoder.value, device=device,
+        cache_dir=str(cache_dir) if cache_dir else None,
+    )
+    outcome = run_evaluation(config, out or Path(f"eval-{dataset}-{protocol.value}"), progress=not quiet)
+    if outcome.files:
+        log.info("report: %s (%d plots)", outcome.files[0], len(outcome.files) - 1)
+    raise typer.Exit(outcome.exit_code)
 
 
 # ---- export ----------------------------------------------------------------------------------
@@ -268,13 +372,39 @@ def export(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle folder to write."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label set whose text embeddings ship in the bundle."),
     formats: str = typer.Option("onnx,safetensors", "--format", help="Comma list of onnx, safetensors."),
-    no_backbone: bool = typer.Option(False, "--no-backbone", help="Refer to open_clip's name and tag instead of copying the backbone."),
-    text_encoder: bool = typer.Option(False, "--text-encoder", help="Also export an ONNX text encoder."),
+    no_backbone: bool = typer.Option(
+        False, "--no-backbone", help="Refer to open_clip's name and tag instead of copying the backbone (loading then needs those weights cached)."
+    ),
+    text_encoder: bool = typer.Option(
+        False, "--text-encoder", help="Also export an ONNX text encoder and CLIP's BPE vocabulary (new label sets without PyTorch)."
+    ),
+    tolerance: float = typer.Option(
+        1e-4, "--tolerance", min=0.0, help="Largest max abs difference of normalised embeddings, onnxruntime vs PyTorch, accepted."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle in --out."),
     quiet: bool = QuietOpt,
 ) -> None:
-    """Write a self-contained model bundle (safetensors + ONNX), verified on reload."""
+    """Write a self-contained model bundle (safetensors + ONNX), verified on reload; prints its path."""
     setup_logging(quiet)
-    fail("`ezclip export` is not built yet (tracked in the export issue)", 2)
+    if checkpoint is None:
+        fail("--checkpoint is required: the ezclip checkpoint (or reference .pt) to export", 2)
+    if out is None:
+        fail("--out is required: the bundle folder to write", 2)
+    from ezclip_cli.export import export_bundle, parse_formats
+
+    report = export_bundle(
+        checkpoint,
+        out,
+        labels=labels,
+        formats=parse_formats(formats),
+        include_backbone=not no_backbone,
+        text_encoder=text_encoder,
+        tolerance=tolerance,
+        overwrite=overwrite,
+    )
+    for line in report.summary_lines():
+        log.info("%s", line)
+    typer.echo(str(report.out))
 
 
 def main() -> None:

