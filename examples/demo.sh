@@ -22,7 +22,7 @@ fi
 
 echo "ezclip demo: tagging held-out clips with the tiny EZ-CLIP model trained above ($work/run/best.ezclip)" >&2
 ezclip tag "$work/clips/heldout" --labels "$work/clips/labels.txt" --checkpoint "$work/run/best.ezclip" \
-  --template "{}" -k 2 -o "$work/tags.csv" --overwrite || true
+  --template "{}" -k 2 -o "$work/tags.csv" --overwrite
 cat "$work/tags.csv"
 
 python - "$work/tags.csv" <<'PY' >&2
