@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,25 @@ def plain_and_backbone():
     """A backbone and an untouched deep copy of its open_clip model, for equivalence checks."""
     backbone = make_backbone(0)
     return backbone, copy.deepcopy(backbone.clip)
+
+
+def run_main(*args: str, capsys) -> tuple[int, str]:
+    """`ezclip ARGS` in this process (known errors -> one line and an exit code, as in a shell).
+
+    Returns the exit code and what went to stderr; the logging set-up the CLI makes is undone.
+    """
+    from ezclip_cli.cli import main
+
+    package = logging.getLogger("ezclip_cli")
+    saved = (package.handlers[:], package.level, package.propagate)  # the CLI points a handler at capsys's stderr
+    argv = sys.argv
+    sys.argv = ["ezclip", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    finally:
+        sys.argv = argv
+        package.handlers[:], package.level, package.propagate = saved
+    return code, capsys.readouterr().err

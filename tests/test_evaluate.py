@@ -21,7 +21,7 @@ from ezclip_cli import evaluate as ev
 from ezclip_cli.data import VideoList, load_split
 from ezclip_cli.errors import UsageError
 from ezclip_cli.labels import load_labelset
-from tests.conftest import REPO, make_backbone
+from tests.conftest import REPO, make_backbone, run_main
 from tests.media import moving_ball_frames, write_broken, write_video
 from tests.test_data import K_HEADER, put, write_csv
 
@@ -390,21 +390,6 @@ def test_documented_schema_is_the_one_reports_are_checked_against():
     assert ev.validate_report({"format": "ezclip-eval-report"})  # missing keys are reported
     assert any("expected integer" in e for e in ev.validate_report(
         {"counts": {"evaluated": 1.5}}, {"properties": {"counts": ev.REPORT_SCHEMA["properties"]["counts"]}}))
-
-
-def run_main(*args: str, capsys) -> tuple[int, str]:
-    from ezclip_cli.cli import main
-
-    argv = sys.argv
-    sys.argv = ["ezclip", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    finally:
-        sys.argv = argv
-    return code, capsys.readouterr().err
 
 
 def assert_png_is_a_picture(path: Path) -> None:

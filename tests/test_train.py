@@ -19,7 +19,7 @@ import torch
 from ezclip_cli.config import TrainConfig, load_yaml
 from ezclip_cli.errors import UsageError
 from ezclip_cli.train import epoch_order, learning_rate, plan_epoch, resolve_precision, train
-from tests.conftest import REPO, TINY_CONFIG
+from tests.conftest import REPO, TINY_CONFIG, run_main
 from tests.media import moving_ball_frames, write_broken, write_video
 
 CLASSES = (
@@ -233,27 +233,6 @@ def test_torchrun_two_processes_synchronise_gradients(tmp_path, clip_files):
 
 
 # ---- 4. the command line -----------------------------------------------------------------------------
-def run_main(*args: str, capsys) -> tuple[int, str]:
-    """`ezclip ARGS` in this process (known errors -> one line and an exit code, as in a shell)."""
-    import logging
-
-    from ezclip_cli.cli import main
-
-    package = logging.getLogger("ezclip_cli")
-    saved = (package.handlers[:], package.level, package.propagate)  # the CLI points a handler at capsys's stderr
-    argv = sys.argv
-    sys.argv = ["ezclip", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    finally:
-        sys.argv = argv
-        package.handlers[:], package.level, package.propagate = saved
-    return code, capsys.readouterr().err
-
-
 def test_ezclip_train_on_list_files_writes_a_run_that_tags(tmp_path, clip_files, capsys):
     out = tmp_path / "run"
     code, err = run_main(
