@@ -10,15 +10,14 @@ An ezclip checkpoint is one safetensors file:
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ezclip_cli.config import ModelConfig
 from ezclip_cli.errors import CheckpointError
+from ezclip_cli.output import atomic_write
 
 FORMAT = "ezclip"
 FORMAT_VERSION = 1
@@ -48,15 +47,7 @@ def save_checkpoint(
         "backbone_weights": "embedded" if include_backbone else "reference",
         "extra": json.dumps(extra or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return path
 
 

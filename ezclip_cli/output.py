@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any, Callable, Iterable
 
 FORMATS = ("csv", "json", "jsonl")
 BASE_COLUMNS = ("path", "status", "error", "start", "end", "duration", "num_frames", "timestamps")
@@ -108,18 +108,36 @@ def read_rows(path: Path, fmt: str) -> list[dict[str, Any]]:
     return rows
 
 
-def rewrite_rows(path: Path, fmt: str, top_k: int, rows: Iterable[dict[str, Any]]) -> None:
-    """Replace `path` atomically with `rows` (an unterminated JSON array, ready to append to)."""
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call `write(tmp_path)`, then move the file onto `path`: readers see the old or the new one.
+
+    The file gets the usual permissions (mkstemp alone would make it owner-only).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-            writer = RowWriter(stream, fmt, top_k)
-            for row in rows:
-                writer.write(row)
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def rewrite_rows(path: Path, fmt: str, top_k: int, rows: Iterable[dict[str, Any]]) -> None:
+    """Replace `path` atomically with `rows` (an unterminated JSON array, ready to append to)."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as stream:
+            writer = RowWriter(stream, fmt, top_k)
+            for row in rows:
+                writer.write(row)
+
+    atomic_write(path, write)
 
 
 def open_for_append(path: Path, fmt: str, top_k: int, existing: int) -> RowWriter:

@@ -26,7 +26,6 @@ import math
 import os
 import random
 import shutil
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import torch.nn as nn
 
 from ezclip_cli.config import ModelConfig, TrainConfig, dump_yaml, load_yaml
 from ezclip_cli.errors import CheckpointError, UsageError
+from ezclip_cli.output import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -416,7 +416,7 @@ def save_train_state(path: Path, *, optimizer: Any, scaler: Any, param_names: li
         "scaler": json.dumps(scaler.state_dict()),
         "rng": json.dumps(rng_json),
     }
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def load_train_state(path: Path) -> dict[str, Any]:
@@ -454,21 +454,6 @@ def load_train_state(path: Path) -> dict[str, Any]:
         "counters": json.loads(meta["counters"]),
         "rng": rng,
     }
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; run outputs are ordinary files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _gather_rng(device: str, ddp: Distributed) -> list[dict[str, Any]]:
@@ -573,7 +558,7 @@ class _RunFiles:
         save_checkpoint(self.last, model, extra=extra)
         self.written.update((self.state.name, self.last.name))
         if best:
-            _atomic_write(self.best, lambda tmp: shutil.copyfile(self.last, tmp))
+            atomic_write(self.best, lambda tmp: shutil.copyfile(self.last, tmp))
             self.written.add(self.best.name)
 
     def write_curves(self) -> Path | None:
@@ -986,5 +971,5 @@ def plot_curves(metrics: str | Path, out: str | Path) -> Path | None:
         val_ax.text(0.5, 0.5, "no validation split", ha="center", va="center", transform=val_ax.transAxes)
     val_ax.set(title="validation accuracy", xlabel="step", ylim=(0, 1.02))
     out = Path(out)
-    _atomic_write(out, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    atomic_write(out, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
     return out
