@@ -317,6 +317,7 @@ def search(
     checkpoint: Optional[Path] = CheckpointOpt,
     model: Optional[str] = ModelOpt,
     pretrained: Optional[str] = PretrainedOpt,
+    num_frames: Optional[int] = typer.Option(None, "--num-frames", "-t", min=1, help="Frames of a --model given here (default 8)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results here instead of stdout."),
     fmt: Optional[OutputFormat] = typer.Option(None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
@@ -334,7 +335,7 @@ def search(
     run_search(
         store, queries or [], like=like, k=top_k, per_video=per_video,
         fmt=(fmt.value if fmt else None) or _format_from_suffix(output), output=output, overwrite=overwrite,
-        decoder=decoder.value, checkpoint=checkpoint, model=model, pretrained=pretrained,
+        decoder=decoder.value, checkpoint=checkpoint, model=model, pretrained=pretrained, num_frames=num_frames,
     )
 
 
