@@ -108,6 +108,16 @@ def test_windows_relabel_equal_tag_and_store_carries_ids(tmp_path, capsys):
                          capsys=capsys)
     assert code == 0, err
     assert_same_rows(jsonl(tmp_path / "w.jsonl"), jsonl(tmp_path / "r.jsonl"))
+    # Segments straight from the store: the windows tag wrote, merged.
+    from ezclip_cli.segments import merge_segments
+
+    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, "--segments",
+                         "-o", str(tmp_path / "s.jsonl"), capsys=capsys)
+    assert code == 0, err
+    expected = merge_segments(jsonl(tmp_path / "w.jsonl"))
+    got = jsonl(tmp_path / "s.jsonl")
+    assert [(s["start"], s["end"], s["labels"]) for s in got] == [(s["start"], s["end"], s["labels"]) for s in expected]
+    assert np.allclose([s["scores"] for s in got], [s["scores"] for s in expected], atol=1e-5)
 
 
 def test_killed_save_embeddings_run_resumed_holds_every_video_once(tmp_path):
