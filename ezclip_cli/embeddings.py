@@ -3,8 +3,10 @@
 A store is a folder:
 
     STORE/store.json          identity: format, version, model fingerprint, logit scale, how to load the model
-    STORE/manifest.jsonl      one line per committed shard: its file, model id, row count and row metadata
-    STORE/shards/NNNNNN.safetensors   the embeddings of those rows, (n, D) float32, L2-normalised
+    STORE/manifest.jsonl      one line per committed shard: its file, model id, row count, paths and video ids
+    STORE/shards/NNNNNN.safetensors   those rows: `embeddings` (n, D) float32, L2-normalised, and the
+                              numeric metadata as columns (start, end, duration, size, mtime_ns,
+                              num_frames: (n,); timestamps: (n, T)); NaN or -1 stand for "none"
 
 Appending writes a shard (atomically: temporary file, then rename) and then its manifest line; the
 line is the commit. A kill leaves at most an unreferenced shard file or a torn last line, which the
@@ -33,7 +35,11 @@ log = logging.getLogger(__name__)
 FORMAT = "ezclip-embeddings"
 VERSION = 1
 SHARD_ROWS = 65536  # rows per merged shard: 128 MiB at 512-d float32
-COLUMNS = ("path", "video_id", "size", "mtime_ns", "start", "end", "duration", "num_frames", "timestamps")
+TEXT_COLUMNS = ("path", "video_id")  # in the manifest (JSON)
+FLOAT_COLUMNS = ("start", "end", "duration")  # float64 tensors in the shard, NaN = none
+INT_COLUMNS = ("size", "mtime_ns", "num_frames")  # int64 tensors in the shard, -1 = none
+COLUMNS = (*TEXT_COLUMNS, *FLOAT_COLUMNS, *INT_COLUMNS, "timestamps")  # timestamps: float64 (n, T), NaN-padded
+_DTYPES = {"F32": "float32", "F64": "float64", "I64": "int64"}
 INFO_FILE, MANIFEST_FILE, SHARDS_DIR, LOCK_FILE = "store.json", "manifest.jsonl", "shards", ".lock"
 
 
@@ -81,18 +87,48 @@ def read_manifest(store: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def read_shard_into(path: Path, out: "np.ndarray") -> None:
-    """Copy a shard's (n, D) float32 tensor straight into `out` (one read, no intermediate array)."""
+def read_shard(path: Path, into: "np.ndarray | None" = None, names: Sequence[str] | None = None) -> dict[str, "np.ndarray"]:
+    """The tensors of a shard; `embeddings` is read straight into `into` when given (one read, no copy).
+
+    safetensors is an 8-byte header length, a JSON header of names, dtypes, shapes and offsets, then
+    raw little-endian data, so each tensor is one seek and one read.
+    """
+    import numpy as np
+
+    out = {}
     with open(path, "rb") as f:
         header_len = int.from_bytes(f.read(8), "little")
         header = json.loads(f.read(header_len))
-        meta = header["embeddings"]
-        if meta["dtype"] != "F32" or list(meta["shape"]) != list(out.shape):
-            raise StoreError(f"{path}: holds {meta['dtype']} {meta['shape']}, the manifest says F32 {list(out.shape)}")
-        begin, end = meta["data_offsets"]
-        f.seek(8 + header_len + begin)
-        if f.readinto(memoryview(out).cast("B")) != end - begin:
-            raise StoreError(f"{path} is truncated; the store is damaged")
+        for name, meta in header.items():
+            if name == "__metadata__" or (names is not None and name not in names):
+                continue
+            begin, end = meta["data_offsets"]
+            f.seek(8 + header_len + begin)
+            if name == "embeddings" and into is not None:
+                if meta["dtype"] != "F32" or list(meta["shape"]) != list(into.shape):
+                    raise StoreError(f"{path}: holds {meta['dtype']} {meta['shape']}, the manifest says F32 {list(into.shape)}")
+                if into.size and f.readinto(memoryview(into).cast("B")) != end - begin:
+                    raise StoreError(f"{path} is truncated; the store is damaged")
+                continue
+            data = f.read(end - begin)
+            if len(data) != end - begin:
+                raise StoreError(f"{path} is truncated; the store is damaged")
+            out[name] = np.frombuffer(data, dtype=_DTYPES[meta["dtype"]]).reshape(meta["shape"])
+    return out
+
+
+def _concat_timestamps(parts: list["np.ndarray"]) -> "np.ndarray":
+    """(n_i, T_i) blocks -> one (sum n_i, max T_i) array, NaN-padded."""
+    import numpy as np
+
+    width = max((p.shape[1] for p in parts), default=0)
+    total = sum(p.shape[0] for p in parts)
+    out = np.full((total, width), np.nan)
+    offset = 0
+    for part in parts:
+        out[offset : offset + len(part), : part.shape[1]] = part
+        offset += len(part)
+    return out
 
 
 @dataclass
@@ -101,7 +137,7 @@ class StoredEmbeddings:
 
     info: dict[str, Any]
     embeddings: "np.ndarray"
-    columns: dict[str, list[Any]] = field(default_factory=dict)
+    columns: dict[str, Any] = field(default_factory=dict)  # path, video_id: lists; the rest numpy arrays
 
     @property
     def model_id(self) -> str:
@@ -115,7 +151,24 @@ class StoredEmbeddings:
         return len(self.embeddings)
 
     def row(self, index: int) -> dict[str, Any]:
-        return {name: values[index] for name, values in self.columns.items()}
+        """The metadata of row `index` as plain Python values (None where there is none)."""
+        return self.rows([index])[0]
+
+    def rows(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """`row` for many rows at once (columns converted in bulk: ~10x faster than row by row)."""
+        import numpy as np
+
+        c, index = self.columns, np.asarray(indices, dtype=np.int64)
+        values: dict[str, list[Any]] = {name: [c[name][i] for i in indices] for name in TEXT_COLUMNS}
+        for name in FLOAT_COLUMNS:
+            values[name] = [None if v != v else v for v in c[name][index].tolist()]
+        for name in INT_COLUMNS:
+            values[name] = [None if v < 0 else v for v in c[name][index].tolist()]
+        stamps = c["timestamps"][index]
+        complete = bool(np.isfinite(stamps).all())  # the usual case: every row has the model's T frames
+        values["timestamps"] = stamps.tolist() if complete else [s[s == s].tolist() for s in stamps]
+        names = list(values)
+        return [dict(zip(names, row)) for row in zip(*(values[n] for n in names))]
 
 
 def load_store(store: str | Path, model_id: str | None = None) -> StoredEmbeddings:
@@ -131,27 +184,35 @@ def load_store(store: str | Path, model_id: str | None = None) -> StoredEmbeddin
         total = sum(int(e["rows"]) for e in entries)
         dim = int(info.get("dim") or 0)
         embeddings = np.empty((total, dim), dtype=np.float32)
-        columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+        text: dict[str, list[Any]] = {name: [] for name in TEXT_COLUMNS}
+        numeric: dict[str, list[Any]] = {name: [] for name in (*FLOAT_COLUMNS, *INT_COLUMNS, "timestamps")}
         try:
             offset = 0
             for entry in entries:
                 if entry.get("model_id", info["model_id"]) != info["model_id"]:
                     raise StoreError(f"{store}: shard {entry['shard']} is of model {entry['model_id']}; the store is damaged")
                 rows = int(entry["rows"])
-                read_shard_into(store / SHARDS_DIR / entry["shard"], embeddings[offset : offset + rows])
-                for name in COLUMNS:
-                    columns[name] += entry["columns"][name]
+                tensors = read_shard(store / SHARDS_DIR / entry["shard"], into=embeddings[offset : offset + rows])
+                for name in TEXT_COLUMNS:
+                    text[name] += entry["columns"][name]
+                for name in numeric:
+                    numeric[name].append(tensors[name])
                 offset += rows
             break
         except FileNotFoundError:
             if attempt:
                 raise StoreError(f"{store}: a shard listed in {MANIFEST_FILE} is missing; the store is damaged") from None
-    keys = [row_key(p, v, s) for p, v, s in zip(columns["path"], columns["video_id"], columns["start"])]
+    columns: dict[str, Any] = dict(text)
+    for name in (*FLOAT_COLUMNS, *INT_COLUMNS):
+        columns[name] = np.concatenate(numeric[name]) if numeric[name] else np.zeros(0, _DTYPES["F64" if name in FLOAT_COLUMNS else "I64"])
+    columns["timestamps"] = _concat_timestamps(numeric["timestamps"])
+    starts = np.round(np.nan_to_num(columns["start"], nan=-1.0), 3)
+    keys = list(zip(columns["path"], columns["video_id"], starts.tolist()))
     if len(set(keys)) != len(keys):  # only hand-edited stores get here; keep the last copy of each row
         last = {k: i for i, k in enumerate(keys)}
         index = sorted(last.values())
         embeddings = embeddings[index]
-        columns = {name: [values[i] for i in index] for name, values in columns.items()}
+        columns = {name: [v[i] for i in index] if name in TEXT_COLUMNS else v[index] for name, v in columns.items()}
     return StoredEmbeddings(info, embeddings, columns)
 
 
@@ -182,11 +243,12 @@ class StoreWriter:
                 }
                 self._write_info()
             self.entries = self._recover()
-            self.keys = {
-                row_key(p, v, s)
-                for e in self.entries
-                for p, v, s in zip(e["columns"]["path"], e["columns"]["video_id"], e["columns"]["start"])
-            }
+            self.keys = set()
+            for e in self.entries:  # only the small start column is read from each shard
+                starts = read_shard(self.path / SHARDS_DIR / e["shard"], names=("start",))["start"].tolist()
+                self.keys |= {
+                    row_key(p, v, None if s != s else s) for p, v, s in zip(e["columns"]["path"], e["columns"]["video_id"], starts)
+                }
             self.added = 0
             self._compact()
         except BaseException:
@@ -238,14 +300,26 @@ class StoreWriter:
         used = [int(p.stem) for p in (self.path / SHARDS_DIR).glob("*.safetensors") if p.stem.isdigit()]
         return f"{max(used, default=0) + 1:06d}.safetensors"
 
-    def _write_shard(self, embeddings: "np.ndarray", columns: dict[str, list[Any]]) -> dict[str, Any]:
-        import numpy as np
+    def _write_shard(self, tensors: dict[str, "np.ndarray"], text: dict[str, list[Any]]) -> dict[str, Any]:
         from safetensors.numpy import save_file
 
         name = self._next_name()
-        data = np.ascontiguousarray(embeddings, dtype=np.float32)
-        atomic_write(self.path / SHARDS_DIR / name, lambda tmp: save_file({"embeddings": data}, tmp))
-        return {"shard": name, "model_id": self.info["model_id"], "rows": len(data), "columns": columns}
+        atomic_write(self.path / SHARDS_DIR / name, lambda tmp: save_file(tensors, tmp))
+        return {"shard": name, "model_id": self.info["model_id"], "rows": len(tensors["embeddings"]), "columns": text}
+
+    @staticmethod
+    def _tensors(rows: Sequence[dict[str, Any]], embeddings: "np.ndarray") -> dict[str, "np.ndarray"]:
+        """Row dicts -> the shard's column tensors (None becomes NaN or -1)."""
+        import numpy as np
+
+        tensors = {"embeddings": np.ascontiguousarray(embeddings, dtype=np.float32)}
+        for name in FLOAT_COLUMNS:
+            tensors[name] = np.array([np.nan if r.get(name) is None else float(r[name]) for r in rows], dtype=np.float64)
+        for name in INT_COLUMNS:
+            tensors[name] = np.array([-1 if r.get(name) is None else int(r[name]) for r in rows], dtype=np.int64)
+        tensors["timestamps"] = _concat_timestamps([np.asarray([r.get("timestamps") or []], dtype=np.float64)
+                                                    .reshape(1, -1) for r in rows])
+        return tensors
 
     def add(self, rows: Sequence[dict[str, Any]], embeddings: "np.ndarray") -> int:
         """Commit rows (dicts with COLUMNS) and their embeddings; rows already stored are skipped."""
@@ -266,7 +340,7 @@ class StoreWriter:
             self._write_info()
         elif data.shape[1] != self.info["dim"]:
             raise StoreError(f"{self.path} holds {self.info['dim']}-d embeddings, not {data.shape[1]}-d")
-        entry = self._write_shard(data, {name: [row.get(name) for row in fresh] for name in COLUMNS})
+        entry = self._write_shard(self._tensors(fresh, data), {name: [row[name] for row in fresh] for name in TEXT_COLUMNS})
         with open(self.path / MANIFEST_FILE, "a", encoding="utf-8") as f:  # the commit
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.entries.append(entry)
@@ -308,12 +382,18 @@ class StoreWriter:
                 continue
             total = sum(int(e["rows"]) for e in group)
             data = np.empty((total, int(self.info["dim"])), dtype=np.float32)
+            parts: dict[str, list[Any]] = {name: [] for name in COLUMNS if name not in TEXT_COLUMNS}
             offset = 0
             for e in group:
-                read_shard_into(self.path / SHARDS_DIR / e["shard"], data[offset : offset + int(e["rows"])])
+                tensors = read_shard(self.path / SHARDS_DIR / e["shard"], into=data[offset : offset + int(e["rows"])])
+                for name in parts:
+                    parts[name].append(tensors[name])
                 offset += int(e["rows"])
-            columns = {name: [v for e in group for v in e["columns"][name]] for name in COLUMNS}
-            merged.append(self._write_shard(data, columns))
+            merged_tensors = {name: np.concatenate(values) for name, values in parts.items() if name != "timestamps"}
+            merged_tensors["embeddings"] = data
+            merged_tensors["timestamps"] = _concat_timestamps(parts["timestamps"])
+            text = {name: [v for e in group for v in e["columns"][name]] for name in TEXT_COLUMNS}
+            merged.append(self._write_shard(merged_tensors, text))
         self._rewrite_manifest(merged)  # the switch to the merged shards is one atomic rename
         old = {e["shard"] for e in self.entries} - {e["shard"] for e in merged}
         for name in old:

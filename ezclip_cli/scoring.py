@@ -77,7 +77,11 @@ class Scorer:
                 keep &= probs.gather(1, index) >= opts.threshold
             if opts.min_score is not None:
                 keep &= cosine.gather(1, index) >= opts.min_score
-        out = []
+        labels, out = self.labels, []
+        if opts.threshold is None and opts.min_score is None:  # plain top-k: nothing to filter
+            for idx, sc in zip(index.cpu().tolist(), scores.cpu().tolist()):
+                out.append(([labels[i] for i in idx], [round(s, 6) for s in sc]))
+            return out
         for idx, sc, ok in zip(index.cpu().tolist(), scores.cpu().tolist(), keep.cpu().tolist()):
-            out.append(([self.labels[i] for i, k in zip(idx, ok) if k], [round(float(s), 6) for s, k in zip(sc, ok) if k]))
+            out.append(([labels[i] for i, k in zip(idx, ok) if k], [round(s, 6) for s, k in zip(sc, ok) if k]))
         return out

@@ -65,8 +65,11 @@ def video_query(stored: StoredEmbeddings, store: Path, video: Path, decoder: str
 
     if not video.is_file():
         raise UsageError(f"--like {video}: no such file")
-    paths = np.asarray(stored.columns["path"], dtype=object)
-    own = (paths == str(video)) | (np.asarray(stored.columns["video_id"], dtype=object) == video_fingerprint(video))
+    import os
+
+    target = os.path.abspath(video)  # the stored path may be relative or absolute
+    paths = np.asarray([os.path.abspath(p) for p in stored.columns["path"]], dtype=object)
+    own = (paths == target) | (np.asarray(stored.columns["video_id"], dtype=object) == video_fingerprint(video))
     if own.any():  # stored: no decoding; windows are averaged into one video embedding
         mean = stored.embeddings[own].mean(axis=0)
         return mean / max(float(np.linalg.norm(mean)), 1e-12), own

@@ -101,8 +101,10 @@ def test_windows_relabel_equal_tag_and_store_carries_ids(tmp_path, capsys):
     assert len(stored) == 3 and stored.embeddings.dtype == np.float32
     assert np.allclose(np.linalg.norm(stored.embeddings, axis=1), 1, atol=1e-5)  # normalised
     stat = clip.stat()
-    assert stored.columns["size"] == [stat.st_size] * 3 and stored.columns["mtime_ns"] == [stat.st_mtime_ns] * 3
-    assert [(s, e) for s, e in zip(stored.columns["start"], stored.columns["end"])] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
+    rows = [stored.row(i) for i in range(3)]
+    assert all(r["size"] == stat.st_size and r["mtime_ns"] == stat.st_mtime_ns for r in rows)
+    assert [(r["start"], r["end"]) for r in rows] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
+    assert all(r["path"] == str(clip) and r["num_frames"] == len(r["timestamps"]) == 8 for r in rows)
     assert stored.model_id == jsonl(tmp_path / "w.jsonl")[0]["model_id"]
     code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, "-o", str(tmp_path / "r.jsonl"),
                          capsys=capsys)
