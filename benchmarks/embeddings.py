@@ -60,12 +60,14 @@ def synthetic_store(path: Path, rows: int, dim: int, model_id: str, logit_scale:
         count = min(CHUNK, rows - begin)
         data = rng.standard_normal((count, dim), dtype=np.float32)
         data /= np.linalg.norm(data, axis=1, keepdims=True)
-        meta = [
-            {"path": f"/data/library/{(begin + i) // 4:07d}.mp4", "video_id": f"{begin + i:016x}", "size": 10_000_000,
-             "mtime_ns": 1_700_000_000_000_000_000, "start": 10.0 * ((begin + i) % 4), "end": 10.0 * ((begin + i) % 4 + 1),
-             "duration": 40.0, "num_frames": 8, "timestamps": [round(10.0 * ((begin + i) % 4) + 0.625 + 1.25 * t, 3) for t in range(8)]}
-            for i in range(count)
-        ]
+        meta = []
+        for row in range(begin, begin + count):  # four 10 s windows per 40 s video
+            start = 10.0 * (row % 4)
+            meta.append({
+                "path": f"/data/library/{row // 4:07d}.mp4", "video_id": f"{row // 4:016x}", "size": 10_000_000,
+                "mtime_ns": 1_700_000_000_000_000_000, "start": start, "end": start + 10.0, "duration": 40.0,
+                "num_frames": 8, "timestamps": [round(start + 0.625 + 1.25 * t, 3) for t in range(8)],
+            })
         writer.add(meta, data)
     writer.close()
     return time.perf_counter() - started
@@ -187,11 +189,13 @@ def main() -> None:
         disk = sum(p.stat().st_size for p in memory_store.rglob("*") if p.is_file())
 
     mib = 1024 * 1024
-    print(f"model {args.model} (random weights), {dim}-d embeddings, K400 400 labels, {torch.get_num_threads()} torch threads")
+    threads = torch.get_num_threads()
+    print(f"model {args.model} (random weights), {dim}-d embeddings, K400 400 labels, {threads} torch threads")
     print("re-labelling vs tagging the same videos")
     print(f"  full tag, measured on {summary.ok} videos: {per_video:.3f} s/video in the loop "
           f"({per_video_whole:.3f} s/video with model loading)")
-    print(f"  full tag of {args.relabel_rows:,} videos, extrapolated from that sample: {per_video * args.relabel_rows:,.0f} s")
+    extrapolated = per_video * args.relabel_rows
+    print(f"  full tag of {args.relabel_rows:,} videos, extrapolated from that sample: {extrapolated:,.0f} s")
     print(f"  re-label {args.relabel_rows:,} stored embeddings (in-process, best of 3): {min(timings):.3f} s "
           f"(runs: {', '.join(f'{t:.3f}' for t in timings)})")
     print(f"  re-label as a whole `ezclip tag --from-embeddings` process (imports included): {cli_seconds:.2f} s")

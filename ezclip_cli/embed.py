@@ -54,7 +54,9 @@ def run_embedding(
         spec = model_spec(checkpoint, model, pretrained, num_frames)
         writer = StoreWriter(store, model_id, float(ezclip.logit_scale), spec)
         predictor = Predictor(ezclip, None, [], 1, device)
-        settings = {"num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": config.decoder}
+        settings = {
+            "num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": config.decoder,
+        }
         planned = list(plan_tasks(paths, config))
         tasks = [
             (i, t) for i, t in enumerate(planned) if isinstance(t, dict) or row_key(*task_key(t)) not in writer.keys

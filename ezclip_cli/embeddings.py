@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
@@ -59,7 +58,9 @@ def read_info(store: Path) -> dict[str, Any]:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise StoreError(f"{store} is not an embedding store (no {INFO_FILE}); write one with --save-embeddings") from None
+        raise StoreError(
+            f"{store} is not an embedding store (no {INFO_FILE}); write one with --save-embeddings"
+        ) from None
     except (OSError, json.JSONDecodeError) as exc:
         raise StoreError(f"{path} is unreadable ({type(exc).__name__}); the store is damaged") from exc
     if info.get("format") != FORMAT:
@@ -87,7 +88,9 @@ def read_manifest(store: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def read_shard(path: Path, into: "np.ndarray | None" = None, names: Sequence[str] | None = None) -> dict[str, "np.ndarray"]:
+def read_shard(
+    path: Path, into: "np.ndarray | None" = None, names: Sequence[str] | None = None
+) -> dict[str, "np.ndarray"]:
     """The tensors of a shard; `embeddings` is read straight into `into` when given (one read, no copy).
 
     safetensors is an 8-byte header length, a JSON header of names, dtypes, shapes and offsets, then
@@ -106,7 +109,9 @@ def read_shard(path: Path, into: "np.ndarray | None" = None, names: Sequence[str
             f.seek(8 + header_len + begin)
             if name == "embeddings" and into is not None:
                 if meta["dtype"] != "F32" or list(meta["shape"]) != list(into.shape):
-                    raise StoreError(f"{path}: holds {meta['dtype']} {meta['shape']}, the manifest says F32 {list(into.shape)}")
+                    raise StoreError(
+                        f"{path}: holds {meta['dtype']} {meta['shape']}, the manifest says F32 {list(into.shape)}"
+                    )
                 if into.size and f.readinto(memoryview(into).cast("B")) != end - begin:
                     raise StoreError(f"{path} is truncated; the store is damaged")
                 continue
@@ -190,7 +195,9 @@ def load_store(store: str | Path, model_id: str | None = None) -> StoredEmbeddin
             offset = 0
             for entry in entries:
                 if entry.get("model_id", info["model_id"]) != info["model_id"]:
-                    raise StoreError(f"{store}: shard {entry['shard']} is of model {entry['model_id']}; the store is damaged")
+                    raise StoreError(
+                        f"{store}: shard {entry['shard']} is of model {entry['model_id']}; the store is damaged"
+                    )
                 rows = int(entry["rows"])
                 tensors = read_shard(store / SHARDS_DIR / entry["shard"], into=embeddings[offset : offset + rows])
                 for name in TEXT_COLUMNS:
@@ -201,10 +208,13 @@ def load_store(store: str | Path, model_id: str | None = None) -> StoredEmbeddin
             break
         except FileNotFoundError:
             if attempt:
-                raise StoreError(f"{store}: a shard listed in {MANIFEST_FILE} is missing; the store is damaged") from None
+                raise StoreError(
+                    f"{store}: a shard listed in {MANIFEST_FILE} is missing; the store is damaged"
+                ) from None
     columns: dict[str, Any] = dict(text)
     for name in (*FLOAT_COLUMNS, *INT_COLUMNS):
-        columns[name] = np.concatenate(numeric[name]) if numeric[name] else np.zeros(0, _DTYPES["F64" if name in FLOAT_COLUMNS else "I64"])
+        empty = np.zeros(0, _DTYPES["F64" if name in FLOAT_COLUMNS else "I64"])
+        columns[name] = np.concatenate(numeric[name]) if numeric[name] else empty
     columns["timestamps"] = _concat_timestamps(numeric["timestamps"])
     starts = np.round(np.nan_to_num(columns["start"], nan=-1.0), 3)
     keys = list(zip(columns["path"], columns["video_id"], starts.tolist()))
@@ -246,9 +256,8 @@ class StoreWriter:
             self.keys = set()
             for e in self.entries:  # only the small start column is read from each shard
                 starts = read_shard(self.path / SHARDS_DIR / e["shard"], names=("start",))["start"].tolist()
-                self.keys |= {
-                    row_key(p, v, None if s != s else s) for p, v, s in zip(e["columns"]["path"], e["columns"]["video_id"], starts)
-                }
+                for p, v, s in zip(e["columns"]["path"], e["columns"]["video_id"], starts):
+                    self.keys.add(row_key(p, v, None if s != s else s))  # NaN: no window
             self.added = 0
             self._compact()
         except BaseException:
@@ -262,7 +271,9 @@ class StoreWriter:
         if self.path.is_dir() and not (self.path / INFO_FILE).exists() and any(
             p.name not in ours and not p.name.startswith(f".{INFO_FILE}.") for p in self.path.iterdir()
         ):
-            raise UsageError(f"{self.path} is a folder ezclip did not write (no {INFO_FILE}); choose a new or empty folder")
+            raise UsageError(
+                f"{self.path} is a folder ezclip did not write (no {INFO_FILE}); choose a new or empty folder"
+            )
         (self.path / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
 
     def _acquire_lock(self) -> IO[str]:
@@ -273,7 +284,9 @@ class StoreWriter:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
-            raise StoreError(f"another ezclip process is writing {self.path}; wait for it or use another store") from None
+            raise StoreError(
+                f"another ezclip process is writing {self.path}; wait for it or use another store"
+            ) from None
         return handle
 
     def _write_info(self) -> None:
@@ -314,7 +327,8 @@ class StoreWriter:
 
         tensors = {"embeddings": np.ascontiguousarray(embeddings, dtype=np.float32)}
         for name in FLOAT_COLUMNS:
-            tensors[name] = np.array([np.nan if r.get(name) is None else float(r[name]) for r in rows], dtype=np.float64)
+            values = [np.nan if r.get(name) is None else float(r[name]) for r in rows]
+            tensors[name] = np.array(values, dtype=np.float64)
         for name in INT_COLUMNS:
             tensors[name] = np.array([-1 if r.get(name) is None else int(r[name]) for r in rows], dtype=np.int64)
         tensors["timestamps"] = _concat_timestamps([np.asarray([r.get("timestamps") or []], dtype=np.float64)
@@ -340,7 +354,8 @@ class StoreWriter:
             self._write_info()
         elif data.shape[1] != self.info["dim"]:
             raise StoreError(f"{self.path} holds {self.info['dim']}-d embeddings, not {data.shape[1]}-d")
-        entry = self._write_shard(self._tensors(fresh, data), {name: [row[name] for row in fresh] for name in TEXT_COLUMNS})
+        text = {name: [row[name] for row in fresh] for name in TEXT_COLUMNS}
+        entry = self._write_shard(self._tensors(fresh, data), text)
         with open(self.path / MANIFEST_FILE, "a", encoding="utf-8") as f:  # the commit
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.entries.append(entry)
@@ -366,11 +381,15 @@ class StoreWriter:
     def _compact(self) -> None:
         """Merge runs of small shards into shards of up to SHARD_ROWS rows (fewer files, faster loads)."""
         groups: list[list[dict[str, Any]]] = []
+        filled = 0  # rows in the last group
         for entry in self.entries:
-            if groups and int(entry["rows"]) < SHARD_ROWS and sum(int(e["rows"]) for e in groups[-1]) + int(entry["rows"]) <= SHARD_ROWS:
+            rows = int(entry["rows"])
+            if groups and rows < SHARD_ROWS and filled + rows <= SHARD_ROWS:
                 groups[-1].append(entry)
+                filled += rows
             else:
                 groups.append([entry])
+                filled = rows
         if all(len(g) == 1 for g in groups):
             return
         import numpy as np
@@ -408,7 +427,9 @@ class StoreWriter:
             self._lock.close()
 
 
-def model_spec(checkpoint: Path | str | None, model: str | None, pretrained: str | None, num_frames: int) -> dict[str, Any]:
+def model_spec(
+    checkpoint: Path | str | None, model: str | None, pretrained: str | None, num_frames: int
+) -> dict[str, Any]:
     """How to load the model again (re-labelling with a cold text cache, search): the flags given to tag."""
 
     def resolve(value: Any) -> Any:  # local files by absolute path, so a later run from elsewhere finds them

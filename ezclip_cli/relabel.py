@@ -105,7 +105,9 @@ def run_relabel(
     if output is not None:
         if config.segments and output.exists() and output.stat().st_size and not overwrite:
             raise UsageError(f"--segments writes {output} whole and cannot resume it; use --overwrite or another -o")
-        done, existing = prepare_output(output, config.output_format, config.top_k, stored.model_id, labels_id, overwrite)
+        done, existing = prepare_output(
+            output, config.output_format, config.top_k, stored.model_id, labels_id, overwrite
+        )
         writer: Any = open_for_append(output, config.output_format, config.top_k, existing)
     else:
         writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k)

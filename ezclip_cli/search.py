@@ -57,7 +57,9 @@ def text_queries(stored: StoredEmbeddings, store: Path, queries: Sequence[str], 
         return ezclip.build_text_classifier([[q] for q in queries]).float().cpu().numpy()
 
 
-def video_query(stored: StoredEmbeddings, store: Path, video: Path, decoder: str, **model_flags: Any) -> tuple[Any, Any]:
+def video_query(
+    stored: StoredEmbeddings, store: Path, video: Path, decoder: str, **model_flags: Any
+) -> tuple[Any, Any]:
     """(normalised embedding (D,), mask of the video's own rows) for `--like VIDEO`."""
     import numpy as np
 
@@ -91,8 +93,6 @@ def run_search(
     decoder: str = "auto", **model_flags: Any,
 ) -> int:
     """Write the k best rows per query; returns how many rows were written."""
-    import numpy as np
-
     from ezclip_cli.output import RowWriter, atomic_write
 
     if bool(queries) == (like is not None):

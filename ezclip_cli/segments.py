@@ -123,7 +123,10 @@ def scene_file(video: Path, scenes: str | Path, count: int) -> Path:
     if scenes.is_dir():
         return scenes / f"{video.stem}-Scenes.csv"  # PySceneDetect's default name, $VIDEO_NAME-Scenes.csv
     if count > 1:
-        raise UsageError(f"--scenes {scenes} is one scene list but {count} videos were given; pass a folder of VIDEO-Scenes.csv files")
+        raise UsageError(
+            f"--scenes {scenes} is one scene list but {count} videos were given; "
+            "pass a folder of VIDEO-Scenes.csv files"
+        )
     return scenes
 
 

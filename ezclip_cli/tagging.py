@@ -18,11 +18,14 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError, VideoError
 from ezclip_cli.output import RowWriter, csv_columns, open_for_append, read_rows, rewrite_rows
+
+if TYPE_CHECKING:
+    from ezclip_cli.scoring import ScoreOptions
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +257,7 @@ class Predictor:
 
     def __init__(
         self, model: Any, classifier: Any, labels: Sequence[str], top_k: int, device: str,
-        score_options: Any = None,
+        score_options: "ScoreOptions | None" = None,
     ):
         import torch
 
@@ -267,8 +270,9 @@ class Predictor:
         std = torch.tensor(model.backbone.std).view(1, 1, 3, 1, 1)
         self.mean, self.std = mean.to(device), std.to(device)
         self.autocast = device.startswith("cuda")
-        # No label set (`ezclip embed`): only embeddings come out.
-        self.scorer = Scorer(classifier, model.logit_scale, labels, top_k, score_options) if classifier is not None else None
+        self.scorer = None  # no label set (`ezclip embed`): only embeddings come out
+        if classifier is not None:
+            self.scorer = Scorer(classifier, model.logit_scale, labels, top_k, score_options)
 
     def embed(self, pixels: list[Any]) -> Any:
         """Normalised video embeddings (B, D) float32 of decoded clips (uint8 (T, 3, S, S) each)."""
@@ -471,7 +475,7 @@ def build_predictor(
     return Predictor(ezclip, classifier, labels, config.top_k, device, score_options(config)), settings, model_id
 
 
-def score_options(config: TagConfig) -> Any:
+def score_options(config: TagConfig) -> "ScoreOptions":
     """The scoring choices of `config` (scoring.ScoreOptions)."""
     from ezclip_cli.scoring import ScoreOptions
 

@@ -70,7 +70,8 @@ def test_relabel_equals_tag_with_the_videos_deleted(tmp_path, capsys):
     shutil.rmtree(folder)  # from here on, only the store is left
 
     # The label set tag used: its text embeddings are cached, so no model is even loaded.
-    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, "-k", "3", "--cache-dir", str(cache),
+    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, "-k", "3",
+                         "--cache-dir", str(cache),
                          "-o", str(tmp_path / "ra.jsonl"), capsys=capsys)
     assert code == 0, err
     assert "no video decoded" in err and "model:" not in err
@@ -83,7 +84,8 @@ def test_relabel_equals_tag_with_the_videos_deleted(tmp_path, capsys):
     assert_same_rows(jsonl(tmp_path / "b.jsonl"), jsonl(tmp_path / "rb.jsonl"))
     assert len(jsonl(tmp_path / "rb.jsonl")) == len(videos)
     # Re-running into the same -o resumes like tag: nothing duplicated.
-    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", OTHER, "-k", "3", "--cache-dir", str(cache),
+    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", OTHER, "-k", "3",
+                         "--cache-dir", str(cache),
                          "-o", str(tmp_path / "rb.jsonl"), capsys=capsys)
     assert code == 0 and f"({len(videos)} already done)" in err
     assert len(jsonl(tmp_path / "rb.jsonl")) == len(videos)
@@ -126,7 +128,8 @@ def test_killed_save_embeddings_run_resumed_holds_every_video_once(tmp_path):
     videos = render(tmp_path / "many", 30, frames=24)
     out, store = tmp_path / "tags.jsonl", tmp_path / "store"
     env = {**os.environ, "EZCLIP_CACHE": str(tmp_path / "cache")}
-    args = [sys.executable, "-m", "ezclip_cli", "tag", str(tmp_path / "many"), "--labels", LABELS, *TINY, "-o", str(out),
+    args = [sys.executable, "-m", "ezclip_cli", "tag", str(tmp_path / "many"), "--labels", LABELS, *TINY,
+            "-o", str(out),
             "--save-embeddings", str(store), "--batch-size", "1", "--workers", "0", "-q"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     manifest = store / "manifest.jsonl"
@@ -260,15 +263,16 @@ def test_search_like_a_video_and_per_video(tmp_path, capsys):
     (tmp_path / "a.mp4").write_bytes(b"stored: never decoded")
     rows = [stored_row(str(tmp_path / "a.mp4")), stored_row("/lib/a_copy.mp4")]
     rows += [stored_row("/lib/long.mp4", start=float(s)) for s in range(3)]  # three windows of one video
-    vectors = [base, near, unit(base + 0.2 * unit(rng.standard_normal(dim))), unit(base + 0.25 * unit(rng.standard_normal(dim))),
-               unit(rng.standard_normal(dim))]
+    vectors = [base, near, unit(base + 0.2 * unit(rng.standard_normal(dim))),
+               unit(base + 0.25 * unit(rng.standard_normal(dim))), unit(rng.standard_normal(dim))]
     rows += [stored_row(f"/lib/other_{i}.mp4") for i in range(20)]
     vectors += list(unit(rng.standard_normal((20, dim))))
     writer = StoreWriter(tmp_path / "store", "m", 100.0, {})
     writer.add(rows, np.stack(vectors))
     writer.close()
     out = tmp_path / "like.jsonl"
-    code, err = run_main("search", str(tmp_path / "store"), "--like", str(tmp_path / "a.mp4"), "-k", "4", "-o", str(out),
+    code, err = run_main("search", str(tmp_path / "store"), "--like", str(tmp_path / "a.mp4"), "-k", "4",
+                         "-o", str(out),
                          capsys=capsys)
     assert code == 0, err
     hits = jsonl(out)
@@ -301,7 +305,8 @@ def test_search_like_an_unstored_video_decodes_it(tmp_path, capsys):
 def test_embed_resumes_and_relabels_like_tag(tmp_path, capsys):
     clips = render(tmp_path / "v", 3)
     store = tmp_path / "store"
-    code, err = run_main("embed", str(clips[0]), str(clips[1]), "--store", str(store), *TINY, "--workers", "0", capsys=capsys)
+    code, err = run_main("embed", str(clips[0]), str(clips[1]), "--store", str(store), *TINY, "--workers", "0",
+                         capsys=capsys)
     assert code == 0, err
     code, err = run_main("embed", str(tmp_path / "v"), "--store", str(store), *TINY, "--workers", "0", capsys=capsys)
     assert code == 0 and "2 already stored" in err and "1 ok" in err
@@ -320,7 +325,8 @@ def test_relabel_threshold_can_abstain_and_flags_are_checked(tmp_path, capsys):
     code, err = run_main("embed", str(tmp_path / "v"), "--store", str(store), *TINY, "--workers", "0", capsys=capsys)
     assert code == 0, err
     out = tmp_path / "r.csv"
-    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, "--threshold", "1.0", "-o", str(out),
+    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, "--threshold", "1.0",
+                         "-o", str(out),
                          capsys=capsys)
     assert code == 0, err
     import csv

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,7 +77,8 @@ def test_score_options_change_the_label_set_id_only_when_set():
     from ezclip_cli.scoring import ScoreOptions, scoring_id
 
     assert scoring_id("abc", ScoreOptions()) == "abc"  # outputs written before stay resumable
-    ids = {scoring_id("abc", o) for o in (ScoreOptions("cosine"), ScoreOptions(threshold=0.5), ScoreOptions(min_score=0.2))}
+    options = (ScoreOptions("cosine"), ScoreOptions(threshold=0.5), ScoreOptions(min_score=0.2))
+    ids = {scoring_id("abc", o) for o in options}
     assert len(ids) == 3 and "abc" not in ids
 
 
