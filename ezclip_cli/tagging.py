@@ -634,9 +634,9 @@ class ProgressBar:
 
 def tag_videos(
     inputs: Sequence[str | Path], labels: str, *, checkpoint: str | Path | None = None, model: str | None = None,
-    pretrained: str | None = None, num_frames: int = 8, **options: Any,
+    pretrained: str | None = None, num_frames: int = 8, save_embeddings: str | Path | None = None, **options: Any,
 ) -> list[dict[str, Any]]:
-    """Library entry point: tag videos and return the rows as dicts (nothing written)."""
+    """Library entry point: tag videos and return the rows as dicts (only `save_embeddings`, a store, is written)."""
     import io
     import json
 
@@ -645,5 +645,6 @@ def tag_videos(
     run_tagging(
         [str(i) for i in inputs], config, checkpoint=Path(checkpoint) if checkpoint else None, model=model,
         pretrained=pretrained, num_frames=num_frames, stdout=buffer, progress=False,
+        save_embeddings=Path(save_embeddings) if save_embeddings else None,
     )
     return [json.loads(line) for line in buffer.getvalue().splitlines()]

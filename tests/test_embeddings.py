@@ -317,6 +317,13 @@ def test_embed_resumes_and_relabels_like_tag(tmp_path, capsys):
                          capsys=capsys)
     assert code == 0, err
     assert_same_rows(jsonl(tmp_path / "t.jsonl"), jsonl(tmp_path / "r.jsonl"))
+    # The library entry point fills a store too.
+    from ezclip_cli import tag_videos
+    from ezclip_cli.embeddings import load_store
+
+    rows = tag_videos([tmp_path / "v"], LABELS, model=str(TINY_CONFIG), pretrained="none", workers=0,
+                      save_embeddings=tmp_path / "lib-store")
+    assert sorted(load_store(tmp_path / "lib-store").columns["path"]) == sorted(r["path"] for r in rows)
 
 
 def test_relabel_threshold_can_abstain_and_flags_are_checked(tmp_path, capsys):
