@@ -58,7 +58,11 @@ class Protocol(str, Enum):
 
 # ---- shared options -------------------------------------------------------------------------
 CheckpointOpt = typer.Option(
-    None, "--checkpoint", "-c", help="An ezclip checkpoint (.ezclip) or a reference EZ-CLIP .pt (auto-detected)."
+    None,
+    "--checkpoint",
+    "-c",
+    help="A model name from `ezclip models` (downloaded once), an ezclip checkpoint (.ezclip) or a reference "
+    "EZ-CLIP .pt (auto-detected); 'none' = plain CLIP. Default (no --model either): ezclip-b16-k400.",
 )
 ModelOpt = typer.Option(
     None,
@@ -114,7 +118,7 @@ def info(
     no_prompts: bool = typer.Option(False, "--no-prompts", help="Count the model without temporal prompts."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Show a model's parameter breakdown (prompts, adapters, frozen backbone); downloads nothing."""
+    """Show a model's parameter breakdown (prompts, adapters, frozen backbone) and what it resolves to; downloads nothing."""
     setup_logging(quiet=True)
     from ezclip_cli.loading import describe_model
 
@@ -123,6 +127,7 @@ def info(
         typer.echo(json.dumps(summary, indent=2))
         return
     rows = [
+        *([("resolves to", summary["resolves_to"])] if summary.get("resolves_to") else []),
         ("model", f"{summary['backbone']} (pretrained: {summary['pretrained'] or 'none'})"),
         ("num_frames", str(summary["num_frames"])),
         ("prompts", f"{summary['prompts']:,}"),
@@ -134,6 +139,60 @@ def info(
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         typer.echo(f"{key:<{width}}  {value}")
+
+
+# ---- models ----------------------------------------------------------------------------------
+@app.command("models")
+def models_command(
+    download: Optional[List[str]] = typer.Option(
+        None, "--download", help="Fetch this model into the cache now (repeatable; 'all' = every model), e.g. before going offline."
+    ),
+    force: bool = typer.Option(False, "--force", help="With --download: fetch again even when it is cached."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """List the named EZ-CLIP models (name, backbone, frames, trained on, published numbers, cached, size).
+
+    The index is built in; EZCLIP_MODEL_INDEX=FILE replaces it. Models are cached in $EZCLIP_CACHE/models
+    (default ~/.cache/ezclip/models); with --download the cached file's path is printed.
+    """
+    setup_logging(quiet)
+    from ezclip_cli.models import cache_dir, describe_models, ensure_model, human_size, load_index
+
+    index = load_index()
+    if download:
+        names = list(index.models) if "all" in download else list(dict.fromkeys(download))
+        for name in names:
+            index.entry(name)  # every name checked before anything is fetched
+        for name in names:
+            typer.echo(str(ensure_model(name, index, force=force)))
+        return
+    rows = describe_models(index)
+    if as_json:
+        typer.echo(json.dumps({"default": index.default, "index": str(index.origin), "cache": str(cache_dir()),
+                               "models": rows}, indent=2))
+        return
+    header = ("NAME", "BACKBONE", "FRAMES", "TRAINED ON", "PUBLISHED", "CACHED", "SIZE")
+    table = [header] + [
+        (
+            row["name"] + (" *" if row["default"] else ""), row["backbone"] or "?", str(row["num_frames"] or "?"),
+            row["trained_on"] or "?", _published(row["published"]), "yes" if row["cached"] else "no",
+            human_size(row["size"]),
+        )
+        for row in rows
+    ]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    log.info("* default model; index %s; cache %s", index.origin, cache_dir())
+
+
+def _published(published: dict) -> str:
+    results = published.get("results") or {}
+    if not results:
+        return "-"
+    label = {"zero-shot": "zero-shot top-1", "base-to-novel": "base-to-novel HM"}.get(published.get("protocol"), "")
+    return f"{label} " + " / ".join(f"{k} {v}" for k, v in results.items())
 
 
 # ---- tag -------------------------------------------------------------------------------------
@@ -177,6 +236,12 @@ def tag(
         fail("--stride needs --window", 2)
     from ezclip_cli.tagging import TagConfig, run_tagging
 
+    if runtime is Runtime.torch:  # a model name or the default is fetched (or refused) before any video work
+        from ezclip_cli.loading import NO_CHECKPOINT, resolve_checkpoint
+
+        resolved = resolve_checkpoint(checkpoint, model, pretrained)
+        plain = resolved is None and model is None and pretrained is None
+        checkpoint = Path(NO_CHECKPOINT) if plain else resolved
     fmt_value = (fmt.value if fmt else None) or _format_from_suffix(output)
     config = TagConfig(
         labels=labels,
@@ -244,6 +309,10 @@ def train(
         None, "--model", "-m", help="Backbone: open_clip name (default ViT-B-16-quickgelu), a model-config JSON or a local model directory."
     ),
     pretrained: Optional[str] = PretrainedOpt,
+    init: Optional[str] = typer.Option(
+        None, "--init", help="Start from a model (a name from `ezclip models`, e.g. ezclip-b16-k400, or a checkpoint): "
+        "its backbone and learned prompts and adapters; replaces --model/--pretrained.",
+    ),
     num_frames: Optional[int] = typer.Option(None, "--num-frames", "-t", min=1, help="Frames per clip (T), default 8."),
     use_prompts: Optional[bool] = typer.Option(None, "--use-prompts/--no-prompts", help="Temporal prompts (--no-prompts: adapters only, ablation)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs (default 150 as in the reference K400 run)."),
@@ -286,7 +355,7 @@ def train(
     given = {
         "dataset": dataset, "root": root, "fold": fold, "train_split": train_split, "val_split": val_split,
         "train_list": train_list, "val_list": val_list, "kshot": kshot, "base_novel": base_novel, "out": out,
-        "model": model, "pretrained": pretrained, "num_frames": num_frames, "use_prompts": use_prompts,
+        "model": model, "pretrained": pretrained, "init": init, "num_frames": num_frames, "use_prompts": use_prompts,
         "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr,
         "weight_decay": weight_decay, "warmup_epochs": warmup_epochs, "warmup_steps": warmup_steps,
         "motion_weight": motion_weight, "drop_path": drop_path, "attn_dropout": attn_dropout,
@@ -305,7 +374,8 @@ def train(
 def evaluate(
     checkpoint: Optional[List[Path]] = typer.Option(
         None, "--checkpoint", "-c",
-        help="An ezclip checkpoint, a reference EZ-CLIP .pt, or a run directory (its best.ezclip). Repeatable: "
+        help="A model name from `ezclip models`, an ezclip checkpoint, a reference EZ-CLIP .pt, or a run directory "
+        "(its best.ezclip); 'none' = plain CLIP. Default (no --model either): ezclip-b16-k400. Repeatable: "
         "one per training seed (base-to-novel: the mean is reported) or one per --shots (few-shot).",
     ),
     model: Optional[str] = ModelOpt,
@@ -350,10 +420,14 @@ def evaluate(
     if baseline is not None and baseline != "clip":
         fail(f"unknown --baseline '{baseline}'; available: clip", 2)
     from ezclip_cli.evaluate import EvalConfig, run_evaluation
+    from ezclip_cli.loading import resolve_checkpoint
 
+    # Model names (and, with no model given, the default EZ-CLIP model) become local files here.
+    given = checkpoint or ([None] if model is None and pretrained is None else [])
+    resolved = [resolve_checkpoint(c, model, pretrained) for c in given]
     config = EvalConfig(
         protocol=protocol.value, dataset=dataset, root=str(root),
-        checkpoints=tuple(str(c) for c in checkpoint or ()), model=model, pretrained=pretrained, num_frames=num_frames,
+        checkpoints=tuple(str(c) for c in resolved if c is not None), model=model, pretrained=pretrained, num_frames=num_frames,
         shots=tuple(shots or ()), split=split, fold=fold, clips=clips, crops=crops, batch_size=batch_size,
         workers=workers, templates=tuple(template or ()), descriptions=str(descriptions) if descriptions else None,
         baseline=baseline, faithful=faithful, decoder=decoder.value, device=device,

@@ -124,6 +124,7 @@ class TrainConfig:
     # model
     model: str = DEFAULT_BACKBONE  # open_clip name, model-config JSON or local directory
     pretrained: str | None = DEFAULT_PRETRAINED
+    init: str | None = None  # start from this model's backbone and learned parts (index name or checkpoint)
     num_frames: int = 8
     use_prompts: bool = True
     drop_path: float = 0.1
@@ -205,7 +206,7 @@ _TRAIN_INTS = {"fold", "kshot", "workers", "num_frames", "epochs", "max_steps", 
                "warmup_steps", "seed", "log_every", "eval_every", "save_every_steps"}
 _TRAIN_BOOLS = {"flip", "use_prompts", "grad_checkpointing"}
 _TRAIN_NULLABLE = {"dataset", "root", "val_split", "train_list", "val_list", "kshot", "base_novel", "flip",
-                   "pretrained", "max_steps", "warmup_steps", "clip_grad", "save_every_steps"}
+                   "pretrained", "init", "max_steps", "warmup_steps", "clip_grad", "save_every_steps"}
 
 
 def _coerce_train_value(key: str, value: Any) -> Any:

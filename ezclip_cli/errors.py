@@ -36,3 +36,7 @@ class LabelsetError(EzclipError):
 
 class DatasetError(EzclipError):
     """A dataset root or annotation file is missing or malformed."""
+
+
+class DownloadError(EzclipError):
+    """A named model or backbone weights cannot be fetched (offline, unreachable, corrupt download)."""

@@ -584,7 +584,7 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progres
                 log.info("baseline: plain CLIP frame averaging on %s's backbone (prompts off, adapters at init)",
                          specs[0].checkpoint)
             else:
-                model = load_model(None, config.model, config.pretrained, config.num_frames, device=device)
+                model = load_model("none", config.model, config.pretrained, config.num_frames, device=device)  # plain CLIP
             fingerprint = model_fingerprint(model)
             spec.info = {
                 "fingerprint": fingerprint, "backbone": model.config.backbone, "pretrained": model.config.pretrained,

@@ -641,11 +641,19 @@ class _Run:
         lists = load_video_lists(config) if train_data is None else None  # bad data fails before any model loads
 
         # Frozen backbone and learned parts, both drawn from the seed (the same on every rank).
-        backbone = load_backbone(config.model, config.pretrained, device=self.device, seed=config.seed)
+        start = None
+        if config.init:  # fine-tune a released or earlier model: its backbone and learned parts (--init)
+            from ezclip_cli.loading import start_from
+
+            backbone, start = start_from(config.init, config.num_frames, config.use_prompts, self.device)
+        else:
+            backbone = load_backbone(config.model, config.pretrained, device=self.device, seed=config.seed)
         model_config = ModelConfig(num_frames=config.num_frames, use_prompts=config.use_prompts,
                                    prompt_dropout=config.prompt_dropout, drop_path=config.drop_path,
                                    attn_dropout=config.attn_dropout)
         self.model = build_model(backbone, model_config, seed=config.seed).to(self.device)
+        if start is not None:
+            self.model.load_learned_state_dict(start)
         if config.grad_checkpointing:
             self.model.clip.visual.set_grad_checkpointing(True)
             text_transformer(self.model.clip).grad_checkpointing = True
