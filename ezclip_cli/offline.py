@@ -11,7 +11,7 @@ import contextlib
 import os
 import socket
 import threading
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 OFFLINE_ENV = "EZCLIP_OFFLINE"
@@ -90,3 +90,36 @@ def hub_endpoint() -> str:
         return constants.ENDPOINT
     except ImportError:
         return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def create_open_clip(model_name: str, pretrained: str | None, *, device: str, cache_dir: str | None, label: str) -> Any:
+    """open_clip.create_model with its weights from the cache first; a download only when the hub answers.
+
+    open_clip tries several file names on the hub, each with its own timeouts, so an offline machine
+    would wait for minutes. Here the cache is tried with the hub switched to offline; when that fails
+    and downloads are off or the hub is unreachable (one probe), the error is one line with the remedies.
+    """
+    import open_clip
+
+    def create() -> Any:
+        return open_clip.create_model(model_name, pretrained=pretrained, device=device, cache_dir=cache_dir)
+
+    if not pretrained or os.path.isfile(pretrained) or not open_clip.get_pretrained_cfg(model_name, pretrained):
+        return create()  # no download involved (random, local file, or an unknown tag open_clip reports)
+    try:
+        with hub_cache_only():
+            return create()
+    except Exception:  # not cached (or unreadable there): decide below whether a download may run
+        pass
+    endpoint = hub_endpoint()
+    reason = offline_reason() or unreachable(endpoint)
+    if reason is not None:
+        from ezclip_cli.errors import BackboneError
+
+        raise BackboneError(
+            f"no weights for {label} ({pretrained}) in the open_clip cache and they cannot be downloaded from "
+            f"{endpoint} ({reason}); fetch them once where there is network (then set HF_HUB_OFFLINE=1 or "
+            f"EZCLIP_OFFLINE=1 offline), pass local weights with --pretrained FILE, or use a released EZ-CLIP model "
+            f"(`ezclip models --download NAME`, then --checkpoint NAME)"
+        )
+    return create()
