@@ -31,13 +31,19 @@ def offline_reason() -> str | None:
 def unreachable(url: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
     """None when `url`'s host accepts a TCP connection within `timeout`, else a short reason.
 
-    One attempt, no retries. Name resolution runs in a daemon thread so a dead DNS server cannot
+    One attempt, no retries; where a proxy is configured for the scheme (HTTPS_PROXY, ...) the proxy is
+    asked instead, as the download would go through it. Name resolution runs in a daemon thread so a dead DNS server cannot
     stretch the wait past `timeout` (getaddrinfo itself has no timeout).
     """
+    from urllib.request import getproxies, proxy_bypass
+
     parts = urlsplit(url)
-    host = parts.hostname
-    if not host:
+    if not parts.hostname:
         return f"no host in {url}"
+    proxy = getproxies().get(parts.scheme)
+    if proxy and not proxy_bypass(parts.hostname):  # downloads go through the proxy (urllib, requests, httpx)
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     outcome: list[str | None] = []
 

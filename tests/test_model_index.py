@@ -389,3 +389,37 @@ def test_backbone_weights_offline_fail_at_once_with_the_remedies(tmp_path, monke
     assert "\n" not in message and "EZCLIP_OFFLINE=1" in message and "HF_HUB_OFFLINE=1" in message
     assert "ezclip models --download" in message and "--pretrained" in message
     assert attempts == [True]  # only the cache was asked; no online attempt
+
+
+def test_probe_asks_the_proxy_when_one_is_configured(monkeypatch):
+    from ezclip_cli.offline import unreachable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("NO_PROXY", "")
+    assert f"127.0.0.1:{port}" in unreachable("https://models.invalid/x.pt")
+    monkeypatch.setenv("NO_PROXY", "models.invalid")
+    assert "not resolved" in unreachable("https://models.invalid/x.pt")
+
+
+def test_listing_models_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from ezclip_cli.cli import app\n"
+        "for args in (['models', '--help'], ['models']):\n"
+        "    try:\n"
+        "        app(args, standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    env = {**__import__("os").environ, "EZCLIP_CACHE": str(tmp_path)}
+    env.pop("EZCLIP_MODEL_INDEX", None)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "ezclip-b16-k400" in result.stdout
