@@ -136,14 +136,16 @@ def start_from(init: str, num_frames: int, use_prompts: bool, device: str) -> tu
         raise UsageError("--init none: give a model name from `ezclip models` or a checkpoint (or leave --init out)")
     source = load_model(path, device="cpu")
     if source.num_frames != num_frames:
-        raise UsageError(f"--init {init} has {source.num_frames} frames; train it with --num-frames {source.num_frames}")
+        frames = source.num_frames
+        raise UsageError(f"--init {init} has {frames} frames; train it with --num-frames {frames}")
     if source.config.use_prompts != use_prompts:
         raise UsageError(f"--init {init} was trained {'with' if source.config.use_prompts else 'without'} prompts; "
                          f"train it with {'--use-prompts' if source.config.use_prompts else '--no-prompts'}")
     learned = {k: v.clone() for k, v in source.learned_state_dict().items()}
     config = source.config
     if config.pretrained in (None, "embedded"):
-        backbone = build_backbone_from_config(config.backbone_config, config.backbone, backbone_state_dict(source), device)
+        weights = backbone_state_dict(source)
+        backbone = build_backbone_from_config(config.backbone_config, config.backbone, weights, device)
         backbone.image_size, backbone.mean, backbone.std = (source.backbone.image_size, source.backbone.mean,
                                                             source.backbone.std)
     else:
@@ -179,6 +181,7 @@ def describe_model(
     from ezclip_cli.model import build_model
 
     resolves_to, entry = None, None
+    pretrained_label: str | None
     named = _named_model(checkpoint, model, pretrained)
     if named is not None:
         from ezclip_cli.models import cached_model, fetch_url, load_index, parse_source

@@ -22,9 +22,10 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ezclip_cli.errors import CheckpointError, DownloadError, EzclipError, UsageError
@@ -75,7 +76,8 @@ class ModelIndex:
 
     def entry(self, name: str) -> ModelEntry:
         if name not in self.models:
-            raise UsageError(f"unknown model '{name}'; the index ({self.origin}) has: {', '.join(self.models) or 'none'}")
+            known = ", ".join(self.models) or "none"
+            raise UsageError(f"unknown model '{name}'; the index ({self.origin}) has: {known}")
         return self.models[name]
 
 
@@ -321,8 +323,8 @@ def _fetch_gdrive(url: str, dest: Path) -> tuple[str, int]:
     import gdown
 
     # gdown follows Drive's confirmation page for large files; one try, short connect timeout.
-    result = gdown.download(url=url, output=str(dest), quiet=not _show_progress(), timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                            retries=0)
+    result = gdown.download(url=url, output=str(dest), quiet=not _show_progress(),
+                            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), retries=0)
     if result is None or not dest.is_file():
         raise DownloadError(f"Google Drive did not hand out {url} (quota, permissions or a removed file); "
                             "nothing was cached")
@@ -333,7 +335,7 @@ def _hf_cached(source: Source) -> bool:
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        return isinstance(try_to_load_from_cache(source.location, source.filename), str)
+        return isinstance(try_to_load_from_cache(source.location, source.filename or HF_DEFAULT_FILE), str)
     except ImportError:
         return False
 
@@ -341,7 +343,7 @@ def _hf_cached(source: Source) -> bool:
 def _hf_download(source: Source, offline: bool) -> str:
     from huggingface_hub import hf_hub_download
 
-    return hf_hub_download(source.location, source.filename, local_files_only=offline)
+    return hf_hub_download(source.location, source.filename or HF_DEFAULT_FILE, local_files_only=offline)
 
 
 def _copy(path: Path, dest: Path, expected: int | None) -> tuple[str, int]:
@@ -384,7 +386,8 @@ class _progress:
     """A rich download bar on stderr (only on a terminal, and not under --quiet)."""
 
     def __init__(self, total: int | None, label: str):
-        self.total, self.label, self.bar = total, label, None
+        self.total, self.label = total, label
+        self.bar: Any = None  # a rich Progress once started
 
     def __enter__(self) -> Callable[[int], None]:
         if _show_progress():
@@ -393,11 +396,12 @@ class _progress:
 
             console = Console(stderr=True)
             if console.is_terminal:
-                self.bar = Progress(TextColumn(self.label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                                    console=console, transient=True)
-                task = self.bar.add_task("download", total=self.total)
-                self.bar.start()
-                return lambda n: self.bar.update(task, advance=n)
+                bar = Progress(TextColumn(self.label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                               console=console, transient=True)
+                task = bar.add_task("download", total=self.total)
+                bar.start()
+                self.bar = bar
+                return lambda n: bar.update(task, advance=n)
         return lambda n: None
 
     def __exit__(self, *exc: object) -> None:

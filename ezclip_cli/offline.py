@@ -8,10 +8,12 @@ outright; then only caches are used.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 OFFLINE_ENV = "EZCLIP_OFFLINE"
@@ -32,8 +34,8 @@ def unreachable(url: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
     """None when `url`'s host accepts a TCP connection within `timeout`, else a short reason.
 
     One attempt, no retries; where a proxy is configured for the scheme (HTTPS_PROXY, ...) the proxy is
-    asked instead, as the download would go through it. Name resolution runs in a daemon thread so a dead DNS server cannot
-    stretch the wait past `timeout` (getaddrinfo itself has no timeout).
+    asked instead, as the download would go through it. Name resolution runs in a daemon thread so a
+    dead DNS server cannot stretch the wait past `timeout` (getaddrinfo itself has no timeout).
     """
     from urllib.request import getproxies, proxy_bypass
 
@@ -115,8 +117,8 @@ def create_open_clip(model_name: str, pretrained: str | None, *, device: str, ca
     try:
         with hub_cache_only():
             return create()
-    except Exception:  # not cached (or unreadable there): decide below whether a download may run
-        pass
+    except Exception as exc:  # noqa: BLE001 - not cached (or unreadable there): decide below if a download may run
+        logging.getLogger(__name__).debug("%s (%s) not usable from the cache: %s", label, pretrained, exc)
     endpoint = hub_endpoint()
     reason = offline_reason() or unreachable(endpoint)
     if reason is not None:

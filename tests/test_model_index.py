@@ -25,7 +25,7 @@ RELEASED = ["ezclip-b16-k400", "ezclip-b16-b2n-k400", "ezclip-b16-b2n-hmdb51", "
 
 @pytest.fixture(scope="module")
 def reference_bytes(tmp_path_factory) -> bytes:
-    """A tiny checkpoint in the reference layout: mixed fp16/fp32, prompts, Adapter.D_fc* keys, zero temporal embedding."""
+    """A tiny reference-layout checkpoint: mixed fp16/fp32, prompts, Adapter.D_fc* keys, zero temporal embedding."""
     folder = tmp_path_factory.mktemp("reference")
     config = folder / "openai-style.json"
     config.write_text(json.dumps(OPENAI_STYLE))
@@ -47,7 +47,7 @@ class Server:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:  # http.server's method name
                 server.requests.append(self.path)
                 body = server.files.get(self.path)
                 if body is None:
@@ -102,7 +102,6 @@ def served(env, reference_bytes):
 
 def test_models_lists_the_index_and_tag_by_name_downloads_converts_and_tags(served, env, reference_bytes, capsys):
     from ezclip_cli.checkpoint import detect_kind
-
     from ezclip_cli.models import describe_models
 
     code, _ = run_main("models", capsys=capsys)
@@ -420,6 +419,48 @@ def test_listing_models_imports_no_torch(tmp_path):
     )
     env = {**__import__("os").environ, "EZCLIP_CACHE": str(tmp_path)}
     env.pop("EZCLIP_MODEL_INDEX", None)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
     assert "ezclip-b16-k400" in result.stdout
+
+
+def test_eval_and_export_take_names_and_eval_defaults_to_the_index_default(served, env, monkeypatch, capsys):
+    from ezclip_cli import evaluate
+
+    seen = []
+
+    def fake_run(config, out, progress):
+        seen.append(config.checkpoints)
+        return evaluate.EvalOutcome({}, [], 0)
+
+    monkeypatch.setattr(evaluate, "run_evaluation", fake_run)
+    for extra in ([], ["--checkpoint", NAME], ["--checkpoint", "none"]):
+        code, err = run_main("eval", "--dataset", "ucf101", "--root", str(env), *extra, capsys=capsys)
+        assert code == 0, err
+    cached = str(env / "cache" / "models" / f"{NAME}.ezclip")
+    assert seen == [(cached,), (cached,), ()]  # the default, by name, and plain CLIP explicitly
+    code, err = run_main("export", "-c", NAME, "--out", str(env / "bundle"), "--format", "safetensors", "-q",
+                         capsys=capsys)
+    assert code == 0, err
+    assert (env / "bundle" / "model.safetensors").is_file()
+
+
+def test_train_init_from_a_name_keeps_the_released_parts(served, env, capsys):
+    from ezclip_cli.checkpoint import load_checkpoint
+    from ezclip_cli.loading import load_model
+
+    lines = []
+    for i, direction in enumerate(["left", "right", "left", "right"]):
+        write_video(env / f"clip{i}.mp4", moving_ball_frames(8, 32, direction, seed=i))
+        lines.append(f"clip{i}.mp4\t{direction}")
+    (env / "train.txt").write_text("\n".join(lines) + "\n")
+    code, err = run_main("train", "--train-list", str(env / "train.txt"), "--init", NAME, "--max-steps", "1",
+                         "--batch-size", "2", "--lr", "1e-9", "--weight-decay", "0", "--workers", "0", "--device", "cpu",
+                         "--out", str(env / "run"), "-q", capsys=capsys)
+    assert code == 0, err
+    trained, extra = load_checkpoint(env / "run" / "last.ezclip")
+    released = load_model(NAME).learned_state_dict()
+    assert extra["train_config"]["init"] == NAME
+    for name, value in trained.learned_state_dict().items():  # one step at lr 1e-9 from the released values
+        assert torch.allclose(value, released[name], atol=1e-6), name
