@@ -14,7 +14,6 @@ is a reference EZ-CLIP `.pt`, converted to `NAME.ezclip` once. Nothing unverifie
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,22 +21,19 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any
 
 from ezclip_cli.errors import CheckpointError, DownloadError, EzclipError, UsageError
-from ezclip_cli.offline import CONNECT_TIMEOUT, READ_TIMEOUT, hub_endpoint, offline_reason, unreachable
+from ezclip_cli.offline import CONNECT_TIMEOUT, offline_reason, unreachable
+from ezclip_cli.sources import Source, fetch, fetch_url, hub_cached, parse_source
 
 log = logging.getLogger(__name__)
 
 INDEX_ENV = "EZCLIP_MODEL_INDEX"
 BUILTIN_INDEX = Path(__file__).with_name("model_index.json")
-HF_DEFAULT_FILE = "model.ezclip"  # `hf-hub:ORG/REPO` without a file name
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -121,49 +117,6 @@ def _absolute_source(url: str, base: Path) -> str:
     return str(path if path.is_absolute() else (base / path).resolve())
 
 
-# ---- sources --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Source:
-    kind: str  # http, gdrive, hf, file
-    location: str  # URL, Drive file id, ORG/REPO, or local path
-    filename: str | None = None  # hf: the file inside the repo
-
-
-def parse_source(url: str) -> Source:
-    """What kind of place `url` is (see the module docstring for the forms)."""
-    if url.startswith("gdrive:"):
-        return Source("gdrive", url[len("gdrive:"):])
-    if url.startswith("hf-hub:"):
-        parts = url[len("hf-hub:"):].strip("/").split("/")
-        if len(parts) < 2 or not all(parts):
-            raise UsageError(f"bad source '{url}': use hf-hub:ORG/REPO or hf-hub:ORG/REPO/FILE")
-        return Source("hf", "/".join(parts[:2]), "/".join(parts[2:]) or HF_DEFAULT_FILE)
-    split = urlsplit(url)
-    if split.scheme in ("http", "https"):
-        if split.hostname in ("drive.google.com", "docs.google.com"):
-            file_id = parse_qs(split.query).get("id", [None])[0] or _drive_path_id(split.path)
-            if file_id:
-                return Source("gdrive", file_id)
-        return Source("http", url)
-    if split.scheme == "file":
-        return Source("file", unquote(split.path))
-    return Source("file", url)
-
-
-def _drive_path_id(path: str) -> str | None:
-    match = re.search(r"/file/d/([^/]+)", path)
-    return match.group(1) if match else None
-
-
-def fetch_url(source: Source) -> str:
-    """The URL a download of `source` contacts first (a Drive id: its uc?id= link, which gdown follows)."""
-    if source.kind == "gdrive":
-        return f"https://drive.google.com/uc?id={source.location}"
-    if source.kind == "hf":
-        return f"{hub_endpoint().rstrip('/')}/{source.location}/resolve/main/{source.filename}"
-    return source.location
-
-
 # ---- the cache --------------------------------------------------------------------------------------
 def cache_dir() -> Path:
     """Where named models live: $EZCLIP_CACHE/models, else $XDG_CACHE_HOME or ~/.cache, then ezclip/models."""
@@ -223,7 +176,7 @@ def download_model(entry: ModelEntry) -> Path:
     try:
         raw = work / f"{entry.name}.download"
         started = time.perf_counter()
-        digest, size = _fetch(entry, source, raw, offline)
+        digest, size = fetch(source, raw, name=entry.name, size=entry.size, offline=offline)
         expected = entry.sha256 or _recorded_digest(entry)
         if expected and digest != expected:
             raise DownloadError(
@@ -233,9 +186,10 @@ def download_model(entry: ModelEntry) -> Path:
         final = _convert(entry, source, raw, work, digest)
         target = root / final.name
         os.replace(final, target)
-        record = {"name": entry.name, "url": entry.url, "source_sha256": digest, "source_size": size,
-                  "file": target.name, "size": target.stat().st_size, "downloaded": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                                  time.gmtime())}
+        record = {
+            "name": entry.name, "url": entry.url, "source_sha256": digest, "source_size": size, "file": target.name,
+            "size": target.stat().st_size, "downloaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         tmp_record = work / "record.json"
         tmp_record.write_text(json.dumps(record, indent=2), encoding="utf-8")
         os.replace(tmp_record, _record_path(entry.name))
@@ -265,7 +219,7 @@ def _check_allowed(entry: ModelEntry, source: Source) -> bool:
         reason = unreachable(url, CONNECT_TIMEOUT)
     if reason is None:
         return False
-    if source.kind == "hf" and _hf_cached(source):
+    if source.kind == "hf" and hub_cached(source):
         return True
     raise DownloadError(offline_message(entry.name, url, reason))
 
@@ -277,136 +231,6 @@ def offline_message(name: str, url: str, reason: str) -> str:
         f"run `ezclip models --download {name}` on a machine that is online (same EZCLIP_CACHE), "
         f"or pass --checkpoint PATH to a copy of the file"
     )
-
-
-# ---- fetching -------------------------------------------------------------------------------------------
-def _fetch(entry: ModelEntry, source: Source, dest: Path, offline: bool) -> tuple[str, int]:
-    """Write the download to `dest`; returns (sha256, bytes). Short or failed transfers raise DownloadError."""
-    url = fetch_url(source)
-    log.info("downloading model %s from %s", entry.name, url)
-    try:
-        if source.kind == "http":
-            return _fetch_http(url, dest, entry)
-        if source.kind == "gdrive":
-            return _fetch_gdrive(url, dest)
-        if source.kind == "hf":
-            return _copy(Path(_hf_download(source, offline)), dest, entry.size)
-        local = Path(source.location).expanduser()
-        if not local.is_file():
-            raise DownloadError(f"model {entry.name}: source file not found: {local}")
-        return _copy(local, dest, entry.size)
-    except EzclipError:
-        raise
-    except Exception as exc:  # urllib, gdown (requests) and the hub raise many types
-        text = " ".join(str(exc).split())[:200]
-        raise DownloadError(f"download of {entry.name} from {url} failed ({type(exc).__name__}: {text}); "
-                            "nothing was cached") from exc
-
-
-def _fetch_http(url: str, dest: Path, entry: ModelEntry) -> tuple[str, int]:
-    from urllib.request import Request, urlopen
-
-    from ezclip_cli import __version__
-
-    request = Request(url, headers={"User-Agent": f"ezclip/{__version__}"})
-    with urlopen(request, timeout=READ_TIMEOUT) as response:  # the host answered the probe; this bounds stalls
-        length = response.headers.get("Content-Length")
-        expected = int(length) if length and length.isdigit() else entry.size
-        digest, size = _stream(response, dest, expected, entry.name)
-    if expected is not None and size != expected:
-        raise DownloadError(f"download of {entry.name} from {url} is incomplete ({size} of {expected} bytes); "
-                            "nothing was cached, try again")
-    return digest, size
-
-
-def _fetch_gdrive(url: str, dest: Path) -> tuple[str, int]:
-    import gdown
-
-    # gdown follows Drive's confirmation page for large files; one try, short connect timeout.
-    result = gdown.download(url=url, output=str(dest), quiet=not _show_progress(),
-                            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), retries=0)
-    if result is None or not dest.is_file():
-        raise DownloadError(f"Google Drive did not hand out {url} (quota, permissions or a removed file); "
-                            "nothing was cached")
-    return _digest(dest), dest.stat().st_size
-
-
-def _hf_cached(source: Source) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        return isinstance(try_to_load_from_cache(source.location, source.filename or HF_DEFAULT_FILE), str)
-    except ImportError:
-        return False
-
-
-def _hf_download(source: Source, offline: bool) -> str:
-    from huggingface_hub import hf_hub_download
-
-    return hf_hub_download(source.location, source.filename or HF_DEFAULT_FILE, local_files_only=offline)
-
-
-def _copy(path: Path, dest: Path, expected: int | None) -> tuple[str, int]:
-    with open(path, "rb") as f:
-        digest, size = _stream(f, dest, expected or path.stat().st_size, path.name)
-    if expected is not None and size != expected:
-        raise DownloadError(f"{path} has {size} bytes, the index says {expected}; nothing was cached")
-    return digest, size
-
-
-def _stream(reader: BinaryIO, dest: Path, total: int | None, label: str) -> tuple[str, int]:
-    """Copy `reader` to `dest` hashing as it goes, with a byte progress bar on stderr."""
-    digest = hashlib.sha256()
-    size = 0
-    with _progress(total, label) as advance, open(dest, "wb") as out:
-        while True:
-            chunk = reader.read(_CHUNK)
-            if not chunk:
-                break
-            out.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-            advance(len(chunk))
-    return digest.hexdigest(), size
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _show_progress() -> bool:
-    return logging.getLogger("ezclip_cli").isEnabledFor(logging.INFO)
-
-
-class _progress:
-    """A rich download bar on stderr (only on a terminal, and not under --quiet)."""
-
-    def __init__(self, total: int | None, label: str):
-        self.total, self.label = total, label
-        self.bar: Any = None  # a rich Progress once started
-
-    def __enter__(self) -> Callable[[int], None]:
-        if _show_progress():
-            from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-            console = Console(stderr=True)
-            if console.is_terminal:
-                bar = Progress(TextColumn(self.label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                               console=console, transient=True)
-                task = bar.add_task("download", total=self.total)
-                bar.start()
-                self.bar = bar
-                return lambda n: bar.update(task, advance=n)
-        return lambda n: None
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 # ---- verifying and converting ---------------------------------------------------------------------------
