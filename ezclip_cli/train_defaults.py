@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 # Words naming a direction that a horizontal mirror turns into its opposite. Hyphenated and
 # CamelCase forms are split into words first ("counter-clockwise" and "TurnLeft" match).
