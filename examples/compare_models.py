@@ -40,7 +40,8 @@ def compare(a: Path, b: Path) -> tuple[float, list[str], list[str]]:
             worst = max(worst, float((x.double() - y.double()).abs().max()))
     extra_a, extra_b = json.loads(ma.pop("extra", "{}")), json.loads(mb.pop("extra", "{}"))
     changed = sorted(k for k in set(ma) | set(mb) if ma.get(k) != mb.get(k))
-    changed += sorted(f"extra.{k}" for k in (set(extra_a) | set(extra_b)) - IGNORED_EXTRA if extra_a.get(k) != extra_b.get(k))
+    keys = (set(extra_a) | set(extra_b)) - IGNORED_EXTRA
+    changed += sorted(f"extra.{k}" for k in keys if extra_a.get(k) != extra_b.get(k))
     return worst, missing, changed
 
 
@@ -51,8 +52,8 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.0, help="largest allowed absolute difference")
     args = parser.parse_args()
     worst, missing, changed = compare(args.a, args.b)
-    print(f"max abs difference of the tensors: {worst:.3g}" + (" (bit-identical)" if worst == 0 and not missing else ""),
-          file=sys.stderr)
+    same = " (bit-identical)" if worst == 0 and not missing else ""
+    print(f"max abs difference of the tensors: {worst:.3g}{same}", file=sys.stderr)
     if missing:
         print(f"tensors in only one file or of another shape: {', '.join(missing)}", file=sys.stderr)
     if changed:

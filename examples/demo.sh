@@ -4,7 +4,9 @@
 #   1. render example clips (a ball moving right / left / growing / shrinking),
 #   2. `ezclip train` a tiny random-backbone EZ-CLIP on them (about 10 minutes on 2 CPU cores),
 #   3. `ezclip tag` the held-out clips with that checkpoint: CSV on stdout, then a score.
-# (examples/quickstart.sh skips step 2 and tags with a model trained this way and shipped.)
+# (examples/quickstart.sh skips step 2 and tags with a model trained this way and shipped: the
+# recipe is examples/train_example_model.sh's, so this run learns the same tensors, which
+# `python examples/compare_models.py examples/demo-run/run/best.ezclip examples/model/tiny-motion.ezclip` checks.)
 # Set EZCLIP_DEMO_DIR to choose where it works (default: examples/demo-run).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -13,7 +13,7 @@
 # Reproducible: same seed, same clips, one thread, so the learned tensors come out bit-identical on
 # the same machine and torch build (examples/compare_models.py checks; only the run's random
 # state token differs in the metadata). Another CPU or torch build may differ in the last bits.
-# Takes about 11 minutes on 2 busy CPU cores; decoding the clips is most of the work.
+# Took 10.5 minutes (628 s) on 2 CPU cores shared with other jobs; decoding the clips is most of the work.
 set -euo pipefail
 cd "$(dirname "$0")/.."  # paths relative to the repository, so none of this machine's end up in the file
 out="${1:-examples/model/tiny-motion.ezclip}"

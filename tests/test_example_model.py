@@ -82,3 +82,19 @@ def test_quickstart_script_tags_with_the_shipped_model():
     script = (EXAMPLES / "quickstart.sh").read_text()
     assert "ezclip tag" in script and "model/tiny-motion.ezclip" in script and "ezclip train" not in script
     assert "render_clips.py" in script and "score_tags.py" in script
+
+
+def test_compare_models_tells_a_reproduction_from_a_different_model(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    compare = example_module("compare_models").compare
+    assert compare(MODEL, MODEL) == (0.0, [], [])
+    tensors = load_file(str(MODEL))
+    _, metadata = example_module("compare_models").read(MODEL)
+    key = next(k for k in tensors if k.startswith("learned."))
+    tensors[key] = tensors[key] + torch.full_like(tensors[key], 1e-3)
+    changed = tmp_path / "changed.ezclip"
+    save_file(tensors, str(changed), metadata=metadata)
+    worst, missing, differs = compare(MODEL, changed)
+    assert worst == pytest.approx(1e-3, rel=1e-2) and missing == [] and differs == []
