@@ -327,7 +327,11 @@ def train(
     drop_path: Optional[float] = typer.Option(None, "--drop-path", help="Stochastic depth, growing to this rate over layers (default 0.1)."),
     attn_dropout: Optional[float] = typer.Option(None, "--attn-dropout", help="Attention dropout in training (default 0.1)."),
     prompt_dropout: Optional[float] = typer.Option(None, "--prompt-dropout", help="Dropout on the prompt vectors (default 0.1)."),
-    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Horizontal flips (default: off for ssv2)."),
+    flip: Optional[bool] = typer.Option(
+        None, "--flip/--no-flip", help="Horizontal flips (default: on, but off when the labels are "
+        "direction-sensitive: ssv2, or any label naming a direction a mirror reverses, such as left, right, "
+        "clockwise, anticlockwise)."
+    ),
     template: Optional[List[str]] = typer.Option(None, "--template", help="Prompt template with '{}' (repeatable); default: the 16 EZ-CLIP templates."),
     clip_grad: Optional[float] = typer.Option(None, "--clip-grad", help="Clip the gradient norm to this value (default: no clipping)."),
     precision: Optional[Precision] = typer.Option(None, "--precision", help="auto (bf16 or fp16 on CUDA, fp32 elsewhere), fp32, bf16, fp16."),
@@ -336,7 +340,11 @@ def train(
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Data-loading processes per GPU (default: CPU count - 1, at most 8; 0 = in-process)."),
     decoder: Optional[Decoder] = typer.Option(None, "--decoder", help="auto = decord if installed, PyAV otherwise."),
     log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 10)."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", min=1, help="Epochs between validations (default 1)."),
+    eval_every: Optional[int] = typer.Option(
+        None, "--eval-every", min=1, help="Epochs between validations, and always after the last step (default: every "
+        "epoch, or the fewest epochs that keep validation under a fifth of the clips decoded when the validation set "
+        "is large next to an epoch; the log states the choice)."
+    ),
     save_every_steps: Optional[int] = typer.Option(None, "--save-every-steps", min=1, help="Also checkpoint every N steps."),
     device: Optional[str] = typer.Option(None, "--device", help="auto (cuda, mps, cpu), cpu, cuda, mps; under torchrun each process takes its LOCAL_RANK GPU."),
     quiet: bool = QuietOpt,

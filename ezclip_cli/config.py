@@ -118,7 +118,7 @@ class TrainConfig:
     kshot: int | None = None  # at most K training videos per class (few-shot, base-to-novel)
     base_novel: str | None = None  # "base": train and validate on the base half (method.md 9)
     templates: tuple[str, ...] = ()  # empty = the 16 reference templates (labels.DEFAULT_TEMPLATES)
-    flip: bool | None = None  # None = auto: off for direction-sensitive label sets (ssv2)
+    flip: bool | None = None  # None = auto: off for direction-sensitive label sets (ssv2, left/right, ...)
     decoder: str = "auto"
     workers: int = -1  # data-loading processes per rank; -1 = CPU count - 1 (at most 8); 0 = in-process
     # model
@@ -150,7 +150,7 @@ class TrainConfig:
     # outputs
     out: str = "runs/ezclip"
     log_every: int = 10  # steps between metrics.jsonl rows
-    eval_every: int = 1  # epochs between validations (and the last epoch always)
+    eval_every: int | None = None  # epochs between validations (+ the last epoch); None = auto (train_defaults)
     save_every_steps: int | None = None  # also checkpoint every N steps (besides every epoch)
 
     def __post_init__(self) -> None:
@@ -161,9 +161,9 @@ class TrainConfig:
         if isinstance(self.templates, str):
             object.__setattr__(self, "templates", (self.templates,))
         problems = []
-        positive = ("num_frames", "epochs", "batch_size", "grad_accum", "log_every", "eval_every", "fold")
+        positive = ("num_frames", "epochs", "batch_size", "grad_accum", "log_every", "fold")
         problems += [f"{n} must be >= 1" for n in positive if getattr(self, n) < 1]
-        optional_positive = ("max_steps", "kshot", "save_every_steps")
+        optional_positive = ("max_steps", "kshot", "save_every_steps", "eval_every")
         problems += [f"{n} must be >= 1" for n in optional_positive if getattr(self, n) is not None and getattr(self, n) < 1]
         if self.lr <= 0:
             problems.append("lr must be > 0")
@@ -206,7 +206,7 @@ _TRAIN_INTS = {"fold", "kshot", "workers", "num_frames", "epochs", "max_steps", 
                "warmup_steps", "seed", "log_every", "eval_every", "save_every_steps"}
 _TRAIN_BOOLS = {"flip", "use_prompts", "grad_checkpointing"}
 _TRAIN_NULLABLE = {"dataset", "root", "val_split", "train_list", "val_list", "kshot", "base_novel", "flip",
-                   "pretrained", "init", "max_steps", "warmup_steps", "clip_grad", "save_every_steps"}
+                   "pretrained", "init", "max_steps", "warmup_steps", "clip_grad", "save_every_steps", "eval_every"}
 
 
 def _coerce_train_value(key: str, value: Any) -> Any:

@@ -31,12 +31,13 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from ezclip_cli.errors import DatasetError, VideoError
+from ezclip_cli.train_defaults import DIRECTION_SENSITIVE_DATASETS
 from ezclip_cli.video import is_video_path, read_frames  # decoders open lazily, per call
 
 logger = logging.getLogger(__name__)
 
 # Horizontal flips turn "pushing left to right" into "... right to left" (method.md 10.6).
-DIRECTION_SENSITIVE = frozenset({"ssv2"})
+DIRECTION_SENSITIVE = DIRECTION_SENSITIVE_DATASETS  # benchmarks; labels naming directions: train_defaults
 
 VAL_FRACTION = 0.1  # of each class of the official train list (ucf101, hmdb51)
 VAL_SEED = 0

@@ -236,12 +236,16 @@ def load_video_lists(config: TrainConfig) -> tuple[Any, Any | None]:
 def build_datasets(config: TrainConfig, backbone: Any, lists: tuple[Any, Any | None] | None = None
                    ) -> tuple[Any, Any | None, tuple[str, ...]]:
     """VideoDatasets (decoded from the files, augmented as method.md 8) and the class names."""
-    from ezclip_cli.data import DIRECTION_SENSITIVE, VideoDataset
+    from ezclip_cli.data import VideoDataset
+    from ezclip_cli.train_defaults import choose_flip
 
     train_list, val_list = lists or load_video_lists(config)
-    flip = config.flip if config.flip is not None else config.dataset not in DIRECTION_SENSITIVE
-    if config.flip is None and not flip:
-        log.info("horizontal flips off: %s labels are direction-sensitive (method.md 10.6)", config.dataset)
+    flips = choose_flip(config.flip, config.dataset, train_list.classes)  # off for direction labels
+    if flips.message:
+        log.info("%s", flips.message)
+    if flips.warning:
+        log.warning("%s", flips.warning)
+    flip = flips.flip
     common = dict(num_frames=config.num_frames, image_size=backbone.image_size, mean=backbone.mean,
                   std=backbone.std, seed=config.seed, decoder=config.decoder)
     train = VideoDataset(train_list, train=True, flip=flip, **common)
@@ -699,6 +703,7 @@ class _Run:
         self.step, self.epoch, self.skip_steps, self.best_top1 = 0, 0, 0, -1.0
         self.batches: Iterator[Any] | None = None  # one training loader for the whole run (fit)
         self.val_loader = None
+        self.eval_every = self.choose_eval_every()
         if val_data is not None:
             val_batches = validation_batches(len(val_data), config.batch_size, ddp)
             self.val_loader = _loader(val_data, val_batches, self.workers, self.device.startswith("cuda"))
@@ -707,6 +712,20 @@ class _Run:
         self.last_val: dict[str, Any] | None = None
         self.skipped_total = 0
         self.debug_losses: list[float] = []
+
+    def choose_eval_every(self) -> int:
+        """--eval-every, or epochs that keep validation a small share of the work (train_defaults)."""
+        from ezclip_cli.train_defaults import auto_eval_every, eval_every_message
+
+        if self.val_data is None:
+            return 1
+        config = self.config
+        clips = self.steps_per_epoch * config.batch_size * config.grad_accum * self.ddp.world_size
+        clips = min(clips, len(self.train_data))
+        every = config.eval_every or auto_eval_every(clips, len(self.val_data))
+        chosen = config.eval_every is None
+        log.info("%s", eval_every_message(every, self.steps_per_epoch, clips, len(self.val_data), chosen))
+        return every
 
     # ---- state ------------------------------------------------------------------------------------
     def seed_training_rng(self) -> None:
@@ -879,7 +898,7 @@ class _Run:
         config = self.config
         final = self.step >= self.total_steps
         val = None
-        if self.val_data is not None and ((self.epoch + 1) % config.eval_every == 0 or final):
+        if self.val_data is not None and ((self.epoch + 1) % self.eval_every == 0 or final):
             val = evaluate_top_k(self.model, self.val_data, self.prompts, batch_size=config.batch_size, device=self.device,
                                  precision=self.precision, ddp=self.ddp, loader=self.val_loader)
             self.last_val = val
