@@ -12,7 +12,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -74,7 +74,11 @@ PretrainedOpt = typer.Option(
 )
 NumFramesOpt = typer.Option(8, "--num-frames", "-t", min=1, help="Frames sampled per video (T).")
 DeviceOpt = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
-QuietOpt = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bar.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bar or progress lines.")
+ProgressIntervalOpt = typer.Option(
+    None, "--progress-interval", min=0.0, envvar="EZCLIP_PROGRESS_INTERVAL", show_envvar=True,
+    help="When stderr is not a terminal (job logs, CI, 2>log): seconds between progress lines (default 30).",
+)
 
 
 def setup_logging(quiet: bool) -> None:
@@ -84,6 +88,29 @@ def setup_logging(quiet: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.ERROR if quiet else logging.INFO)
     root.propagate = False
+
+
+def make_progress(what: str, unit: str, quiet: bool, interval: Optional[float], failures: bool = True) -> Any:
+    """The progress display for one command (None with --quiet): a bar on a terminal, else timed lines.
+
+    `main()` closes it (bar stopped, last line written) when the command ends, however it ends.
+    """
+    if quiet:
+        return None
+    from ezclip_cli.progress import Progress
+
+    progress = Progress(what, unit, interval=interval, failures=failures)
+    _open_displays.append(progress)
+    return progress
+
+
+_open_displays: list[Any] = []  # progress displays of the running command, closed by main()
+
+
+def close_displays() -> None:
+    """Stop every progress display the command opened (before an error line is printed)."""
+    while _open_displays:
+        _open_displays.pop().close()
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -168,6 +195,7 @@ def tag(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
     runtime: Runtime = typer.Option(Runtime.torch, "--runtime", help="torch, or onnx for an exported bundle (--model DIR) run by onnxruntime."),
     quiet: bool = QuietOpt,
+    progress_interval: Optional[float] = ProgressIntervalOpt,
 ) -> None:
     """Tag videos with zero-shot action labels (CSV, JSON or JSONL on stdout or -o)."""
     setup_logging(quiet)
@@ -195,6 +223,9 @@ def tag(
         cache_dir=str(cache_dir) if cache_dir else None,
         runtime=runtime.value,
     )
+    # Under torchrun rank 0 shows its own part's progress; the other ranks stay quiet.
+    progress = make_progress("tagging", "windows" if window else "videos",
+                             quiet or os.environ.get("RANK", "0") != "0", progress_interval)
     summary = run_tagging(
         inputs,
         config,
@@ -205,7 +236,7 @@ def tag(
         output=output,
         overwrite=overwrite,
         stdin=sys.stdin,
-        progress=not quiet,
+        progress=progress,
     )
     # Under torchrun only rank 0 reports failures: torchrun stops every rank once one exits non-zero.
     is_main = os.environ.get("RANK", "0") == "0"
@@ -271,6 +302,7 @@ def train(
     save_every_steps: Optional[int] = typer.Option(None, "--save-every-steps", min=1, help="Also checkpoint every N steps."),
     device: Optional[str] = typer.Option(None, "--device", help="auto (cuda, mps, cpu), cpu, cuda, mps; under torchrun each process takes its LOCAL_RANK GPU."),
     quiet: bool = QuietOpt,
+    progress_interval: Optional[float] = ProgressIntervalOpt,
 ) -> None:
     """Train the temporal prompts and adapters with the motion loss (single process or torchrun).
 
@@ -297,7 +329,8 @@ def train(
     }
     given = {k: str(v) if isinstance(v, Path) else v for k, v in given.items()}
     settings = resolve_train_config(config, given, resume=resume)
-    run_training(settings, resume=resume, progress=not quiet)  # it reports where the checkpoints went
+    progress = make_progress("training", "steps", quiet, progress_interval, failures=False)
+    run_training(settings, resume=resume, progress=progress)  # it reports where the checkpoints went
 
 
 # ---- eval ------------------------------------------------------------------------------------
@@ -338,6 +371,7 @@ def evaluate(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
     device: str = DeviceOpt,
     quiet: bool = QuietOpt,
+    progress_interval: Optional[float] = ProgressIntervalOpt,
 ) -> None:
     """Evaluate under the published protocols (method.md 9) and write a JSON report with plots.
 
@@ -359,7 +393,8 @@ def evaluate(
         baseline=baseline, faithful=faithful, decoder=decoder.value, device=device,
         cache_dir=str(cache_dir) if cache_dir else None,
     )
-    outcome = run_evaluation(config, out or Path(f"eval-{dataset}-{protocol.value}"), progress=not quiet)
+    progress = make_progress("evaluating", "videos", quiet or os.environ.get("RANK", "0") != "0", progress_interval)
+    outcome = run_evaluation(config, out or Path(f"eval-{dataset}-{protocol.value}"), progress=progress)
     if outcome.files:
         log.info("report: %s (%d plots)", outcome.files[0], len(outcome.files) - 1)
     raise typer.Exit(outcome.exit_code)
@@ -410,7 +445,10 @@ def export(
 def main() -> None:
     """Console entry point: run the app, turning known errors into one line and an exit code."""
     try:
-        code = app(standalone_mode=False)
+        try:
+            code = app(standalone_mode=False)
+        finally:
+            close_displays()
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -37,6 +37,7 @@ import torch
 
 from ezclip_cli.data import VideoList, eval_resize_crop, load_split, restrict_classes, split_base_novel
 from ezclip_cli.errors import DatasetError, UsageError, VideoError
+from ezclip_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -552,8 +553,12 @@ class EvalOutcome:
     exit_code: int  # 0 every video scored, 1 some failed; under torchrun rank 0 alone says so (others 0)
 
 
-def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progress: bool = True) -> EvalOutcome:
-    """Score every model on every unit of the protocol; rank 0 writes report.json and plots into `out`."""
+def run_evaluation(config: EvalConfig, out: str | Path | None = None, *,
+                   progress: ProgressCallback | None = None) -> EvalOutcome:
+    """Score every model on every unit of the protocol; rank 0 writes report.json and plots into `out`.
+
+    `progress(done, total, failed, status)` counts this rank's videos over all models and units (rank 0 only).
+    """
     from ezclip_cli import __version__
     from ezclip_cli.distributed import ProcessGroup
     from ezclip_cli.loading import load_model, model_fingerprint, pick_device
@@ -569,9 +574,18 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progres
             device = f"cuda:{group.local_rank}"
             torch.cuda.set_device(torch.device(device))
         workers = default_workers() if config.workers < 0 else config.workers
-        bar = _Progress(len(specs) * sum(len(plan_batches(len(u.videos), config.batch_size, drop_last=config.faithful,
-                                                                         rank=group.rank, world_size=group.world)[0])
-                                         for u in units), enabled=progress and group.is_main)
+        report_progress = (progress or None) if group.is_main else None  # progress=False from older callers: none
+        total = len(specs) * sum(sum(len(b) for b in plan_batches(len(u.videos), config.batch_size,
+                                                                   drop_last=config.faithful, rank=group.rank,
+                                                                   world_size=group.world)[0]) for u in units)
+        counts = [0, 0]  # videos scored or failed, of those failed
+
+        def advance(videos: int, failed: int) -> None:
+            counts[0], counts[1] = counts[0] + videos, counts[1] + failed
+            if report_progress is not None:
+                report_progress(counts[0], total, counts[1], "")
+
+        advance(0, 0)
         evaluations: list[dict[str, Any]] = []
         warned: set[str] = set()
         first = None  # the first checkpoint's model: the baseline shares its backbone weights
@@ -597,7 +611,7 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progres
                 local, dropped = score_videos(
                     model, classifier, unit.videos, clips=config.clips, crops=config.crops,
                     batch_size=config.batch_size, workers=workers, decoder=config.decoder, device=device,
-                    drop_last=config.faithful, rank=group.rank, world_size=group.world, progress=bar.advance,
+                    drop_last=config.faithful, rank=group.rank, world_size=group.world, progress=advance,
                 )
                 results = gather_results(local, group)
                 evaluations.append(_evaluation_entry(spec, unit, results, dropped))
@@ -605,7 +619,6 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progres
                     if failure["path"] not in warned and group.is_main:
                         warned.add(failure["path"])
                         log.warning("unreadable video %s: %s", failure["path"], failure["error"])
-        bar.close()
         if config.faithful and any(e["dropped"] for e in evaluations):
             notes.append("faithful: eval batches drop_last, as the reference (method.md 10.5); "
                          "the dropped videos are counted in 'dropped', not scored")
@@ -878,33 +891,6 @@ def report_console(report: dict[str, Any], file: Any = None) -> None:
     counts = report["counts"]
     if counts["failed"]:
         console.print(f"{counts['unreadable_videos']} unreadable video(s), not scored: see 'failures' in report.json")
-
-
-class _Progress:
-    """A rich progress bar over batches on stderr (rank 0, terminals only)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.progress = None
-        self.failed = 0
-        if enabled and total > 0:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            console = Console(stderr=True)
-            self.progress = Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("batches, {task.fields[failed]} failed"), TimeElapsedColumn(),
-                                     console=console, disable=not console.is_terminal)
-            self.task = self.progress.add_task("eval", total=total, failed=0)
-            self.progress.start()
-
-    def advance(self, videos: int, failed: int) -> None:
-        self.failed += failed
-        if self.progress is not None:
-            self.progress.update(self.task, advance=1, failed=self.failed)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 # ---- the report schema (docs/report_schema.json is a copy, checked by the tests) ----------------------

@@ -23,6 +23,7 @@ from typing import IO, Any, Iterable, Iterator, Sequence
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError, VideoError
 from ezclip_cli.output import RowWriter, csv_columns, open_for_append, read_rows, rewrite_rows
+from ezclip_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -328,9 +329,12 @@ def run_tagging(
     overwrite: bool = False,
     stdin: IO[str] | None = None,
     stdout: IO[str] | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> TagSummary:
-    """Tag `inputs` and write rows to `output` (resumable) or `stdout`; returns the counts."""
+    """Tag `inputs` and write rows to `output` (resumable) or `stdout`; returns the counts.
+
+    `progress(done, total, failed, status)` hears about every finished task of this process.
+    """
     from ezclip_cli.labels import build_prompts, labelset_fingerprint, load_labelset
     from ezclip_cli.video import list_videos
 
@@ -417,10 +421,13 @@ def build_predictor(
 
 def tag_tasks(
     tasks: list[tuple[int, Any]], config: TagConfig, decoder: Decoder, settings: dict[str, Any],
-    predictor: "Predictor", writer: Any, stamp: dict[str, str], summary: TagSummary, progress: bool,
+    predictor: "Predictor", writer: Any, stamp: dict[str, str], summary: TagSummary,
+    progress: ProgressCallback | None,
 ) -> None:
     """The pipeline proper: decode (workers) -> batch -> predict -> write, rows in task order."""
-    bar = ProgressBar(len(tasks), enabled=progress)
+    report = progress or None  # callers that still pass progress=False mean "no progress"
+    if report is not None:
+        report(0, len(tasks), 0, "")
     order = {id(task): index for index, task in tasks}
 
     def emit(row: dict[str, Any], task: Any) -> None:
@@ -434,7 +441,8 @@ def tag_tasks(
         else:
             summary.failed += 1
             log.warning("%s: %s", row["path"], row["error"])
-        bar.advance(summary)
+        if report is not None:
+            report(summary.total, len(tasks), summary.failed, "")
 
     loop_started = time.perf_counter()
     try:
@@ -445,7 +453,6 @@ def tag_tasks(
                 flush_batch(pending, predictor, emit)
         flush_batch(pending, predictor, emit)
     finally:
-        bar.close()
         writer.close()
     summary.loop_seconds = time.perf_counter() - loop_started
 
@@ -527,34 +534,6 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
-class ProgressBar:
-    """A rich progress bar on stderr (counts, failures, rate); silent when disabled or not a TTY."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.progress = None
-        if enabled and total > 0:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            console = Console(stderr=True)
-            self.progress = Progress(
-                TextColumn("tagging"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(), console=console, transient=False, disable=not console.is_terminal,
-            )
-            self.task = self.progress.add_task("tag", total=total, status="")
-            self.progress.start()
-            self.started = time.perf_counter()
-
-    def advance(self, summary: TagSummary) -> None:
-        if self.progress is not None:
-            rate = summary.total / max(time.perf_counter() - self.started, 1e-9)
-            self.progress.update(self.task, advance=1, status=f"{summary.failed} failed, {rate:.2f}/s")
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 def tag_videos(
     inputs: Sequence[str | Path], labels: str, *, checkpoint: str | Path | None = None, model: str | None = None,
     pretrained: str | None = None, num_frames: int = 8, **options: Any,
@@ -567,6 +546,6 @@ def tag_videos(
     buffer = io.StringIO()
     run_tagging(
         [str(i) for i in inputs], config, checkpoint=Path(checkpoint) if checkpoint else None, model=model,
-        pretrained=pretrained, num_frames=num_frames, stdout=buffer, progress=False,
+        pretrained=pretrained, num_frames=num_frames, stdout=buffer,
     )
     return [json.loads(line) for line in buffer.getvalue().splitlines()]
