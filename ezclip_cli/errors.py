@@ -36,3 +36,7 @@ class LabelsetError(EzclipError):
 
 class DatasetError(EzclipError):
     """A dataset root or annotation file is missing or malformed."""
+
+
+class ExportError(EzclipError):
+    """A bundle cannot be written, failed its own verification, or lacks the onnx extra."""

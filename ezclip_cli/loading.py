@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ezclip_cli.config import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, ModelConfig
-from ezclip_cli.errors import UsageError
+from ezclip_cli.errors import CheckpointError, UsageError
+from ezclip_cli.onnx_runtime import WEIGHTS_FILE, is_bundle, read_bundle_config
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ def load_model(
     """
     from ezclip_cli.backbone import load_backbone
     from ezclip_cli.checkpoint import load_checkpoint
-    from ezclip_cli.export import is_bundle, load_bundle_model
     from ezclip_cli.model import build_model
 
     bundle = checkpoint if checkpoint is not None else model  # --checkpoint wins, as below
@@ -73,6 +73,22 @@ def load_model(
         backbone.pretrained or "random weights",
     )
     return ezclip.eval()
+
+
+def load_bundle_model(
+    path: str | Path, *, device: str = "cpu", cache_dir: str | None = None, config: dict[str, Any] | None = None
+) -> Any:
+    """The EZClip of an exported bundle in PyTorch (eval mode), from its model.safetensors."""
+    from ezclip_cli.checkpoint import load_checkpoint
+
+    path = Path(path)
+    config = config or read_bundle_config(path)
+    if "weights" not in config["files"] or not (path / WEIGHTS_FILE).is_file():
+        raise CheckpointError(
+            f"{path}: no {WEIGHTS_FILE} (exported without the safetensors format); use --runtime onnx or re-export"
+        )
+    model, _ = load_checkpoint(path / WEIGHTS_FILE, device=device, cache_dir=cache_dir)
+    return model.eval()
 
 
 def _default_tag(name: str) -> str | None:

@@ -95,23 +95,15 @@ def plan_tasks(paths: Iterable[Path], config: TagConfig) -> Iterator[Task | dict
 
 
 # ---- decoding (runs in worker processes) ------------------------------------------------------
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # the main process owns the cores for the model
-
-
 def _warm_up() -> None:
-    """Import the decoding stack in a worker while the main process loads the model."""
-    import ezclip_cli.data  # noqa: F401  (torch, torchvision)
+    """Import the decoding stack in a worker while the main process loads the model (numpy + PyAV, no torch)."""
+    import ezclip_cli.preprocess  # noqa: F401
     import ezclip_cli.video  # noqa: F401
 
 
 def decode_task(task: Task, settings: dict[str, Any]) -> dict[str, Any]:
     """Frames of one task, resized and centre-cropped for the model, or the reason it failed."""
-    import torch
-
-    from ezclip_cli.data import eval_resize_crop
+    from ezclip_cli.preprocess import eval_pixels
     from ezclip_cli.video import read_frames
 
     size = settings["image_size"]
@@ -128,11 +120,11 @@ def decode_task(task: Task, settings: dict[str, Any]) -> dict[str, Any]:
         return {"error": str(exc)}
     except Exception as exc:  # a decoder bug must not stop the batch either
         return {"error": f"could not decode: {type(exc).__name__}: {exc}".splitlines()[0]}
-    frames = torch.from_numpy(clip.frames).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
-    # (T, 3, S, S) uint8: a quarter of float32 through the pipe and in the in-flight window.
-    pixels = eval_resize_crop(frames, size).mul_(255).round_().to(torch.uint8)
+    # (T, 3, S, S) uint8: a quarter of float32 through the pipe and in the in-flight window. numpy, so
+    # workers need no torch and the ONNX runtime none at all (data.eval_resize_crop within one grey level).
+    pixels = eval_pixels(clip.frames, size)
     return {
-        "pixels": pixels.numpy(),
+        "pixels": pixels,
         "timestamps": [round(t, 3) for t in clip.timestamps],
         "duration": clip.duration,
     }
@@ -152,9 +144,7 @@ class Decoder:
             import multiprocessing as mp
 
             # spawn: decord and torch deadlock after fork (ecosystem.md).
-            self.pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
-            )
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
             for _ in range(workers):
                 self.pool.submit(_warm_up)
 
@@ -398,7 +388,7 @@ def build_predictor(
 ) -> tuple[Any, dict[str, Any], str]:
     """The model side of tagging: (predictor, decoding settings, model id) for the chosen runtime."""
     if config.runtime == "onnx":
-        from ezclip_cli.export import load_bundle_predictor
+        from ezclip_cli.onnx_runtime import load_bundle_predictor
 
         bundle = checkpoint or model
         if bundle is None:
@@ -406,7 +396,9 @@ def build_predictor(
         predictor, model_settings, model_id = load_bundle_predictor(
             bundle, config.labels, config.top_k, templates=config.templates or None, use_descriptions=config.use_descriptions
         )
-        return predictor, {**model_settings, "decoder": config.decoder}, model_id
+        # decord is imported after torch (it hangs otherwise), so "auto" means PyAV here: no torch at all.
+        decoder = "pyav" if config.decoder == "auto" else config.decoder
+        return predictor, {**model_settings, "decoder": decoder}, model_id
     from ezclip_cli.loading import load_model, model_fingerprint, pick_device
 
     device = pick_device(config.device)
