@@ -166,7 +166,9 @@ def info(
 # ---- tag -------------------------------------------------------------------------------------
 @app.command()
 def tag(
-    inputs: List[str] = typer.Argument(..., help="Video files and folders (searched recursively); '-' reads paths from stdin."),
+    inputs: Optional[List[str]] = typer.Argument(
+        None, help="Video files and folders (searched recursively); '-' reads paths from stdin."
+    ),
     labels: str = typer.Option(
         ..., "--labels", "-l", help="Label set: a bundled name (k400, ucf101, ...), a .txt/.csv file, or 'a,b,c'."
     ),
@@ -189,18 +191,40 @@ def tag(
     workers: int = typer.Option(-1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."),
     device: str = DeviceOpt,
     decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise and as a per-file fallback."),
-    num_shards: int = typer.Option(1, "--num-shards", min=1, help="Split the inputs into N deterministic parts..."),
-    shard_index: int = typer.Option(0, "--shard-index", min=0, help="...and tag only part I (0-based)."),
+    num_shards: Optional[int] = typer.Option(
+        None, "--num-shards", min=1,
+        help="Split the inputs into N deterministic parts... (default: $SLURM_ARRAY_TASK_COUNT in a job array, else 1)",
+    ),
+    shard_index: Optional[int] = typer.Option(
+        None, "--shard-index", min=0,
+        help="...and tag only part I, 0-based (default: this array task's place, "
+        "from $SLURM_ARRAY_TASK_ID, _MIN and _STEP, else 0). Join the parts with `ezclip merge`.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start -o afresh instead of resuming it."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
     runtime: Runtime = typer.Option(Runtime.torch, "--runtime", help="torch, or onnx for an exported bundle (--model DIR) run by onnxruntime."),
     quiet: bool = QuietOpt,
     progress_interval: Optional[float] = ProgressIntervalOpt,
+    files_from: Optional[Path] = typer.Option(
+        None, "--files-from", help="Also tag the paths listed in this file, one per line (a manifest; safe under torchrun, "
+        "where every rank reads it whole)."
+    ),
 ) -> None:
     """Tag videos with zero-shot action labels (CSV, JSON or JSONL on stdout or -o)."""
     setup_logging(quiet)
-    if shard_index >= num_shards:
-        fail(f"--shard-index {shard_index} must be below --num-shards {num_shards}", 2)
+    inputs = list(inputs or [])
+    if files_from is not None:
+        try:
+            inputs += [line.strip() for line in files_from.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"--files-from {files_from}: cannot read it ({getattr(exc, 'strerror', None) or type(exc).__name__})", 2)
+    if not inputs:
+        fail("nothing to tag: give video files or folders, '-' to read paths from stdin, or --files-from FILE", 2)
+    from ezclip_cli.shards import resolve_shard
+
+    num_shards, shard_index, shard_source = resolve_shard(num_shards, shard_index)
+    if shard_source:
+        log.info("shard %d of %d (from %s)", shard_index, num_shards, shard_source)
     if stride is not None and window is None:
         fail("--stride needs --window", 2)
     from ezclip_cli.tagging import TagConfig, run_tagging
@@ -398,6 +422,54 @@ def evaluate(
     if outcome.files:
         log.info("report: %s (%d plots)", outcome.files[0], len(outcome.files) - 1)
     raise typer.Exit(outcome.exit_code)
+
+
+# ---- merge -----------------------------------------------------------------------------------
+@app.command()
+def merge(
+    parts: List[Path] = typer.Argument(..., help="Output files of the shards (csv, json or jsonl; formats may differ)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the merged results here instead of stdout."),
+    fmt: Optional[OutputFormat] = typer.Option(
+        None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Join shard outputs of `ezclip tag` into one file with every video exactly once.
+
+    Refuses to mix outputs of different models, label sets, --top-k or --window settings.
+    A video that failed in one part and was tagged in another keeps its tagged row.
+    """
+    setup_logging(quiet)
+    from ezclip_cli.merge import merge_outputs
+    from ezclip_cli.output import RowWriter, atomic_write
+
+    if output is not None:
+        if output.exists() and not overwrite:
+            fail(f"{output} exists; use --overwrite to replace it or choose another -o", 2)
+        if any(output.resolve() == part.resolve() for part in parts if part.exists()):
+            fail(f"-o {output} is one of the parts being merged; choose another file", 2)
+    fmt_value = (fmt.value if fmt else None) or _format_from_suffix(output)
+    result = merge_outputs(parts)
+
+    def write(stream: Any) -> None:
+        writer = RowWriter(stream, fmt_value, result.top_k)
+        for row in result.rows:
+            writer.write(row)
+        writer.close()
+
+    def write_file(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as stream:
+            write(stream)
+
+    if output is None:
+        write(sys.stdout)
+    else:
+        atomic_write(output, write_file)  # readers never see half a merge
+    log.info(
+        "merged %d files: %d rows (%d failed), %d duplicate rows dropped%s",
+        result.files, len(result.rows), result.failed, result.duplicates, f"; wrote {output}" if output else "",
+    )
 
 
 # ---- export ----------------------------------------------------------------------------------
