@@ -514,11 +514,68 @@ def export(
     typer.echo(str(report.out))
 
 
+# ---- help conventions ----------------------------------------------------------------------------
+# Metavars are words a reader understands (VIDEO, FILE, N, SECONDS) where typer would print Python
+# types (<list[str]>, <int range>). They are set on the built command, by parameter name and then by
+# type, so options that any module adds get them too; an explicit `metavar=` always wins.
+METAVARS_BY_NAME = {
+    "inputs": "VIDEO", "parts": "FILE", "labels": "LABELS", "checkpoint": "PATH", "model": "NAME", "pretrained": "TAG",
+    "output": "FILE", "out": "DIR", "cache_dir": "DIR", "root": "DIR", "resume": "PATH", "config": "FILE",
+    "train_list": "FILE", "val_list": "FILE", "descriptions": "FILE", "files_from": "FILE",
+    "window": "SECONDS", "stride": "SECONDS", "progress_interval": "SECONDS", "device": "DEVICE",
+    "template": "TEMPLATE", "dataset": "NAME", "split": "SPLIT", "train_split": "SPLIT", "val_split": "SPLIT",
+    "shard_index": "I", "kshot": "K", "shots": "K", "base_novel": "base", "baseline": "clip", "formats": "FORMATS", "lr": "LR",
+}
+METAVARS_BY_TYPE = {int: "N", float: "NUMBER", Path: "PATH"}
+
+
+def readable_metavar(param: Any) -> Optional[str]:
+    """The metavar a parameter should show, or None to keep typer's (flags, and choices listed as a|b|c)."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is None or getattr(param, "is_flag", False):
+        return None
+    annotation = descriptor.annotation
+    inner = getattr(annotation, "__args__", (annotation,))[0] if descriptor.is_list else annotation
+    if inner is bool:
+        return None
+    if descriptor.is_choice:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in descriptor.choices or ()) + "]"
+    if param.name in METAVARS_BY_NAME:
+        return METAVARS_BY_NAME[param.name]
+    return METAVARS_BY_TYPE.get(inner, param.name.upper())
+
+
+def apply_help_conventions(command: Any) -> Any:
+    """Give every parameter of `command` and its subcommands a readable metavar where none was set."""
+    for sub in getattr(command, "commands", {}).values():
+        apply_help_conventions(sub)
+    for param in command.params:
+        if param.metavar is not None:
+            continue
+        metavar = readable_metavar(param)
+        if metavar is None:
+            continue
+        param.metavar = metavar
+        if param.param_type_name == "argument":
+            # typer appends an argument's type (<list[str]>) after its name, and writes required ones
+            # as {name}; the usage line reads `FILE...` / `[VIDEO]...` as in click and argparse.
+            param.display_type_rich = lambda ctx: None
+            usage = metavar if param.required else f"[{metavar}]"
+            usage += "..." if param.nargs != 1 else ""
+            param._usage_display_name = lambda usage=usage: usage
+    return command
+
+
+def build_command() -> Any:
+    """The click command `main()` runs: the typer app with the help conventions applied."""
+    return apply_help_conventions(typer.main.get_command(app))
+
+
 def main() -> None:
     """Console entry point: run the app, turning known errors into one line and an exit code."""
     try:
         try:
-            code = app(standalone_mode=False)
+            code = build_command().main(standalone_mode=False)
         finally:
             close_displays()
         sys.exit(code if isinstance(code, int) else 0)
