@@ -24,7 +24,7 @@ app = typer.Typer(
     help="Zero-shot video action tagging with EZ-CLIP (frozen CLIP + temporal prompts and adapters).\n\n"
     "Exit codes: 0 all inputs done; 1 some input failed (the rest still written) or a known error; 2 usage error.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -120,13 +120,20 @@ def fail(message: str, code: int = 1) -> None:
 
 def version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"ezclip {__version__}")
+        from ezclip_cli.versions import version_report
+
+        for line in version_report(__version__):
+            typer.echo(line)
         raise typer.Exit(0)
 
 
 @app.callback()
 def main_callback(
-    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True,
+        help="Print the versions of ezclip, Python, torch, torchvision, open_clip, decord, PyAV and onnxruntime, "
+        "and the device found (for bug reports).",
+    ),
 ) -> None:
     """Zero-shot video action tagging with EZ-CLIP."""
 
@@ -478,7 +485,13 @@ def export(
     checkpoint: Optional[Path] = CheckpointOpt,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle folder to write."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label set whose text embeddings ship in the bundle."),
-    formats: str = typer.Option("onnx,safetensors", "--format", help="Comma list of onnx, safetensors."),
+    formats: str = typer.Option(
+        "onnx,safetensors", "--bundle-formats",
+        help="What the bundle holds, a comma list: onnx (ONNX encoders), safetensors (PyTorch weights).",
+    ),
+    old_formats: Optional[str] = typer.Option(
+        None, "--format", hidden=True, help="Old spelling of --bundle-formats (--format means an output format elsewhere)."
+    ),
     no_backbone: bool = typer.Option(
         False, "--no-backbone", help="Refer to open_clip's name and tag instead of copying the backbone (loading then needs those weights cached)."
     ),
@@ -503,7 +516,7 @@ def export(
         checkpoint,
         out,
         labels=labels,
-        formats=parse_formats(formats),
+        formats=parse_formats(old_formats or formats),
         include_backbone=not no_backbone,
         text_encoder=text_encoder,
         tolerance=tolerance,
@@ -542,6 +555,8 @@ def readable_metavar(param: Any) -> Optional[str]:
         return "[" + "|".join(str(getattr(c, "value", c)) for c in descriptor.choices or ()) + "]"
     if param.name in METAVARS_BY_NAME:
         return METAVARS_BY_NAME[param.name]
+    if param.param_type_name == "argument":  # positional: its name says what it is (VIDEOS, not PATH)
+        return param.name.upper()
     return METAVARS_BY_TYPE.get(inner, param.name.upper())
 
 
@@ -566,16 +581,57 @@ def apply_help_conventions(command: Any) -> Any:
     return command
 
 
+# Every environment variable ezclip reads, and the commands it changes: listed under "Environment"
+# at the end of those commands' --help (the variables other modules read are named here too).
+MODEL_COMMANDS = ("tag", "eval", "export", "models")
+ENVIRONMENT = (
+    ("EZCLIP_CACHE", "text-embedding and model cache folder (default ~/.cache/ezclip)",
+     ("tag", "eval", "export", "models")),
+    ("EZCLIP_MODEL_INDEX", "model index file or URL for model names (default: the built-in index)",
+     MODEL_COMMANDS),
+    ("EZCLIP_OFFLINE", "1: download nothing; a model that is not cached fails at once", MODEL_COMMANDS),
+    ("HF_HUB_OFFLINE", "1: open_clip weights from the local Hugging Face cache only, no retries",
+     ("tag", "train", "eval", "export", "models")),
+    ("EZCLIP_PROGRESS_INTERVAL", "seconds between progress lines off a terminal (default 30)",
+     ("tag", "train", "eval")),
+    ("SLURM_ARRAY_TASK_ID, _COUNT", "in a SLURM job array: the defaults of --shard-index and --num-shards", ("tag",)),
+    ("EZCLIP_DEBUG", "1: show the traceback of an error instead of one line", ("*",)),
+)
+
+
+def environment_help(name: str) -> str:
+    """The "Environment" epilog of command `name` (every variable for ''; '' when none affects it)."""
+    rows = [(var, text) for var, text, commands in ENVIRONMENT if name == "" or name in commands or "*" in commands]
+    if not rows:
+        return ""
+    # \b keeps click from re-wrapping the table into one paragraph; the text goes on its own line so
+    # the table fits 80 columns.
+    return "\b\nEnvironment:\n" + "\n".join(f"  {var}\n      {text}" for var, text in rows)
+
+
+def add_environment_help(command: Any) -> Any:
+    """Append the Environment table to the help of every subcommand (and of the top-level command)."""
+    for name, sub in getattr(command, "commands", {}).items():
+        epilog = environment_help(name)
+        if epilog and "Environment:" not in (sub.epilog or ""):
+            sub.epilog = f"{sub.epilog}\n\n{epilog}" if sub.epilog else epilog
+    if not command.epilog:
+        command.epilog = environment_help("")  # all of them
+    return command
+
+
 def build_command() -> Any:
     """The click command `main()` runs: the typer app with the help conventions applied."""
-    return apply_help_conventions(typer.main.get_command(app))
+    return add_environment_help(apply_help_conventions(typer.main.get_command(app)))
 
 
 def main() -> None:
     """Console entry point: run the app, turning known errors into one line and an exit code."""
     try:
         try:
-            code = build_command().main(standalone_mode=False)
+            # prog_name: usage lines and the completion variable (_EZCLIP_COMPLETE) name the installed
+            # command, also under `python -m ezclip_cli` or a test runner.
+            code = build_command().main(prog_name="ezclip", standalone_mode=False)
         finally:
             close_displays()
         sys.exit(code if isinstance(code, int) else 0)

@@ -101,7 +101,7 @@ def export_bundle(
     """
     formats = parse_formats(formats)
     if text_encoder and "onnx" not in formats:
-        raise UsageError("--text-encoder needs the onnx format (--format onnx,...)")
+        raise UsageError("--text-encoder needs the onnx format (--bundle-formats onnx,...)")
     if tolerance < 0:
         raise UsageError("--tolerance must be >= 0")
     if "onnx" in formats:

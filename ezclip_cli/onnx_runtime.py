@@ -129,7 +129,7 @@ def load_bundle_predictor(
     path = Path(bundle)
     config = read_bundle_config(path)
     if "video_encoder" not in config["files"]:
-        raise CheckpointError(f"{path}: no {VIDEO_ONNX} (exported without the onnx format); re-export with --format onnx")
+        raise CheckpointError(f"{path}: no {VIDEO_ONNX} (exported without the onnx format); re-export with --bundle-formats onnx")
     shipped = config.get("labels")
     if labels is None:
         if not shipped:
