@@ -13,7 +13,7 @@ steps="${EZCLIP_DEMO_STEPS:-1000}"
 python "$here/render_clips.py" "$work/clips"
 
 if [ ! -f "$work/run/best.ezclip" ]; then
-  # Learning left-vs-right is a plateau escape (testing.md): lr 1e-2, no dropout, no flips.
+  # Learning left-vs-right is a plateau escape on the tiny model: lr 1e-2, no dropout, no flips.
   ezclip train --train-list "$work/clips/train.txt" --out "$work/run" \
     --model "$here/../configs/backbones/tiny-vit.json" --pretrained none \
     --max-steps "$steps" --batch-size 32 --lr 1e-2 --warmup-steps 0 \

@@ -404,7 +404,7 @@ def evaluate(
     quiet: bool = QuietOpt,
     progress_interval: Optional[float] = ProgressIntervalOpt,
 ) -> None:
-    """Evaluate under the published protocols (method.md 9) and write a JSON report with plots.
+    """Evaluate under the published protocols (docs/protocols.md) and write a JSON report with plots.
 
     Exit 0 when every video was scored, 1 when some could not be read (listed in the report).
     Under torchrun each process scores a disjoint part and rank 0 writes the one report.

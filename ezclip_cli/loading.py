@@ -1,4 +1,4 @@
-"""Model resolution for tag, eval and export (product.md, "Model resolution").
+"""Model resolution for tag, eval and export (README, "Models and checkpoints").
 
 `--checkpoint` wins: an ezclip checkpoint or a reference EZ-CLIP `.pt`. Otherwise
 `--model/--pretrained` give plain CLIP: prompts off, adapters at their identity init, so

@@ -3,7 +3,7 @@
 Stages: inputs -> shard -> skip what the output already holds -> decode (spawned workers,
 a bounded number of clips in flight) -> batches of B clips through the model -> top-k rows
 in input order. Peak memory is bounded by the in-flight window, not by the number of videos
-or their length (only the sampled frames are decoded, method.md section 8).
+or their length (only the sampled frames are decoded, docs/model.md section 8).
 """
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ class Decoder:
         if workers > 0:
             import multiprocessing as mp
 
-            # spawn: decord and torch deadlock after fork (ecosystem.md).
+            # spawn: decord and torch deadlock in forked workers.
             self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
             for _ in range(workers):
                 self.pool.submit(_warm_up)

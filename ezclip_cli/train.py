@@ -1,4 +1,4 @@
-"""The EZ-CLIP training loop: single process or DDP under torchrun (method.md 6, 8; issue 4).
+"""The EZ-CLIP training loop: single process or DDP under torchrun (docs/model.md 6, 8; issue 4).
 
     per step:  clips (B, T, 3, S, S) + one random template of each clip's class
                -> frames (B, T, D), text (B, D) -> L = KL_sym + w * L_motion (model.ezclip_loss)
@@ -87,7 +87,7 @@ def resume_files(resume: str | Path) -> tuple[Path, Path]:
 
 # ---- schedule and data order ---------------------------------------------------------------------
 def learning_rate(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
-    """lr of optimizer step `step` (0-based): linear warmup to `peak`, then cosine to 0 (method.md 8)."""
+    """lr of optimizer step `step` (0-based): linear warmup to `peak`, then cosine to 0 (docs/model.md 8)."""
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
@@ -213,7 +213,7 @@ def load_video_lists(config: TrainConfig) -> tuple[Any, Any | None]:
         if not config.root:
             raise UsageError(f"--dataset {config.dataset} needs --root (the dataset's folder in its official layout)")
         if config.val_split == "test":
-            raise UsageError("val_split 'test': model selection never looks at a test split (method.md 9); use 'val'")
+            raise UsageError("val_split 'test': model selection never looks at a test split (docs/protocols.md); use 'val'")
         root = Path(config.root)
         train = data.load_split(config.dataset, root, config.train_split, config.fold)
         val = data.load_split(config.dataset, root, config.val_split, config.fold) if config.val_split else None
@@ -236,13 +236,13 @@ def load_video_lists(config: TrainConfig) -> tuple[Any, Any | None]:
 
 def build_datasets(config: TrainConfig, backbone: Any, lists: tuple[Any, Any | None] | None = None
                    ) -> tuple[Any, Any | None, tuple[str, ...]]:
-    """VideoDatasets (decoded from the files, augmented as method.md 8) and the class names."""
+    """VideoDatasets (decoded from the files, augmented as docs/model.md 8) and the class names."""
     from ezclip_cli.data import DIRECTION_SENSITIVE, VideoDataset
 
     train_list, val_list = lists or load_video_lists(config)
     flip = config.flip if config.flip is not None else config.dataset not in DIRECTION_SENSITIVE
     if config.flip is None and not flip:
-        log.info("horizontal flips off: %s labels are direction-sensitive (method.md 10.6)", config.dataset)
+        log.info("horizontal flips off: %s labels are direction-sensitive (docs/model.md 9.6)", config.dataset)
     common = dict(num_frames=config.num_frames, image_size=backbone.image_size, mean=backbone.mean,
                   std=backbone.std, seed=config.seed, decoder=config.decoder)
     train = VideoDataset(train_list, train=True, flip=flip, **common)
@@ -290,7 +290,7 @@ def _loader(dataset: Any, batches: Any, workers: int, pin: bool) -> Any:
         collate_fn=collate_videos,
         pin_memory=pin,
         persistent_workers=workers > 0,
-        # spawn: decord and torch deadlock after fork (ecosystem.md). The loader's own generator
+        # spawn: decord and torch deadlock in forked workers. The loader's own generator
         # keeps the global RNG (dropout draws) untouched, which exact resume relies on.
         multiprocessing_context="spawn" if workers > 0 else None,
         generator=torch.Generator(),

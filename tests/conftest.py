@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random-weight open_clip backbone (testing.md) and its config file."""
+"""Shared fixtures: a tiny random-weight open_clip backbone and its config file."""
 from __future__ import annotations
 
 import copy
