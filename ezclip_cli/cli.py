@@ -213,8 +213,9 @@ def tag(
     quiet: bool = QuietOpt,
     progress_interval: Optional[float] = ProgressIntervalOpt,
     files_from: Optional[Path] = typer.Option(
-        None, "--files-from", help="Also tag the paths listed in this file, one per line (a manifest; safe under torchrun, "
-        "where every rank reads it whole)."
+        None, "--files-from",
+        help="Also tag the paths listed in this file, one per line (a manifest; safe under torchrun, "
+        "where every rank reads it whole).",
     ),
 ) -> None:
     """Tag videos with zero-shot action labels (CSV, JSON or JSONL on stdout or -o)."""
@@ -224,7 +225,8 @@ def tag(
         try:
             inputs += [line.strip() for line in files_from.read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as exc:
-            fail(f"--files-from {files_from}: cannot read it ({getattr(exc, 'strerror', None) or type(exc).__name__})", 2)
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            fail(f"--files-from {files_from}: cannot read it ({reason})", 2)
     if not inputs:
         fail("nothing to tag: give video files or folders, '-' to read paths from stdin, or --files-from FILE", 2)
     from ezclip_cli.shards import resolve_shard
@@ -434,8 +436,12 @@ def evaluate(
 # ---- merge -----------------------------------------------------------------------------------
 @app.command()
 def merge(
-    parts: List[Path] = typer.Argument(..., help="Output files of the shards (csv, json or jsonl; formats may differ)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the merged results here instead of stdout."),
+    parts: List[Path] = typer.Argument(
+        ..., help="Output files of the shards (csv, json or jsonl; formats may differ)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write the merged results here instead of stdout."
+    ),
     fmt: Optional[OutputFormat] = typer.Option(
         None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
     ),
@@ -490,7 +496,8 @@ def export(
         help="What the bundle holds, a comma list: onnx (ONNX encoders), safetensors (PyTorch weights).",
     ),
     old_formats: Optional[str] = typer.Option(
-        None, "--format", hidden=True, help="Old spelling of --bundle-formats (--format means an output format elsewhere)."
+        None, "--format", hidden=True,
+        help="Old spelling of --bundle-formats (--format means an output format elsewhere).",
     ),
     no_backbone: bool = typer.Option(
         False, "--no-backbone", help="Refer to open_clip's name and tag instead of copying the backbone (loading then needs those weights cached)."
@@ -537,7 +544,8 @@ METAVARS_BY_NAME = {
     "train_list": "FILE", "val_list": "FILE", "descriptions": "FILE", "files_from": "FILE",
     "window": "SECONDS", "stride": "SECONDS", "progress_interval": "SECONDS", "device": "DEVICE",
     "template": "TEMPLATE", "dataset": "NAME", "split": "SPLIT", "train_split": "SPLIT", "val_split": "SPLIT",
-    "shard_index": "I", "kshot": "K", "shots": "K", "base_novel": "base", "baseline": "clip", "formats": "FORMATS", "lr": "LR",
+    "shard_index": "I", "kshot": "K", "shots": "K", "base_novel": "base", "baseline": "clip", "formats": "FORMATS",
+    "lr": "LR",
 }
 METAVARS_BY_TYPE = {int: "N", float: "NUMBER", Path: "PATH"}
 

@@ -31,8 +31,19 @@ from typing import Any, Sequence
 
 from ezclip_cli.errors import ExportError, UsageError
 from ezclip_cli.onnx_runtime import (
-    BUNDLE_FORMAT, BUNDLE_VERSION, CONFIG_FILE, LABELS_FILE, TEXT_EMBEDDINGS_FILE, TEXT_ONNX, VIDEO_ONNX, VOCAB_FILE,
-    WEIGHTS_FILE, encode_prompts, is_bundle, onnx_session, require_onnx,
+    BUNDLE_FORMAT,
+    BUNDLE_VERSION,
+    CONFIG_FILE,
+    LABELS_FILE,
+    TEXT_EMBEDDINGS_FILE,
+    TEXT_ONNX,
+    VIDEO_ONNX,
+    VOCAB_FILE,
+    WEIGHTS_FILE,
+    encode_prompts,
+    is_bundle,
+    onnx_session,
+    require_onnx,
 )
 from ezclip_cli.preprocess import normalise
 from ezclip_cli.tokenizer import ClipTokenizer

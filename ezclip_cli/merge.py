@@ -97,7 +97,7 @@ def merge_outputs(paths: Sequence[Path]) -> MergeResult:
             result.duplicates += 1
             if kept.get("status") != "ok" and row.get("status") == "ok":
                 chosen[key] = row  # a later run finished what an earlier one could not read
-            elif kept.get("status") == "ok" and row.get("status") == "ok" and kept.get("video_id") != row.get("video_id"):
+            elif kept.get("status") == row.get("status") == "ok" and kept.get("video_id") != row.get("video_id"):
                 log.warning("%s: tagged as two versions of the file (video_id %s and %s); kept the first",
                             key[0], kept.get("video_id"), row.get("video_id"))
         _check_one_identity(seen_identity)

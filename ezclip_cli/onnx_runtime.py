@@ -67,7 +67,8 @@ def read_bundle_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: {CONFIG_FILE} is not an ezclip bundle config")
     if int(config.get("format_version", 0)) > BUNDLE_VERSION:
         raise CheckpointError(
-            f"{path}: bundle format {config['format_version']} is newer than this ezclip understands ({BUNDLE_VERSION}); upgrade ezclip"
+            f"{path}: bundle format {config['format_version']} is newer than this ezclip understands "
+            f"({BUNDLE_VERSION}); upgrade ezclip"
         )
     return config
 
@@ -129,7 +130,9 @@ def load_bundle_predictor(
     path = Path(bundle)
     config = read_bundle_config(path)
     if "video_encoder" not in config["files"]:
-        raise CheckpointError(f"{path}: no {VIDEO_ONNX} (exported without the onnx format); re-export with --bundle-formats onnx")
+        raise CheckpointError(
+            f"{path}: no {VIDEO_ONNX} (exported without the onnx format); re-export with --bundle-formats onnx"
+        )
     shipped = config.get("labels")
     if labels is None:
         if not shipped:

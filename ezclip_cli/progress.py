@@ -117,7 +117,8 @@ class Progress:
             console = Console(file=self.stream, force_terminal=True)
             self.bar = RichProgress(
                 TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[text]}"),
-                console=console, transient=False,
+                # stdout carries results (`ezclip tag ... > out.csv`): never route it through the bar.
+                console=console, transient=False, redirect_stdout=False,
             )
             self.task = self.bar.add_task(self.what, total=total, completed=done, text="")
             self.bar.start()

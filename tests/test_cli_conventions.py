@@ -112,7 +112,8 @@ def test_help_and_completion_import_no_torch():
         "        main()\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "heavy = [m for m in ('torch', 'open_clip', 'torchvision', 'decord', 'av', 'onnxruntime') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'open_clip', 'torchvision', 'decord', 'av', 'onnxruntime')\n"
+        "         if m in sys.modules]\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}

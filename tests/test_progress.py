@@ -91,7 +91,8 @@ def test_interval_from_the_environment(monkeypatch):
 
 
 def test_format_duration():
-    assert [format_duration(s) for s in (0, 59.4, 61, 3599, 3600, 7322)] == ["0s", "59s", "1m01s", "59m59s", "1h00m", "2h02m"]
+    seconds = (0, 59.4, 61, 3599, 3600, 7322)
+    assert [format_duration(s) for s in seconds] == ["0s", "59s", "1m01s", "59m59s", "1h00m", "2h02m"]
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,8 @@ def test_tag_writes_progress_lines_when_stderr_is_not_a_terminal(folder, capsys,
 def test_environment_variable_sets_the_interval_and_quiet_silences(folder, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("EZCLIP_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("EZCLIP_PROGRESS_INTERVAL", "0")
-    code, err = run_main("tag", str(folder), "-l", "a,b", *TINY, "-j", "0", "-o", str(tmp_path / "a.csv"), capsys=capsys)
+    code, err = run_main("tag", str(folder), "-l", "a,b", *TINY, "-j", "0", "-o", str(tmp_path / "a.csv"),
+                         capsys=capsys)
     assert code == 1 and "ezclip: tagging 4/4 videos" in err
     code, err = run_main("tag", str(folder), "-l", "a,b", *TINY, "-j", "0", "-o", str(tmp_path / "b.csv"), "-q",
                          capsys=capsys)
