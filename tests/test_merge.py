@@ -169,3 +169,17 @@ def test_json_output_is_a_complete_array(tmp_path, capsys):
     assert code == 0, err
     out = json.loads((tmp_path / "merged.txt").read_text())
     assert [r["path"] for r in out] == ["/v/a.mp4", "/v/b.mp4"]
+
+
+def test_files_from_reads_a_manifest_and_a_bad_one_is_a_usage_error(folder, tmp_path, capsys):
+    manifest = tmp_path / "manifest.txt"
+    manifest.write_text(f"{folder / 'v0.mp4'}\n\n{folder / 'v1.mp4'}\n")
+    out = tmp_path / "m.jsonl"
+    code, err = run_main("tag", "--files-from", str(manifest), "-l", "a,b", *TINY, "-t", "4", "-j", "0", "-o", str(out),
+                         capsys=capsys)
+    assert code == 0, err
+    assert [Path(r["path"]).name for r in read_any(out)] == ["v0.mp4", "v1.mp4"]
+    code, err = run_main("tag", "--files-from", str(tmp_path / "none.txt"), "-l", "a,b", capsys=capsys)
+    assert code == 2 and "--files-from" in err and err.count("\n") == 1
+    code, err = run_main("tag", "-l", "a,b", capsys=capsys)
+    assert code == 2 and "nothing to tag" in err
