@@ -3,7 +3,7 @@
 A name resolves through open_clip's config registry; `--model` may also be the path of an
 open_clip model-config JSON (custom sizes, e.g. the tests' tiny backbone) or a local
 directory (`open_clip_config.json` + weights). Only ViT towers are supported: the temporal
-prompts are extra tokens inside transformer blocks (method.md section 2).
+prompts are extra tokens inside transformer blocks (docs/model.md section 2).
 """
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ def _build(config: ModelConfig, backbone_sd: dict | None, device: str, cache_dir
     return build_model(backbone, config).to(device)
 
 
-# ---- reference EZ-CLIP checkpoints (method.md section 12) -------------------------------------
+# ---- reference EZ-CLIP checkpoints (docs/model.md section 10) -------------------------------------
 _REFERENCE_ADAPTER = re.compile(r"^(visual\.)?transformer\.resblocks\.(\d+)\.Adapter\.D_fc([12])\.(weight|bias)$")
 _OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size", "visual.temporal_embedding")
 

@@ -12,7 +12,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -24,7 +24,7 @@ app = typer.Typer(
     help="Zero-shot video action tagging with EZ-CLIP (frozen CLIP + temporal prompts and adapters).\n\n"
     "Exit codes: 0 all inputs done; 1 some input failed (the rest still written) or a known error; 2 usage error.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -78,7 +78,11 @@ PretrainedOpt = typer.Option(
 )
 NumFramesOpt = typer.Option(8, "--num-frames", "-t", min=1, help="Frames sampled per video (T).")
 DeviceOpt = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
-QuietOpt = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bar.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bar or progress lines.")
+ProgressIntervalOpt = typer.Option(
+    None, "--progress-interval", min=0.0, envvar="EZCLIP_PROGRESS_INTERVAL", show_envvar=True,
+    help="When stderr is not a terminal (job logs, CI, 2>log): seconds between progress lines (default 30).",
+)
 
 
 def setup_logging(quiet: bool) -> None:
@@ -90,6 +94,29 @@ def setup_logging(quiet: bool) -> None:
     root.propagate = False
 
 
+def make_progress(what: str, unit: str, quiet: bool, interval: Optional[float], failures: bool = True) -> Any:
+    """The progress display for one command (None with --quiet): a bar on a terminal, else timed lines.
+
+    `main()` closes it (bar stopped, last line written) when the command ends, however it ends.
+    """
+    if quiet:
+        return None
+    from ezclip_cli.progress import Progress
+
+    progress = Progress(what, unit, interval=interval, failures=failures)
+    _open_displays.append(progress)
+    return progress
+
+
+_open_displays: list[Any] = []  # progress displays of the running command, closed by main()
+
+
+def close_displays() -> None:
+    """Stop every progress display the command opened (before an error line is printed)."""
+    while _open_displays:
+        _open_displays.pop().close()
+
+
 def fail(message: str, code: int = 1) -> None:
     typer.echo(f"ezclip: error: {message}", err=True)
     raise typer.Exit(code)
@@ -97,13 +124,20 @@ def fail(message: str, code: int = 1) -> None:
 
 def version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"ezclip {__version__}")
+        from ezclip_cli.versions import version_report
+
+        for line in version_report(__version__):
+            typer.echo(line)
         raise typer.Exit(0)
 
 
 @app.callback()
 def main_callback(
-    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True,
+        help="Print the versions of ezclip, Python, torch, torchvision, open_clip, decord, PyAV and onnxruntime, "
+        "and the device found (for bug reports).",
+    ),
 ) -> None:
     """Zero-shot video action tagging with EZ-CLIP."""
 
@@ -198,7 +232,9 @@ def _published(published: dict) -> str:
 # ---- tag -------------------------------------------------------------------------------------
 @app.command()
 def tag(
-    inputs: List[str] = typer.Argument(..., help="Video files and folders (searched recursively); '-' reads paths from stdin."),
+    inputs: Optional[List[str]] = typer.Argument(
+        None, help="Video files and folders (searched recursively); '-' reads paths from stdin."
+    ),
     labels: str = typer.Option(
         ..., "--labels", "-l", help="Label set: a bundled name (k400, ucf101, ...), a .txt/.csv file, or 'a,b,c'."
     ),
@@ -221,17 +257,42 @@ def tag(
     workers: int = typer.Option(-1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."),
     device: str = DeviceOpt,
     decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise and as a per-file fallback."),
-    num_shards: int = typer.Option(1, "--num-shards", min=1, help="Split the inputs into N deterministic parts..."),
-    shard_index: int = typer.Option(0, "--shard-index", min=0, help="...and tag only part I (0-based)."),
+    num_shards: Optional[int] = typer.Option(
+        None, "--num-shards", min=1,
+        help="Split the inputs into N deterministic parts... (default: $SLURM_ARRAY_TASK_COUNT in a job array, else 1)",
+    ),
+    shard_index: Optional[int] = typer.Option(
+        None, "--shard-index", min=0,
+        help="...and tag only part I, 0-based (default: this array task's place, "
+        "from $SLURM_ARRAY_TASK_ID, _MIN and _STEP, else 0). Join the parts with `ezclip merge`.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start -o afresh instead of resuming it."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
     runtime: Runtime = typer.Option(Runtime.torch, "--runtime", help="torch, or onnx for an exported bundle (--model DIR) run by onnxruntime."),
     quiet: bool = QuietOpt,
+    progress_interval: Optional[float] = ProgressIntervalOpt,
+    files_from: Optional[Path] = typer.Option(
+        None, "--files-from",
+        help="Also tag the paths listed in this file, one per line (a manifest; safe under torchrun, "
+        "where every rank reads it whole).",
+    ),
 ) -> None:
     """Tag videos with zero-shot action labels (CSV, JSON or JSONL on stdout or -o)."""
     setup_logging(quiet)
-    if shard_index >= num_shards:
-        fail(f"--shard-index {shard_index} must be below --num-shards {num_shards}", 2)
+    inputs = list(inputs or [])
+    if files_from is not None:
+        try:
+            inputs += [line.strip() for line in files_from.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            fail(f"--files-from {files_from}: cannot read it ({reason})", 2)
+    if not inputs:
+        fail("nothing to tag: give video files or folders, '-' to read paths from stdin, or --files-from FILE", 2)
+    from ezclip_cli.shards import resolve_shard
+
+    num_shards, shard_index, shard_source = resolve_shard(num_shards, shard_index)
+    if shard_source:
+        log.info("shard %d of %d (from %s)", shard_index, num_shards, shard_source)
     if stride is not None and window is None:
         fail("--stride needs --window", 2)
     from ezclip_cli.tagging import TagConfig, run_tagging
@@ -260,6 +321,9 @@ def tag(
         cache_dir=str(cache_dir) if cache_dir else None,
         runtime=runtime.value,
     )
+    # Under torchrun rank 0 shows its own part's progress; the other ranks stay quiet.
+    progress = make_progress("tagging", "windows" if window else "videos",
+                             quiet or os.environ.get("RANK", "0") != "0", progress_interval)
     summary = run_tagging(
         inputs,
         config,
@@ -270,7 +334,7 @@ def tag(
         output=output,
         overwrite=overwrite,
         stdin=sys.stdin,
-        progress=not quiet,
+        progress=progress,
     )
     # Under torchrun only rank 0 reports failures: torchrun stops every rank once one exits non-zero.
     is_main = os.environ.get("RANK", "0") == "0"
@@ -348,6 +412,7 @@ def train(
     save_every_steps: Optional[int] = typer.Option(None, "--save-every-steps", min=1, help="Also checkpoint every N steps."),
     device: Optional[str] = typer.Option(None, "--device", help="auto (cuda, mps, cpu), cpu, cuda, mps; under torchrun each process takes its LOCAL_RANK GPU."),
     quiet: bool = QuietOpt,
+    progress_interval: Optional[float] = ProgressIntervalOpt,
 ) -> None:
     """Train the temporal prompts and adapters with the motion loss (single process or torchrun).
 
@@ -374,7 +439,8 @@ def train(
     }
     given = {k: str(v) if isinstance(v, Path) else v for k, v in given.items()}
     settings = resolve_train_config(config, given, resume=resume)
-    run_training(settings, resume=resume, progress=not quiet)  # it reports where the checkpoints went
+    progress = make_progress("training", "steps", quiet, progress_interval, failures=False)
+    run_training(settings, resume=resume, progress=progress)  # it reports where the checkpoints went
 
 
 # ---- eval ------------------------------------------------------------------------------------
@@ -416,8 +482,9 @@ def evaluate(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
     device: str = DeviceOpt,
     quiet: bool = QuietOpt,
+    progress_interval: Optional[float] = ProgressIntervalOpt,
 ) -> None:
-    """Evaluate under the published protocols (method.md 9) and write a JSON report with plots.
+    """Evaluate under the published protocols (docs/protocols.md) and write a JSON report with plots.
 
     Exit 0 when every video was scored, 1 when some could not be read (listed in the report).
     Under torchrun each process scores a disjoint part and rank 0 writes the one report.
@@ -441,10 +508,63 @@ def evaluate(
         baseline=baseline, faithful=faithful, decoder=decoder.value, device=device,
         cache_dir=str(cache_dir) if cache_dir else None,
     )
-    outcome = run_evaluation(config, out or Path(f"eval-{dataset}-{protocol.value}"), progress=not quiet)
+    progress = make_progress("evaluating", "videos", quiet or os.environ.get("RANK", "0") != "0", progress_interval)
+    outcome = run_evaluation(config, out or Path(f"eval-{dataset}-{protocol.value}"), progress=progress)
     if outcome.files:
         log.info("report: %s (%d plots)", outcome.files[0], len(outcome.files) - 1)
     raise typer.Exit(outcome.exit_code)
+
+
+# ---- merge -----------------------------------------------------------------------------------
+@app.command()
+def merge(
+    parts: List[Path] = typer.Argument(
+        ..., help="Output files of the shards (csv, json or jsonl; formats may differ)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write the merged results here instead of stdout."
+    ),
+    fmt: Optional[OutputFormat] = typer.Option(
+        None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Join shard outputs of `ezclip tag` into one file with every video exactly once.
+
+    Refuses to mix outputs of different models, label sets, --top-k or --window settings.
+    A video that failed in one part and was tagged in another keeps its tagged row.
+    """
+    setup_logging(quiet)
+    from ezclip_cli.merge import merge_outputs
+    from ezclip_cli.output import RowWriter, atomic_write
+
+    if output is not None:
+        if output.exists() and not overwrite:
+            fail(f"{output} exists; use --overwrite to replace it or choose another -o", 2)
+        if any(output.resolve() == part.resolve() for part in parts if part.exists()):
+            fail(f"-o {output} is one of the parts being merged; choose another file", 2)
+    fmt_value = (fmt.value if fmt else None) or _format_from_suffix(output)
+    result = merge_outputs(parts)
+
+    def write(stream: Any) -> None:
+        writer = RowWriter(stream, fmt_value, result.top_k)
+        for row in result.rows:
+            writer.write(row)
+        writer.close()
+
+    def write_file(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as stream:
+            write(stream)
+
+    if output is None:
+        write(sys.stdout)
+    else:
+        atomic_write(output, write_file)  # readers never see half a merge
+    log.info(
+        "merged %d files: %d rows (%d failed), %d duplicate rows dropped%s",
+        result.files, len(result.rows), result.failed, result.duplicates, f"; wrote {output}" if output else "",
+    )
 
 
 # ---- export ----------------------------------------------------------------------------------
@@ -453,7 +573,14 @@ def export(
     checkpoint: Optional[Path] = CheckpointOpt,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle folder to write."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label set whose text embeddings ship in the bundle."),
-    formats: str = typer.Option("onnx,safetensors", "--format", help="Comma list of onnx, safetensors."),
+    formats: str = typer.Option(
+        "onnx,safetensors", "--bundle-formats",
+        help="What the bundle holds, a comma list: onnx (ONNX encoders), safetensors (PyTorch weights).",
+    ),
+    old_formats: Optional[str] = typer.Option(
+        None, "--format", hidden=True,
+        help="Old spelling of --bundle-formats (--format means an output format elsewhere).",
+    ),
     no_backbone: bool = typer.Option(
         False, "--no-backbone", help="Refer to open_clip's name and tag instead of copying the backbone (loading then needs those weights cached)."
     ),
@@ -478,7 +605,7 @@ def export(
         checkpoint,
         out,
         labels=labels,
-        formats=parse_formats(formats),
+        formats=parse_formats(old_formats or formats),
         include_backbone=not no_backbone,
         text_encoder=text_encoder,
         tolerance=tolerance,
@@ -489,10 +616,114 @@ def export(
     typer.echo(str(report.out))
 
 
+# ---- help conventions ----------------------------------------------------------------------------
+# Metavars are words a reader understands (VIDEO, FILE, N, SECONDS) where typer would print Python
+# types (<list[str]>, <int range>). They are set on the built command, by parameter name and then by
+# type, so options that any module adds get them too; an explicit `metavar=` always wins.
+METAVARS_BY_NAME = {
+    "inputs": "VIDEO", "parts": "FILE", "labels": "LABELS", "checkpoint": "PATH", "model": "NAME", "pretrained": "TAG",
+    "output": "FILE", "out": "DIR", "cache_dir": "DIR", "root": "DIR", "resume": "PATH", "config": "FILE",
+    "train_list": "FILE", "val_list": "FILE", "descriptions": "FILE", "files_from": "FILE",
+    "window": "SECONDS", "stride": "SECONDS", "progress_interval": "SECONDS", "device": "DEVICE",
+    "template": "TEMPLATE", "dataset": "NAME", "split": "SPLIT", "train_split": "SPLIT", "val_split": "SPLIT",
+    "shard_index": "I", "kshot": "K", "shots": "K", "base_novel": "base", "baseline": "clip", "formats": "FORMATS",
+    "lr": "LR",
+}
+METAVARS_BY_TYPE = {int: "N", float: "NUMBER", Path: "PATH"}
+
+
+def readable_metavar(param: Any) -> Optional[str]:
+    """The metavar a parameter should show, or None to keep typer's (flags, and choices listed as a|b|c)."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is None or getattr(param, "is_flag", False):
+        return None
+    annotation = descriptor.annotation
+    inner = getattr(annotation, "__args__", (annotation,))[0] if descriptor.is_list else annotation
+    if inner is bool:
+        return None
+    if descriptor.is_choice:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in descriptor.choices or ()) + "]"
+    if param.name in METAVARS_BY_NAME:
+        return METAVARS_BY_NAME[param.name]
+    if param.param_type_name == "argument":  # positional: its name says what it is (VIDEOS, not PATH)
+        return param.name.upper()
+    return METAVARS_BY_TYPE.get(inner, param.name.upper())
+
+
+def apply_help_conventions(command: Any) -> Any:
+    """Give every parameter of `command` and its subcommands a readable metavar where none was set."""
+    for sub in getattr(command, "commands", {}).values():
+        apply_help_conventions(sub)
+    for param in command.params:
+        if param.metavar is not None:
+            continue
+        metavar = readable_metavar(param)
+        if metavar is None:
+            continue
+        param.metavar = metavar
+        if param.param_type_name == "argument":
+            # typer appends an argument's type (<list[str]>) after its name, and writes required ones
+            # as {name}; the usage line reads `FILE...` / `[VIDEO]...` as in click and argparse.
+            param.display_type_rich = lambda ctx: None
+            usage = metavar if param.required else f"[{metavar}]"
+            usage += "..." if param.nargs != 1 else ""
+            param._usage_display_name = lambda usage=usage: usage
+    return command
+
+
+# Every environment variable ezclip reads, and the commands it changes: listed under "Environment"
+# at the end of those commands' --help (the variables other modules read are named here too).
+MODEL_COMMANDS = ("tag", "eval", "export", "models")
+ENVIRONMENT = (
+    ("EZCLIP_CACHE", "text-embedding and model cache folder (default ~/.cache/ezclip)",
+     ("tag", "eval", "export", "models")),
+    ("EZCLIP_MODEL_INDEX", "model index file or URL for model names (default: the built-in index)",
+     MODEL_COMMANDS),
+    ("EZCLIP_OFFLINE", "1: download nothing; a model that is not cached fails at once", MODEL_COMMANDS),
+    ("HF_HUB_OFFLINE", "1: open_clip weights from the local Hugging Face cache only, no retries",
+     ("tag", "train", "eval", "export", "models")),
+    ("EZCLIP_PROGRESS_INTERVAL", "seconds between progress lines off a terminal (default 30)",
+     ("tag", "train", "eval")),
+    ("SLURM_ARRAY_TASK_ID, _COUNT", "in a SLURM job array: the defaults of --shard-index and --num-shards", ("tag",)),
+    ("EZCLIP_DEBUG", "1: show the traceback of an error instead of one line", ("*",)),
+)
+
+
+def environment_help(name: str) -> str:
+    """The "Environment" epilog of command `name` (every variable for ''; '' when none affects it)."""
+    rows = [(var, text) for var, text, commands in ENVIRONMENT if name == "" or name in commands or "*" in commands]
+    if not rows:
+        return ""
+    # \b keeps click from re-wrapping the table into one paragraph; the text goes on its own line so
+    # the table fits 80 columns.
+    return "\b\nEnvironment:\n" + "\n".join(f"  {var}\n      {text}" for var, text in rows)
+
+
+def add_environment_help(command: Any) -> Any:
+    """Append the Environment table to the help of every subcommand (and of the top-level command)."""
+    for name, sub in getattr(command, "commands", {}).items():
+        epilog = environment_help(name)
+        if epilog and "Environment:" not in (sub.epilog or ""):
+            sub.epilog = f"{sub.epilog}\n\n{epilog}" if sub.epilog else epilog
+    if not command.epilog:
+        command.epilog = environment_help("")  # all of them
+    return command
+
+
+def build_command() -> Any:
+    """The click command `main()` runs: the typer app with the help conventions applied."""
+    return add_environment_help(apply_help_conventions(typer.main.get_command(app)))
+
+
 def main() -> None:
     """Console entry point: run the app, turning known errors into one line and an exit code."""
     try:
-        code = app(standalone_mode=False)
+        try:
+            # prog_name: usage lines and the completion variable (_EZCLIP_COMPLETE) name the installed
+            # command, also under `python -m ezclip_cli` or a test runner.
+            code = build_command().main(prog_name="ezclip", standalone_mode=False)
+        finally:
+            close_displays()
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -11,7 +11,7 @@ import yaml
 
 from ezclip_cli.errors import UsageError
 
-DEFAULT_BACKBONE = "ViT-B-16-quickgelu"  # reference release: ViT-B/16 + OpenAI weights (method.md section 1)
+DEFAULT_BACKBONE = "ViT-B-16-quickgelu"  # reference release: ViT-B/16 + OpenAI weights (docs/model.md section 1)
 DEFAULT_PRETRAINED = "openai"
 
 
@@ -21,9 +21,9 @@ class ModelConfig:
 
     backbone: str = DEFAULT_BACKBONE  # open_clip name, or the path of an open_clip model-config JSON
     pretrained: str | None = DEFAULT_PRETRAINED  # open_clip tag, a local weights file, or None (random)
-    num_frames: int = 8  # T, baked into the prompt tensor's shape (method.md section 2)
+    num_frames: int = 8  # T, baked into the prompt tensor's shape (docs/model.md section 2)
     use_prompts: bool = True  # temporal visual prompts in every vision layer
-    adapter_ratio: float = 0.25  # adapter hidden = int(ratio * D) (method.md section 3)
+    adapter_ratio: float = 0.25  # adapter hidden = int(ratio * D) (docs/model.md section 3)
     prompt_dropout: float = 0.1  # Dropout on P[l, t] before it seeds the prompt attention
     drop_path: float = 0.1  # stochastic depth, linspace(0, drop_path, L) over layers, per sample
     attn_dropout: float = 0.1  # the frozen attention's dropout in training (reference: same per-layer rate)
@@ -101,7 +101,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How `ezclip train` runs (method.md sections 6 and 8; issue 4). Keys = YAML keys = flags.
+    """How `ezclip train` runs (docs/model.md sections 6 and 8; issue 4). Keys = YAML keys = flags.
 
     Data comes from a benchmark by name (`dataset` + `root`) or from list files
     (`train_list`, `val_list`). `max_steps`, when set, replaces `epochs`.
@@ -116,7 +116,7 @@ class TrainConfig:
     train_list: str | None = None  # "path<TAB>label" lines, paths relative to the list file
     val_list: str | None = None
     kshot: int | None = None  # at most K training videos per class (few-shot, base-to-novel)
-    base_novel: str | None = None  # "base": train and validate on the base half (method.md 9)
+    base_novel: str | None = None  # "base": train and validate on the base half (docs/protocols.md)
     templates: tuple[str, ...] = ()  # empty = the 16 reference templates (labels.DEFAULT_TEMPLATES)
     flip: bool | None = None  # None = auto: off for direction-sensitive label sets (ssv2, left/right, ...)
     decoder: str = "auto"

@@ -1,6 +1,6 @@
 """Datasets for training and evaluation: benchmarks by name, list files, subsets, loading.
 
-Annotation files are read as published (ecosystem.md, "Label files of the benchmarks");
+Annotation files are read as published (layouts in docs/protocols.md section 6);
 frames are decoded from the video files when an item is loaded, never extracted first.
 A split is a ``VideoList``: class names plus (video path, class index) pairs.
 
@@ -9,7 +9,7 @@ Split names per dataset:
 - ssv2: ``train``, ``val`` (the ``validation.json``); test labels are not public.
 - ucf101, hmdb51 (folds 1-3): ``test`` (the official test list); ``trainval`` (the whole
   official train list); ``val`` (a fixed 10 % of each class of that list, seeded with
-  ``VAL_SEED``, so model selection never looks at the test set, method.md section 9);
+  ``VAL_SEED``, so model selection never looks at the test set, docs/protocols.md);
   ``train`` (the official train list without the ``val`` videos).
 """
 from __future__ import annotations
@@ -36,13 +36,13 @@ from ezclip_cli.video import is_video_path, read_frames  # decoders open lazily,
 
 logger = logging.getLogger(__name__)
 
-# Horizontal flips turn "pushing left to right" into "... right to left" (method.md 10.6).
+# Horizontal flips turn "pushing left to right" into "... right to left" (docs/model.md 9.6).
 DIRECTION_SENSITIVE = DIRECTION_SENSITIVE_DATASETS  # benchmarks; labels naming directions: train_defaults
 
 VAL_FRACTION = 0.1  # of each class of the official train list (ucf101, hmdb51)
 VAL_SEED = 0
 
-MULTISCALE_SCALES = (1.0, 0.875, 0.75, 0.66)  # of the short side (TSN, method.md 8)
+MULTISCALE_SCALES = (1.0, 0.875, 0.75, 0.66)  # of the short side (TSN, docs/model.md 8)
 
 
 @dataclass(frozen=True)
@@ -400,7 +400,7 @@ def kshot_subset(videos: VideoList, k: int, seed: int) -> VideoList:
 
 
 def split_base_novel(train: VideoList) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Base and novel classes (ViFi-CLIP's protocol, method.md section 9).
+    """Base and novel classes (ViFi-CLIP's protocol, docs/protocols.md).
 
     Classes are ranked by their number of training videos, most first; equal counts are
     ranked by class index. The first ceil(C/2) are base, the rest novel. Both halves are
@@ -472,7 +472,7 @@ def sample_multiscale_crop(rng: random.Random, height: int, width: int,
 
 def sample_clip_augmentation(rng: random.Random, height: int, width: int,
                              image_size: int, flip: bool) -> ClipAugmentation:
-    """Draw one clip's training augmentation (method.md section 8; per clip, section 10.7).
+    """Draw one clip's training augmentation (docs/model.md section 8; per clip, section 9.7).
 
     The same draws happen whether or not ``flip`` is allowed, so turning flips off
     changes nothing else."""

@@ -40,3 +40,7 @@ class DatasetError(EzclipError):
 
 class DownloadError(EzclipError):
     """A named model or backbone weights cannot be fetched (offline, unreachable, corrupt download)."""
+
+
+class ExportError(EzclipError):
+    """A bundle cannot be written, failed its own verification, or lacks the onnx extra."""

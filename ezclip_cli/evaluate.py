@@ -1,4 +1,4 @@
-"""Evaluation under the published protocols (method.md 9-11; issue 5): plans, scoring, metrics, reports.
+"""Evaluation under the published protocols (docs/protocols.md; issue 5): plans, scoring, metrics, reports.
 
     protocol + dataset + root -> units: one VideoList each (an official fold, a K600 subset,
                                  the base or the novel half, a named split)
@@ -9,7 +9,7 @@
 
 Counting rules (the report says them too): accuracies divide by the videos that were scored;
 an unreadable video is a failure, listed with its reason and counted, never in a denominator;
-the last batch is scored whatever its size (only ``--faithful`` drops it, method.md 10.5).
+the last batch is scored whatever its size (only ``--faithful`` drops it, docs/model.md 9.5).
 
 Models: one --checkpoint per training seed (base-to-novel and zero-shot pool them: mean, std) or
 one per K (few-shot: K from --shots, else the checkpoint's training config `kshot`); a run
@@ -37,6 +37,7 @@ import torch
 
 from ezclip_cli.data import VideoList, eval_resize_crop, load_split, restrict_classes, split_base_novel
 from ezclip_cli.errors import DatasetError, UsageError, VideoError
+from ezclip_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ HALVES_SPLITS = {"hmdb51": "trainval", "ucf101": "trainval"}  # whole official t
 # K600 is not a superset of K400 (labelsets/README.md). These 12 K400 classes live on in K600
 # under a new name; the other 20 K400 names absent from K600 were dropped. "New in K600" is
 # K600 minus K400 minus these renamed ones: 232 - 12 = 220 classes (the standard protocol).
-# The reference took the plain string difference (232, method.md 10.2), which scores renamed
+# The reference took the plain string difference (232, docs/model.md 9.2), which scores renamed
 # K400 classes as "unseen".
 K600_RENAMED_FROM_K400: dict[str, str] = {
     "baby waking up": "waking up",
@@ -94,9 +95,9 @@ class EvalConfig:
     batch_size: int = 8  # videos per batch (all their views are scored together)
     workers: int = -1  # decoding processes; -1 = CPU count - 1 (at most 8); 0 = in-process
     templates: tuple[str, ...] = ()  # empty = the 16 reference templates
-    descriptions: str | None = None  # label CSV with a description column (method.md 5)
+    descriptions: str | None = None  # label CSV with a description column (docs/model.md 5)
     baseline: str | None = None  # "clip": also score the frozen backbone (frame averaging)
-    faithful: bool = False  # the reference's protocol choices (method.md 10)
+    faithful: bool = False  # the reference's protocol choices (docs/model.md 9)
     decoder: str = "auto"
     device: str = "auto"
     cache_dir: str | None = None  # text-embedding cache
@@ -173,19 +174,19 @@ def k600_zero_shot_subsets(classes: Sequence[str] | None = None) -> list[tuple[s
 
 def plan_units(protocol: str, dataset: str, root: str | Path, *, split: str | None = None, fold: int | None = None,
                faithful: bool = False) -> tuple[list[EvalUnit], list[str]]:
-    """The units a protocol scores on a dataset root (method.md 9; faithful: 10), and notes for the report."""
+    """The units a protocol scores on a dataset root (docs/protocols.md, faithful: 7), and notes for the report."""
     root = Path(root)
     notes: list[str] = []
     test_split = split or TEST_SPLITS.get(dataset, "test")
     if protocol == "zero-shot":
         if dataset not in ZERO_SHOT_DATASETS:
-            raise UsageError(f"zero-shot is defined for {', '.join(ZERO_SHOT_DATASETS)} (method.md 9); "
+            raise UsageError(f"zero-shot is defined for {', '.join(ZERO_SHOT_DATASETS)} (docs/protocols.md); "
                              f"use --protocol closed-set to score {dataset} on its own classes")
         if dataset == "k600":
             return _plan_k600(root, test_split, faithful, notes), notes
         folds = (fold,) if fold else ((1,) if faithful else OFFICIAL_FOLDS[dataset])
         if faithful and not fold:
-            notes.append("faithful: split 1 only, as the reference (method.md 10.3); the standard is mean +- std over splits 1-3")
+            notes.append("faithful: split 1 only, as the reference (docs/model.md 9.3); the standard is mean +- std over splits 1-3")
         elif fold:
             notes.append(f"one official split ({fold}) only, by request; the standard is mean +- std over splits 1-3")
         units = [EvalUnit(f"fold{f}", load_split(dataset, root, test_split, f), test_split, f) for f in folds]
@@ -218,7 +219,7 @@ def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str]) -> list
                            f"(e.g. '{absent[0]}'); is this a Kinetics-600 root?")
     if faithful:
         notes.append("faithful: the 232 K600 names not in K400 (string difference, renamed K400 classes included) "
-                     "scored at once, as the reference (method.md 10.2)")
+                     "scored at once, as the reference (docs/model.md 9.2)")
         return [EvalUnit(f"new{len(new)}", restrict_classes(videos, new), split)]
     notes.append(f"K600 new classes: K600 minus K400 minus {len(K600_RENAMED_FROM_K400)} renamed K400 classes = "
                  f"{len(new)}; {K600_SUBSETS} fixed subsets of {K600_SUBSET_SIZE} (sha256 ranking, seeds 0-2)")
@@ -341,7 +342,7 @@ def plan_batches(num_videos: int, batch_size: int, *, drop_last: bool = False, r
     """This rank's batches of video indices (batch b goes to rank b mod world_size) and the dropped indices.
 
     Batches are cut from the whole list, so their composition does not depend on world_size.
-    The last, shorter batch is kept unless `drop_last` (the reference's eval loaders, method.md 10.5).
+    The last, shorter batch is kept unless `drop_last` (the reference's eval loaders, docs/model.md 9.5).
     """
     batches = [list(range(s, min(s + batch_size, num_videos))) for s in range(0, num_videos, batch_size)]
     dropped: list[int] = []
@@ -362,7 +363,7 @@ def score_videos(model: Any, classifier: torch.Tensor, videos: VideoList, *, cli
     reader = _ViewReader(videos.items, model.num_frames, model.backbone.image_size, clips, crops, decoder)
     loader = torch.utils.data.DataLoader(
         reader, batch_sampler=batches, num_workers=workers, collate_fn=_keep_list,
-        # spawn: decord and torch deadlock after fork (ecosystem.md)
+        # spawn: decord and torch deadlock in forked workers
         multiprocessing_context="spawn" if workers > 0 else None, worker_init_fn=_init_worker if workers > 0 else None,
     )
     mean = torch.tensor(model.backbone.mean, device=device).view(1, 1, 3, 1, 1)
@@ -552,8 +553,12 @@ class EvalOutcome:
     exit_code: int  # 0 every video scored, 1 some failed; under torchrun rank 0 alone says so (others 0)
 
 
-def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progress: bool = True) -> EvalOutcome:
-    """Score every model on every unit of the protocol; rank 0 writes report.json and plots into `out`."""
+def run_evaluation(config: EvalConfig, out: str | Path | None = None, *,
+                   progress: ProgressCallback | None = None) -> EvalOutcome:
+    """Score every model on every unit of the protocol; rank 0 writes report.json and plots into `out`.
+
+    `progress(done, total, failed, status)` counts this rank's videos over all models and units (rank 0 only).
+    """
     from ezclip_cli import __version__
     from ezclip_cli.distributed import ProcessGroup
     from ezclip_cli.loading import load_model, model_fingerprint, pick_device
@@ -569,9 +574,18 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progres
             device = f"cuda:{group.local_rank}"
             torch.cuda.set_device(torch.device(device))
         workers = default_workers() if config.workers < 0 else config.workers
-        bar = _Progress(len(specs) * sum(len(plan_batches(len(u.videos), config.batch_size, drop_last=config.faithful,
-                                                                         rank=group.rank, world_size=group.world)[0])
-                                         for u in units), enabled=progress and group.is_main)
+        report_progress = (progress or None) if group.is_main else None  # progress=False from older callers: none
+        total = len(specs) * sum(sum(len(b) for b in plan_batches(len(u.videos), config.batch_size,
+                                                                   drop_last=config.faithful, rank=group.rank,
+                                                                   world_size=group.world)[0]) for u in units)
+        counts = [0, 0]  # videos scored or failed, of those failed
+
+        def advance(videos: int, failed: int) -> None:
+            counts[0], counts[1] = counts[0] + videos, counts[1] + failed
+            if report_progress is not None:
+                report_progress(counts[0], total, counts[1], "")
+
+        advance(0, 0)
         evaluations: list[dict[str, Any]] = []
         warned: set[str] = set()
         first = None  # the first checkpoint's model: the baseline shares its backbone weights
@@ -597,7 +611,7 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progres
                 local, dropped = score_videos(
                     model, classifier, unit.videos, clips=config.clips, crops=config.crops,
                     batch_size=config.batch_size, workers=workers, decoder=config.decoder, device=device,
-                    drop_last=config.faithful, rank=group.rank, world_size=group.world, progress=bar.advance,
+                    drop_last=config.faithful, rank=group.rank, world_size=group.world, progress=advance,
                 )
                 results = gather_results(local, group)
                 evaluations.append(_evaluation_entry(spec, unit, results, dropped))
@@ -605,9 +619,8 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progres
                     if failure["path"] not in warned and group.is_main:
                         warned.add(failure["path"])
                         log.warning("unreadable video %s: %s", failure["path"], failure["error"])
-        bar.close()
         if config.faithful and any(e["dropped"] for e in evaluations):
-            notes.append("faithful: eval batches drop_last, as the reference (method.md 10.5); "
+            notes.append("faithful: eval batches drop_last, as the reference (docs/model.md 9.5); "
                          "the dropped videos are counted in 'dropped', not scored")
         report = build_report(config, units, specs, evaluations, notes, __version__, group.world)
         errors = validate_report(report)
@@ -710,7 +723,7 @@ def build_report(config: EvalConfig, units: Sequence[EvalUnit], specs: Sequence[
         "root": str(config.root),
         "faithful": config.faithful,
         "notes": [
-            *(["FAITHFUL MODE: the reference code's protocol choices (method.md 10), for comparison with "
+            *(["FAITHFUL MODE: the reference code's protocol choices (docs/model.md 9), for comparison with "
                "published numbers; not the standard protocol"] if config.faithful else []),
             *notes,
             "accuracies divide by the scored videos; unreadable videos are failures, listed, and in no denominator",
@@ -880,33 +893,6 @@ def report_console(report: dict[str, Any], file: Any = None) -> None:
         console.print(f"{counts['unreadable_videos']} unreadable video(s), not scored: see 'failures' in report.json")
 
 
-class _Progress:
-    """A rich progress bar over batches on stderr (rank 0, terminals only)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.progress = None
-        self.failed = 0
-        if enabled and total > 0:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            console = Console(stderr=True)
-            self.progress = Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("batches, {task.fields[failed]} failed"), TimeElapsedColumn(),
-                                     console=console, disable=not console.is_terminal)
-            self.task = self.progress.add_task("eval", total=total, failed=0)
-            self.progress.start()
-
-    def advance(self, videos: int, failed: int) -> None:
-        self.failed += failed
-        if self.progress is not None:
-            self.progress.update(self.task, advance=1, failed=self.failed)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 # ---- the report schema (docs/report_schema.json is a copy, checked by the tests) ----------------------
 _NUM_OR_NULL = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _STAT = {
@@ -936,7 +922,7 @@ REPORT_SCHEMA: dict[str, Any] = {
         "protocol": {"enum": list(PROTOCOLS)},
         "dataset": {"type": "string"},
         "root": {"type": "string"},
-        "faithful": {"type": "boolean", "description": "true: the reference's protocol choices (method.md 10)"},
+        "faithful": {"type": "boolean", "description": "true: the reference's protocol choices (docs/model.md 9)"},
         "notes": {"type": "array", "items": {"type": "string"}},
         "config": {"type": "object", "description": "EvalConfig: the options of the run",
                    "required": ["protocol", "dataset", "clips", "crops", "batch_size", "faithful"]},

@@ -1,7 +1,7 @@
 """Label sets: load them by bundled name, file or inline list, and turn them into prompt text.
 
 A label set is the ordered list of class names a video is scored against. Outputs always keep
-the canonical label; prompts use a natural-text form of it (method.md section 5), either the
+the canonical label; prompts use a natural-text form of it (docs/model.md section 5), either the
 16 reference templates averaged per class or one free-text description per class.
 """
 from __future__ import annotations

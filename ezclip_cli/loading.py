@@ -1,4 +1,4 @@
-"""Model resolution for tag, eval and export.
+"""Model resolution for tag, eval and export (README, "Models and checkpoints").
 
 `--checkpoint` wins: an ezclip checkpoint, a reference EZ-CLIP `.pt`, an exported bundle, or
 the name of a model in the model index (models.py: downloaded, verified and converted once).
@@ -15,6 +15,7 @@ from typing import Any
 
 from ezclip_cli.config import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, ModelConfig
 from ezclip_cli.errors import CheckpointError, UsageError
+from ezclip_cli.onnx_runtime import WEIGHTS_FILE, is_bundle, read_bundle_config
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,6 @@ def load_model(
     """
     from ezclip_cli.backbone import load_backbone
     from ezclip_cli.checkpoint import load_checkpoint
-    from ezclip_cli.export import is_bundle, load_bundle_model
     from ezclip_cli.model import build_model
 
     checkpoint = resolve_checkpoint(checkpoint, model, pretrained)
@@ -152,6 +152,22 @@ def start_from(init: str, num_frames: int, use_prompts: bool, device: str) -> tu
         backbone = load_backbone(config.backbone, config.pretrained, device=device)
     log.info("training starts from %s (%s, %d frames)", init, config.backbone, num_frames)
     return backbone, learned
+
+
+def load_bundle_model(
+    path: str | Path, *, device: str = "cpu", cache_dir: str | None = None, config: dict[str, Any] | None = None
+) -> Any:
+    """The EZClip of an exported bundle in PyTorch (eval mode), from its model.safetensors."""
+    from ezclip_cli.checkpoint import load_checkpoint
+
+    path = Path(path)
+    config = config or read_bundle_config(path)
+    if "weights" not in config["files"] or not (path / WEIGHTS_FILE).is_file():
+        raise CheckpointError(
+            f"{path}: no {WEIGHTS_FILE} (exported without the safetensors format); use --runtime onnx or re-export"
+        )
+    model, _ = load_checkpoint(path / WEIGHTS_FILE, device=device, cache_dir=cache_dir)
+    return model.eval()
 
 
 def _default_tag(name: str) -> str | None:

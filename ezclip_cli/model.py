@@ -1,4 +1,4 @@
-"""EZ-CLIP: a frozen open_clip CLIP with temporal visual prompts and adapters (method.md 2-7).
+"""EZ-CLIP: a frozen open_clip CLIP with temporal visual prompts and adapters (docs/model.md 2-7).
 
 The open_clip model is kept whole; each of its transformer blocks is wrapped so that
 open_clip's own `encode_image` / `encode_text` (patch embedding, pooling, projections,
@@ -24,7 +24,7 @@ from ezclip_cli.config import ModelConfig
 
 
 class Adapter(nn.Module):
-    """x -> x + W2 GELU(W1 x + b1) + b2, W2/b2 zero-initialised: identity at init (method.md 3)."""
+    """x -> x + W2 GELU(W1 x + b1) + b2, W2/b2 zero-initialised: identity at init (docs/model.md 3)."""
 
     def __init__(self, width: int, ratio: float = 0.25):
         super().__init__()
@@ -41,7 +41,7 @@ class Adapter(nn.Module):
 def drop_path(x: torch.Tensor, rate: float, training: bool, group: int = 1) -> torch.Tensor:
     """Stochastic depth per sample: rows [g*group, (g+1)*group) share one draw.
 
-    With `group=T` the frames of one video are dropped together (ours, method.md 10.8: the
+    With `group=T` the frames of one video are dropped together (ours, docs/model.md 9.8: the
     reference dropped token positions across the whole batch).
     """
     if rate <= 0.0 or not training:
@@ -81,7 +81,7 @@ class TextBlock(WrappedBlock):
 
 
 class VisionBlock(WrappedBlock):
-    """A frozen open_clip vision block with a temporal prompt token and an adapter (method.md 2)."""
+    """A frozen open_clip vision block with a temporal prompt token and an adapter (docs/model.md 2)."""
 
     def __init__(
         self,
@@ -145,7 +145,7 @@ class EZClip(nn.Module):
             prompt = None
             if config.use_prompts:
                 prompt = nn.Parameter(torch.empty(config.num_frames, width, device=device))
-                bound = math.sqrt(6.0 / (3 * 16 * 16 + width))  # method.md 2 (reference fixes patch 16)
+                bound = math.sqrt(6.0 / (3 * 16 * 16 + width))  # docs/model.md 2 (reference fixes patch 16)
                 nn.init.uniform_(prompt, -bound, bound)
             adapter = Adapter(width, config.adapter_ratio).to(device)
             vision_blocks[i] = VisionBlock(blk, adapter, config.num_frames, prompt, config.prompt_dropout, rates_v[i])
@@ -184,7 +184,7 @@ class EZClip(nn.Module):
                 p.copy_(state[name])
 
     def parameter_breakdown(self) -> dict[str, int]:
-        """Counts for `ezclip info` and the 5.2M claim (method.md 7)."""
+        """Counts for `ezclip info` and the 5.2M claim (docs/model.md 7)."""
         counts = {"prompts": 0, "vision_adapters": 0, "text_adapters": 0}
         for name, p in self.learned_named_parameters():
             key = "prompts" if name.endswith("prompt") else ("vision_adapters" if name.startswith("vision") else "text_adapters")
@@ -266,7 +266,7 @@ class EZClip(nn.Module):
         return self.logit_scale * self.encode_video(video).float() @ classifier.float().t()
 
 
-# ---- losses (method.md 6) ---------------------------------------------------------------
+# ---- losses (docs/model.md 6) ---------------------------------------------------------------
 def soft_target_kl_loss(
     video: torch.Tensor, text: torch.Tensor, labels: torch.Tensor, logit_scale: torch.Tensor | float
 ) -> torch.Tensor:

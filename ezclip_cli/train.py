@@ -1,4 +1,4 @@
-"""The EZ-CLIP training loop: single process or DDP under torchrun (method.md 6, 8; issue 4).
+"""The EZ-CLIP training loop: single process or DDP under torchrun (docs/model.md 6, 8; issue 4).
 
     per step:  clips (B, T, 3, S, S) + one random template of each clip's class
                -> frames (B, T, D), text (B, D) -> L = KL_sym + w * L_motion (model.ezclip_loss)
@@ -40,6 +40,7 @@ import torch.nn as nn
 from ezclip_cli.config import ModelConfig, TrainConfig, dump_yaml, load_yaml
 from ezclip_cli.errors import CheckpointError, UsageError
 from ezclip_cli.output import atomic_write
+from ezclip_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def resume_files(resume: str | Path) -> tuple[Path, Path]:
 
 # ---- schedule and data order ---------------------------------------------------------------------
 def learning_rate(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
-    """lr of optimizer step `step` (0-based): linear warmup to `peak`, then cosine to 0 (method.md 8)."""
+    """lr of optimizer step `step` (0-based): linear warmup to `peak`, then cosine to 0 (docs/model.md 8)."""
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
@@ -212,7 +213,7 @@ def load_video_lists(config: TrainConfig) -> tuple[Any, Any | None]:
         if not config.root:
             raise UsageError(f"--dataset {config.dataset} needs --root (the dataset's folder in its official layout)")
         if config.val_split == "test":
-            raise UsageError("val_split 'test': model selection never looks at a test split (method.md 9); use 'val'")
+            raise UsageError("val_split 'test': model selection never looks at a test split (docs/protocols.md); use 'val'")
         root = Path(config.root)
         train = data.load_split(config.dataset, root, config.train_split, config.fold)
         val = data.load_split(config.dataset, root, config.val_split, config.fold) if config.val_split else None
@@ -235,7 +236,7 @@ def load_video_lists(config: TrainConfig) -> tuple[Any, Any | None]:
 
 def build_datasets(config: TrainConfig, backbone: Any, lists: tuple[Any, Any | None] | None = None
                    ) -> tuple[Any, Any | None, tuple[str, ...]]:
-    """VideoDatasets (decoded from the files, augmented as method.md 8) and the class names."""
+    """VideoDatasets (decoded from the files, augmented as docs/model.md 8) and the class names."""
     from ezclip_cli.data import VideoDataset
     from ezclip_cli.train_defaults import choose_flip
 
@@ -293,7 +294,7 @@ def _loader(dataset: Any, batches: Any, workers: int, pin: bool) -> Any:
         collate_fn=collate_videos,
         pin_memory=pin,
         persistent_workers=workers > 0,
-        # spawn: decord and torch deadlock after fork (ecosystem.md). The loader's own generator
+        # spawn: decord and torch deadlock in forked workers. The loader's own generator
         # keeps the global RNG (dropout draws) untouched, which exact resume relies on.
         multiprocessing_context="spawn" if workers > 0 else None,
         generator=torch.Generator(),
@@ -481,31 +482,19 @@ class _TrainForward(nn.Module):
         return self.model.encode_frames(video), self.model.encode_text(tokens)  # (B, T, D), (U, D)
 
 
-class _Progress:
-    """A rich bar on stderr with loss, lr and throughput; silent when disabled or not a terminal."""
+class _StepProgress:
+    """Optimizer steps for the caller's progress callback, with the latest loss/lr/throughput text."""
 
-    def __init__(self, total: int, done: int, enabled: bool):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        console = Console(stderr=True)
-        if not console.is_terminal:
-            return
-        self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                            TimeElapsedColumn(), TimeRemainingColumn(), console=console)
-        self.task = self.bar.add_task("train", total=total, completed=done, status="")
-        self.bar.start()
+    def __init__(self, callback: ProgressCallback | None, total: int, done: int):
+        self.callback, self.total, self.status = callback, total, ""
+        if callback is not None:
+            callback(done, total, 0, "")
 
     def update(self, step: int, status: str | None = None) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, **({"status": status} if status is not None else {}))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        if status is not None:
+            self.status = status
+        if self.callback is not None:
+            self.callback(step, self.total, 0, self.status)
 
 
 class _RunFiles:
@@ -595,7 +584,7 @@ def train(
     classes: Sequence[str] | None = None,
     resume: str | Path | None = None,
     stop_at_step: int | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Train the temporal prompts and adapters; returns final metrics and the paths of best/last.
 
@@ -633,7 +622,7 @@ class _Run:
     """One training run: model, optimizer, schedule, counters, and the files rank 0 writes."""
 
     def __init__(self, config: TrainConfig, ddp: Distributed, files: _RunFiles, train_data: Any, val_data: Any,
-                 classes: Sequence[str] | None, progress: bool):
+                 classes: Sequence[str] | None, progress: ProgressCallback | None):
         from ezclip_cli.backbone import load_backbone, text_transformer
         from ezclip_cli.labels import DEFAULT_TEMPLATES
         from ezclip_cli.model import build_model
@@ -792,7 +781,8 @@ class _Run:
             self.steps_per_epoch, config.batch_size * config.grad_accum, ddp.world_size, self.precision, self.device,
             f"{sum(p.numel() for p in self.params):,}",
         )
-        bar = _Progress(self.total_steps, self.step, self.progress and ddp.main)
+        # progress=False from older callers means none; one rank speaks
+        bar = _StepProgress((self.progress or None) if ddp.main else None, self.total_steps, self.step)
         sampler = _RunBatches(len(self.train_data), config, self.epoch, self.skip_steps, self.step, self.total_steps, ddp)
         self.batches = iter(_loader(EpochIndexed(self.train_data), sampler, self.workers, self.device.startswith("cuda")))
         stopped = False
@@ -800,7 +790,6 @@ class _Run:
             while self.step < self.total_steps and not stopped:
                 stopped = self.run_epoch(bar, stop_at_step)
         finally:
-            bar.close()
             self.batches = self.val_loader = None  # let the worker processes go
         curves = self.files.write_curves() if not stopped else None
         if os.environ.get(DEBUG_RANK_DIR_ENV):
@@ -817,7 +806,7 @@ class _Run:
             "last": str(self.files.last), "best": str(self.files.best), "curves": str(curves) if curves else None,
         }
 
-    def run_epoch(self, bar: _Progress, stop_at_step: int | None) -> bool:
+    def run_epoch(self, bar: _StepProgress, stop_at_step: int | None) -> bool:
         """The rest of the current epoch, then validation and checkpoints. True when stopped early."""
         config = self.config
         # The same plan _RunBatches walks: this loop consumes the loader step by step.
