@@ -122,19 +122,25 @@ def published_kshot_name(dataset: str, kshot: int, base_novel: bool, seed: int) 
 
 
 def load_kshot_list(spec: str) -> tuple[list[tuple[str, str]], str]:
-    """(video stem, class name) rows of a bundled name or a file of ``video<TAB>class`` lines, and its source."""
+    """(video stem, class name) rows of a bundled name or a file of ``video<TAB>class`` lines, and its source.
+
+    The video is a file stem or a path (its folder and video extension are dropped); blank lines are skipped.
+    """
     bundled = splits_dir() / "kshot" / f"{spec}.txt"
     path = bundled if spec in list_kshot_lists() else Path(spec).expanduser()
     if not path.is_file():
         raise UsageError(f"K-shot list '{spec}' is neither a file nor a bundled list ({', '.join(list_kshot_lists())})")
+    from ezclip_cli.video import is_video_path
+
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
+        if not line.strip():  # no '#' comments: HMDB51 file names may start with '#'
             continue
         video, sep, name = line.partition("\t")
         if not sep or not video.strip() or not name.strip():
             raise DatasetError(f"{path}:{number}: want '<video><TAB><class>'")
-        rows.append((Path(video.strip()).stem, name.strip()))
+        video = Path(video.strip())
+        rows.append((video.stem if is_video_path(video.name) else video.name, name.strip()))
     if not rows:
         raise DatasetError(f"{path}: no videos listed")
     return rows, f"bundled:{spec}" if path == bundled else str(path)
