@@ -241,13 +241,13 @@ def _parse_csv(text: str, shown: str) -> tuple[tuple[str, ...], tuple[str | None
     label_columns = [c for c in _LABEL_COLUMNS if c in columns]
     if not label_columns:
         found = ", ".join(repr(c) for c in header if c.strip()) or "nothing"
-        raise LabelsetError(f"{shown}:1: no 'label' (or 'Class Name') column in the header (found {found})")
+        raise LabelsetError(f"{shown}:1: no 'label' column (or 'Class Name') in the header (found {found})")
     for name in (*_LABEL_COLUMNS, *_DESCRIPTION_COLUMNS):
         if columns.count(name) > 1:
             raise LabelsetError(f"{shown}:1: column '{name}' appears more than once in the header")
     text_columns = [c for c in _DESCRIPTION_COLUMNS if c in columns]
     if len(text_columns) > 1:
-        raise LabelsetError(f"{shown}:1: has several description columns ({', '.join(text_columns)}); keep one")
+        raise LabelsetError(f"{shown}:1: has both {' and '.join(repr(c) for c in text_columns)} columns; keep one")
     label_at = columns.index(label_columns[0])
     text_at = columns.index(text_columns[0]) if text_columns else None
 
