@@ -16,7 +16,7 @@ from ezclip_cli.errors import DatasetError, UsageError
 
 log = logging.getLogger(__name__)
 
-# Published base/novel sizes (ViFi-CLIP's protocol; EZ-CLIP, arXiv 2312.08010, section 4).
+# Published base/novel sizes (ViFi-CLIP's protocol, used by EZ-CLIP, arXiv 2312.08010).
 HALF_SIZES: dict[str, tuple[int, int]] = {"k400": (200, 200), "hmdb51": (26, 25), "ucf101": (51, 50), "ssv2": (87, 87)}
 K600_SUBSETS = 3
 K600_SUBSET_SIZE = 160
