@@ -16,6 +16,8 @@ from ezclip_cli.labels import LabelSet, build_prompts
 from ezclip_cli.model import build_model, drop_path
 from tests.conftest import make_backbone
 from tests.test_checkpoint import OPENAI_STYLE, T, trained_like, write_reference_checkpoint
+from tests.test_evaluate import checkpoints, ucf_videos  # noqa: F401  (fixtures)
+from tests.test_train import clip_files  # noqa: F401  (fixture)
 
 SWITCHES = ("jitter_per_frame", "drop_path_positions", "raw_names", "train_sampling", "kshot_list")
 
@@ -185,3 +187,46 @@ def test_an_imported_checkpoint_with_a_non_zero_temporal_embedding_is_refused(tm
     torch.save(saved, tmp_path / "used.pt")
     with pytest.raises(CheckpointError, match=r"visual.temporal_embedding is not zero \(max \|value\| 0.25\)"):
         load_checkpoint(tmp_path / "used.pt")
+
+
+# ---- the command line ------------------------------------------------------------------------------------
+def test_train_faithful_flag_and_single_switch_flags_reach_the_saved_config(tmp_path, clip_files, capsys):  # noqa: F811
+    from ezclip_cli.config import load_yaml
+    from tests.conftest import TINY_CONFIG, run_main
+
+    common = ["train", "--train-list", str(clip_files / "train.txt"), "--model", str(TINY_CONFIG), "--pretrained",
+              "none", "--max-steps", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--val-split", "none",
+              "-q"]
+    code, err = run_main(*common, "--faithful", "--natural-names", "--out", str(tmp_path / "f"), capsys=capsys)
+    assert code == 0, err
+    saved = load_yaml(tmp_path / "f" / "config.yaml")
+    assert saved["faithful"] is True and (saved["jitter_per_frame"], saved["drop_path_positions"]) == (True, True)
+    assert saved["raw_names"] is False and saved["train_sampling"] == "random"  # a flag given wins; no recipe: random
+    code, err = run_main(*common, "--jitter-per-frame", "--train-sampling", "centre", "--out", str(tmp_path / "o"),
+                         capsys=capsys)
+    assert code == 0, err
+    saved = load_yaml(tmp_path / "o" / "config.yaml")
+    assert (saved["faithful"], saved["jitter_per_frame"], saved["train_sampling"]) == (False, True, "centre")
+    assert saved["drop_path_positions"] is None and saved["raw_names"] is None  # the others stay ours
+
+
+def test_eval_switches_one_by_one_from_the_command_line(ucf_videos, checkpoints, tmp_path, capsys):  # noqa: F811
+    from ezclip_cli.evaluate import validate_report
+    from tests.conftest import run_main
+
+    common = ["eval", "--checkpoint", str(checkpoints[0]), "--dataset", "ucf101", "--root", str(ucf_videos), "--fold",
+              "1", "--workers", "0", "--device", "cpu", "--quiet", "--cache-dir", str(tmp_path / "cache")]
+    code, err = run_main(*common, "--ensemble", "probability", "--raw-names", "--batch-size", "2",
+                         "--out", str(tmp_path / "p"), capsys=capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "p/report.json").read_text())
+    assert validate_report(report) == [] and report["counts"]["scored"] == 3 and report["faithful"] is False
+    assert (report["config"]["ensemble"], report["config"]["raw_names"], report["config"]["drop_last_batch"]) == (
+        "probability", True, None)
+    assert any("per-template softmax" in n for n in report["notes"])
+    code, err = run_main(*common, "--drop-last-batch", "2", "--out", str(tmp_path / "d"), capsys=capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "d/report.json").read_text())
+    assert (report["counts"]["scored"], report["counts"]["dropped"]) == (2, 1)  # 3 mod 2 = 1 left out
+    code, err = run_main(*common, "--ensemble", "vote", "--out", str(tmp_path / "v"), capsys=capsys)
+    assert code == 2 and "ensemble must be one of embedding, probability" in err
