@@ -219,8 +219,8 @@ _TRAIN_FLOATS = {"lr", "weight_decay", "eps", "warmup_epochs", "motion_weight", 
                  "prompt_dropout", "clip_grad"}
 _TRAIN_INTS = {"fold", "kshot", "workers", "num_frames", "epochs", "max_steps", "batch_size", "grad_accum",
                "warmup_steps", "seed", "log_every", "eval_every", "save_every_steps"}
-_TRAIN_BOOLS = {"flip", "use_prompts", "grad_checkpointing", "allow_missing_descriptions", "faithful", "jitter_per_frame",
-                "drop_path_positions", "raw_names"}
+_TRAIN_BOOLS = {"flip", "use_prompts", "grad_checkpointing", "allow_missing_descriptions", "faithful",
+                "jitter_per_frame", "drop_path_positions", "raw_names"}
 _TRAIN_NULLABLE = {"dataset", "root", "val_split", "train_list", "val_list", "kshot", "base_novel", "flip",
                    "labels", "kshot_list", "jitter_per_frame", "drop_path_positions", "raw_names", "train_sampling",
                    "pretrained", "max_steps", "warmup_steps", "clip_grad", "save_every_steps"}

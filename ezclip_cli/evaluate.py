@@ -194,15 +194,17 @@ def plan_units(protocol: str, dataset: str, root: str | Path, *, split: str | No
         halves = published_halves(dataset, videos.classes)
         if halves is not None:
             base, novel, absent = halves
-            notes.append(f"base/novel halves: the published lists (ViFi-CLIP labels/, labelsets/splits/{dataset}_base.txt "
-                         f"and _novel.txt): {len(base)} base, {len(novel)} novel; each half scored against its own classes"
+            notes.append(f"base/novel halves: the published lists (ViFi-CLIP labels/, labelsets/splits/"
+                         f"{dataset}_base.txt and _novel.txt): {len(base)} base, {len(novel)} novel; "
+                         "each half scored against its own classes"
                          + (f"; {absent} published classes are not in this root" if absent else ""))
         else:  # no published halves: the frequency rule (data.split_base_novel)
             halves_split = HALVES_SPLITS.get(dataset, "train")
             train = load_split(dataset, root, halves_split, fold)
             base, novel = split_base_novel(train)
-            notes.append(f"no published halves for {dataset}: base/novel by video count in {halves_split} (fold {fold}): "
-                         f"{len(base)} base, {len(novel)} novel; each half scored against its own classes")
+            notes.append(f"no published halves for {dataset}: base/novel by video count in {halves_split} "
+                         f"(fold {fold}): {len(base)} base, {len(novel)} novel; "
+                         "each half scored against its own classes")
         return [EvalUnit("base", restrict_classes(videos, base), test_split, fold, "base"),
                 EvalUnit("novel", restrict_classes(videos, novel), test_split, fold, "novel")], notes
     if protocol in ("few-shot", "closed-set"):

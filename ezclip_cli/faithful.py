@@ -20,7 +20,8 @@ Evaluation (EvalConfig keys):
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # --help stays free of torch
     import torch
@@ -37,7 +38,8 @@ def faithful_train_values(config: Any) -> dict[str, Any]:
         "jitter_per_frame": True,
         "drop_path_positions": True,
         "raw_names": True,
-        # the reference's K400 zero-shot config trains on random frames; its few-shot and base-to-novel configs on centres
+        # the reference's K400 zero-shot config trains on random frames; its few-shot and base-to-novel
+        # configs on segment centres
         "train_sampling": "centre" if (config.base_novel or recipe_kshot) else "random",
         "kshot_list": "published" if recipe_kshot and config.dataset else None,
     }
@@ -50,7 +52,7 @@ def faithful_eval_values(config: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if getattr(config, k) is None}
 
 
-def template_classifier(model: Any, prompts: list[list[str]], cache_dir: str | None, model_id: str) -> "torch.Tensor":
+def template_classifier(model: Any, prompts: list[list[str]], cache_dir: str | None, model_id: str) -> torch.Tensor:
     """One normalised text embedding per (template, class): (M*K, D), template-major.
 
     A class with one text (a description) repeats it in every template slot, so each slot's
@@ -66,7 +68,7 @@ def template_classifier(model: Any, prompts: list[list[str]], cache_dir: str | N
     return torch.cat(rows)  # (M*K, D)
 
 
-def class_probabilities(logits: "torch.Tensor", templates: int = 1) -> "torch.Tensor":
+def class_probabilities(logits: torch.Tensor, templates: int = 1) -> torch.Tensor:
     """(B, M*K) logits -> (B, K) probabilities: the softmax of each template's K logits, averaged."""
     if templates == 1:
         return logits.float().softmax(dim=-1)

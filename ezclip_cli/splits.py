@@ -77,8 +77,8 @@ def published_halves(dataset: str, classes: Sequence[str]) -> tuple[tuple[str, .
         keys.append({normalise_name(n) for n in read_name_list(path)})
     base_keys, novel_keys = keys
     if base_keys & novel_keys or (len(base_keys), len(novel_keys)) != HALF_SIZES[dataset]:
-        raise DatasetError(f"labelsets/splits/{dataset}_base.txt and _novel.txt are damaged: want {HALF_SIZES[dataset]} "
-                           "distinct classes")
+        raise DatasetError(f"labelsets/splits/{dataset}_base.txt and _novel.txt are damaged: "
+                           f"want {HALF_SIZES[dataset]} distinct classes")
     stray = [c for key, c in present.items() if key not in base_keys | novel_keys]
     if stray:
         shown = ", ".join(repr(c) for c in stray[:10])

@@ -15,7 +15,12 @@ from ezclip_cli.faithful import class_probabilities, template_classifier
 from ezclip_cli.labels import LabelSet, build_prompts
 from ezclip_cli.model import build_model, drop_path
 from tests.conftest import make_backbone
-from tests.test_checkpoint import OPENAI_STYLE, T, trained_like, write_reference_checkpoint
+from tests.test_checkpoint import (
+    OPENAI_STYLE,
+    T,
+    trained_like,
+    write_reference_checkpoint,
+)
 from tests.test_evaluate import checkpoints, ucf_videos  # noqa: F401  (fixtures)
 from tests.test_train import clip_files  # noqa: F401  (fixture)
 
@@ -41,7 +46,7 @@ def test_faithful_training_sets_every_switch_that_was_not_set():
 
 
 def test_faithful_evaluation_sets_its_switches():
-    common = dict(protocol="zero-shot", dataset="ucf101", root=".")
+    common = {"protocol": "zero-shot", "dataset": "ucf101", "root": "."}
     assert (EvalConfig(**common).ensemble, EvalConfig(**common).raw_names, EvalConfig(**common).drop_last_batch) == (
         None, None, None)
     faithful = EvalConfig(faithful=True, **common)
@@ -91,7 +96,7 @@ def test_drop_path_over_positions_shares_one_draw_per_position_across_the_batch(
 def test_drop_path_positions_reaches_every_block_and_leaves_inference_alone():
     default = build_model(make_backbone(0), ModelConfig(num_frames=4), seed=1)
     faithful = build_model(make_backbone(0), ModelConfig(num_frames=4, drop_path_positions=True), seed=1)
-    blocks = lambda m: [*m.clip.visual.transformer.resblocks, *m.clip.transformer.resblocks]  # noqa: E731
+    blocks = lambda m: [*m.clip.visual.transformer.resblocks, *m.clip.transformer.resblocks]
     assert not any(b.drop_positions for b in blocks(default)) and all(b.drop_positions for b in blocks(faithful))
     video = torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -157,7 +162,7 @@ def test_centre_sampling_trains_on_segment_centres_and_changes_nothing_else(tmp_
     monkeypatch.setattr(data, "_read_clip", fake_read)
     (tmp_path / "a.mp4").write_bytes(b"")
     videos = data.VideoList("x", "train", ("a",), ((tmp_path / "a.mp4", 0),))
-    common = dict(num_frames=8, image_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, train=True)
+    common = {"num_frames": 8, "image_size": 32, "mean": (0.5,) * 3, "std": (0.5,) * 3, "train": True}
     centre = data.VideoDataset(videos, centre_frames=True, **common)
     randomly = data.VideoDataset(videos, **common)
     for epoch in range(3):
