@@ -83,6 +83,17 @@ def test_base_to_novel_eval_and_train_use_the_published_halves(tmp_path, dataset
     assert {normalise_name(c) for c in train.classes} == expected[0]
 
 
+def test_k600_zero_shot_scores_the_three_published_subsets(tmp_path):
+    write_kinetics(tmp_path, "k600", train_videos=False)
+    units, notes = ev.plan_units("zero-shot", "k600", tmp_path)
+    assert [u.name for u in units] == ["subset1", "subset2", "subset3"]
+    for number, unit in enumerate(units, start=1):
+        assert {normalise_name(c) for c in unit.videos.classes} == {
+            normalise_name(n) for n in shipped(f"k600_zero_shot_{number}.txt")}
+        assert len(unit.videos) == 160  # one validation video per class in this root
+    assert any("published subsets" in n for n in notes)
+
+
 def test_frequency_halves_remain_the_fallback_for_custom_data(tmp_path):
     lines = []
     for i, name in enumerate(("a", "b", "c", "d")):
