@@ -549,16 +549,6 @@ def build_clip_baseline(ezclip: Any, device: str) -> Any:
     return model.eval()
 
 
-def class_prompts(classes: Sequence[str], templates: Sequence[str], descriptions: str | None,
-                  allow_missing: bool = False, raw_names: bool = False) -> list[list[str]]:
-    """Prompt texts per class: its description (descriptions.class_texts: a class the CSV lacks is an
-    error unless `allow_missing`), else every template."""
-    from ezclip_cli.descriptions import class_texts
-
-    return class_texts(classes, templates=templates, descriptions=descriptions, allow_missing=allow_missing,
-                       raw_names=raw_names).prompts
-
-
 # ---- the run -----------------------------------------------------------------------------------------
 @dataclass
 class EvalOutcome:
