@@ -397,6 +397,28 @@ def train(
         "clockwise, anticlockwise)."
     ),
     template: Optional[List[str]] = typer.Option(None, "--template", help="Prompt template with '{}' (repeatable); default: the 16 EZ-CLIP templates."),
+    labels: Optional[Path] = typer.Option(
+        None, "--labels", help="Description CSV (ours or the reference's GPT-3 files): train on one description "
+        "per class, as the published models were."),
+    allow_missing_descriptions: Optional[bool] = typer.Option(
+        None, "--allow-missing-descriptions",
+        help="Classes the description CSV lacks train on the templates (a warning), instead of an error."),
+    kshot_list: Optional[str] = typer.Option(
+        None, "--kshot-list", help="K-shot training videos from a list: a 'video<TAB>class' file, a bundled name "
+        "(hmdb51_16shot, k400_base_16shot_s1, ...) or 'published' (the one for --dataset, --kshot, --seed)."),
+    faithful: Optional[bool] = typer.Option(
+        None, "--faithful", help="The reference code's training choices: per-frame colour jitter, DropPath over "
+        "token positions, raw class names, segment centres and published K-shot lists (few-shot, base-to-novel)."),
+    jitter_per_frame: Optional[bool] = typer.Option(
+        None, "--jitter-per-frame/--jitter-per-clip", help="Colour jitter drawn per frame (reference) or per clip."),
+    drop_path_positions: Optional[bool] = typer.Option(
+        None, "--drop-path-positions/--drop-path-samples",
+        help="DropPath per token position across the batch (reference) or per video."),
+    raw_names: Optional[bool] = typer.Option(
+        None, "--raw-names/--natural-names",
+        help="Class names in prompts as written ('ApplyEyeMakeup', reference) or as text ('apply eye makeup')."),
+    train_sampling: Optional[str] = typer.Option(
+        None, "--train-sampling", help="Training frames: 'random' (one per segment, default) or 'centre'."),
     clip_grad: Optional[float] = typer.Option(None, "--clip-grad", help="Clip the gradient norm to this value (default: no clipping)."),
     precision: Optional[Precision] = typer.Option(None, "--precision", help="auto (bf16 or fp16 on CUDA, fp32 elsewhere), fp32, bf16, fp16."),
     grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing", help="Recompute activations in backward (less memory)."),
@@ -436,6 +458,9 @@ def train(
         "precision": precision.value if precision else None, "grad_checkpointing": grad_checkpointing, "seed": seed,
         "workers": workers, "decoder": decoder.value if decoder else None, "log_every": log_every,
         "eval_every": eval_every, "save_every_steps": save_every_steps, "device": device,
+        "labels": labels, "allow_missing_descriptions": allow_missing_descriptions, "kshot_list": kshot_list,
+        "faithful": faithful, "jitter_per_frame": jitter_per_frame, "drop_path_positions": drop_path_positions,
+        "raw_names": raw_names, "train_sampling": train_sampling,
     }
     given = {k: str(v) if isinstance(v, Path) else v for k, v in given.items()}
     settings = resolve_train_config(config, given, resume=resume)
@@ -471,10 +496,25 @@ def evaluate(
     crops: int = typer.Option(1, "--crops", min=1, help="Spatial crops per clip along the long side, e.g. 3 (softmax averaged)."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="'clip' adds plain CLIP frame averaging (same backbone) to the report."),
     faithful: bool = typer.Option(
-        False, "--faithful", help="Reproduce the reference code's protocol choices (K600 232 classes at once, split 1 only, drop_last)."
+        False, "--faithful", help="Reproduce the reference code's choices (K600 232 classes at once, split 1 "
+        "only, drop_last at batch 80, raw class names, probability-averaged templates)."
     ),
     template: Optional[List[str]] = typer.Option(None, "--template", help="Prompt template with '{}' (repeatable); default: the 16 EZ-CLIP templates."),
-    descriptions: Optional[Path] = typer.Option(None, "--descriptions", help="Label CSV with a description column: one prompt per class."),
+    descriptions: Optional[Path] = typer.Option(
+        None, "--descriptions", "--labels", help="Description CSV (ours: label,description; or the reference's "
+        "'SNo,Class Name,GPT3 discription'): one prompt per class."),
+    allow_missing_descriptions: bool = typer.Option(
+        False, "--allow-missing-descriptions",
+        help="Classes the description CSV lacks use the templates (a warning), instead of an error."),
+    ensemble: Optional[str] = typer.Option(
+        None, "--ensemble", help="Templates combine by 'embedding' (averaged text embedding, default) or "
+        "'probability' (averaged softmax, reference)."),
+    raw_names: Optional[bool] = typer.Option(
+        None, "--raw-names/--natural-names",
+        help="Class names in prompts as written ('ApplyEyeMakeup', reference) or as text ('apply eye makeup')."),
+    drop_last_batch: Optional[int] = typer.Option(
+        None, "--drop-last-batch", min=1, help="Leave unscored what a drop_last loader of this batch size would "
+        "(reference: 80; --faithful sets it)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder: report.json and PNG plots (default eval-DATASET-PROTOCOL)."),
     batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Videos per batch."),
     workers: int = typer.Option(-1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."),
@@ -506,6 +546,8 @@ def evaluate(
         shots=tuple(shots or ()), split=split, fold=fold, clips=clips, crops=crops, batch_size=batch_size,
         workers=workers, templates=tuple(template or ()), descriptions=str(descriptions) if descriptions else None,
         baseline=baseline, faithful=faithful, decoder=decoder.value, device=device,
+        allow_missing_descriptions=allow_missing_descriptions, ensemble=ensemble, raw_names=raw_names,
+        drop_last_batch=drop_last_batch,
         cache_dir=str(cache_dir) if cache_dir else None,
     )
     progress = make_progress("evaluating", "videos", quiet or os.environ.get("RANK", "0") != "0", progress_interval)

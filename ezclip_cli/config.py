@@ -26,6 +26,7 @@ class ModelConfig:
     adapter_ratio: float = 0.25  # adapter hidden = int(ratio * D) (docs/model.md section 3)
     prompt_dropout: float = 0.1  # Dropout on P[l, t] before it seeds the prompt attention
     drop_path: float = 0.1  # stochastic depth, linspace(0, drop_path, L) over layers, per sample
+    drop_path_positions: bool = False  # faithful: one DropPath draw per token position across the batch
     attn_dropout: float = 0.1  # the frozen attention's dropout in training (reference: same per-layer rate)
     # Filled in from the backbone once it is built; kept so a checkpoint describes itself.
     backbone_config: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -118,6 +119,15 @@ class TrainConfig:
     kshot: int | None = None  # at most K training videos per class (few-shot, base-to-novel)
     base_novel: str | None = None  # "base": train and validate on the base half (docs/protocols.md)
     templates: tuple[str, ...] = ()  # empty = the 16 reference templates (labels.DEFAULT_TEMPLATES)
+    labels: str | None = None  # description CSV (ours or the reference's GPT-3 files): train on one text per class
+    allow_missing_descriptions: bool = False  # classes the CSV lacks train on the templates (warned), not an error
+    kshot_list: str | None = None  # K-shot videos from a list: a file, a bundled name, or "published"
+    # Faithful switches (faithful.py): None = ours, or the reference's when `faithful` is true
+    faithful: bool = False
+    jitter_per_frame: bool | None = None
+    drop_path_positions: bool | None = None
+    raw_names: bool | None = None
+    train_sampling: str | None = None  # "random" (one random frame per segment) or "centre"
     flip: bool | None = None  # None = auto: off for direction-sensitive label sets (ssv2, left/right, ...)
     decoder: str = "auto"
     workers: int = -1  # data-loading processes per rank; -1 = CPU count - 1 (at most 8); 0 = in-process
@@ -180,8 +190,14 @@ class TrainConfig:
         for template in self.templates:
             if not isinstance(template, str) or template.count("{}") != 1:
                 problems.append(f"template must contain '{{}}' once: {template!r}")
+        from ezclip_cli.faithful import SAMPLINGS, check_choice, faithful_train_values
+
+        problems += check_choice("train_sampling", self.train_sampling, SAMPLINGS)
         if problems:
             raise UsageError("bad training config: " + "; ".join(problems))
+        if self.faithful:  # every switch the flag stands for, unless set on its own
+            for key, value in faithful_train_values(self).items():
+                object.__setattr__(self, key, value)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -204,8 +220,10 @@ _TRAIN_FLOATS = {"lr", "weight_decay", "eps", "warmup_epochs", "motion_weight", 
                  "prompt_dropout", "clip_grad"}
 _TRAIN_INTS = {"fold", "kshot", "workers", "num_frames", "epochs", "max_steps", "batch_size", "grad_accum",
                "warmup_steps", "seed", "log_every", "eval_every", "save_every_steps"}
-_TRAIN_BOOLS = {"flip", "use_prompts", "grad_checkpointing"}
+_TRAIN_BOOLS = {"flip", "use_prompts", "grad_checkpointing", "allow_missing_descriptions", "faithful",
+                "jitter_per_frame", "drop_path_positions", "raw_names"}
 _TRAIN_NULLABLE = {"dataset", "root", "val_split", "train_list", "val_list", "kshot", "base_novel", "flip",
+                   "labels", "kshot_list", "jitter_per_frame", "drop_path_positions", "raw_names", "train_sampling",
                    "pretrained", "init", "max_steps", "warmup_steps", "clip_grad", "save_every_steps", "eval_every"}
 
 

@@ -218,19 +218,48 @@ def load_video_lists(config: TrainConfig) -> tuple[Any, Any | None]:
         train = data.load_split(config.dataset, root, config.train_split, config.fold)
         val = data.load_split(config.dataset, root, config.val_split, config.fold) if config.val_split else None
         full = train
-        if config.base_novel and config.dataset in ("ucf101", "hmdb51"):
-            full = data.load_split(config.dataset, root, "trainval", config.fold)  # halves from the whole train list
+        if (config.base_novel or config.kshot_list) and config.dataset in ("ucf101", "hmdb51"):
+            full = data.load_split(config.dataset, root, "trainval", config.fold)  # the whole official train list
     else:
         raise UsageError("no training data: give --dataset with --root, or --train-list")
     if val is not None and tuple(val.classes) != tuple(train.classes):
         raise UsageError("the validation split's classes differ from the training split's")
     if config.base_novel == "base":
-        base, novel = data.split_base_novel(full)
-        log.info("base-to-novel: training on %d base classes (%d novel held out)", len(base), len(novel))
+        from ezclip_cli.splits import published_halves
+
+        halves = published_halves(config.dataset, full.classes) if config.dataset else None
+        base, novel = halves[:2] if halves else data.split_base_novel(full)  # frequency: custom data only
+        log.info("base-to-novel: training on %d base classes (%d novel held out), %s", len(base), len(novel),
+                 "the published halves" if halves else "halves by training frequency (no published halves)")
         train = data.restrict_classes(train, base)
+        full = data.restrict_classes(full, base)
         val = data.restrict_classes(val, base) if val is not None else None
-    if config.kshot:
+    if config.kshot_list:
+        train, val = _listed_kshot(config, full, val)
+    elif config.kshot:
         train = data.kshot_subset(train, config.kshot, config.seed)
+    return train, val
+
+
+def _listed_kshot(config: TrainConfig, pool: Any, val: Any | None) -> tuple[Any, Any | None]:
+    """The training videos a K-shot list names, from the whole training pool; validation keeps the rest."""
+    from ezclip_cli import data
+    from ezclip_cli.splits import KSHOT_PUBLISHED, load_kshot_list, published_kshot_name
+
+    spec = config.kshot_list
+    if spec == KSHOT_PUBLISHED:
+        if not (config.dataset and config.kshot):
+            raise UsageError("kshot_list 'published' needs --dataset and --kshot (which published list to take)")
+        spec = published_kshot_name(config.dataset, config.kshot, config.base_novel == "base", config.seed)
+    rows, source = load_kshot_list(spec)
+    train = data.select_listed(pool, rows, source)
+    log.info("K-shot list %s: %d training videos of %d classes", source, len(train), len(train.classes))
+    if val is not None:
+        listed = {path for path, _ in train.items}
+        kept = tuple(item for item in val.items if item[0] not in listed)
+        if len(kept) < len(val.items):
+            log.info("validation: %d listed training videos left out", len(val.items) - len(kept))
+        val = data.VideoList(val.name, val.split, val.classes, kept, val.missing) if kept else None
     return train, val
 
 
@@ -249,7 +278,8 @@ def build_datasets(config: TrainConfig, backbone: Any, lists: tuple[Any, Any | N
     flip = flips.flip
     common = dict(num_frames=config.num_frames, image_size=backbone.image_size, mean=backbone.mean,
                   std=backbone.std, seed=config.seed, decoder=config.decoder)
-    train = VideoDataset(train_list, train=True, flip=flip, **common)
+    train = VideoDataset(train_list, train=True, flip=flip, jitter_per_frame=bool(config.jitter_per_frame),
+                         centre_frames=config.train_sampling == "centre", **common)
     val = VideoDataset(val_list, train=False, **common) if val_list is not None else None
     return train, val, tuple(train_list.classes)
 
@@ -318,11 +348,20 @@ class _RunBatches:
             step, epoch, skip = step + len(plan), epoch + 1, 0
 
 
-def class_prompts(classes: Sequence[str], templates: Sequence[str]) -> list[list[str]]:
-    """Prompt texts per class: every template filled with the label's natural text."""
-    from ezclip_cli.labels import label_to_text
+def class_prompts(classes: Sequence[str], templates: Sequence[str], descriptions: str | None = None,
+                  allow_missing: bool = False, raw_names: bool = False) -> list[list[str]]:
+    """Prompt texts per class: its description (training on descriptions, as every published model
+    was), else every template filled with the label's text (descriptions.class_texts)."""
+    from ezclip_cli.descriptions import class_texts
 
-    return [[t.replace("{}", label_to_text(c)) for t in templates] for c in classes]
+    return class_texts(classes, templates=templates, descriptions=descriptions, allow_missing=allow_missing,
+                       raw_names=raw_names).prompts
+
+
+def pad_prompts(prompts: list[list[str]]) -> list[list[str]]:
+    """Every class to the same number of texts (one text repeated), so a (K*M) token table can hold them."""
+    width = max(len(texts) for texts in prompts)
+    return [texts * width if len(texts) == 1 else texts for texts in prompts]
 
 
 # ---- validation ----------------------------------------------------------------------------------
@@ -643,7 +682,8 @@ class _Run:
             backbone = load_backbone(config.model, config.pretrained, device=self.device, seed=config.seed)
         model_config = ModelConfig(num_frames=config.num_frames, use_prompts=config.use_prompts,
                                    prompt_dropout=config.prompt_dropout, drop_path=config.drop_path,
-                                   attn_dropout=config.attn_dropout)
+                                   attn_dropout=config.attn_dropout,
+                                   drop_path_positions=bool(config.drop_path_positions))
         self.model = build_model(backbone, model_config, seed=config.seed).to(self.device)
         if start is not None:
             self.model.load_learned_state_dict(start)
@@ -661,9 +701,14 @@ class _Run:
         self.train_data, self.val_data = train_data, val_data
         self.classes = tuple(classes if classes is not None else train_data.classes)
         self.templates = tuple(config.templates) or DEFAULT_TEMPLATES
-        self.prompts = class_prompts(self.classes, self.templates)
-        tokens = self.model.tokenize([p for per_class in self.prompts for p in per_class])
-        self.tokens = tokens.view(len(self.classes) * len(self.templates), -1)  # (K*M, 77), row = class*M + template
+        self.prompts = class_prompts(self.classes, self.templates, config.labels, config.allow_missing_descriptions,
+                                     bool(config.raw_names))
+        if config.labels:
+            log.info("training on the class descriptions of %s", config.labels)
+        padded = pad_prompts(self.prompts)  # with descriptions: one text per class (M = 1)
+        self.texts_per_class = len(padded[0])
+        tokens = self.model.tokenize([p for per_class in padded for p in per_class])
+        self.tokens = tokens.view(len(self.classes) * self.texts_per_class, -1)  # (K*M, 77), row = class*M + template
         if val_data is None:
             log.warning("no validation split: best.ezclip is the last checkpoint")
         self.workers = _default_workers() if config.workers < 0 else config.workers
@@ -854,7 +899,7 @@ class _Run:
                 continue  # all ranks skip a micro-batch together, or DDP would wait forever
             video = batch["video"].to(device, non_blocking=True)  # (B, T, 3, S, S)
             labels = batch["label"].to(device)  # (B,)
-            count = len(self.templates)
+            count = self.texts_per_class
             chosen = [template_index(config.seed, self.epoch, i, count) for i in batch["index"].tolist()]
             rows = labels * count + torch.tensor(chosen, device=device)  # (B,) one text per clip
             unique, inverse = torch.unique(rows, return_inverse=True)  # encode each distinct text once
