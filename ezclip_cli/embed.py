@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, TYPE_CHECKING, Any, Sequence
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from ezclip_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ class _Discard:
 def run_embedding(
     inputs: Sequence[str], config: TagConfig, store: Path, *, checkpoint: Path | None = None,
     model: str | None = None, pretrained: str | None = None, num_frames: int = 8,
-    stdin: IO[str] | None = None, progress: bool = True,
+    stdin: IO[str] | None = None, progress: "ProgressCallback | None" = None,
 ) -> Any:
     """Append the embeddings of `inputs` to `store`; returns a TagSummary (ok, failed, already stored)."""
     from ezclip_cli.embeddings import StoreWriter, model_spec, row_key
