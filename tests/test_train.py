@@ -130,14 +130,24 @@ def clip_files(tmp_path_factory) -> Path:
 # and shrinking are told apart but left and right are not). Shorter or gentler runs are less
 # reliable: 600 steps passed 3 of 6 seeds; lr 3e-3 left 2 of 2 on the plateau; lr 5e-3 passed 3 of 4;
 # the 0.1 dropout defaults kept 2 of 2 seeds <= 0.73. Seed 2 escapes earliest (0.977 by step 256).
+# The test trains seed 2 for MOTION_STEPS, half of the 1000 above (the cosine then decays over 500):
+# seed 2 leaves the plateau at the same point either way, so half the steps keep about half the run
+# as margin after it. Held-out top-1 at the end of each 64-step epoch, measured on the shared vCPUs:
+#   1000 steps: 0.49, 0.70, 0.71, 0.99 (step 256), 0.98, 0.99, 0.99 (step 448; stopped there)
+#    500 steps: 0.49, 0.70, 0.72, 0.98 (step 256), 0.98, 0.98, 0.98, 0.98 (step 500)
+#    400 steps: 0.49, 0.71, 0.73, 0.76, 0.98 (step 320), 0.98, 0.98 (step 400): too little margin
+# Other seeds escape later (seed 0 at 500 steps: 0.73), which is why the test pins seed 2. Frame
+# averaging is order-invariant, so it stays <= 0.50 on the reversal pairs however long it trains;
+# it gets the same budget so that the two runs differ only in the prompts.
 MOTION_SEED = 2
+MOTION_STEPS = 500
 
 
 @pytest.mark.slow
 def test_prompts_learn_frame_order_and_frame_averaging_cannot(tmp_path, record_property):
     train_data = training_clips(2048, seed=MOTION_SEED)
     held_out = reversal_pairs(64, seed=MOTION_SEED + 1)  # 128 clips, never trained on
-    common = dict(max_steps=1000, batch_size=32, lr=1e-2, weight_decay=0.2, warmup_steps=0, eval_every=8,
+    common = dict(max_steps=MOTION_STEPS, batch_size=32, lr=1e-2, weight_decay=0.2, warmup_steps=0, eval_every=8,
                   drop_path=0.0, attn_dropout=0.0, prompt_dropout=0.0, seed=MOTION_SEED, log_every=100)
     results = {}
     for prompts in (True, False):
@@ -147,7 +157,7 @@ def test_prompts_learn_frame_order_and_frame_averaging_cannot(tmp_path, record_p
         results[prompts]["wall"] = time.perf_counter() - started
     on, off = results[True], results[False]
     summary = (f"motion experiment, seed {MOTION_SEED}: prompts on {on['val_top1']:.3f} ({on['wall']:.1f} s), "
-               f"prompts off {off['val_top1']:.3f} ({off['wall']:.1f} s), 1000 steps x 32 clips each")
+               f"prompts off {off['val_top1']:.3f} ({off['wall']:.1f} s), {MOTION_STEPS} steps x 32 clips each")
     print(summary)
     record_property("motion_experiment", summary)
     assert on["val_top1"] >= 0.90, summary
