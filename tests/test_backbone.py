@@ -69,3 +69,4 @@ def test_offline_without_cache_is_one_line_naming_the_flag(tmp_path, monkeypatch
     assert result.code == 1, result.err
     lines = [line for line in result.err.splitlines() if line.startswith("ezclip: error")]
     assert len(lines) == 1 and "--pretrained" in lines[0] and "cache" in lines[0]
+    assert "Traceback" not in result.err

@@ -1,4 +1,4 @@
-"""Invariants of the EZ-CLIP model (method.md sections 2-7)."""
+"""Invariants of the EZ-CLIP model (arXiv 2312.08010): temporal prompts, adapters, encoders and losses."""
 from __future__ import annotations
 
 import pytest
