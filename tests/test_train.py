@@ -137,33 +137,39 @@ def clip_files(tmp_path_factory) -> Path:
 #   1000 steps: 0.49, 0.70, 0.71, 0.99 (step 256), 0.98, 0.99, 0.99 (step 448; stopped there)
 #    500 steps: 0.49, 0.70, 0.72, 0.98 (step 256), 0.98, 0.98, 0.98, 0.98 (step 500)
 #    400 steps: 0.49, 0.71, 0.73, 0.76, 0.98 (step 320), 0.98, 0.98 (step 400): too little margin
-# Other seeds escape later (seed 0 at 500 steps: 0.73), which is why the test pins seed 2. Frame
-# averaging is order-invariant, so it stays <= 0.50 on the reversal pairs however long it trains;
-# it gets the same budget so that the two runs differ only in the prompts.
+# Other seeds escape later (seed 0 at 500 steps: 0.73), which is why the test pins seed 2.
+# Frame averaging (prompts off) is order-invariant: a clip and its time reversal get the same
+# embedding, so it scores at most 0.50 on the reversal pairs however long it trains. Its run only
+# has to show that training it (adapters and all) does not get past that cap, so it stops at
+# MOTION_STEPS_OFF, already past the step by which prompts on had learned the order.
 MOTION_SEED = 2
 MOTION_STEPS = 500
+MOTION_STEPS_OFF = 320
 
 
 @pytest.mark.slow
 def test_prompts_learn_frame_order_and_frame_averaging_cannot(tmp_path, record_property):
     train_data = training_clips(2048, seed=MOTION_SEED)
     held_out = reversal_pairs(64, seed=MOTION_SEED + 1)  # 128 clips, never trained on
-    common = dict(max_steps=MOTION_STEPS, batch_size=32, lr=1e-2, weight_decay=0.2, warmup_steps=0, eval_every=8,
+    common = dict(batch_size=32, lr=1e-2, weight_decay=0.2, warmup_steps=0, eval_every=8,
                   drop_path=0.0, attn_dropout=0.0, prompt_dropout=0.0, seed=MOTION_SEED, log_every=100)
     results = {}
-    for prompts in (True, False):
-        config = tiny_config(tmp_path, use_prompts=prompts, out=str(tmp_path / f"prompts-{prompts}"), **common)
+    for prompts, steps in ((True, MOTION_STEPS), (False, MOTION_STEPS_OFF)):
+        config = tiny_config(tmp_path, use_prompts=prompts, out=str(tmp_path / f"prompts-{prompts}"), max_steps=steps,
+                             **common)
         started = time.perf_counter()
         results[prompts] = train(config, train_data=train_data, val_data=held_out, progress=False)
         results[prompts]["wall"] = time.perf_counter() - started
     on, off = results[True], results[False]
-    summary = (f"motion experiment, seed {MOTION_SEED}: prompts on {on['val_top1']:.3f} ({on['wall']:.1f} s), "
-               f"prompts off {off['val_top1']:.3f} ({off['wall']:.1f} s), {MOTION_STEPS} steps x 32 clips each")
+    summary = (f"motion experiment, seed {MOTION_SEED}, 32 clips per step: prompts on {on['val_top1']:.3f} "
+               f"({MOTION_STEPS} steps, {on['wall']:.1f} s), prompts off {off['val_top1']:.3f} "
+               f"({MOTION_STEPS_OFF} steps, {off['wall']:.1f} s)")
     print(summary)
     record_property("motion_experiment", summary)
     assert on["val_top1"] >= 0.90, summary
     assert off["val_top1"] <= 0.52, summary
     assert on["val_videos"] == off["val_videos"] == 128
+    assert (on["steps"], off["steps"]) == (MOTION_STEPS, MOTION_STEPS_OFF)
 
 
 # ---- 2. exact resume ------------------------------------------------------------------------------------
