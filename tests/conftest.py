@@ -19,6 +19,9 @@ __all__ = ["REPO", "TINY_CONFIG", "make_backbone", "run_main"]
 
 # Never reach for a hub in tests: every backbone is random or written by the test itself.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests run inside a SLURM array task must not have `ezclip tag` pick a shard of their inputs.
+for _name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -49,7 +49,7 @@ def test_every_subcommand_documents_its_options(command):
         long_names = [name for name in option.opts + option.secondary_opts if name.startswith("--")]
         assert option.help and option.help.strip(), f"{command} {long_names}: no help text"
         assert all(name in result.output for name in long_names), (command, long_names)
-    expected = {"tag": "--labels", "train": "--dataset", "eval": "--protocol", "export": "--format",
+    expected = {"tag": "--labels", "train": "--dataset", "eval": "--protocol", "export": "--bundle-formats",
                 "info": "--num-frames"}
     assert expected[command] in result.output
 

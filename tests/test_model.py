@@ -1,4 +1,4 @@
-"""Invariants of the EZ-CLIP model (arXiv 2312.08010): temporal prompts, adapters, encoders and losses."""
+"""Invariants of the EZ-CLIP model (docs/model.md sections 2-7)."""
 from __future__ import annotations
 
 import pytest
