@@ -1,16 +1,21 @@
-"""Shared fixtures: a tiny random-weight open_clip backbone and its config file."""
+"""Shared fixtures: the tiny random-weight open_clip backbone, an isolated ezclip cache, the CLI runner.
+
+Plain helpers (paths, `make_backbone`, `run_cli`/`run_main`, file writers) live in tests/helpers.py;
+they are re-exported here for test files that import them from conftest.
+"""
 from __future__ import annotations
 
 import copy
-import logging
+import functools
 import os
-import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_CONFIG = REPO / "configs" / "backbones" / "tiny-vit.json"
+from tests.helpers import REPO, TINY_CONFIG, CliResult, make_backbone, run_cli, run_main
+
+__all__ = ["REPO", "TINY_CONFIG", "make_backbone", "run_main"]
 
 # Never reach for a hub in tests: every backbone is random or written by the test itself.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -19,18 +24,18 @@ for _name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK
     os.environ.pop(_name, None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_ezclip_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Text-embedding caches go to a temporary folder, never to the user's ~/.cache/ezclip."""
+    folder = tmp_path_factory.mktemp("ezclip-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EZCLIP_CACHE", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def tiny_config_path() -> Path:
     return TINY_CONFIG
-
-
-def make_backbone(seed: int = 0, config: Path = TINY_CONFIG):
-    import torch
-
-    from ezclip_cli.backbone import load_backbone
-
-    torch.manual_seed(seed)
-    return load_backbone(str(config), None, seed=seed)
 
 
 @pytest.fixture
@@ -45,23 +50,7 @@ def plain_and_backbone():
     return backbone, copy.deepcopy(backbone.clip)
 
 
-def run_main(*args: str, capsys) -> tuple[int, str]:
-    """`ezclip ARGS` in this process (known errors -> one line and an exit code, as in a shell).
-
-    Returns the exit code and what went to stderr; the logging set-up the CLI makes is undone.
-    """
-    from ezclip_cli.cli import main
-
-    package = logging.getLogger("ezclip_cli")
-    saved = (package.handlers[:], package.level, package.propagate)  # the CLI points a handler at capsys's stderr
-    argv = sys.argv
-    sys.argv = ["ezclip", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    finally:
-        sys.argv = argv
-        package.handlers[:], package.level, package.propagate = saved
-    return code, capsys.readouterr().err
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """`cli("tag", ..., stdin=None)`: `ezclip ...` in this process -> CliResult(code, out, err)."""
+    return functools.partial(run_cli, capsys=capsys)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -20,7 +18,9 @@ def test_config_json_builds_the_tiny_backbone(tiny_config_path):
     assert tokens.shape == (1, 77)  # the real CLIP tokenizer works offline
 
 
-@pytest.mark.parametrize("name, word", [("RN50", "ResNet"), ("convnext_base", "timm"), ("coca_ViT-B-32", "attention|Hugging Face|CoCa")])
+@pytest.mark.parametrize(
+    "name, word", [("RN50", "ResNet"), ("convnext_base", "timm"), ("coca_ViT-B-32", "attention|Hugging Face|CoCa")]
+)
 def test_non_vit_towers_are_refused(name, word):
     with pytest.raises(BackboneError, match=word) as info:
         load_backbone(name, None, meta=True)
@@ -57,15 +57,16 @@ def test_local_weights_file_loads(tmp_path, tiny_config_path):
         assert torch.equal(a, b), name
 
 
-def test_offline_without_cache_is_one_line_naming_the_flag(tmp_path):
-    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    import os
+def test_offline_without_cache_is_one_line_naming_the_flag(tmp_path, monkeypatch, cli):
+    # Offline with an empty hub cache. huggingface_hub reads HF_HUB_OFFLINE and HF_HOME at import,
+    # so this process points its settings at an empty folder as a fresh process would.
+    import huggingface_hub.constants
 
-    result = subprocess.run(
-        [sys.executable, "-m", "ezclip_cli", "tag", str(tmp_path), "--labels", "a,b", "--model", "ViT-B-32", "--pretrained", "openai"],
-        capture_output=True, text=True, env={**os.environ, **env}, timeout=300,
-    )
-    assert result.returncode == 1, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("ezclip: error")]
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    result = cli("tag", str(tmp_path), "--labels", "a,b", "--model", "ViT-B-32", "--pretrained", "openai")
+    assert result.code == 1, result.err
+    lines = [line for line in result.err.splitlines() if line.startswith("ezclip: error")]
     assert len(lines) == 1 and "--pretrained" in lines[0] and "cache" in lines[0]
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.err

@@ -13,7 +13,7 @@ from ezclip_cli.checkpoint import load_checkpoint, save_checkpoint
 from ezclip_cli.config import ModelConfig
 from ezclip_cli.errors import CheckpointError
 from ezclip_cli.model import build_model
-from tests.conftest import make_backbone
+from tests.helpers import make_backbone, trained_like
 
 T = 8
 OPENAI_STYLE = {  # heads = width / 64, as in OpenAI's layout, so the importer can infer them
@@ -22,14 +22,6 @@ OPENAI_STYLE = {  # heads = width / 64, as in OpenAI's layout, so the importer c
     "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2},
 }
-
-
-def trained_like(model) -> None:
-    """Give every learned parameter a non-trivial value, as training would."""
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for _, p in model.learned_named_parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
 
 
 def logits_of(model, video, texts):
@@ -55,8 +47,9 @@ def test_save_then_load_gives_identical_logits(tmp_path):
 
     with safe_open(str(path), framework="pt") as f:
         assert f.metadata()["backbone_weights"] == "embedded"
-        assert any(k.startswith("backbone.") for k in f.keys())
-        assert not any(".block." in k for k in f.keys())  # open_clip's own key names
+        names = list(f.keys())  # a safe_open handle, not a dict
+    assert any(k.startswith("backbone.") for k in names)
+    assert not any(".block." in k for k in names)  # open_clip's own key names
 
 
 def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
@@ -166,6 +159,7 @@ def test_newer_format_version_is_refused(tmp_path):
     from safetensors.torch import save_file
 
     config = json.dumps(ModelConfig().to_dict())
-    save_file({"learned.x": torch.zeros(1)}, tmp_path / "future.ezclip", metadata={"format": "ezclip", "format_version": "99", "config": config})
+    metadata = {"format": "ezclip", "format_version": "99", "config": config}
+    save_file({"learned.x": torch.zeros(1)}, tmp_path / "future.ezclip", metadata=metadata)
     with pytest.raises(CheckpointError, match="newer"):
         load_checkpoint(tmp_path / "future.ezclip")

@@ -1,7 +1,6 @@
 """Dataset loading (official layouts written in tmp dirs), subsets, and VideoDataset."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -29,10 +28,9 @@ from ezclip_cli.data import (
     split_base_novel,
 )
 from ezclip_cli.errors import DatasetError, VideoError
-
-MEAN = (0.48145466, 0.4578275, 0.40821073)
-STD = (0.26862954, 0.26130258, 0.27577711)
-
+from tests.helpers import CLIP_MEAN as MEAN
+from tests.helpers import CLIP_STD as STD
+from tests.helpers import K_HEADER, put, write_csv
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -54,23 +52,6 @@ def mp4_bytes() -> bytes:
         for packet in stream.encode():
             container.mux(packet)
     return buffer.getvalue()
-
-
-def put(path: Path, content: bytes | str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, str):
-        path.write_text(content, encoding="utf-8")
-    else:
-        path.write_bytes(content)
-    return path
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -100,9 +81,6 @@ def test_missing_root_is_one_line(tmp_path):
 
 
 # ---------------------------------------------------------------------------- kinetics
-
-K_HEADER = ["label", "youtube_id", "time_start", "time_end", "split"]
-
 
 @pytest.fixture
 def kinetics_root(tmp_path, mp4_bytes) -> Path:

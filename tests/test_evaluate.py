@@ -21,19 +21,14 @@ from ezclip_cli.data import VideoList, load_split
 from ezclip_cli.errors import UsageError
 from ezclip_cli.labels import load_labelset
 from ezclip_cli.splits import normalise_name, published_k600_subsets, read_name_list, splits_dir
-from tests.conftest import REPO, make_backbone, run_main
+from tests.helpers import K_HEADER, REPO, make_backbone, put, report_errors, run_main, touch, write_csv
 from tests.media import moving_ball_frames, write_broken, write_video
-from tests.test_data import K_HEADER, put, write_csv
 
 
 # ---- fake roots in the official layouts (annotations + empty video files) ------------------------------
 def train_count(i: int) -> int:
     """Training videos of class i: 1-4, so classes differ in frequency."""
     return 1 + (i * 7) % 4
-
-
-def touch(path: Path) -> None:
-    put(path, b"")
 
 
 def write_hmdb(root: Path) -> dict[int, set[Path]]:
@@ -127,7 +122,8 @@ def test_zero_shot_hmdb_ucf_score_the_three_official_test_splits(tmp_path, datas
     ("hmdb51", 26, 25), ("ucf101", 51, 50), ("k400", 200, 200), ("ssv2", 87, 87),
 ])
 def test_base_to_novel_halves_are_the_published_lists(tmp_path, dataset, base_size, novel_size):
-    writers = {"hmdb51": write_hmdb, "ucf101": write_ucf, "k400": lambda r: write_kinetics(r, "k400"), "ssv2": write_ssv2}
+    writers = {"hmdb51": write_hmdb, "ucf101": write_ucf, "k400": lambda r: write_kinetics(r, "k400"),
+               "ssv2": write_ssv2}
     writers[dataset](tmp_path)
     units, notes = ev.plan_units("base-to-novel", dataset, tmp_path)
     base, novel = units
@@ -215,7 +211,8 @@ def test_metrics_against_hand_computed_values():
 
 def test_summary_means_splits_and_seeds_and_shows_the_gain_over_clip():
     def evaluation(model, unit, top1, part=None):
-        return {"model": model, "unit": unit, "part": part, "metrics": {"top1": top1, "top5": 1.0, "mean_class_accuracy": top1}}
+        metrics = {"top1": top1, "top5": 1.0, "mean_class_accuracy": top1}
+        return {"model": model, "unit": unit, "part": part, "metrics": metrics}
 
     specs = [ev.ModelSpec("ezclip-1", "ezclip", "ezclip"), ev.ModelSpec("ezclip-2", "ezclip", "ezclip"),
              ev.ModelSpec("clip", "clip", "clip")]
@@ -349,7 +346,7 @@ def test_failures_are_listed_counted_and_outside_the_denominator(ucf_videos, che
     outcome = ev.run_evaluation(config, tmp_path / "out", progress=False)
     assert outcome.exit_code == 1
     report = outcome.report
-    assert ev.validate_report(report) == []
+    assert report_errors(report) == []
     (e,) = report["evaluations"]
     assert (e["videos"], e["scored"], e["failed"]) == (3, 2, 1)
     assert e["failures"][0]["path"].endswith("v_YoYo_g01_c01.avi") and e["failures"][0]["error"]
@@ -363,14 +360,15 @@ def test_few_shot_and_base_to_novel_runs_group_checkpoints(ucf_videos, checkpoin
     common = dict(dataset="ucf101", root=str(ucf_videos), checkpoints=tuple(map(str, checkpoints)), batch_size=4,
                   workers=0, device="cpu", cache_dir=str(tmp_path / "cache"))
     few = ev.run_evaluation(ev.EvalConfig(protocol="few-shot", **common), None, progress=False).report
-    assert [(r["group"], r["shots"]) for r in few["summary"]] == [("ezclip@2-shot", 2), ("ezclip@4-shot", 4)]  # K from the checkpoints
+    # K from the checkpoints
+    assert [(r["group"], r["shots"]) for r in few["summary"]] == [("ezclip@2-shot", 2), ("ezclip@4-shot", 4)]
     assert [m["seed"] for m in few["models"]] == [1, 2]
     explicit = ev.run_evaluation(ev.EvalConfig(protocol="few-shot", shots=(8, 16), baseline="clip", **common), None,
                                  progress=False).report
     assert [r["group"] for r in explicit["summary"]] == ["ezclip@8-shot", "ezclip@16-shot", "clip"]
     assert explicit["summary"][0]["gain_over_clip"] is not None
     b2n = ev.run_evaluation(ev.EvalConfig(protocol="base-to-novel", **common), None, progress=False).report
-    assert ev.validate_report(b2n) == [] and [s["num_classes"] for s in b2n["splits"]] == [2, 1]
+    assert report_errors(b2n) == [] and [s["num_classes"] for s in b2n["splits"]] == [2, 1]
     (row,) = b2n["summary"]
     assert row["models"] == ["ezclip-1", "ezclip-2"] and len(row["metrics"]["harmonic_mean"]["values"]) == 2
     base, novel = row["metrics"]["base_top1"]["mean"], row["metrics"]["novel_top1"]["mean"]
@@ -381,11 +379,18 @@ def test_few_shot_and_base_to_novel_runs_group_checkpoints(ucf_videos, checkpoin
 
 # ---- reports and the command line ----------------------------------------------------------------------
 def test_documented_schema_is_the_one_reports_are_checked_against():
+    # Tests check reports with jsonschema against docs/report_schema.json (tests/helpers.py);
+    # the library checks every report it writes against its own copy: the two must agree.
     documented = json.loads((REPO / "docs/report_schema.json").read_text(encoding="utf-8"))
     assert documented == json.loads(json.dumps(ev.REPORT_SCHEMA))
-    assert ev.validate_report({"format": "ezclip-eval-report"})  # missing keys are reported
+    partial = {"format": "ezclip-eval-report"}
+    assert any("'protocol' is a required property" in e for e in report_errors(partial))  # missing keys are reported
+    wrong_type = {"counts": {"evaluated": 1.5}}
+    assert "$.counts.evaluated: 1.5 is not of type 'integer'" in report_errors(wrong_type)
+    # The library's own check rejects them as well.
+    assert ev.validate_report(partial)
     assert any("expected integer" in e for e in ev.validate_report(
-        {"counts": {"evaluated": 1.5}}, {"properties": {"counts": ev.REPORT_SCHEMA["properties"]["counts"]}}))
+        wrong_type, {"properties": {"counts": ev.REPORT_SCHEMA["properties"]["counts"]}}))
 
 
 def assert_png_is_a_picture(path: Path) -> None:
@@ -406,14 +411,15 @@ def test_ezclip_eval_cli_writes_a_valid_report_and_plots(ucf_videos, checkpoints
     )
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
-    assert ev.validate_report(report) == []
+    assert report_errors(report) == []
     assert report["protocol"] == "zero-shot" and report["faithful"] is False
     assert [s["unit"] for s in report["splits"]] == ["fold1", "fold2", "fold3"]
     assert [m["kind"] for m in report["models"]] == ["ezclip", "clip"]
     assert report["models"][0]["fingerprint"] != report["models"][1]["fingerprint"]
     assert report["counts"] == {"evaluated": 18, "scored": 18, "failed": 0, "dropped": 0, "unreadable_videos": 0}
     ours = report["summary"][0]
-    assert len(ours["metrics"]["top1"]["values"]) == 3 and set(ours["gain_over_clip"]) == {"top1", "top5", "mean_class_accuracy"}
+    assert len(ours["metrics"]["top1"]["values"]) == 3
+    assert set(ours["gain_over_clip"]) == {"top1", "top5", "mean_class_accuracy"}
     assert len(report["plots"]) == 6
     for name in report["plots"]:
         assert_png_is_a_picture(out / name)
@@ -435,22 +441,21 @@ def test_ezclip_eval_cli_writes_a_valid_report_and_plots(ucf_videos, checkpoints
     assert report["counts"]["dropped"] == 3 and report["counts"]["scored"] == 0
 
 
-def test_torchrun_two_processes_write_the_report_of_one(ucf_videos, checkpoints, tmp_path):
+def test_torchrun_two_processes_write_the_report_of_one(ucf_videos, checkpoints, tmp_path, capsys):
     root = tmp_path / "ucf"
     import shutil
 
     shutil.copytree(ucf_videos, root)
     write_broken(root / "UCF-101/Basketball/v_Basketball_g02_c01.avi", "empty")  # fold 2: failures gather too
-    args = ["-m", "ezclip_cli", "eval", "--checkpoint", str(checkpoints[0]), "--dataset", "ucf101", "--root", str(root),
+    args = ["eval", "--checkpoint", str(checkpoints[0]), "--dataset", "ucf101", "--root", str(root),
             "--batch-size", "1", "--workers", "0", "--device", "cpu", "--quiet", "--cache-dir", str(tmp_path / "cache")]
+    code, err = run_main(*args, "--out", str(tmp_path / "one"), capsys=capsys)  # one process: this one
+    assert code == 1, err[-3000:]  # one unreadable video
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     env.pop("WORLD_SIZE", None)
-    single = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], capture_output=True, text=True,
-                            env=env, cwd=REPO, timeout=300)
-    assert single.returncode == 1, single.stderr[-3000:]  # one unreadable video
     multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                            *args, "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, cwd=REPO,
-                           timeout=300)
+                            "-m", "ezclip_cli", *args, "--out", str(tmp_path / "two")], capture_output=True, text=True,
+                           env=env, cwd=REPO, timeout=300)
     assert multi.returncode == 1, multi.stderr[-3000:]  # torchrun passes the ranks' exit code 1 on
     one = json.loads((tmp_path / "one/report.json").read_text())
     two = json.loads((tmp_path / "two/report.json").read_text())

@@ -17,16 +17,9 @@ from ezclip_cli.labels import (
     list_labelsets,
     load_labelset,
 )
+from tests.helpers import put
 
 BUNDLED_COUNTS = {"hmdb51": 51, "k400": 400, "k600": 600, "ssv2": 174, "ucf101": 101}
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8", newline="")
-    return path
 
 
 def error_of(spec) -> str:
@@ -149,7 +142,7 @@ def test_label_to_text_every_bundled_label_is_clean():
 # -- load_labelset: formats ------------------------------------------------------------------
 
 def test_txt_comments_blank_lines_and_whitespace(tmp_path):
-    path = write(tmp_path / "mine.txt", "# my labels\n\n  surfing \r\n\t# indented comment\nskate boarding\n\n")
+    path = put(tmp_path / "mine.txt", "# my labels\n\n  surfing \r\n\t# indented comment\nskate boarding\n\n")
     labelset = load_labelset(str(path))
     assert labelset.labels == ("surfing", "skate boarding")
     assert labelset.descriptions == (None, None)
@@ -157,19 +150,19 @@ def test_txt_comments_blank_lines_and_whitespace(tmp_path):
 
 
 def test_txt_with_bom_and_other_suffix_and_pathlike(tmp_path):
-    path = write(tmp_path / "classes.list", "\ufeffrun\nwalk\n".encode("utf-8"))
+    path = put(tmp_path / "classes.list", "\ufeffrun\nwalk\n".encode("utf-8"))
     assert load_labelset(path).labels == ("run", "walk")
     assert load_labelset(str(path)).name == "classes"
 
 
 def test_relative_path_resolves_before_inline(tmp_path, monkeypatch):
-    write(tmp_path / "a,b.txt", "x\ny\n")
+    put(tmp_path / "a,b.txt", "x\ny\n")
     monkeypatch.chdir(tmp_path)
     assert load_labelset("a,b.txt").labels == ("x", "y")
 
 
 def test_csv_with_description_column(tmp_path):
-    path = write(tmp_path / "labels.csv",
+    path = put(tmp_path / "labels.csv",
                  "id,Label,Description\n1,run,a person running fast\n"
                  '2,walk,"a person walking, slowly"\n3,jump,\n')
     labelset = load_labelset(str(path))
@@ -179,14 +172,14 @@ def test_csv_with_description_column(tmp_path):
 
 
 def test_csv_with_prompt_column_and_extra_columns(tmp_path):
-    path = write(tmp_path / "p.csv", "prompt,label,extra\r\na video of running, run ,x\r\n,walk,y\r\n")
+    path = put(tmp_path / "p.csv", "prompt,label,extra\r\na video of running, run ,x\r\n,walk,y\r\n")
     labelset = load_labelset(str(path))
     assert labelset.labels == ("run", "walk")
     assert labelset.descriptions == ("a video of running", None)
 
 
 def test_csv_label_only(tmp_path):
-    path = write(tmp_path / "l.csv", "label\nrun\nwalk\n")
+    path = put(tmp_path / "l.csv", "label\nrun\nwalk\n")
     labelset = load_labelset(str(path))
     assert labelset.labels == ("run", "walk")
     assert labelset.descriptions == (None, None)
@@ -238,60 +231,60 @@ def test_duplicate_inline_label():
 
 
 def test_duplicate_txt_label_names_file_and_line(tmp_path):
-    path = write(tmp_path / "labels.txt", "# header\nrun\nwalk\n\nrun\n")
+    path = put(tmp_path / "labels.txt", "# header\nrun\nwalk\n\nrun\n")
     assert error_of(str(path)) == f"{path}:5: duplicate label 'run' (first at line 2)"
 
 
 def test_duplicates_are_case_sensitive_after_strip(tmp_path):
-    path = write(tmp_path / "labels.txt", "Run\nrun\n  run  \n")
+    path = put(tmp_path / "labels.txt", "Run\nrun\n  run  \n")
     assert error_of(str(path)).startswith(f"{path}:3: duplicate label 'run'")
 
 
 def test_duplicate_csv_label_names_file_and_line(tmp_path, monkeypatch):
-    write(tmp_path / "labels.csv", 'label,description\nrun,"multi\nline"\nwalk,x\nrun,y\n')
+    put(tmp_path / "labels.csv", 'label,description\nrun,"multi\nline"\nwalk,x\nrun,y\n')
     monkeypatch.chdir(tmp_path)
     assert error_of("labels.csv") == "labels.csv:5: duplicate label 'run' (first at line 2)"
 
 
 def test_csv_blank_line_is_an_error(tmp_path):
-    path = write(tmp_path / "b.csv", "label\nrun\n\nwalk\n")
+    path = put(tmp_path / "b.csv", "label\nrun\n\nwalk\n")
     assert error_of(str(path)).startswith(f"{path}:3: blank line")
-    path = write(tmp_path / "c.csv", "label,description\nrun,x\n , \n")
+    path = put(tmp_path / "c.csv", "label,description\nrun,x\n , \n")
     assert error_of(str(path)).startswith(f"{path}:3: blank line")
 
 
 def test_csv_empty_label_cell(tmp_path):
-    path = write(tmp_path / "e.csv", "label,description\nrun,x\n,a description\n")
+    path = put(tmp_path / "e.csv", "label,description\nrun,x\n,a description\n")
     assert error_of(str(path)) == f"{path}:3: empty label"
 
 
 def test_csv_missing_label_column(tmp_path):
-    path = write(tmp_path / "m.csv", "name,description\nrun,x\n")
+    path = put(tmp_path / "m.csv", "name,description\nrun,x\n")
     message = error_of(str(path))
     assert message.startswith(f"{path}:1: no 'label' column")
     assert "'name'" in message
 
 
 def test_csv_both_description_and_prompt(tmp_path):
-    path = write(tmp_path / "d.csv", "label,description,prompt\nrun,x,y\n")
+    path = put(tmp_path / "d.csv", "label,description,prompt\nrun,x,y\n")
     assert "both 'description' and 'prompt'" in error_of(str(path))
 
 
 def test_csv_empty_file_and_header_only(tmp_path):
-    assert "empty file" in error_of(str(write(tmp_path / "empty.csv", "")))
-    assert error_of(str(write(tmp_path / "h.csv", "label\n"))).endswith("no labels (only a header row)")
+    assert "empty file" in error_of(str(put(tmp_path / "empty.csv", "")))
+    assert error_of(str(put(tmp_path / "h.csv", "label\n"))).endswith("no labels (only a header row)")
 
 
 def test_txt_with_no_labels(tmp_path):
-    path = write(tmp_path / "c.txt", "# only a comment\n\n   \n")
+    path = put(tmp_path / "c.txt", "# only a comment\n\n   \n")
     assert error_of(str(path)) == f"{path}: no labels (only blank lines or '#' comments)"
-    assert "no labels" in error_of(str(write(tmp_path / "empty.txt", "")))
+    assert "no labels" in error_of(str(put(tmp_path / "empty.txt", "")))
 
 
 @pytest.mark.parametrize("suffix", [".txt", ".csv"])
 def test_undecodable_bytes_name_the_line(tmp_path, suffix):
     head = b"label\n" if suffix == ".csv" else b""
-    path = write(tmp_path / f"bad{suffix}", head + b"run\nwalk\ncaf\xe9\n")
+    path = put(tmp_path / f"bad{suffix}", head + b"run\nwalk\ncaf\xe9\n")
     line = 4 if suffix == ".csv" else 3
     assert error_of(str(path)).startswith(f"{path}:{line}: not valid UTF-8 (byte 0xe9)")
 
@@ -315,7 +308,7 @@ def test_build_prompts_default_templates():
 
 
 def test_build_prompts_with_and_without_descriptions(tmp_path):
-    path = write(tmp_path / "d.csv", "label,description\nrun,a person running\nwalk,\n")
+    path = put(tmp_path / "d.csv", "label,description\nrun,a person running\nwalk,\n")
     labelset = load_labelset(str(path))
     prompts = build_prompts(labelset)
     assert prompts[0] == ["a person running"]

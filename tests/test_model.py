@@ -1,22 +1,21 @@
 """Invariants of the EZ-CLIP model (docs/model.md sections 2-7)."""
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from ezclip_cli.config import ModelConfig
 from ezclip_cli.model import build_model, drop_path, ezclip_loss, motion_loss, soft_target_kl_loss
-from tests.conftest import make_backbone
+from tests.helpers import make_backbone
 
 T = 8
 
 
 def tiny_model(use_prompts: bool = True, seed: int = 0, num_frames: int = T, **config):
     torch.manual_seed(seed)
-    return build_model(make_backbone(seed), ModelConfig(num_frames=num_frames, use_prompts=use_prompts, **config), seed=seed)
+    config = ModelConfig(num_frames=num_frames, use_prompts=use_prompts, **config)
+    return build_model(make_backbone(seed), config, seed=seed)
 
 
 def random_video(batch: int = 2, seed: int = 1) -> torch.Tensor:
@@ -111,9 +110,8 @@ def test_prompt_init_and_adapter_identity():
     bound = (6.0 / (3 * 16 * 16 + 64)) ** 0.5
     assert model.prompts.shape == (2, T, 64)  # (L, T, D)
     assert model.prompts.abs().max() <= bound
-    for name, p in model.learned_named_parameters():
-        if ".fc2." in name:
-            assert torch.count_nonzero(p) == 0
+    fc2 = [p for name, p in model.learned_named_parameters() if ".fc2." in name]
+    assert fc2 and all(torch.count_nonzero(p) == 0 for p in fc2)  # adapters start as the identity
     hidden = model.clip.visual.transformer.resblocks[0].adapter.fc1.out_features
     assert hidden == 16  # int(0.25 * 64)
 

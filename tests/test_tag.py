@@ -14,21 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_CONFIG
+from tests.helpers import TINY_CONFIG
 from tests.media import moving_ball_frames, write_broken, write_video
 
 TINY = ["--model", str(TINY_CONFIG), "--pretrained", "none"]
 LABELS = "moving right,moving left,growing,shrinking"
-
-
-def ezclip(*args: str, stdin: str | None = None, cache: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "EZCLIP_CACHE": str(cache) if cache else os.environ.get("EZCLIP_CACHE", "")}
-    if not env["EZCLIP_CACHE"]:
-        env.pop("EZCLIP_CACHE")
-    return subprocess.run(
-        [sys.executable, "-m", "ezclip_cli", *args], capture_output=True, text=True, input=stdin, env=env,
-        timeout=600, **kwargs,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +33,8 @@ def media(tmp_path_factory) -> dict[str, list[Path]]:
         write_video(root / "e_odd.mp4", moving_ball_frames(9, (33, 47), "right")),
         write_video(root / "f_one_frame.mp4", moving_ball_frames(1, 32, "left")),
         write_video(root / "g_rotated.mp4", moving_ball_frames(8, (32, 64), "grow"), rotation=90),
-        write_video(root / "nested" / "deeper" / "h_1080p.mp4", _mkdir_frames(root, moving_ball_frames(3, (1080, 1920), "right"))),
+        write_video(root / "nested" / "deeper" / "h_1080p.mp4",
+                    _mkdir_frames(root, moving_ball_frames(3, (1080, 1920), "right"))),
     ]
     bad_dir = root / "broken"
     bad_dir.mkdir()
@@ -64,12 +55,12 @@ def _mkdir_frames(root: Path, frames: np.ndarray) -> np.ndarray:
     return frames
 
 
-def test_every_good_file_tagged_every_broken_one_an_error_row(media, tmp_path):
+def test_every_good_file_tagged_every_broken_one_an_error_row(media, tmp_path, cli):
     out = tmp_path / "tags.csv"
-    result = ezclip("tag", str(media["root"][0]), "--labels", LABELS, *TINY, "-o", str(out), "--workers", "1", "-k", "3")
-    assert result.returncode == 1, result.stderr  # some inputs failed, the rest were written
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""  # results went to -o
+    result = cli("tag", str(media["root"][0]), "--labels", LABELS, *TINY, "-o", str(out), "--workers", "1", "-k", "3")
+    assert result.code == 1, result.err  # some inputs failed, the rest were written
+    assert "Traceback" not in result.err  # failures are logged as one line each, never with a stack
+    assert result.out == ""  # results went to -o
     rows = list(csv.DictReader(out.open()))
     by_name = {Path(r["path"]).name: r for r in rows}
     assert len(rows) == len(media["good"]) + len(media["bad"])  # hidden file and .txt skipped
@@ -84,15 +75,17 @@ def test_every_good_file_tagged_every_broken_one_an_error_row(media, tmp_path):
         row = by_name[path.name]
         assert row["status"] == "error" and row["error"], path.name
         assert "\n" not in row["error"]
-    assert "4 failed" not in result.stderr and f"{len(media['bad'])} failed" in result.stderr
+    assert "4 failed" not in result.err and f"{len(media['bad'])} failed" in result.err
 
 
 def test_jsonl_on_stdout_is_pure_and_pipes(media):
+    # A real pipe is the point: stdout must carry nothing but the rows into the next process.
     files = [str(p) for p in media["good"][:3]]
     pipeline = (
         f"{sys.executable} -m ezclip_cli tag {' '.join(files)} --labels '{LABELS}' "
         f"--model {TINY_CONFIG} --pretrained none -f jsonl --workers 0 "
-        f"| {sys.executable} -c 'import sys, json; rows = [json.loads(l) for l in sys.stdin]; print(len(rows), rows[0][\"labels\"][0])'"
+        f"| {sys.executable} -c 'import sys, json; rows = [json.loads(l) for l in sys.stdin]; "
+        f"print(len(rows), rows[0][\"labels\"][0])'"
     )
     result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
@@ -100,22 +93,23 @@ def test_jsonl_on_stdout_is_pure_and_pipes(media):
     assert int(count) == 3 and label.strip() in LABELS.split(",")
 
 
-def test_csv_and_json_on_stdout_parse(media):
+def test_csv_and_json_on_stdout_parse(media, cli):
     files = [str(p) for p in media["good"][:2]] + [str(media["bad"][0])]
-    csv_run = ezclip("tag", *files, "--labels", LABELS, *TINY, "-f", "csv", "--workers", "0", "-k", "2")
-    rows = list(csv.DictReader(io.StringIO(csv_run.stdout)))
+    csv_run = cli("tag", *files, "--labels", LABELS, *TINY, "-f", "csv", "--workers", "0", "-k", "2")
+    rows = list(csv.DictReader(io.StringIO(csv_run.out)))
     assert [r["status"] for r in rows] == ["ok", "ok", "error"]
-    json_run = ezclip("tag", *files, "--labels", LABELS, *TINY, "-f", "json", "--workers", "0")
-    data = json.loads(json_run.stdout)
+    json_run = cli("tag", *files, "--labels", LABELS, *TINY, "-f", "json", "--workers", "0")
+    data = json.loads(json_run.out)
     assert [r["status"] for r in data] == ["ok", "ok", "error"]
     assert data[0]["labels"] and len(data[0]["scores"]) == 4  # top-k capped at the label count
-    assert csv_run.returncode == json_run.returncode == 1
+    assert csv_run.code == json_run.code == 1
 
 
 def make_many(folder: Path, count: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     return [
-        write_video(folder / f"clip_{i:03d}.mp4", moving_ball_frames(24, 96, ["right", "left", "grow", "shrink"][i % 4], seed=i))
+        write_video(folder / f"clip_{i:03d}.mp4",
+                    moving_ball_frames(24, 96, ["right", "left", "grow", "shrink"][i % 4], seed=i))
         for i in range(count)
     ]
 
@@ -124,12 +118,12 @@ def read_jsonl_paths(path: Path) -> list[str]:
     return [json.loads(line)["path"] for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_sigkill_mid_run_then_resume_holds_each_video_once(tmp_path):
+def test_sigkill_mid_run_then_resume_holds_each_video_once(tmp_path, cli):
     videos = make_many(tmp_path / "many", 40)
     out = tmp_path / "tags.jsonl"
     args = [sys.executable, "-m", "ezclip_cli", "tag", str(tmp_path / "many"), "--labels", LABELS, *TINY,
             "-o", str(out), "--batch-size", "1", "--workers", "0", "-q"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # a real process to SIGKILL
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if out.exists() and out.read_text().count("\n") >= 5:
@@ -142,89 +136,91 @@ def test_sigkill_mid_run_then_resume_holds_each_video_once(tmp_path):
     # A kill mid-write leaves a torn last line; simulate the worst case on top of the real kill.
     with out.open("a") as f:
         f.write('{"path": "' + str(videos[-1]) + '", "status": "o')
-    resumed = ezclip("tag", str(tmp_path / "many"), "--labels", LABELS, *TINY, "-o", str(out), "--workers", "0")
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"{len(set(written))} already done" in resumed.stderr
+    resumed = cli("tag", str(tmp_path / "many"), "--labels", LABELS, *TINY, "-o", str(out), "--workers", "0")
+    assert resumed.code == 0, resumed.err
+    assert f"{len(set(written))} already done" in resumed.err
     paths = read_jsonl_paths(out)
     assert sorted(paths) == sorted(str(v) for v in videos)  # each exactly once
-    again = ezclip("tag", str(tmp_path / "many"), "--labels", LABELS, *TINY, "-o", str(out), "--workers", "0")
-    assert again.returncode == 0 and f"{len(videos)} already done" in again.stderr
+    again = cli("tag", str(tmp_path / "many"), "--labels", LABELS, *TINY, "-o", str(out), "--workers", "0")
+    assert again.code == 0 and f"{len(videos)} already done" in again.err
     assert read_jsonl_paths(out) == paths
 
 
-def test_resume_refuses_another_label_set_and_retries_failures(media, tmp_path):
+def test_resume_refuses_another_label_set_and_retries_failures(media, tmp_path, cli):
     out = tmp_path / "tags.json"
     files = [str(media["good"][0]), str(media["bad"][0])]
-    first = ezclip("tag", *files, "--labels", LABELS, *TINY, "-o", str(out), "--workers", "0")
-    assert first.returncode == 1
+    first = cli("tag", *files, "--labels", LABELS, *TINY, "-o", str(out), "--workers", "0")
+    assert first.code == 1
     assert len(json.loads(out.read_text())) == 2
-    other = ezclip("tag", *files, "--labels", "a,b", *TINY, "-o", str(out), "--workers", "0")
-    assert other.returncode == 2 and "another model or label set" in other.stderr
+    other = cli("tag", *files, "--labels", "a,b", *TINY, "-o", str(out), "--workers", "0")
+    assert other.code == 2 and "another model or label set" in other.err
     assert len(json.loads(out.read_text())) == 2  # nothing lost
-    retry = ezclip("tag", *files, "--labels", LABELS, *TINY, "-o", str(out), "--workers", "0")
+    retry = cli("tag", *files, "--labels", LABELS, *TINY, "-o", str(out), "--workers", "0")
     data = json.loads(out.read_text())
-    assert retry.returncode == 1 and "1 already done" in retry.stderr
+    assert retry.code == 1 and "1 already done" in retry.err
     assert sorted(r["status"] for r in data) == ["error", "ok"]  # the failed one retried, not duplicated
 
 
-def test_windows_have_start_and_end(tmp_path):
+def test_windows_have_start_and_end(tmp_path, cli):
     clip = write_video(tmp_path / "long.mp4", moving_ball_frames(48, 32, "right"), fps=8)  # 6 s
-    result = ezclip("tag", str(clip), "--labels", LABELS, *TINY, "-f", "jsonl", "--window", "2", "--workers", "0")
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert result.returncode == 0, result.stderr
+    result = cli("tag", str(clip), "--labels", LABELS, *TINY, "-f", "jsonl", "--window", "2", "--workers", "0")
+    rows = [json.loads(line) for line in result.out.splitlines()]
+    assert result.code == 0, result.err
     assert [(r["start"], r["end"]) for r in rows] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
     for row in rows:
         assert all(row["start"] <= t < row["end"] for t in row["timestamps"])
-    strided = ezclip("tag", str(clip), "--labels", LABELS, *TINY, "-f", "jsonl", "--window", "4", "--stride", "2", "--workers", "0")
-    assert [(json.loads(l)["start"], json.loads(l)["end"]) for l in strided.stdout.splitlines()] == [(0.0, 4.0), (2.0, 6.0)]
+    strided = cli("tag", str(clip), "--labels", LABELS, *TINY, "-f", "jsonl", "--window", "4", "--stride", "2",
+                  "--workers", "0")
+    windows = [json.loads(line) for line in strided.out.splitlines()]
+    assert [(w["start"], w["end"]) for w in windows] == [(0.0, 4.0), (2.0, 6.0)]
 
 
-def test_shards_are_disjoint_and_complete_and_stdin_lists_paths(tmp_path):
+def test_shards_are_disjoint_and_complete_and_stdin_lists_paths(tmp_path, cli):
     videos = make_many(tmp_path / "few", 6)
     listing = "\n".join(str(v) for v in videos) + "\n"
     seen = []
     for index in range(3):
-        result = ezclip("tag", "-", "--labels", LABELS, *TINY, "-f", "jsonl", "--num-shards", "3", "--shard-index", str(index),
-                        "--workers", "0", stdin=listing)
-        assert result.returncode == 0, result.stderr
-        seen += [json.loads(line)["path"] for line in result.stdout.splitlines()]
+        result = cli("tag", "-", "--labels", LABELS, *TINY, "-f", "jsonl", "--num-shards", "3",
+                     "--shard-index", str(index), "--workers", "0", stdin=listing)
+        assert result.code == 0, result.err
+        seen += [json.loads(line)["path"] for line in result.out.splitlines()]
     assert sorted(seen) == sorted(str(v) for v in videos)
-    bad = ezclip("tag", "-", "--labels", LABELS, "--num-shards", "2", "--shard-index", "2", stdin=listing)
-    assert bad.returncode == 2
+    bad = cli("tag", "-", "--labels", LABELS, "--num-shards", "2", "--shard-index", "2", stdin=listing)
+    assert bad.code == 2
 
 
-def test_missing_input_and_bad_labels_are_one_line_errors(tmp_path):
-    missing = ezclip("tag", str(tmp_path / "nope"), "--labels", LABELS, *TINY)
-    assert missing.returncode == 1 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
+def test_missing_input_and_bad_labels_are_one_line_errors(tmp_path, cli):
+    missing = cli("tag", str(tmp_path / "nope"), "--labels", LABELS, *TINY)
+    assert missing.code == 1 and "no such file" in missing.err and missing.err.count("\n") == 1
     labels = tmp_path / "labels.csv"
     labels.write_text("label\nrun\nrun\n")
-    dup = ezclip("tag", str(tmp_path), "--labels", str(labels), *TINY)
-    assert dup.returncode == 1 and "labels.csv:3" in dup.stderr
+    dup = cli("tag", str(tmp_path), "--labels", str(labels), *TINY)
+    assert dup.code == 1 and "labels.csv:3" in dup.err
 
 
-def test_library_call_and_text_cache(media, tmp_path):
+def test_library_call_and_text_cache(media, tmp_path, monkeypatch):
     import torch
 
     from ezclip_cli import tag_videos
 
-    os.environ["EZCLIP_CACHE"] = str(tmp_path / "cache")
-    try:
-        rows = tag_videos(media["good"][:2], LABELS, model=str(TINY_CONFIG), pretrained="none", workers=0)
-        cached = list((tmp_path / "cache" / "text").glob("*.safetensors"))
-        assert len(cached) == 1
-        again = tag_videos(media["good"][:2], LABELS, model=str(TINY_CONFIG), pretrained="none", workers=0)
-    finally:
-        del os.environ["EZCLIP_CACHE"]
+    monkeypatch.setenv("EZCLIP_CACHE", str(tmp_path / "cache"))
+    threads = torch.get_num_threads()
+    rows = tag_videos(media["good"][:2], LABELS, model=str(TINY_CONFIG), pretrained="none", workers=0)
+    cached = list((tmp_path / "cache" / "text").glob("*.safetensors"))
+    assert len(cached) == 1
+    again = tag_videos(media["good"][:2], LABELS, model=str(TINY_CONFIG), pretrained="none", workers=0)
     assert [r["labels"] for r in rows] == [r["labels"] for r in again]  # same seed, same output
     assert all(r["status"] == "ok" for r in rows)
-    assert torch.get_num_threads() >= 1
+    # Decoding in this process (workers=0) leaves the caller's torch thread count alone; only
+    # worker processes drop to one thread.
+    assert torch.get_num_threads() == threads
 
 
-def test_torchrun_two_ranks_give_the_same_rows_as_one_process(tmp_path):
+def test_torchrun_two_ranks_give_the_same_rows_as_one_process(tmp_path, cli):
     videos = make_many(tmp_path / "dist", 7)
     write_broken(tmp_path / "dist" / "zz_broken.mp4", "random")
     common = ["tag", str(tmp_path / "dist"), "--labels", LABELS, *TINY, "--workers", "0", "--batch-size", "2"]
-    single = ezclip(*common, "-o", str(tmp_path / "one.jsonl"))
+    single = cli(*common, "-o", str(tmp_path / "one.jsonl"))
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     multi = subprocess.run(
@@ -232,10 +228,12 @@ def test_torchrun_two_ranks_give_the_same_rows_as_one_process(tmp_path):
          "-o", str(tmp_path / "two.jsonl")],
         capture_output=True, text=True, env=env, timeout=600,
     )
-    assert single.returncode == 1 and multi.returncode != 0, multi.stderr  # the broken file fails in both
+    assert single.code == 1 and multi.returncode != 0, multi.stderr  # the broken file fails in both
     one = [json.loads(line) for line in (tmp_path / "one.jsonl").read_text().splitlines()]
     two = [json.loads(line) for line in (tmp_path / "two.jsonl").read_text().splitlines()]
     assert len(one) == len(videos) + 1
-    strip = lambda rows: [(r["path"], r["status"], r["labels"], [round(s, 4) for s in r["scores"]]) for r in rows]
+    def strip(rows: list[dict]) -> list[tuple]:
+        return [(r["path"], r["status"], r["labels"], [round(s, 4) for s in r["scores"]]) for r in rows]
+
     assert strip(one) == strip(two)
     assert not (tmp_path / "two.jsonl.parts").exists()

@@ -32,6 +32,7 @@ from ezclip_cli.video import (
     read_frames,
     sample_indices,
 )
+from tests.helpers import touch
 from tests.media import BROKEN_KINDS, moving_ball_frames, write_broken, write_video
 
 HAS_DECORD = video._decord_importable()
@@ -139,12 +140,6 @@ def test_sample_indices_rejects_empty_inputs():
 
 
 # ---- list_videos ------------------------------------------------------------------------
-
-
-def touch(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"")
-    return path
 
 
 def test_extensions_are_lower_case_and_matched_case_insensitively():
@@ -427,7 +422,7 @@ def test_decord_is_noisy_on_its_own(tmp_path, capfd):
     import decord
 
     path = write_broken(tmp_path / "empty.mp4", "text")
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError):  # decord's DECORDError
         decord.VideoReader(str(path))
     assert capfd.readouterr().err
 
