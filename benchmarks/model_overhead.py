@@ -1,0 +1,138 @@
+"""EZ-CLIP's video forward against open_clip's own frame averaging on the same backbone.
+
+    python benchmarks/model_overhead.py [--model ViT-B-32] [--videos 2] [--num-frames 8] [--runs 8]
+                                        [--device cpu] [--dtype fp32] [--profile]
+
+Both sides use one random-weight backbone (the same weights): open_clip's `encode_image` on
+the B*T frames, averaged per video and normalised, against EZ-CLIP's `encode_video` (prompts
+and adapters at init). Runs alternate (plain, ezclip, plain, ...) in one process, so both see
+the same machine load; the minimum of N runs of each is compared. Also prints the arithmetic
+estimate: multiply-accumulates of the vision tower with one extra token per frame, the prompt
+attention across T seeds and the two adapter matmuls per layer, over plain CLIP's. `--profile`
+adds a torch.profiler table of one EZ-CLIP forward (where the time goes, by operator).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def vision_macs(config: dict, num_frames: int, ezclip: bool, adapter_ratio: float = 0.25) -> float:
+    """Multiply-accumulates of one video through the vision tower (patch embedding + blocks)."""
+    vision = config["vision_cfg"]
+    width, layers, patch = vision["width"], vision["layers"], vision["patch_size"]
+    size = vision["image_size"] if isinstance(vision["image_size"], int) else vision["image_size"][0]
+    patches = (size // patch) ** 2
+    tokens = patches + 1
+    mlp = int(width * vision.get("mlp_ratio", 4.0))
+
+    def block(n_q: int, n_kv: int) -> float:  # qkv in-projection, scores + weighted sum, out-projection, MLP
+        return n_q * width * width + 2 * n_kv * width * width + 2 * n_q * n_kv * width + n_q * width * width \
+            + 2 * n_q * width * mlp
+
+    per_frame = patches * 3 * patch * patch * width
+    if not ezclip:
+        return num_frames * (per_frame + layers * block(tokens, tokens))
+    hidden = int(adapter_ratio * width)
+    per_layer = num_frames * block(tokens + 1, tokens + 1)  # the prompt token joins the spatial attention
+    per_layer += block(num_frames, num_frames) - num_frames * 2 * width * mlp  # prompt attention, no MLP
+    per_layer += num_frames * tokens * 2 * width * hidden  # adapter: two matmuls
+    return num_frames * per_frame + layers * per_layer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ViT-B-32")
+    parser.add_argument("--videos", type=int, default=2)
+    parser.add_argument("--num-frames", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one EZ-CLIP forward")
+    args = parser.parse_args()
+    result = measure(args.model, args.videos, args.num_frames, args.runs, args.device, args.dtype)
+    print(f"backbone {args.model} (random weights), {args.videos} videos x {args.num_frames} frames, "
+          f"{args.device} {args.dtype}, torch threads {result['threads']}, min of {args.runs} interleaved runs")
+    print(f"open_clip encode_image + frame mean: {result['plain_s'] * 1000:9.2f} ms")
+    print(f"EZ-CLIP encode_video:                {result['ezclip_s'] * 1000:9.2f} ms")
+    print(f"ratio EZ-CLIP / open_clip:           {result['ratio']:9.3f}  (goal <= 1.08)")
+    print(f"arithmetic estimate (MACs ratio):    {result['macs_ratio']:9.3f}")
+    print(f"max |difference| of the embeddings:  {result['max_abs_diff']:9.2e}  (prompts change them; adapters at init)")
+    if args.profile:
+        print(profile(result["model"], result["video"]))
+
+
+def build_pair(model_name: str, num_frames: int, device: str, dtype: str):
+    """(plain open_clip model, EZ-CLIP model) over the same random weights, in eval mode."""
+    import torch
+
+    from ezclip_cli.backbone import load_backbone
+    from ezclip_cli.config import ModelConfig
+    from ezclip_cli.model import build_model
+
+    backbone = load_backbone(model_name, None, device=device, seed=0)
+    plain = copy.deepcopy(backbone.clip).eval()
+    model = build_model(backbone, ModelConfig(num_frames=num_frames)).eval()
+    torch_dtype = getattr(torch, DTYPES[dtype])
+    return plain.to(torch_dtype), model.to(torch_dtype), backbone
+
+
+def measure(model_name: str, videos: int, num_frames: int, runs: int, device: str = "cpu", dtype: str = "fp32") -> dict:
+    """Interleaved timings of both forwards; returns min times, their ratio and the MAC estimate."""
+    import torch
+    import torch.nn.functional as F
+
+    plain, model, backbone = build_pair(model_name, num_frames, device, dtype)
+    size = backbone.image_size
+    g = torch.Generator().manual_seed(0)
+    video = torch.randn(videos, num_frames, 3, size, size, generator=g).to(device, getattr(torch, DTYPES[dtype]))
+
+    def plain_forward() -> torch.Tensor:
+        frames = plain.encode_image(video.flatten(0, 1)).view(videos, num_frames, -1)
+        return F.normalize(frames.float().mean(dim=1), dim=-1)
+
+    def ezclip_forward() -> torch.Tensor:
+        return model.encode_video(video).float()
+
+    def timed(fn) -> float:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    times = {"plain": [], "ezclip": []}
+    with torch.inference_mode():
+        diff = (plain_forward() - ezclip_forward()).abs().max().item()  # also the warm-up of both
+        for _ in range(runs):
+            times["plain"].append(timed(plain_forward))
+            times["ezclip"].append(timed(ezclip_forward))
+    plain_s, ezclip_s = min(times["plain"]), min(times["ezclip"])
+    config = backbone.model_config
+    macs_ratio = vision_macs(config, num_frames, True) / vision_macs(config, num_frames, False)
+    return {"plain_s": plain_s, "ezclip_s": ezclip_s, "ratio": ezclip_s / plain_s, "macs_ratio": macs_ratio,
+            "max_abs_diff": diff, "threads": torch.get_num_threads(), "model": model, "video": video}
+
+
+def profile(model, video) -> str:
+    """Operator table of one EZ-CLIP forward, sorted by self CPU time."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if video.is_cuda else [])
+    with torch.inference_mode(), torch_profile(activities=activities) as prof:
+        model.encode_video(video)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20)
+
+
+if __name__ == "__main__":
+    main()
