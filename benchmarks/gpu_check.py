@@ -59,6 +59,7 @@ class Plan:
     max_batch_limit: int = 1024  # the search for the largest batch stops here
     overhead_videos: int = 16
     runs: int = 8
+    threads: int = 0  # torch CPU threads; 0 = torch's default
     budget: float = 470.0  # seconds for the whole run
     limits: dict[str, float] = field(default_factory=lambda: {
         "overhead": 45, "numerics": 20, "tag": 170, "train": 130, "onnx": 90})
@@ -67,7 +68,7 @@ class Plan:
 def tiny_plan() -> Plan:
     return Plan(model=TINY_MODEL, device="cpu", videos=6, unique=3, frame_size=(48, 64), source_frames=16,
                 tag_batch=2, workers=0, precisions=("fp32",), train_precisions=("fp32", "bf16"), train_batch=4,
-                train_steps=8, max_batch_limit=0, overhead_videos=2, runs=2, budget=1500.0,
+                train_steps=8, max_batch_limit=0, threads=1, overhead_videos=2, runs=2, budget=1500.0,
                 # Limits that only catch a hang: a loaded CI machine must not turn slowness into a failure.
                 limits={"overhead": 300, "numerics": 300, "tag": 300, "train": 300, "onnx": 300})
 
@@ -511,7 +512,30 @@ def main(argv: list[str] | None = None) -> int:
     if plan.device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device; run with --tiny for the CPU check", file=sys.stderr)
         return 2
+    names = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        print(f"gpu_check: unknown section '{unknown[0]}'; known: {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    threads = torch.get_num_threads()
+    if plan.threads:  # a tiny model gains nothing from threads, and on a busy machine they wait on each other
+        torch.set_num_threads(plan.threads)
+    try:
+        results = run_all(plan, names)
+    finally:
+        torch.set_num_threads(threads)
+    print_table(results, plan)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    return 0 if all(s.get("status") == "ok" for s in results.values() if isinstance(s, dict) and "status" in s) else 1
+
+
+SECTIONS = ("overhead", "numerics", "tag", "train", "onnx")
+
+
+def run_all(plan: Plan, names: list[str]) -> dict[str, Any]:
+    """env, then the named sections in order, each within its limit and the run's budget."""
     deadline = time.perf_counter() + plan.budget
     results: dict[str, Any] = {"plan": asdict(plan)}
     run_section("env", lambda rows: section_env(plan, rows), 60, results)
@@ -523,20 +547,13 @@ def main(argv: list[str] | None = None) -> int:
             "train": lambda rows: section_train(plan, rows),
             "onnx": lambda rows: section_onnx(plan, rows, Path(tmp)),
         }
-        for name in [s.strip() for s in args.sections.split(",") if s.strip()]:
-            if name not in sections:
-                print(f"gpu_check: unknown section '{name}'; known: {', '.join(sections)}", file=sys.stderr)
-                return 2
+        for name in names:
             left = deadline - time.perf_counter()
             if left < 5:
                 results[name] = {"status": "skipped", "error": "the run's time budget is spent", "rows": {}}
                 continue
             run_section(name, sections[name], min(plan.limits[name], left), results)
-    print_table(results, plan)
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    return 0 if all(s.get("status") == "ok" for s in results.values() if isinstance(s, dict) and "status" in s) else 1
-
+    return results
 
 if __name__ == "__main__":
     sys.exit(main())
