@@ -58,7 +58,7 @@ def main() -> None:
 
     cores = os.cpu_count() or 1
     workers = [int(w) for w in args.workers.split(",")] if args.workers else list(range(cores + 1))
-    names = args.decoders.split(",") if args.decoders else [d for d in DECODERS if d != "auto"]
+    names = args.decoders.split(",") if args.decoders else list(DECODERS)  # auto: what `tag` uses by default
     decoders = []
     for name in names:
         try:

@@ -68,7 +68,7 @@ class Plan:
 def tiny_plan() -> Plan:
     return Plan(model=TINY_MODEL, device="cpu", videos=6, unique=3, frame_size=(48, 64), source_frames=16,
                 tag_batch=2, workers=0, precisions=("fp32",), train_precisions=("fp32", "bf16"), train_batch=4,
-                train_steps=8, max_batch_limit=0, threads=1, overhead_videos=2, runs=2, budget=1500.0,
+                train_steps=8, max_batch_limit=0, threads=1, overhead_videos=2, runs=4, budget=1500.0,
                 # Limits that only catch a hang: a loaded CI machine must not turn slowness into a failure.
                 limits={"overhead": 300, "numerics": 300, "tag": 300, "train": 300, "onnx": 300})
 
@@ -181,6 +181,8 @@ def section_overhead(plan: Plan, rows: dict) -> None:
         rows[f"{dtype}_open_clip_ms"] = round(r["plain_s"] * 1000, 2)
         rows[f"{dtype}_ezclip_ms"] = round(r["ezclip_s"] * 1000, 2)
         rows[f"{dtype}_ratio"] = round(r["ratio"], 3)
+        if r["cpu_ratio"] is not None:
+            rows[f"{dtype}_ratio_cpu_time"] = round(r["cpu_ratio"], 3)
         rows["arithmetic_ratio"] = round(r["macs_ratio"], 3)
         del r
 

@@ -1,14 +1,19 @@
 """EZ-CLIP's video forward against open_clip's own frame averaging on the same backbone.
 
     python benchmarks/model_overhead.py [--model ViT-B-32] [--videos 2] [--num-frames 8] [--runs 8]
-                                        [--device cpu] [--dtype fp32] [--profile]
+                                        [--device cpu] [--dtype fp32] [--threads N] [--textbook] [--profile]
 
 Both sides use one random-weight backbone (the same weights): open_clip's `encode_image` on
 the B*T frames, averaged per video and normalised, against EZ-CLIP's `encode_video` (prompts
 and adapters at init). Runs alternate (plain, ezclip, plain, ...) in one process, so both see
-the same machine load; the minimum of N runs of each is compared. Also prints the arithmetic
-estimate: multiply-accumulates of the vision tower with one extra token per frame, the prompt
-attention across T seeds and the two adapter matmuls per layer, over plain CLIP's. `--profile`
+the same machine load; the minimum of N runs of each is compared, in wall-clock time and (on
+the CPU) in this process's CPU time, which other processes on a shared machine disturb far
+less (exact with --threads 1; with more threads it also counts threads waiting on each other,
+which is why a busy machine is best measured with --threads 1). Also prints the arithmetic
+estimate: multiply-accumulates of the vision tower with one extra key/value token per frame, the
+prompt attention across T seeds and the two adapter matmuls per layer, over plain CLIP's. `--textbook`
+also times EZ-CLIP's vision blocks in the textbook form (append the prompt token, attend over
+N+1 tokens, slice it off: the implementation before this benchmark existed), interleaved too. `--profile`
 adds a torch.profiler table of one EZ-CLIP forward (where the time goes, by operator).
 """
 from __future__ import annotations
@@ -41,7 +46,8 @@ def vision_macs(config: dict, num_frames: int, ezclip: bool, adapter_ratio: floa
     if not ezclip:
         return num_frames * (per_frame + layers * block(tokens, tokens))
     hidden = int(adapter_ratio * width)
-    per_layer = num_frames * block(tokens + 1, tokens + 1)  # the prompt token joins the spatial attention
+    # The prompt token joins the spatial attention as a key/value; its own query and output are never used.
+    per_layer = num_frames * block(tokens, tokens + 1)
     per_layer += block(num_frames, num_frames) - num_frames * 2 * width * mlp  # prompt attention, no MLP
     per_layer += num_frames * tokens * 2 * width * hidden  # adapter: two matmuls
     return num_frames * per_frame + layers * per_layer
@@ -55,14 +61,27 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--textbook", action="store_true", help="also time the textbook (concatenate + slice) form")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one EZ-CLIP forward")
     args = parser.parse_args()
-    result = measure(args.model, args.videos, args.num_frames, args.runs, args.device, args.dtype)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = measure(args.model, args.videos, args.num_frames, args.runs, args.device, args.dtype, args.textbook)
     print(f"backbone {args.model} (random weights), {args.videos} videos x {args.num_frames} frames, "
           f"{args.device} {args.dtype}, torch threads {result['threads']}, min of {args.runs} interleaved runs")
     print(f"open_clip encode_image + frame mean: {result['plain_s'] * 1000:9.2f} ms")
     print(f"EZ-CLIP encode_video:                {result['ezclip_s'] * 1000:9.2f} ms")
     print(f"ratio EZ-CLIP / open_clip:           {result['ratio']:9.3f}  (goal <= 1.08)")
+    if result["cpu_ratio"] is not None:
+        print(f"  in CPU time: open_clip {result['plain_cpu_s'] * 1000:.2f} ms, EZ-CLIP {result['ezclip_cpu_s'] * 1000:.2f} ms, "
+              f"ratio {result['cpu_ratio']:.3f}")
+    if args.textbook:
+        print(f"textbook form (concat + slice):      {result['textbook_s'] * 1000:9.2f} ms, ratio "
+              f"{result['textbook_s'] / result['plain_s']:.3f}" + (f", in CPU time {result['textbook_cpu_s'] / result['plain_cpu_s']:.3f}"
+                                                            if result["cpu_ratio"] is not None else ""))
     print(f"arithmetic estimate (MACs ratio):    {result['macs_ratio']:9.3f}")
     print(f"max |difference| of the embeddings:  {result['max_abs_diff']:9.2e}  (prompts change them; adapters at init)")
     if args.profile:
@@ -84,7 +103,8 @@ def build_pair(model_name: str, num_frames: int, device: str, dtype: str):
     return plain.to(torch_dtype), model.to(torch_dtype), backbone
 
 
-def measure(model_name: str, videos: int, num_frames: int, runs: int, device: str = "cpu", dtype: str = "fp32") -> dict:
+def measure(model_name: str, videos: int, num_frames: int, runs: int, device: str = "cpu", dtype: str = "fp32",
+            textbook: bool = False) -> dict:
     """Interleaved timings of both forwards; returns min times, their ratio and the MAC estimate."""
     import torch
     import torch.nn.functional as F
@@ -101,25 +121,47 @@ def measure(model_name: str, videos: int, num_frames: int, runs: int, device: st
     def ezclip_forward() -> torch.Tensor:
         return model.encode_video(video).float()
 
-    def timed(fn) -> float:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
+    def textbook_forward() -> torch.Tensor:
+        from ezclip_cli.model import VisionBlock
+        from tests.test_model_forward import textbook_forward as forward
 
-    times = {"plain": [], "ezclip": []}
+        own, VisionBlock.forward = VisionBlock.forward, forward
+        try:
+            return model.encode_video(video).float()
+        finally:
+            VisionBlock.forward = own
+
+    cuda = device.startswith("cuda")
+
+    def timed(fn) -> tuple[float, float]:  # (wall, CPU) seconds
+        if cuda:
+            torch.cuda.synchronize()
+        start, cpu_start = time.perf_counter(), time.process_time()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - start, time.process_time() - cpu_start
+
+    forwards = {"plain": plain_forward, "ezclip": ezclip_forward}
+    if textbook:
+        forwards["textbook"] = textbook_forward
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in forwards}
     with torch.inference_mode():
         diff = (plain_forward() - ezclip_forward()).abs().max().item()  # also the warm-up of both
+        if textbook:
+            textbook_forward()
         for _ in range(runs):
-            times["plain"].append(timed(plain_forward))
-            times["ezclip"].append(timed(ezclip_forward))
-    plain_s, ezclip_s = min(times["plain"]), min(times["ezclip"])
+            for name, forward in forwards.items():
+                times[name].append(timed(forward))
+    plain_s, ezclip_s = (min(t[0] for t in times[k]) for k in ("plain", "ezclip"))
+    plain_cpu, ezclip_cpu = (min(t[1] for t in times[k]) for k in ("plain", "ezclip"))
     config = backbone.model_config
     macs_ratio = vision_macs(config, num_frames, True) / vision_macs(config, num_frames, False)
     return {"plain_s": plain_s, "ezclip_s": ezclip_s, "ratio": ezclip_s / plain_s, "macs_ratio": macs_ratio,
+            "plain_cpu_s": plain_cpu, "ezclip_cpu_s": ezclip_cpu,
+            "cpu_ratio": None if cuda or plain_cpu <= 0 else ezclip_cpu / plain_cpu,
+            "textbook_s": min(t[0] for t in times["textbook"]) if textbook else None,
+            "textbook_cpu_s": min(t[1] for t in times["textbook"]) if textbook else None,
             "max_abs_diff": diff, "threads": torch.get_num_threads(), "model": model, "video": video}
 
 
