@@ -13,7 +13,10 @@ which is why a busy machine is best measured with --threads 1). Also prints the 
 estimate: multiply-accumulates of the vision tower with one extra key/value token per frame, the
 prompt attention across T seeds and the two adapter matmuls per layer, over plain CLIP's. `--textbook`
 also times EZ-CLIP's vision blocks in the textbook form (append the prompt token, attend over
-N+1 tokens, slice it off: the implementation before this benchmark existed), interleaved too. `--profile`
+N+1 tokens, slice it off: the implementation before this benchmark existed), interleaved too.
+`--per-block` breaks one middle layer down (where the time goes): the plain open_clip block, the
+EZ-CLIP block, open_clip's attention (with LN1) against ours over N+1 keys (without LN1), and
+the adapter and the prompt-token computation alone, on the same input. `--profile`
 adds a torch.profiler table of one EZ-CLIP forward (where the time goes, by operator).
 """
 from __future__ import annotations
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--textbook", action="store_true", help="also time the textbook (concatenate + slice) form")
+    parser.add_argument("--per-block", action="store_true", help="also time one layer's parts, interleaved")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one EZ-CLIP forward")
     args = parser.parse_args()
     if args.threads:
@@ -84,6 +88,12 @@ def main() -> None:
                                                             if result["cpu_ratio"] is not None else ""))
     print(f"arithmetic estimate (MACs ratio):    {result['macs_ratio']:9.3f}")
     print(f"max |difference| of the embeddings:  {result['max_abs_diff']:9.2e}  (prompts change them; adapters at init)")
+    if args.per_block:
+        parts = per_block(result["plain"], result["model"], result["video"], args.runs * 4)
+        base = parts["open_clip block"]
+        print(f"one layer (min of {args.runs * 4}, CPU time where available), share of the open_clip block:")
+        for name, seconds in parts.items():
+            print(f"  {name:<28} {seconds * 1000:8.2f} ms  {seconds / base:6.3f}")
     if args.profile:
         print(profile(result["model"], result["video"]))
 
@@ -162,7 +172,43 @@ def measure(model_name: str, videos: int, num_frames: int, runs: int, device: st
             "cpu_ratio": None if cuda or plain_cpu <= 0 else ezclip_cpu / plain_cpu,
             "textbook_s": min(t[0] for t in times["textbook"]) if textbook else None,
             "textbook_cpu_s": min(t[1] for t in times["textbook"]) if textbook else None,
-            "max_abs_diff": diff, "threads": torch.get_num_threads(), "model": model, "video": video}
+            "max_abs_diff": diff, "threads": torch.get_num_threads(), "model": model, "plain": plain, "video": video}
+
+
+def per_block(plain, model, video, runs: int) -> dict[str, float]:
+    """Min times of one middle layer and of its EZ-CLIP parts, on that layer's real input shape."""
+    import torch
+
+    layer = len(model.clip.visual.transformer.resblocks) // 2
+    ours, theirs = model.clip.visual.transformer.resblocks[layer], plain.visual.transformer.resblocks[layer]
+    B, T = video.shape[:2]
+    grid = model.clip.visual.grid_size
+    tokens = 1 + grid[0] * grid[1]
+    x = torch.randn(B * T, tokens, ours.block.ln_1.normalized_shape[0], dtype=video.dtype, device=video.device)
+    from ezclip_cli.model import prompted_attention
+
+    keys = torch.cat([ours.block.ln_1(x), x[:, :1]], dim=1)  # LN1(x) and one extra token
+    parts = {
+        "open_clip block": lambda: theirs(x),
+        "EZ-CLIP block": lambda: ours(x),
+        "open_clip attention": lambda: theirs.attention(theirs.ln_1(x)),
+        "  its attention (N+1 keys)": lambda: prompted_attention(ours.block.attn, keys, x.shape[1]),
+        "  its adapter": lambda: ours.adapter(x),
+        "  its prompt tokens": lambda: ours._prompt_tokens(x) if ours.prompt is not None else None,
+    }
+    clock = time.perf_counter if video.is_cuda else time.process_time
+    best = dict.fromkeys(parts, float("inf"))
+    with torch.inference_mode():
+        for _ in range(runs):
+            for name, fn in parts.items():
+                if video.is_cuda:
+                    torch.cuda.synchronize()
+                start = clock()
+                fn()
+                if video.is_cuda:
+                    torch.cuda.synchronize()
+                best[name] = min(best[name], clock() - start)
+    return best
 
 
 def profile(model, video) -> str:
