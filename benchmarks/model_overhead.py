@@ -80,14 +80,15 @@ def main() -> None:
     print(f"EZ-CLIP encode_video:                {result['ezclip_s'] * 1000:9.2f} ms")
     print(f"ratio EZ-CLIP / open_clip:           {result['ratio']:9.3f}  (goal <= 1.08)")
     if result["cpu_ratio"] is not None:
-        print(f"  in CPU time: open_clip {result['plain_cpu_s'] * 1000:.2f} ms, EZ-CLIP {result['ezclip_cpu_s'] * 1000:.2f} ms, "
-              f"ratio {result['cpu_ratio']:.3f}")
+        print(f"  in CPU time: open_clip {result['plain_cpu_s'] * 1000:.2f} ms, "
+              f"EZ-CLIP {result['ezclip_cpu_s'] * 1000:.2f} ms, ratio {result['cpu_ratio']:.3f}")
     if args.textbook:
+        cpu = result["cpu_ratio"] is not None
         print(f"textbook form (concat + slice):      {result['textbook_s'] * 1000:9.2f} ms, ratio "
-              f"{result['textbook_s'] / result['plain_s']:.3f}" + (f", in CPU time {result['textbook_cpu_s'] / result['plain_cpu_s']:.3f}"
-                                                            if result["cpu_ratio"] is not None else ""))
+              f"{result['textbook_s'] / result['plain_s']:.3f}"
+              + (f", in CPU time {result['textbook_cpu_s'] / result['plain_cpu_s']:.3f}" if cpu else ""))
     print(f"arithmetic estimate (MACs ratio):    {result['macs_ratio']:9.3f}")
-    print(f"max |difference| of the embeddings:  {result['max_abs_diff']:9.2e}  (prompts change them; adapters at init)")
+    print(f"max |difference| of the embeddings:  {result['max_abs_diff']:9.2e}  (the prompts change them)")
     if args.per_block:
         parts = per_block(result["plain"], result["model"], result["video"], args.runs * 4)
         base = parts["open_clip block"]
@@ -214,7 +215,8 @@ def per_block(plain, model, video, runs: int) -> dict[str, float]:
 def profile(model, video) -> str:
     """Operator table of one EZ-CLIP forward, sorted by self CPU time."""
     import torch
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if video.is_cuda else [])
     with torch.inference_mode(), torch_profile(activities=activities) as prof:

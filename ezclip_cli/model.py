@@ -111,7 +111,7 @@ class VisionBlock(WrappedBlock):
             q = self._prompt_tokens(x)  # (B, T, D)
             # LayerNorm acts per token, so LN1([x; q_t]) = [LN1(x); LN1(q_t)]. The prompt token's own output
             # is dropped, so only the N frame tokens need queries: the result stays (B*T, N, D), contiguous,
-            # with no slice and no copy of the residual stream (method.md 2, step 4).
+            # with no slice and no copy of the residual stream (EZ-CLIP, arXiv 2312.08010: temporal prompting).
             keys = torch.cat([blk.ln_1(x), blk.ln_1(q).reshape(BT, 1, D)], dim=1)  # (B*T, N+1, D)
             x = x + self._drop(blk.ls_1(prompted_attention(blk.attn, keys, N)))
         x = self.adapter(x)  # the prompt token is not part of x any more: it never reaches the MLP

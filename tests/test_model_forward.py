@@ -17,7 +17,7 @@ T = 8
 
 
 def textbook_forward(self: VisionBlock, q_x, k_x=None, v_x=None, attn_mask=None):
-    """EZ-CLIP, arXiv 2312.08010, section 3 as written: concatenate, attend, drop the prompt token."""
+    """The prompt step as EZ-CLIP (arXiv 2312.08010) describes it: concatenate, attend, drop the prompt token."""
     blk, x = self.block, q_x
     BT, N, D = x.shape
     x = torch.cat([x, self._prompt_tokens(x).reshape(BT, 1, D)], dim=1)
