@@ -232,7 +232,10 @@ def render_videos(plan: Plan, folder: Path) -> list[Path]:
     unique = [folder / f"clip_{i:04d}.mp4" for i in range(plan.unique)]
     jobs = [(str(p), plan.source_frames, plan.frame_size, i) for i, p in enumerate(unique)]
     if plan.workers > 0:
-        with ProcessPoolExecutor(max_workers=plan.workers) as pool:
+        import multiprocessing as mp
+
+        # spawn: by now this process has initialised CUDA, which a forked child must not inherit
+        with ProcessPoolExecutor(max_workers=plan.workers, mp_context=mp.get_context("spawn")) as pool:
             list(pool.map(_render_one, jobs))
     else:
         for job in jobs:
@@ -285,6 +288,8 @@ def section_tag(plan: Plan, rows: dict, folder: Path) -> None:
         tasks = [Task(v, video_fingerprint(v)) for v in videos]
         for _task, decoded in decoder.map(tasks, settings):
             stamps.append(time.perf_counter())
+            if decoded is None or "pixels" not in decoded:
+                raise RuntimeError(f"{_task.path.name} did not decode: {(decoded or {}).get('error')}")
             clips.append(decoded["pixels"])
     finally:
         decoder.close()
