@@ -46,11 +46,12 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=48, help="training clips per class")
     parser.add_argument("--heldout", type=int, default=16, help="held-out clips per class")
     args = parser.parse_args()
-    train = render(args.out, "train", args.train, seed=1)
+    if args.train:  # --train 0: only the held-out clips (examples/quickstart.sh tags them)
+        train = render(args.out, "train", args.train, seed=1)
+        (args.out / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
     render(args.out, "heldout", args.heldout, seed=2)
-    (args.out / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
     (args.out / "labels.txt").write_text("\n".join(CLASSES.values()) + "\n", encoding="utf-8")
-    print(f"rendered {len(train)} training and {4 * args.heldout} held-out clips into {args.out}", file=sys.stderr)
+    print(f"rendered {4 * args.train} training and {4 * args.heldout} held-out clips into {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

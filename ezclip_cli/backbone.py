@@ -3,7 +3,7 @@
 A name resolves through open_clip's config registry; `--model` may also be the path of an
 open_clip model-config JSON (custom sizes, e.g. the tests' tiny backbone) or a local
 directory (`open_clip_config.json` + weights). Only ViT towers are supported: the temporal
-prompts are extra tokens inside transformer blocks (method.md section 2).
+prompts are extra tokens inside transformer blocks (docs/model.md section 2).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ezclip_cli.errors import BackboneError
+from ezclip_cli.offline import create_open_clip
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,7 @@ def load_backbone(
             else:
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(seed)
-                    clip = open_clip.create_model(
-                        model_name, pretrained=pretrained, device=device, cache_dir=cache_dir
-                    )
+                    clip = create_open_clip(model_name, pretrained, device=device, cache_dir=cache_dir, label=name)
     except BackboneError:
         raise
     except Exception as exc:  # open_clip/HF raise many types for missing weights and bad files

@@ -144,7 +144,7 @@ def _build(config: ModelConfig, backbone_sd: dict | None, device: str, cache_dir
     return build_model(backbone, config).to(device)
 
 
-# ---- reference EZ-CLIP checkpoints (method.md section 12) -------------------------------------
+# ---- reference EZ-CLIP checkpoints (docs/model.md section 10) -------------------------------------
 _REFERENCE_ADAPTER = re.compile(r"^(visual\.)?transformer\.resblocks\.(\d+)\.Adapter\.D_fc([12])\.(weight|bias)$")
 _OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size", "visual.temporal_embedding")
 
@@ -218,6 +218,7 @@ def import_reference(path: str | Path, *, device: str = "cpu", model_config: str
     if prompts.ndim == 3 and prompts.shape[0] == 1:
         raise CheckpointError(f"{path}: shallow prompts (one layer) are not the EZ-CLIP release layout")
     learned.update({f"vision.{i}.prompt": p for i, p in enumerate(prompts)})
+    _check_temporal_embedding(path, state.get("visual.temporal_embedding"))
     for key in _OPENAI_EXTRA_KEYS:
         state.pop(key, None)
     config_dict = resolve_model_name(model_config)[1] if model_config else openai_model_config(state)
@@ -231,3 +232,14 @@ def import_reference(path: str | Path, *, device: str = "cpu", model_config: str
     except KeyError as exc:
         raise CheckpointError(f"{path}: {exc.args[0]}") from exc
     return model.to(device)
+
+
+def _check_temporal_embedding(path: Path, tensor: Any) -> None:
+    """The release's `visual.temporal_embedding` is inert and all zero; a non-zero one means a model
+    that added it to the frames, which this EZ-CLIP would silently compute differently: refuse it."""
+    if tensor is None:
+        return
+    largest = float(tensor.float().abs().max()) if tensor.numel() else 0.0
+    if largest != 0.0:
+        raise CheckpointError(f"{path}: visual.temporal_embedding is not zero (max |value| {largest:.3g}); "
+                              "it is not an EZ-CLIP release checkpoint (EZ-CLIP adds no temporal embedding)")

@@ -12,7 +12,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -24,7 +24,7 @@ app = typer.Typer(
     help="Zero-shot video action tagging with EZ-CLIP (frozen CLIP + temporal prompts and adapters).\n\n"
     "Exit codes: 0 all inputs done; 1 some input failed (the rest still written) or a known error; 2 usage error.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -58,7 +58,11 @@ class Protocol(str, Enum):
 
 # ---- shared options -------------------------------------------------------------------------
 CheckpointOpt = typer.Option(
-    None, "--checkpoint", "-c", help="An ezclip checkpoint (.ezclip) or a reference EZ-CLIP .pt (auto-detected)."
+    None,
+    "--checkpoint",
+    "-c",
+    help="A model name from `ezclip models` (downloaded once), an ezclip checkpoint (.ezclip) or a reference "
+    "EZ-CLIP .pt (auto-detected); 'none' = plain CLIP. Default (no --model either): ezclip-b16-k400.",
 )
 ModelOpt = typer.Option(
     None,
@@ -74,7 +78,11 @@ PretrainedOpt = typer.Option(
 )
 NumFramesOpt = typer.Option(8, "--num-frames", "-t", min=1, help="Frames sampled per video (T).")
 DeviceOpt = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
-QuietOpt = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bar.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bar or progress lines.")
+ProgressIntervalOpt = typer.Option(
+    None, "--progress-interval", min=0.0, envvar="EZCLIP_PROGRESS_INTERVAL", show_envvar=True,
+    help="When stderr is not a terminal (job logs, CI, 2>log): seconds between progress lines (default 30).",
+)
 
 
 def setup_logging(quiet: bool) -> None:
@@ -86,6 +94,29 @@ def setup_logging(quiet: bool) -> None:
     root.propagate = False
 
 
+def make_progress(what: str, unit: str, quiet: bool, interval: Optional[float], failures: bool = True) -> Any:
+    """The progress display for one command (None with --quiet): a bar on a terminal, else timed lines.
+
+    `main()` closes it (bar stopped, last line written) when the command ends, however it ends.
+    """
+    if quiet:
+        return None
+    from ezclip_cli.progress import Progress
+
+    progress = Progress(what, unit, interval=interval, failures=failures)
+    _open_displays.append(progress)
+    return progress
+
+
+_open_displays: list[Any] = []  # progress displays of the running command, closed by main()
+
+
+def close_displays() -> None:
+    """Stop every progress display the command opened (before an error line is printed)."""
+    while _open_displays:
+        _open_displays.pop().close()
+
+
 def fail(message: str, code: int = 1) -> None:
     typer.echo(f"ezclip: error: {message}", err=True)
     raise typer.Exit(code)
@@ -93,13 +124,20 @@ def fail(message: str, code: int = 1) -> None:
 
 def version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"ezclip {__version__}")
+        from ezclip_cli.versions import version_report
+
+        for line in version_report(__version__):
+            typer.echo(line)
         raise typer.Exit(0)
 
 
 @app.callback()
 def main_callback(
-    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True,
+        help="Print the versions of ezclip, Python, torch, torchvision, open_clip, decord, PyAV and onnxruntime, "
+        "and the device found (for bug reports).",
+    ),
 ) -> None:
     """Zero-shot video action tagging with EZ-CLIP."""
 
@@ -114,7 +152,7 @@ def info(
     no_prompts: bool = typer.Option(False, "--no-prompts", help="Count the model without temporal prompts."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Show a model's parameter breakdown (prompts, adapters, frozen backbone); downloads nothing."""
+    """Show a model's parameter breakdown (prompts, adapters, frozen backbone) and what it resolves to; downloads nothing."""
     setup_logging(quiet=True)
     from ezclip_cli.loading import describe_model
 
@@ -123,6 +161,7 @@ def info(
         typer.echo(json.dumps(summary, indent=2))
         return
     rows = [
+        *([("resolves to", summary["resolves_to"])] if summary.get("resolves_to") else []),
         ("model", f"{summary['backbone']} (pretrained: {summary['pretrained'] or 'none'})"),
         ("num_frames", str(summary["num_frames"])),
         ("prompts", f"{summary['prompts']:,}"),
@@ -136,10 +175,66 @@ def info(
         typer.echo(f"{key:<{width}}  {value}")
 
 
+# ---- models ----------------------------------------------------------------------------------
+@app.command("models")
+def models_command(
+    download: Optional[List[str]] = typer.Option(
+        None, "--download", help="Fetch this model into the cache now (repeatable; 'all' = every model), e.g. before going offline."
+    ),
+    force: bool = typer.Option(False, "--force", help="With --download: fetch again even when it is cached."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """List the named EZ-CLIP models (name, backbone, frames, trained on, published numbers, cached, size).
+
+    The index is built in; EZCLIP_MODEL_INDEX=FILE replaces it. Models are cached in $EZCLIP_CACHE/models
+    (default ~/.cache/ezclip/models); with --download the cached file's path is printed.
+    """
+    setup_logging(quiet)
+    from ezclip_cli.models import cache_dir, describe_models, ensure_model, human_size, load_index
+
+    index = load_index()
+    if download:
+        names = list(index.models) if "all" in download else list(dict.fromkeys(download))
+        for name in names:
+            index.entry(name)  # every name checked before anything is fetched
+        for name in names:
+            typer.echo(str(ensure_model(name, index, force=force)))
+        return
+    rows = describe_models(index)
+    if as_json:
+        typer.echo(json.dumps({"default": index.default, "index": str(index.origin), "cache": str(cache_dir()),
+                               "models": rows}, indent=2))
+        return
+    header = ("NAME", "BACKBONE", "FRAMES", "TRAINED ON", "PUBLISHED", "CACHED", "SIZE")
+    table = [header] + [
+        (
+            row["name"] + (" *" if row["default"] else ""), row["backbone"] or "?", str(row["num_frames"] or "?"),
+            row["trained_on"] or "?", _published(row["published"]), "yes" if row["cached"] else "no",
+            human_size(row["size"]),
+        )
+        for row in rows
+    ]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    log.info("* default model; index %s; cache %s", index.origin, cache_dir())
+
+
+def _published(published: dict) -> str:
+    results = published.get("results") or {}
+    if not results:
+        return "-"
+    label = {"zero-shot": "zero-shot top-1", "base-to-novel": "base-to-novel HM"}.get(published.get("protocol"), "")
+    return f"{label} " + " / ".join(f"{k} {v}" for k, v in results.items())
+
+
 # ---- tag -------------------------------------------------------------------------------------
 @app.command()
 def tag(
-    inputs: List[str] = typer.Argument(..., help="Video files and folders (searched recursively); '-' reads paths from stdin."),
+    inputs: Optional[List[str]] = typer.Argument(
+        None, help="Video files and folders (searched recursively); '-' reads paths from stdin."
+    ),
     labels: str = typer.Option(
         ..., "--labels", "-l", help="Label set: a bundled name (k400, ucf101, ...), a .txt/.csv file, or 'a,b,c'."
     ),
@@ -162,21 +257,52 @@ def tag(
     workers: int = typer.Option(-1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."),
     device: str = DeviceOpt,
     decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise and as a per-file fallback."),
-    num_shards: int = typer.Option(1, "--num-shards", min=1, help="Split the inputs into N deterministic parts..."),
-    shard_index: int = typer.Option(0, "--shard-index", min=0, help="...and tag only part I (0-based)."),
+    num_shards: Optional[int] = typer.Option(
+        None, "--num-shards", min=1,
+        help="Split the inputs into N deterministic parts... (default: $SLURM_ARRAY_TASK_COUNT in a job array, else 1)",
+    ),
+    shard_index: Optional[int] = typer.Option(
+        None, "--shard-index", min=0,
+        help="...and tag only part I, 0-based (default: this array task's place, "
+        "from $SLURM_ARRAY_TASK_ID, _MIN and _STEP, else 0). Join the parts with `ezclip merge`.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start -o afresh instead of resuming it."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
     runtime: Runtime = typer.Option(Runtime.torch, "--runtime", help="torch, or onnx for an exported bundle (--model DIR) run by onnxruntime."),
     quiet: bool = QuietOpt,
+    progress_interval: Optional[float] = ProgressIntervalOpt,
+    files_from: Optional[Path] = typer.Option(
+        None, "--files-from",
+        help="Also tag the paths listed in this file, one per line (a manifest; safe under torchrun, "
+        "where every rank reads it whole).",
+    ),
 ) -> None:
     """Tag videos with zero-shot action labels (CSV, JSON or JSONL on stdout or -o)."""
     setup_logging(quiet)
-    if shard_index >= num_shards:
-        fail(f"--shard-index {shard_index} must be below --num-shards {num_shards}", 2)
+    inputs = list(inputs or [])
+    if files_from is not None:
+        try:
+            inputs += [line.strip() for line in files_from.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            fail(f"--files-from {files_from}: cannot read it ({reason})", 2)
+    if not inputs:
+        fail("nothing to tag: give video files or folders, '-' to read paths from stdin, or --files-from FILE", 2)
+    from ezclip_cli.shards import resolve_shard
+
+    num_shards, shard_index, shard_source = resolve_shard(num_shards, shard_index)
+    if shard_source:
+        log.info("shard %d of %d (from %s)", shard_index, num_shards, shard_source)
     if stride is not None and window is None:
         fail("--stride needs --window", 2)
     from ezclip_cli.tagging import TagConfig, run_tagging
 
+    if runtime is Runtime.torch:  # a model name or the default is fetched (or refused) before any video work
+        from ezclip_cli.loading import NO_CHECKPOINT, resolve_checkpoint
+
+        resolved = resolve_checkpoint(checkpoint, model, pretrained)
+        plain = resolved is None and model is None and pretrained is None
+        checkpoint = Path(NO_CHECKPOINT) if plain else resolved
     fmt_value = (fmt.value if fmt else None) or _format_from_suffix(output)
     config = TagConfig(
         labels=labels,
@@ -195,6 +321,9 @@ def tag(
         cache_dir=str(cache_dir) if cache_dir else None,
         runtime=runtime.value,
     )
+    # Under torchrun rank 0 shows its own part's progress; the other ranks stay quiet.
+    progress = make_progress("tagging", "windows" if window else "videos",
+                             quiet or os.environ.get("RANK", "0") != "0", progress_interval)
     summary = run_tagging(
         inputs,
         config,
@@ -205,7 +334,7 @@ def tag(
         output=output,
         overwrite=overwrite,
         stdin=sys.stdin,
-        progress=not quiet,
+        progress=progress,
     )
     # Under torchrun only rank 0 reports failures: torchrun stops every rank once one exits non-zero.
     is_main = os.environ.get("RANK", "0") == "0"
@@ -244,6 +373,10 @@ def train(
         None, "--model", "-m", help="Backbone: open_clip name (default ViT-B-16-quickgelu), a model-config JSON or a local model directory."
     ),
     pretrained: Optional[str] = PretrainedOpt,
+    init: Optional[str] = typer.Option(
+        None, "--init", help="Start from a model (a name from `ezclip models`, e.g. ezclip-b16-k400, or a checkpoint): "
+        "its backbone and learned prompts and adapters; replaces --model/--pretrained.",
+    ),
     num_frames: Optional[int] = typer.Option(None, "--num-frames", "-t", min=1, help="Frames per clip (T), default 8."),
     use_prompts: Optional[bool] = typer.Option(None, "--use-prompts/--no-prompts", help="Temporal prompts (--no-prompts: adapters only, ablation)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs (default 150 as in the reference K400 run)."),
@@ -258,8 +391,34 @@ def train(
     drop_path: Optional[float] = typer.Option(None, "--drop-path", help="Stochastic depth, growing to this rate over layers (default 0.1)."),
     attn_dropout: Optional[float] = typer.Option(None, "--attn-dropout", help="Attention dropout in training (default 0.1)."),
     prompt_dropout: Optional[float] = typer.Option(None, "--prompt-dropout", help="Dropout on the prompt vectors (default 0.1)."),
-    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Horizontal flips (default: off for ssv2)."),
+    flip: Optional[bool] = typer.Option(
+        None, "--flip/--no-flip", help="Horizontal flips (default: on, but off when the labels are "
+        "direction-sensitive: ssv2, or any label naming a direction a mirror reverses, such as left, right, "
+        "clockwise, anticlockwise)."
+    ),
     template: Optional[List[str]] = typer.Option(None, "--template", help="Prompt template with '{}' (repeatable); default: the 16 EZ-CLIP templates."),
+    labels: Optional[Path] = typer.Option(
+        None, "--labels", help="Description CSV (ours or the reference's GPT-3 files): train on one description "
+        "per class, as the published models were."),
+    allow_missing_descriptions: Optional[bool] = typer.Option(
+        None, "--allow-missing-descriptions",
+        help="Classes the description CSV lacks train on the templates (a warning), instead of an error."),
+    kshot_list: Optional[str] = typer.Option(
+        None, "--kshot-list", help="K-shot training videos from a list: a 'video<TAB>class' file, a bundled name "
+        "(hmdb51_16shot, k400_base_16shot_s1, ...) or 'published' (the one for --dataset, --kshot, --seed)."),
+    faithful: Optional[bool] = typer.Option(
+        None, "--faithful", help="The reference code's training choices: per-frame colour jitter, DropPath over "
+        "token positions, raw class names, segment centres and published K-shot lists (few-shot, base-to-novel)."),
+    jitter_per_frame: Optional[bool] = typer.Option(
+        None, "--jitter-per-frame/--jitter-per-clip", help="Colour jitter drawn per frame (reference) or per clip."),
+    drop_path_positions: Optional[bool] = typer.Option(
+        None, "--drop-path-positions/--drop-path-samples",
+        help="DropPath per token position across the batch (reference) or per video."),
+    raw_names: Optional[bool] = typer.Option(
+        None, "--raw-names/--natural-names",
+        help="Class names in prompts as written ('ApplyEyeMakeup', reference) or as text ('apply eye makeup')."),
+    train_sampling: Optional[str] = typer.Option(
+        None, "--train-sampling", help="Training frames: 'random' (one per segment, default) or 'centre'."),
     clip_grad: Optional[float] = typer.Option(None, "--clip-grad", help="Clip the gradient norm to this value (default: no clipping)."),
     precision: Optional[Precision] = typer.Option(None, "--precision", help="auto (bf16 or fp16 on CUDA, fp32 elsewhere), fp32, bf16, fp16."),
     grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing", help="Recompute activations in backward (less memory)."),
@@ -267,10 +426,15 @@ def train(
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Data-loading processes per GPU (default: CPU count - 1, at most 8; 0 = in-process)."),
     decoder: Optional[Decoder] = typer.Option(None, "--decoder", help="auto = decord if installed, PyAV otherwise."),
     log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 10)."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", min=1, help="Epochs between validations (default 1)."),
+    eval_every: Optional[int] = typer.Option(
+        None, "--eval-every", min=1, help="Epochs between validations, and always after the last step (default: every "
+        "epoch, or the fewest epochs that keep validation under a fifth of the clips decoded when the validation set "
+        "is large next to an epoch; the log states the choice)."
+    ),
     save_every_steps: Optional[int] = typer.Option(None, "--save-every-steps", min=1, help="Also checkpoint every N steps."),
     device: Optional[str] = typer.Option(None, "--device", help="auto (cuda, mps, cpu), cpu, cuda, mps; under torchrun each process takes its LOCAL_RANK GPU."),
     quiet: bool = QuietOpt,
+    progress_interval: Optional[float] = ProgressIntervalOpt,
 ) -> None:
     """Train the temporal prompts and adapters with the motion loss (single process or torchrun).
 
@@ -286,7 +450,7 @@ def train(
     given = {
         "dataset": dataset, "root": root, "fold": fold, "train_split": train_split, "val_split": val_split,
         "train_list": train_list, "val_list": val_list, "kshot": kshot, "base_novel": base_novel, "out": out,
-        "model": model, "pretrained": pretrained, "num_frames": num_frames, "use_prompts": use_prompts,
+        "model": model, "pretrained": pretrained, "init": init, "num_frames": num_frames, "use_prompts": use_prompts,
         "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr,
         "weight_decay": weight_decay, "warmup_epochs": warmup_epochs, "warmup_steps": warmup_steps,
         "motion_weight": motion_weight, "drop_path": drop_path, "attn_dropout": attn_dropout,
@@ -294,10 +458,14 @@ def train(
         "precision": precision.value if precision else None, "grad_checkpointing": grad_checkpointing, "seed": seed,
         "workers": workers, "decoder": decoder.value if decoder else None, "log_every": log_every,
         "eval_every": eval_every, "save_every_steps": save_every_steps, "device": device,
+        "labels": labels, "allow_missing_descriptions": allow_missing_descriptions, "kshot_list": kshot_list,
+        "faithful": faithful, "jitter_per_frame": jitter_per_frame, "drop_path_positions": drop_path_positions,
+        "raw_names": raw_names, "train_sampling": train_sampling,
     }
     given = {k: str(v) if isinstance(v, Path) else v for k, v in given.items()}
     settings = resolve_train_config(config, given, resume=resume)
-    run_training(settings, resume=resume, progress=not quiet)  # it reports where the checkpoints went
+    progress = make_progress("training", "steps", quiet, progress_interval, failures=False)
+    run_training(settings, resume=resume, progress=progress)  # it reports where the checkpoints went
 
 
 # ---- eval ------------------------------------------------------------------------------------
@@ -305,7 +473,8 @@ def train(
 def evaluate(
     checkpoint: Optional[List[Path]] = typer.Option(
         None, "--checkpoint", "-c",
-        help="An ezclip checkpoint, a reference EZ-CLIP .pt, or a run directory (its best.ezclip). Repeatable: "
+        help="A model name from `ezclip models`, an ezclip checkpoint, a reference EZ-CLIP .pt, or a run directory "
+        "(its best.ezclip); 'none' = plain CLIP. Default (no --model either): ezclip-b16-k400. Repeatable: "
         "one per training seed (base-to-novel: the mean is reported) or one per --shots (few-shot).",
     ),
     model: Optional[str] = ModelOpt,
@@ -327,10 +496,25 @@ def evaluate(
     crops: int = typer.Option(1, "--crops", min=1, help="Spatial crops per clip along the long side, e.g. 3 (softmax averaged)."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="'clip' adds plain CLIP frame averaging (same backbone) to the report."),
     faithful: bool = typer.Option(
-        False, "--faithful", help="Reproduce the reference code's protocol choices (K600 232 classes at once, split 1 only, drop_last)."
+        False, "--faithful", help="Reproduce the reference code's choices (K600 232 classes at once, split 1 "
+        "only, drop_last at batch 80, raw class names, probability-averaged templates)."
     ),
     template: Optional[List[str]] = typer.Option(None, "--template", help="Prompt template with '{}' (repeatable); default: the 16 EZ-CLIP templates."),
-    descriptions: Optional[Path] = typer.Option(None, "--descriptions", help="Label CSV with a description column: one prompt per class."),
+    descriptions: Optional[Path] = typer.Option(
+        None, "--descriptions", "--labels", help="Description CSV (ours: label,description; or the reference's "
+        "'SNo,Class Name,GPT3 discription'): one prompt per class."),
+    allow_missing_descriptions: bool = typer.Option(
+        False, "--allow-missing-descriptions",
+        help="Classes the description CSV lacks use the templates (a warning), instead of an error."),
+    ensemble: Optional[str] = typer.Option(
+        None, "--ensemble", help="Templates combine by 'embedding' (averaged text embedding, default) or "
+        "'probability' (averaged softmax, reference)."),
+    raw_names: Optional[bool] = typer.Option(
+        None, "--raw-names/--natural-names",
+        help="Class names in prompts as written ('ApplyEyeMakeup', reference) or as text ('apply eye makeup')."),
+    drop_last_batch: Optional[int] = typer.Option(
+        None, "--drop-last-batch", min=1, help="Leave unscored what a drop_last loader of this batch size would "
+        "(reference: 80; --faithful sets it)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder: report.json and PNG plots (default eval-DATASET-PROTOCOL)."),
     batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Videos per batch."),
     workers: int = typer.Option(-1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."),
@@ -338,8 +522,9 @@ def evaluate(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
     device: str = DeviceOpt,
     quiet: bool = QuietOpt,
+    progress_interval: Optional[float] = ProgressIntervalOpt,
 ) -> None:
-    """Evaluate under the published protocols (method.md 9) and write a JSON report with plots.
+    """Evaluate under the published protocols (docs/protocols.md) and write a JSON report with plots.
 
     Exit 0 when every video was scored, 1 when some could not be read (listed in the report).
     Under torchrun each process scores a disjoint part and rank 0 writes the one report.
@@ -350,19 +535,78 @@ def evaluate(
     if baseline is not None and baseline != "clip":
         fail(f"unknown --baseline '{baseline}'; available: clip", 2)
     from ezclip_cli.evaluate import EvalConfig, run_evaluation
+    from ezclip_cli.loading import resolve_checkpoint
 
+    # Model names (and, with no model given, the default EZ-CLIP model) become local files here.
+    given = checkpoint or ([None] if model is None and pretrained is None else [])
+    resolved = [resolve_checkpoint(c, model, pretrained) for c in given]
     config = EvalConfig(
         protocol=protocol.value, dataset=dataset, root=str(root),
-        checkpoints=tuple(str(c) for c in checkpoint or ()), model=model, pretrained=pretrained, num_frames=num_frames,
+        checkpoints=tuple(str(c) for c in resolved if c is not None), model=model, pretrained=pretrained, num_frames=num_frames,
         shots=tuple(shots or ()), split=split, fold=fold, clips=clips, crops=crops, batch_size=batch_size,
         workers=workers, templates=tuple(template or ()), descriptions=str(descriptions) if descriptions else None,
         baseline=baseline, faithful=faithful, decoder=decoder.value, device=device,
+        allow_missing_descriptions=allow_missing_descriptions, ensemble=ensemble, raw_names=raw_names,
+        drop_last_batch=drop_last_batch,
         cache_dir=str(cache_dir) if cache_dir else None,
     )
-    outcome = run_evaluation(config, out or Path(f"eval-{dataset}-{protocol.value}"), progress=not quiet)
+    progress = make_progress("evaluating", "videos", quiet or os.environ.get("RANK", "0") != "0", progress_interval)
+    outcome = run_evaluation(config, out or Path(f"eval-{dataset}-{protocol.value}"), progress=progress)
     if outcome.files:
         log.info("report: %s (%d plots)", outcome.files[0], len(outcome.files) - 1)
     raise typer.Exit(outcome.exit_code)
+
+
+# ---- merge -----------------------------------------------------------------------------------
+@app.command()
+def merge(
+    parts: List[Path] = typer.Argument(
+        ..., help="Output files of the shards (csv, json or jsonl; formats may differ)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write the merged results here instead of stdout."
+    ),
+    fmt: Optional[OutputFormat] = typer.Option(
+        None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Join shard outputs of `ezclip tag` into one file with every video exactly once.
+
+    Refuses to mix outputs of different models, label sets, --top-k or --window settings.
+    A video that failed in one part and was tagged in another keeps its tagged row.
+    """
+    setup_logging(quiet)
+    from ezclip_cli.merge import merge_outputs
+    from ezclip_cli.output import RowWriter, atomic_write
+
+    if output is not None:
+        if output.exists() and not overwrite:
+            fail(f"{output} exists; use --overwrite to replace it or choose another -o", 2)
+        if any(output.resolve() == part.resolve() for part in parts if part.exists()):
+            fail(f"-o {output} is one of the parts being merged; choose another file", 2)
+    fmt_value = (fmt.value if fmt else None) or _format_from_suffix(output)
+    result = merge_outputs(parts)
+
+    def write(stream: Any) -> None:
+        writer = RowWriter(stream, fmt_value, result.top_k)
+        for row in result.rows:
+            writer.write(row)
+        writer.close()
+
+    def write_file(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as stream:
+            write(stream)
+
+    if output is None:
+        write(sys.stdout)
+    else:
+        atomic_write(output, write_file)  # readers never see half a merge
+    log.info(
+        "merged %d files: %d rows (%d failed), %d duplicate rows dropped%s",
+        result.files, len(result.rows), result.failed, result.duplicates, f"; wrote {output}" if output else "",
+    )
 
 
 # ---- export ----------------------------------------------------------------------------------
@@ -371,7 +615,14 @@ def export(
     checkpoint: Optional[Path] = CheckpointOpt,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle folder to write."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label set whose text embeddings ship in the bundle."),
-    formats: str = typer.Option("onnx,safetensors", "--format", help="Comma list of onnx, safetensors."),
+    formats: str = typer.Option(
+        "onnx,safetensors", "--bundle-formats",
+        help="What the bundle holds, a comma list: onnx (ONNX encoders), safetensors (PyTorch weights).",
+    ),
+    old_formats: Optional[str] = typer.Option(
+        None, "--format", hidden=True,
+        help="Old spelling of --bundle-formats (--format means an output format elsewhere).",
+    ),
     no_backbone: bool = typer.Option(
         False, "--no-backbone", help="Refer to open_clip's name and tag instead of copying the backbone (loading then needs those weights cached)."
     ),
@@ -396,7 +647,7 @@ def export(
         checkpoint,
         out,
         labels=labels,
-        formats=parse_formats(formats),
+        formats=parse_formats(old_formats or formats),
         include_backbone=not no_backbone,
         text_encoder=text_encoder,
         tolerance=tolerance,
@@ -407,10 +658,114 @@ def export(
     typer.echo(str(report.out))
 
 
+# ---- help conventions ----------------------------------------------------------------------------
+# Metavars are words a reader understands (VIDEO, FILE, N, SECONDS) where typer would print Python
+# types (<list[str]>, <int range>). They are set on the built command, by parameter name and then by
+# type, so options that any module adds get them too; an explicit `metavar=` always wins.
+METAVARS_BY_NAME = {
+    "inputs": "VIDEO", "parts": "FILE", "labels": "LABELS", "checkpoint": "PATH", "model": "NAME", "pretrained": "TAG",
+    "output": "FILE", "out": "DIR", "cache_dir": "DIR", "root": "DIR", "resume": "PATH", "config": "FILE",
+    "train_list": "FILE", "val_list": "FILE", "descriptions": "FILE", "files_from": "FILE",
+    "window": "SECONDS", "stride": "SECONDS", "progress_interval": "SECONDS", "device": "DEVICE",
+    "template": "TEMPLATE", "dataset": "NAME", "split": "SPLIT", "train_split": "SPLIT", "val_split": "SPLIT",
+    "shard_index": "I", "kshot": "K", "shots": "K", "base_novel": "base", "baseline": "clip", "formats": "FORMATS",
+    "lr": "LR",
+}
+METAVARS_BY_TYPE = {int: "N", float: "NUMBER", Path: "PATH"}
+
+
+def readable_metavar(param: Any) -> Optional[str]:
+    """The metavar a parameter should show, or None to keep typer's (flags, and choices listed as a|b|c)."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is None or getattr(param, "is_flag", False):
+        return None
+    annotation = descriptor.annotation
+    inner = getattr(annotation, "__args__", (annotation,))[0] if descriptor.is_list else annotation
+    if inner is bool:
+        return None
+    if descriptor.is_choice:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in descriptor.choices or ()) + "]"
+    if param.name in METAVARS_BY_NAME:
+        return METAVARS_BY_NAME[param.name]
+    if param.param_type_name == "argument":  # positional: its name says what it is (VIDEOS, not PATH)
+        return param.name.upper()
+    return METAVARS_BY_TYPE.get(inner, param.name.upper())
+
+
+def apply_help_conventions(command: Any) -> Any:
+    """Give every parameter of `command` and its subcommands a readable metavar where none was set."""
+    for sub in getattr(command, "commands", {}).values():
+        apply_help_conventions(sub)
+    for param in command.params:
+        if param.metavar is not None:
+            continue
+        metavar = readable_metavar(param)
+        if metavar is None:
+            continue
+        param.metavar = metavar
+        if param.param_type_name == "argument":
+            # typer appends an argument's type (<list[str]>) after its name, and writes required ones
+            # as {name}; the usage line reads `FILE...` / `[VIDEO]...` as in click and argparse.
+            param.display_type_rich = lambda ctx: None
+            usage = metavar if param.required else f"[{metavar}]"
+            usage += "..." if param.nargs != 1 else ""
+            param._usage_display_name = lambda usage=usage: usage
+    return command
+
+
+# Every environment variable ezclip reads, and the commands it changes: listed under "Environment"
+# at the end of those commands' --help (the variables other modules read are named here too).
+MODEL_COMMANDS = ("tag", "eval", "export", "models")
+ENVIRONMENT = (
+    ("EZCLIP_CACHE", "text-embedding and model cache folder (default ~/.cache/ezclip)",
+     ("tag", "eval", "export", "models")),
+    ("EZCLIP_MODEL_INDEX", "model index file or URL for model names (default: the built-in index)",
+     MODEL_COMMANDS),
+    ("EZCLIP_OFFLINE", "1: download nothing; a model that is not cached fails at once", MODEL_COMMANDS),
+    ("HF_HUB_OFFLINE", "1: open_clip weights from the local Hugging Face cache only, no retries",
+     ("tag", "train", "eval", "export", "models")),
+    ("EZCLIP_PROGRESS_INTERVAL", "seconds between progress lines off a terminal (default 30)",
+     ("tag", "train", "eval")),
+    ("SLURM_ARRAY_TASK_ID, _COUNT", "in a SLURM job array: the defaults of --shard-index and --num-shards", ("tag",)),
+    ("EZCLIP_DEBUG", "1: show the traceback of an error instead of one line", ("*",)),
+)
+
+
+def environment_help(name: str) -> str:
+    """The "Environment" epilog of command `name` (every variable for ''; '' when none affects it)."""
+    rows = [(var, text) for var, text, commands in ENVIRONMENT if name == "" or name in commands or "*" in commands]
+    if not rows:
+        return ""
+    # \b keeps click from re-wrapping the table into one paragraph; the text goes on its own line so
+    # the table fits 80 columns.
+    return "\b\nEnvironment:\n" + "\n".join(f"  {var}\n      {text}" for var, text in rows)
+
+
+def add_environment_help(command: Any) -> Any:
+    """Append the Environment table to the help of every subcommand (and of the top-level command)."""
+    for name, sub in getattr(command, "commands", {}).items():
+        epilog = environment_help(name)
+        if epilog and "Environment:" not in (sub.epilog or ""):
+            sub.epilog = f"{sub.epilog}\n\n{epilog}" if sub.epilog else epilog
+    if not command.epilog:
+        command.epilog = environment_help("")  # all of them
+    return command
+
+
+def build_command() -> Any:
+    """The click command `main()` runs: the typer app with the help conventions applied."""
+    return add_environment_help(apply_help_conventions(typer.main.get_command(app)))
+
+
 def main() -> None:
     """Console entry point: run the app, turning known errors into one line and an exit code."""
     try:
-        code = app(standalone_mode=False)
+        try:
+            # prog_name: usage lines and the completion variable (_EZCLIP_COMPLETE) name the installed
+            # command, also under `python -m ezclip_cli` or a test runner.
+            code = build_command().main(prog_name="ezclip", standalone_mode=False)
+        finally:
+            close_displays()
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

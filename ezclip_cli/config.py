@@ -11,7 +11,7 @@ import yaml
 
 from ezclip_cli.errors import UsageError
 
-DEFAULT_BACKBONE = "ViT-B-16-quickgelu"  # reference release: ViT-B/16 + OpenAI weights (method.md section 1)
+DEFAULT_BACKBONE = "ViT-B-16-quickgelu"  # reference release: ViT-B/16 + OpenAI weights (docs/model.md section 1)
 DEFAULT_PRETRAINED = "openai"
 
 
@@ -21,11 +21,12 @@ class ModelConfig:
 
     backbone: str = DEFAULT_BACKBONE  # open_clip name, or the path of an open_clip model-config JSON
     pretrained: str | None = DEFAULT_PRETRAINED  # open_clip tag, a local weights file, or None (random)
-    num_frames: int = 8  # T, baked into the prompt tensor's shape (method.md section 2)
+    num_frames: int = 8  # T, baked into the prompt tensor's shape (docs/model.md section 2)
     use_prompts: bool = True  # temporal visual prompts in every vision layer
-    adapter_ratio: float = 0.25  # adapter hidden = int(ratio * D) (method.md section 3)
+    adapter_ratio: float = 0.25  # adapter hidden = int(ratio * D) (docs/model.md section 3)
     prompt_dropout: float = 0.1  # Dropout on P[l, t] before it seeds the prompt attention
     drop_path: float = 0.1  # stochastic depth, linspace(0, drop_path, L) over layers, per sample
+    drop_path_positions: bool = False  # faithful: one DropPath draw per token position across the batch
     attn_dropout: float = 0.1  # the frozen attention's dropout in training (reference: same per-layer rate)
     # Filled in from the backbone once it is built; kept so a checkpoint describes itself.
     backbone_config: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -101,7 +102,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How `ezclip train` runs (method.md sections 6 and 8; issue 4). Keys = YAML keys = flags.
+    """How `ezclip train` runs (docs/model.md sections 6 and 8; issue 4). Keys = YAML keys = flags.
 
     Data comes from a benchmark by name (`dataset` + `root`) or from list files
     (`train_list`, `val_list`). `max_steps`, when set, replaces `epochs`.
@@ -116,14 +117,24 @@ class TrainConfig:
     train_list: str | None = None  # "path<TAB>label" lines, paths relative to the list file
     val_list: str | None = None
     kshot: int | None = None  # at most K training videos per class (few-shot, base-to-novel)
-    base_novel: str | None = None  # "base": train and validate on the base half (method.md 9)
+    base_novel: str | None = None  # "base": train and validate on the base half (docs/protocols.md)
     templates: tuple[str, ...] = ()  # empty = the 16 reference templates (labels.DEFAULT_TEMPLATES)
-    flip: bool | None = None  # None = auto: off for direction-sensitive label sets (ssv2)
+    labels: str | None = None  # description CSV (ours or the reference's GPT-3 files): train on one text per class
+    allow_missing_descriptions: bool = False  # classes the CSV lacks train on the templates (warned), not an error
+    kshot_list: str | None = None  # K-shot videos from a list: a file, a bundled name, or "published"
+    # Faithful switches (faithful.py): None = ours, or the reference's when `faithful` is true
+    faithful: bool = False
+    jitter_per_frame: bool | None = None
+    drop_path_positions: bool | None = None
+    raw_names: bool | None = None
+    train_sampling: str | None = None  # "random" (one random frame per segment) or "centre"
+    flip: bool | None = None  # None = auto: off for direction-sensitive label sets (ssv2, left/right, ...)
     decoder: str = "auto"
     workers: int = -1  # data-loading processes per rank; -1 = CPU count - 1 (at most 8); 0 = in-process
     # model
     model: str = DEFAULT_BACKBONE  # open_clip name, model-config JSON or local directory
     pretrained: str | None = DEFAULT_PRETRAINED
+    init: str | None = None  # start from this model's backbone and learned parts (index name or checkpoint)
     num_frames: int = 8
     use_prompts: bool = True
     drop_path: float = 0.1
@@ -149,7 +160,7 @@ class TrainConfig:
     # outputs
     out: str = "runs/ezclip"
     log_every: int = 10  # steps between metrics.jsonl rows
-    eval_every: int = 1  # epochs between validations (and the last epoch always)
+    eval_every: int | None = None  # epochs between validations (+ the last epoch); None = auto (train_defaults)
     save_every_steps: int | None = None  # also checkpoint every N steps (besides every epoch)
 
     def __post_init__(self) -> None:
@@ -160,9 +171,9 @@ class TrainConfig:
         if isinstance(self.templates, str):
             object.__setattr__(self, "templates", (self.templates,))
         problems = []
-        positive = ("num_frames", "epochs", "batch_size", "grad_accum", "log_every", "eval_every", "fold")
+        positive = ("num_frames", "epochs", "batch_size", "grad_accum", "log_every", "fold")
         problems += [f"{n} must be >= 1" for n in positive if getattr(self, n) < 1]
-        optional_positive = ("max_steps", "kshot", "save_every_steps")
+        optional_positive = ("max_steps", "kshot", "save_every_steps", "eval_every")
         problems += [f"{n} must be >= 1" for n in optional_positive if getattr(self, n) is not None and getattr(self, n) < 1]
         if self.lr <= 0:
             problems.append("lr must be > 0")
@@ -179,8 +190,14 @@ class TrainConfig:
         for template in self.templates:
             if not isinstance(template, str) or template.count("{}") != 1:
                 problems.append(f"template must contain '{{}}' once: {template!r}")
+        from ezclip_cli.faithful import SAMPLINGS, check_choice, faithful_train_values
+
+        problems += check_choice("train_sampling", self.train_sampling, SAMPLINGS)
         if problems:
             raise UsageError("bad training config: " + "; ".join(problems))
+        if self.faithful:  # every switch the flag stands for, unless set on its own
+            for key, value in faithful_train_values(self).items():
+                object.__setattr__(self, key, value)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -203,9 +220,11 @@ _TRAIN_FLOATS = {"lr", "weight_decay", "eps", "warmup_epochs", "motion_weight", 
                  "prompt_dropout", "clip_grad"}
 _TRAIN_INTS = {"fold", "kshot", "workers", "num_frames", "epochs", "max_steps", "batch_size", "grad_accum",
                "warmup_steps", "seed", "log_every", "eval_every", "save_every_steps"}
-_TRAIN_BOOLS = {"flip", "use_prompts", "grad_checkpointing"}
+_TRAIN_BOOLS = {"flip", "use_prompts", "grad_checkpointing", "allow_missing_descriptions", "faithful",
+                "jitter_per_frame", "drop_path_positions", "raw_names"}
 _TRAIN_NULLABLE = {"dataset", "root", "val_split", "train_list", "val_list", "kshot", "base_novel", "flip",
-                   "pretrained", "max_steps", "warmup_steps", "clip_grad", "save_every_steps"}
+                   "labels", "kshot_list", "jitter_per_frame", "drop_path_positions", "raw_names", "train_sampling",
+                   "pretrained", "init", "max_steps", "warmup_steps", "clip_grad", "save_every_steps", "eval_every"}
 
 
 def _coerce_train_value(key: str, value: Any) -> Any:

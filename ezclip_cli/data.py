@@ -1,6 +1,6 @@
 """Datasets for training and evaluation: benchmarks by name, list files, subsets, loading.
 
-Annotation files are read as published (ecosystem.md, "Label files of the benchmarks");
+Annotation files are read as published (layouts in docs/protocols.md section 6);
 frames are decoded from the video files when an item is loaded, never extracted first.
 A split is a ``VideoList``: class names plus (video path, class index) pairs.
 
@@ -9,7 +9,7 @@ Split names per dataset:
 - ssv2: ``train``, ``val`` (the ``validation.json``); test labels are not public.
 - ucf101, hmdb51 (folds 1-3): ``test`` (the official test list); ``trainval`` (the whole
   official train list); ``val`` (a fixed 10 % of each class of that list, seeded with
-  ``VAL_SEED``, so model selection never looks at the test set, method.md section 9);
+  ``VAL_SEED``, so model selection never looks at the test set, docs/protocols.md);
   ``train`` (the official train list without the ``val`` videos).
 """
 from __future__ import annotations
@@ -31,17 +31,18 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from ezclip_cli.errors import DatasetError, VideoError
+from ezclip_cli.train_defaults import DIRECTION_SENSITIVE_DATASETS
 from ezclip_cli.video import is_video_path, read_frames  # decoders open lazily, per call
 
 logger = logging.getLogger(__name__)
 
-# Horizontal flips turn "pushing left to right" into "... right to left" (method.md 10.6).
-DIRECTION_SENSITIVE = frozenset({"ssv2"})
+# Horizontal flips turn "pushing left to right" into "... right to left" (docs/model.md 9.6).
+DIRECTION_SENSITIVE = DIRECTION_SENSITIVE_DATASETS  # benchmarks; labels naming directions: train_defaults
 
 VAL_FRACTION = 0.1  # of each class of the official train list (ucf101, hmdb51)
 VAL_SEED = 0
 
-MULTISCALE_SCALES = (1.0, 0.875, 0.75, 0.66)  # of the short side (TSN, method.md 8)
+MULTISCALE_SCALES = (1.0, 0.875, 0.75, 0.66)  # of the short side (TSN, docs/model.md 8)
 
 
 @dataclass(frozen=True)
@@ -398,9 +399,42 @@ def kshot_subset(videos: VideoList, k: int, seed: int) -> VideoList:
     return VideoList(videos.name, videos.split, videos.classes, items, videos.missing)
 
 
-def split_base_novel(train: VideoList) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Base and novel classes (ViFi-CLIP's protocol, method.md section 9).
+def select_listed(videos: VideoList, rows: Sequence[tuple[str, str]], where: str) -> VideoList:
+    """The videos a published K-shot list names (``(video stem, class)`` rows), matched by file stem.
 
+    Each video keeps the class the dataset's own annotation gives it; a listed class that
+    disagrees (after ``splits.normalise_name``) is counted and warned about, as are listed
+    videos absent from ``videos``. Items keep their order.
+    """
+    from ezclip_cli.splits import normalise_name
+
+    by_stem = {path.stem: position for position, (path, _) in enumerate(videos.items)}
+    chosen: set[int] = set()
+    absent, disagree = 0, 0
+    for stem, name in rows:
+        position = by_stem.get(stem)
+        if position is None:
+            absent += 1
+            continue
+        chosen.add(position)
+        disagree += normalise_name(videos.classes[videos.items[position][1]]) != normalise_name(name)
+    if absent:
+        logger.warning("%s: %d of %d listed videos are not in %s %s; training without them",
+                       where, absent, len(rows), videos.name, videos.split)
+    if disagree:
+        logger.warning("%s: %d listed videos are annotated with another class in %s; the annotation wins",
+                       where, disagree, videos.name)
+    items = tuple(item for i, item in enumerate(videos.items) if i in chosen)
+    if not items:
+        raise DatasetError(f"{where}: none of its {len(rows)} videos is in {videos.name} {videos.split}")
+    return VideoList(videos.name, videos.split, videos.classes, items, videos.missing)
+
+
+def split_base_novel(train: VideoList) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Base and novel classes by training frequency: the fallback for datasets without published halves.
+
+    The named benchmarks use the published lists (``splits.published_halves``): their
+    frequencies tie (every HMDB51 class has the same count), so this rule does not give them.
     Classes are ranked by their number of training videos, most first; equal counts are
     ranked by class index. The first ceil(C/2) are base, the rest novel. Both halves are
     returned in class-index order. Pass the full training split (``trainval`` for ucf101
@@ -440,6 +474,8 @@ class ClipAugmentation(NamedTuple):
     flip: bool
     jitter: tuple[tuple[str, float], ...]  # (op, factor) in the order applied; () = none
     grayscale: bool
+    # Faithful (EZ-CLIP, arXiv 2312.08010, reference code): frames 2..T draw their own jitter; () = per clip
+    frame_jitter: tuple[tuple[tuple[str, float], ...], ...] = ()
 
 
 _JITTER_RANGES = (  # torchvision ColorJitter(0.4, 0.4, 0.2, 0.1) factor ranges
@@ -470,11 +506,13 @@ def sample_multiscale_crop(rng: random.Random, height: int, width: int,
 
 
 def sample_clip_augmentation(rng: random.Random, height: int, width: int,
-                             image_size: int, flip: bool) -> ClipAugmentation:
-    """Draw one clip's training augmentation (method.md section 8; per clip, section 10.7).
+                             image_size: int, flip: bool, jitter_frames: int = 0) -> ClipAugmentation:
+    """Draw one clip's training augmentation (colour jitter per clip, or per frame as the reference).
 
     The same draws happen whether or not ``flip`` is allowed, so turning flips off
-    changes nothing else."""
+    changes nothing else. ``jitter_frames`` > 1 (the faithful switch): the clip is jittered
+    or not as one (p 0.8, as the reference), but frames 2..T draw their own factors and order
+    from a separate generator, so crop, flip, grayscale and frame 1 stay as without it."""
     crop = sample_multiscale_crop(rng, height, width, image_size)
     do_flip = rng.random() < 0.5
     jitter: tuple[tuple[str, float], ...] = ()
@@ -483,7 +521,15 @@ def sample_clip_augmentation(rng: random.Random, height: int, width: int,
         rng.shuffle(factors)
         jitter = tuple(factors)
     grayscale = rng.random() < 0.2
-    return ClipAugmentation(crop, flip and do_flip, jitter, grayscale)
+    frame_jitter: tuple[tuple[tuple[str, float], ...], ...] = ()
+    if jitter and jitter_frames > 1:
+        per_frame = random.Random(f"{rng.random()}:frames")  # drawn after the others: they do not move
+        frame_jitter = (jitter,)
+        for _ in range(jitter_frames - 1):
+            factors = [(name, per_frame.uniform(low, high)) for name, low, high in _JITTER_RANGES]
+            per_frame.shuffle(factors)
+            frame_jitter += (tuple(factors),)
+    return ClipAugmentation(crop, flip and do_flip, jitter, grayscale, frame_jitter)
 
 
 def apply_clip_augmentation(frames: torch.Tensor, aug: ClipAugmentation,
@@ -495,8 +541,16 @@ def apply_clip_augmentation(frames: torch.Tensor, aug: ClipAugmentation,
     if aug.flip:
         x = x.flip(-1)
     x = x.float().div_(255)  # (T,3,S,S)
-    for name, factor in aug.jitter:
-        x = _JITTER_OPS[name](x, factor)
+    if aug.frame_jitter:
+        frames_out = []
+        for frame, jitter in zip(x, aug.frame_jitter):
+            for name, factor in jitter:
+                frame = _JITTER_OPS[name](frame, factor)
+            frames_out.append(frame)
+        x = torch.stack(frames_out)
+    else:
+        for name, factor in aug.jitter:
+            x = _JITTER_OPS[name](x, factor)
     if aug.grayscale:
         x = F.rgb_to_grayscale(x, num_output_channels=3)
     return x
@@ -540,7 +594,8 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def __init__(self, videos: VideoList, num_frames: int, image_size: int,
                  mean: Sequence[float], std: Sequence[float], train: bool, flip: bool = True,
-                 seed: int = 0, short_side: int = 256, decoder: str = "auto") -> None:
+                 seed: int = 0, short_side: int = 256, decoder: str = "auto", jitter_per_frame: bool = False,
+                 centre_frames: bool = False) -> None:
         if num_frames < 1 or image_size < 1:
             raise DatasetError(f"num_frames and image_size must be >= 1, got {num_frames}, {image_size}")
         if len(mean) != 3 or len(std) != 3:
@@ -557,6 +612,8 @@ class VideoDataset(torch.utils.data.Dataset):
         self.decoder = decoder
         self.epoch = 0
         self.skipped: list[str] = []
+        self.jitter_per_frame = jitter_per_frame  # faithful: colour jitter drawn per frame
+        self.centre_frames = centre_frames  # training on segment centres (the reference's few-shot/b2n configs)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -575,7 +632,7 @@ class VideoDataset(torch.utils.data.Dataset):
     def _load(self, index: int) -> dict[str, Any] | _Unreadable:
         path, label = self.videos.items[index]
         if self.train:
-            sampling, size = self._rng(index, "frames"), self.short_side
+            sampling, size = (None if self.centre_frames else self._rng(index, "frames")), self.short_side
         else:
             sampling, size = None, int(self.image_size * 256 / 224)
         try:
@@ -589,7 +646,7 @@ class VideoDataset(torch.utils.data.Dataset):
         x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T,3,H,W) uint8
         if self.train:
             aug = sample_clip_augmentation(self._rng(index, "augment"), x.shape[-2], x.shape[-1],
-                                           self.image_size, self.flip)
+                                           self.image_size, self.flip, len(x) if self.jitter_per_frame else 0)
             x = apply_clip_augmentation(x, aug, self.image_size)
         else:
             x = eval_resize_crop(x, self.image_size)

@@ -36,3 +36,11 @@ class LabelsetError(EzclipError):
 
 class DatasetError(EzclipError):
     """A dataset root or annotation file is missing or malformed."""
+
+
+class DownloadError(EzclipError):
+    """A named model or backbone weights cannot be fetched (offline, unreachable, corrupt download)."""
+
+
+class ExportError(EzclipError):
+    """A bundle cannot be written, failed its own verification, or lacks the onnx extra."""

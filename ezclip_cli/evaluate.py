@@ -1,4 +1,4 @@
-"""Evaluation under the published protocols (method.md 9-11; issue 5): plans, scoring, metrics, reports.
+"""Evaluation under the published protocols (docs/protocols.md; issue 5): plans, scoring, metrics, reports.
 
     protocol + dataset + root -> units: one VideoList each (an official fold, a K600 subset,
                                  the base or the novel half, a named split)
@@ -9,7 +9,7 @@
 
 Counting rules (the report says them too): accuracies divide by the videos that were scored;
 an unreadable video is a failure, listed with its reason and counted, never in a denominator;
-the last batch is scored whatever its size (only ``--faithful`` drops it, method.md 10.5).
+the last batch is scored whatever its size (only ``--faithful`` drops it, docs/model.md 9.5).
 
 Models: one --checkpoint per training seed (base-to-novel and zero-shot pool them: mean, std) or
 one per K (few-shot: K from --shots, else the checkpoint's training config `kshot`); a run
@@ -22,7 +22,6 @@ single-process results, and rank 0 alone writes the report.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -37,6 +36,7 @@ import torch
 
 from ezclip_cli.data import VideoList, eval_resize_crop, load_split, restrict_classes, split_base_novel
 from ezclip_cli.errors import DatasetError, UsageError, VideoError
+from ezclip_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ HALVES_SPLITS = {"hmdb51": "trainval", "ucf101": "trainval"}  # whole official t
 # K600 is not a superset of K400 (labelsets/README.md). These 12 K400 classes live on in K600
 # under a new name; the other 20 K400 names absent from K600 were dropped. "New in K600" is
 # K600 minus K400 minus these renamed ones: 232 - 12 = 220 classes (the standard protocol).
-# The reference took the plain string difference (232, method.md 10.2), which scores renamed
+# The reference took the plain string difference (232, docs/model.md 9.2), which scores renamed
 # K400 classes as "unseen".
 K600_RENAMED_FROM_K400: dict[str, str] = {
     "baby waking up": "waking up",
@@ -94,9 +94,13 @@ class EvalConfig:
     batch_size: int = 8  # videos per batch (all their views are scored together)
     workers: int = -1  # decoding processes; -1 = CPU count - 1 (at most 8); 0 = in-process
     templates: tuple[str, ...] = ()  # empty = the 16 reference templates
-    descriptions: str | None = None  # label CSV with a description column (method.md 5)
+    descriptions: str | None = None  # description CSV (ours or the reference's GPT-3 files), one text per class
+    allow_missing_descriptions: bool = False  # classes the CSV lacks use the templates (warned) instead of an error
+    ensemble: str | None = None  # "embedding" (default) or "probability" (faithful): how templates combine
+    raw_names: bool | None = None  # class names as written in prompts ("ApplyEyeMakeup"); faithful: true
+    drop_last_batch: int | None = None  # leave unscored what a drop_last loader of this batch would; faithful: 80
     baseline: str | None = None  # "clip": also score the frozen backbone (frame averaging)
-    faithful: bool = False  # the reference's protocol choices (method.md 10)
+    faithful: bool = False  # the reference's protocol choices (docs/model.md 9)
     decoder: str = "auto"
     device: str = "auto"
     cache_dir: str | None = None  # text-embedding cache
@@ -122,8 +126,16 @@ class EvalConfig:
         for template in self.templates:
             if template.count("{}") != 1:
                 problems.append(f"template must contain '{{}}' once: {template!r}")
+        from ezclip_cli.faithful import ENSEMBLES, check_choice, faithful_eval_values
+
+        problems += check_choice("ensemble", self.ensemble, ENSEMBLES)
+        if self.drop_last_batch is not None and self.drop_last_batch < 1:
+            problems.append("drop_last_batch must be >= 1")
         if problems:
             raise UsageError("; ".join(problems))
+        if self.faithful:  # every switch the flag stands for, unless set on its own
+            for key, value in faithful_eval_values(self).items():
+                object.__setattr__(self, key, value)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -156,50 +168,44 @@ def k600_new_classes(faithful: bool = False) -> tuple[str, ...]:
     return new
 
 
-def k600_zero_shot_subsets(classes: Sequence[str] | None = None) -> list[tuple[str, ...]]:
-    """The 3 fixed subsets of 160 new K600 classes (seeds 0, 1, 2), each in K600 order.
-
-    Subset s keeps the 160 classes with the smallest sha256("k600-zero-shot:s:<class>"): the
-    same classes on every machine, Python version and run (no library RNG involved).
-    """
-    classes = tuple(classes) if classes is not None else k600_new_classes()
-    subsets = []
-    for seed in range(K600_SUBSETS):
-        ranked = sorted(classes, key=lambda c: hashlib.sha256(f"k600-zero-shot:{seed}:{c}".encode()).hexdigest())
-        chosen = set(ranked[:K600_SUBSET_SIZE])
-        subsets.append(tuple(c for c in classes if c in chosen))
-    return subsets
-
-
 def plan_units(protocol: str, dataset: str, root: str | Path, *, split: str | None = None, fold: int | None = None,
                faithful: bool = False) -> tuple[list[EvalUnit], list[str]]:
-    """The units a protocol scores on a dataset root (method.md 9; faithful: 10), and notes for the report."""
+    """The units a protocol scores on a dataset root (docs/protocols.md, faithful: 7), and notes for the report."""
     root = Path(root)
     notes: list[str] = []
     test_split = split or TEST_SPLITS.get(dataset, "test")
     if protocol == "zero-shot":
         if dataset not in ZERO_SHOT_DATASETS:
-            raise UsageError(f"zero-shot is defined for {', '.join(ZERO_SHOT_DATASETS)} (method.md 9); "
+            raise UsageError(f"zero-shot is defined for {', '.join(ZERO_SHOT_DATASETS)} (docs/protocols.md); "
                              f"use --protocol closed-set to score {dataset} on its own classes")
         if dataset == "k600":
             return _plan_k600(root, test_split, faithful, notes), notes
         folds = (fold,) if fold else ((1,) if faithful else OFFICIAL_FOLDS[dataset])
         if faithful and not fold:
-            notes.append("faithful: split 1 only, as the reference (method.md 10.3); the standard is mean +- std over splits 1-3")
+            notes.append("faithful: split 1 only, as the reference (docs/model.md 9.3); the standard is mean +- std over splits 1-3")
         elif fold:
             notes.append(f"one official split ({fold}) only, by request; the standard is mean +- std over splits 1-3")
         units = [EvalUnit(f"fold{f}", load_split(dataset, root, test_split, f), test_split, f) for f in folds]
         return units, notes
     fold = fold or 1
     if protocol == "base-to-novel":
-        halves_split = HALVES_SPLITS.get(dataset, "train")
-        train = load_split(dataset, root, halves_split, fold)
-        base, novel = split_base_novel(train)
-        notes.append(f"base/novel halves by video count in {dataset} {halves_split} (fold {fold}): "
-                     f"{len(base)} base, {len(novel)} novel; each half scored against its own classes")
-        if train.missing:
-            notes.append(f"the halves count the {len(train)} training videos present; {train.missing} annotated ones are missing")
+        from ezclip_cli.splits import published_halves
+
         videos = load_split(dataset, root, test_split, fold)
+        halves = published_halves(dataset, videos.classes)
+        if halves is not None:
+            base, novel, absent = halves
+            notes.append(f"base/novel halves: the published lists (ViFi-CLIP labels/, labelsets/splits/"
+                         f"{dataset}_base.txt and _novel.txt): {len(base)} base, {len(novel)} novel; "
+                         "each half scored against its own classes"
+                         + (f"; {absent} published classes are not in this root" if absent else ""))
+        else:  # no published halves: the frequency rule (data.split_base_novel)
+            halves_split = HALVES_SPLITS.get(dataset, "train")
+            train = load_split(dataset, root, halves_split, fold)
+            base, novel = split_base_novel(train)
+            notes.append(f"no published halves for {dataset}: base/novel by video count in {halves_split} "
+                         f"(fold {fold}): {len(base)} base, {len(novel)} novel; "
+                         "each half scored against its own classes")
         return [EvalUnit("base", restrict_classes(videos, base), test_split, fold, "base"),
                 EvalUnit("novel", restrict_classes(videos, novel), test_split, fold, "novel")], notes
     if protocol in ("few-shot", "closed-set"):
@@ -218,12 +224,15 @@ def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str]) -> list
                            f"(e.g. '{absent[0]}'); is this a Kinetics-600 root?")
     if faithful:
         notes.append("faithful: the 232 K600 names not in K400 (string difference, renamed K400 classes included) "
-                     "scored at once, as the reference (method.md 10.2)")
+                     "scored at once, as the reference (docs/model.md 9.2)")
         return [EvalUnit(f"new{len(new)}", restrict_classes(videos, new), split)]
+    from ezclip_cli.splits import published_k600_subsets
+
     notes.append(f"K600 new classes: K600 minus K400 minus {len(K600_RENAMED_FROM_K400)} renamed K400 classes = "
-                 f"{len(new)}; {K600_SUBSETS} fixed subsets of {K600_SUBSET_SIZE} (sha256 ranking, seeds 0-2)")
+                 f"{len(new)}; scored on the {K600_SUBSETS} published subsets of {K600_SUBSET_SIZE} "
+                 "(ViFi-CLIP labels/ZS_split1-3_K600.csv, labelsets/splits/k600_zero_shot_1-3.txt)")
     return [EvalUnit(f"subset{i + 1}", restrict_classes(videos, subset), split)
-            for i, subset in enumerate(k600_zero_shot_subsets(new))]
+            for i, subset in enumerate(published_k600_subsets(videos.classes))]
 
 
 # ---- test-time views ---------------------------------------------------------------------------------
@@ -337,37 +346,46 @@ class VideoResult:
 
 
 def plan_batches(num_videos: int, batch_size: int, *, drop_last: bool = False, rank: int = 0,
-                 world_size: int = 1) -> tuple[list[list[int]], list[int]]:
+                 world_size: int = 1, drop_last_batch: int | None = None) -> tuple[list[list[int]], list[int]]:
     """This rank's batches of video indices (batch b goes to rank b mod world_size) and the dropped indices.
 
     Batches are cut from the whole list, so their composition does not depend on world_size.
-    The last, shorter batch is kept unless `drop_last` (the reference's eval loaders, method.md 10.5).
+    The last, shorter batch is kept unless `drop_last`. `drop_last_batch` N (faithful: 80, the
+    reference's eval loaders) leaves out exactly the videos a drop_last loader of batch N left out,
+    whatever `batch_size` is.
     """
-    batches = [list(range(s, min(s + batch_size, num_videos))) for s in range(0, num_videos, batch_size)]
-    dropped: list[int] = []
+    from ezclip_cli.faithful import dropped_by_reference
+
+    dropped: list[int] = dropped_by_reference(num_videos, drop_last_batch) if drop_last_batch else []
+    kept = num_videos - len(dropped)
+    batches = [list(range(s, min(s + batch_size, kept))) for s in range(0, kept, batch_size)]
     if drop_last and batches and len(batches[-1]) < batch_size:
-        dropped = batches.pop()
+        dropped = batches.pop() + dropped
     return batches[rank::world_size], dropped
 
 
 def score_videos(model: Any, classifier: torch.Tensor, videos: VideoList, *, clips: int = 1, crops: int = 1,
                  batch_size: int = 8, workers: int = 0, decoder: str = "auto", device: str = "cpu",
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1, progress: Any = None
-                 ) -> tuple[list[VideoResult], list[int]]:
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1, progress: Any = None,
+                 drop_last_batch: int | None = None, templates: int = 1) -> tuple[list[VideoResult], list[int]]:
     """Score this rank's share of `videos`: softmax over the classifier's K classes, averaged over
-    the N*M views of each video. Returns (results sorted by index, indices dropped by drop_last)."""
-    batches, dropped = plan_batches(len(videos), batch_size, drop_last=drop_last, rank=rank, world_size=world_size)
+    the N*M views of each video. Returns (results sorted by index, indices dropped by drop_last).
+
+    `templates` M > 1: the classifier holds M*K rows, template-major (faithful.template_classifier),
+    and each template's softmax is averaged (the reference's ensemble)."""
+    batches, dropped = plan_batches(len(videos), batch_size, drop_last=drop_last, rank=rank, world_size=world_size,
+                                    drop_last_batch=drop_last_batch)
     if not batches:
         return [], dropped
     reader = _ViewReader(videos.items, model.num_frames, model.backbone.image_size, clips, crops, decoder)
     loader = torch.utils.data.DataLoader(
         reader, batch_sampler=batches, num_workers=workers, collate_fn=_keep_list,
-        # spawn: decord and torch deadlock after fork (ecosystem.md)
+        # spawn: decord and torch deadlock in forked workers
         multiprocessing_context="spawn" if workers > 0 else None, worker_init_fn=_init_worker if workers > 0 else None,
     )
     mean = torch.tensor(model.backbone.mean, device=device).view(1, 1, 3, 1, 1)
     std = torch.tensor(model.backbone.std, device=device).view(1, 1, 3, 1, 1)
-    k = min(TOP_K, classifier.shape[0])
+    k = min(TOP_K, classifier.shape[0] // templates)
     results: list[VideoResult] = []
     for batch in loader:
         good = [item for item in batch if "views" in item]
@@ -375,7 +393,8 @@ def score_videos(model: Any, classifier: torch.Tensor, videos: VideoList, *, cli
             if "error" in item:
                 results.append(VideoResult(item["index"], videos.items[item["index"]][1], error=item["error"]))
         if good:
-            probs = _average_softmax(model, classifier, [item["views"] for item in good], batch_size, mean, std, device)
+            probs = _average_softmax(model, classifier, [item["views"] for item in good], batch_size, mean, std, device,
+                                     templates)
             scores, top = probs.topk(k, dim=-1)  # (B, k)
             for item, idx, sc in zip(good, top.tolist(), scores.tolist()):
                 label = videos.items[item["index"]][1]
@@ -386,8 +405,10 @@ def score_videos(model: Any, classifier: torch.Tensor, videos: VideoList, *, cli
 
 
 def _average_softmax(model: Any, classifier: torch.Tensor, views: list[torch.Tensor], chunk: int,
-                     mean: torch.Tensor, std: torch.Tensor, device: str) -> torch.Tensor:
-    """(B videos of V views) -> (B, K): mean over views of softmax(logits)."""
+                     mean: torch.Tensor, std: torch.Tensor, device: str, templates: int = 1) -> torch.Tensor:
+    """(B videos of V views) -> (B, K): mean over views of softmax(logits) (and over templates, M > 1)."""
+    from ezclip_cli.faithful import class_probabilities
+
     video = torch.stack(views).to(device)  # (B, V, T, 3, S, S) uint8
     B, V = video.shape[:2]
     flat = video.flatten(0, 1)  # (B*V, T, 3, S, S)
@@ -395,7 +416,7 @@ def _average_softmax(model: Any, classifier: torch.Tensor, views: list[torch.Ten
     with torch.inference_mode(), torch.autocast("cuda", enabled=device.startswith("cuda")):
         for part in flat.split(chunk):
             x = (part.float() / 255 - mean) / std
-            probs.append(model(x, classifier).float().softmax(dim=-1))  # (b, K)
+            probs.append(class_probabilities(model(x, classifier), templates))  # (b, K)
     return torch.cat(probs).view(B, V, -1).mean(dim=1)  # (B, K)
 
 
@@ -529,21 +550,6 @@ def build_clip_baseline(ezclip: Any, device: str) -> Any:
     return model.eval()
 
 
-def class_prompts(classes: Sequence[str], templates: Sequence[str], descriptions: str | None) -> list[list[str]]:
-    """Prompt texts per class: its description when the CSV has one, else every template."""
-    from ezclip_cli.labels import LabelSet, build_prompts, load_labelset
-
-    by_label: dict[str, str | None] = {}
-    if descriptions:
-        described = load_labelset(Path(descriptions))
-        by_label = dict(zip(described.labels, described.descriptions))
-        missing = sum(by_label.get(c) is None for c in classes)
-        if missing:
-            log.info("%d of %d classes have no description in %s; they use the templates", missing, len(classes), descriptions)
-    labelset = LabelSet("eval", tuple(classes), tuple(by_label.get(c) for c in classes), "eval")
-    return build_prompts(labelset, templates or None, use_descriptions=True)
-
-
 # ---- the run -----------------------------------------------------------------------------------------
 @dataclass
 class EvalOutcome:
@@ -552,8 +558,12 @@ class EvalOutcome:
     exit_code: int  # 0 every video scored, 1 some failed; under torchrun rank 0 alone says so (others 0)
 
 
-def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progress: bool = True) -> EvalOutcome:
-    """Score every model on every unit of the protocol; rank 0 writes report.json and plots into `out`."""
+def run_evaluation(config: EvalConfig, out: str | Path | None = None, *,
+                   progress: ProgressCallback | None = None) -> EvalOutcome:
+    """Score every model on every unit of the protocol; rank 0 writes report.json and plots into `out`.
+
+    `progress(done, total, failed, status)` counts this rank's videos over all models and units (rank 0 only).
+    """
     from ezclip_cli import __version__
     from ezclip_cli.distributed import ProcessGroup
     from ezclip_cli.loading import load_model, model_fingerprint, pick_device
@@ -563,15 +573,39 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progres
     try:
         units, notes = plan_units(config.protocol, config.dataset, config.root, split=config.split,
                                   fold=config.fold, faithful=config.faithful)
+        from ezclip_cli.descriptions import class_texts
+        from ezclip_cli.faithful import template_classifier
+
+        # every unit's class texts before any model loads: a missing description fails fast
+        texts = [class_texts(u.videos.classes, templates=config.templates, descriptions=config.descriptions,
+                             allow_missing=config.allow_missing_descriptions, raw_names=bool(config.raw_names))
+                 for u in units]
+        if config.descriptions:
+            notes.append(f"class texts: descriptions from {config.descriptions} "
+                         f"({sum(t.described for t in texts)} of {sum(len(t.sources) for t in texts)} unit classes); "
+                         "per class in evaluations[].per_class[].text")
+        if config.ensemble == "probability":
+            notes.append("template ensemble by averaging per-template softmax probabilities, as the reference")
         specs = plan_models(config)
         device = pick_device(config.device)
         if device == "cuda" and group.world > 1:
             device = f"cuda:{group.local_rank}"
             torch.cuda.set_device(torch.device(device))
         workers = default_workers() if config.workers < 0 else config.workers
-        bar = _Progress(len(specs) * sum(len(plan_batches(len(u.videos), config.batch_size, drop_last=config.faithful,
-                                                                         rank=group.rank, world_size=group.world)[0])
-                                         for u in units), enabled=progress and group.is_main)
+        report_progress = (progress or None) if group.is_main else None  # progress=False from older callers: none
+        total = len(specs) * sum(
+            sum(len(b) for b in plan_batches(len(u.videos), config.batch_size, drop_last_batch=config.drop_last_batch,
+                                             rank=group.rank, world_size=group.world)[0])
+            for u in units
+        )
+        counts = [0, 0]  # videos scored or failed, of those failed
+
+        def advance(videos: int, failed: int) -> None:
+            counts[0], counts[1] = counts[0] + videos, counts[1] + failed
+            if report_progress is not None:
+                report_progress(counts[0], total, counts[1], "")
+
+        advance(0, 0)
         evaluations: list[dict[str, Any]] = []
         warned: set[str] = set()
         first = None  # the first checkpoint's model: the baseline shares its backbone weights
@@ -584,30 +618,32 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progres
                 log.info("baseline: plain CLIP frame averaging on %s's backbone (prompts off, adapters at init)",
                          specs[0].checkpoint)
             else:
-                model = load_model(None, config.model, config.pretrained, config.num_frames, device=device)
+                model = load_model("none", config.model, config.pretrained, config.num_frames, device=device)  # plain CLIP
             fingerprint = model_fingerprint(model)
             spec.info = {
                 "fingerprint": fingerprint, "backbone": model.config.backbone, "pretrained": model.config.pretrained,
                 "num_frames": model.num_frames, "image_size": model.backbone.image_size,
                 "use_prompts": model.config.use_prompts,
             }
-            for unit in units:
-                prompts = class_prompts(unit.videos.classes, config.templates, config.descriptions)
-                classifier = build_classifier(model, prompts, config.cache_dir, fingerprint)
+            for unit, unit_texts in zip(units, texts):
+                if config.ensemble == "probability":
+                    classifier = template_classifier(model, unit_texts.prompts, config.cache_dir, fingerprint)
+                else:
+                    classifier = build_classifier(model, unit_texts.prompts, config.cache_dir, fingerprint)
                 local, dropped = score_videos(
                     model, classifier, unit.videos, clips=config.clips, crops=config.crops,
                     batch_size=config.batch_size, workers=workers, decoder=config.decoder, device=device,
-                    drop_last=config.faithful, rank=group.rank, world_size=group.world, progress=bar.advance,
+                    drop_last_batch=config.drop_last_batch, rank=group.rank, world_size=group.world,
+                    progress=advance, templates=classifier.shape[0] // len(unit.videos.classes),
                 )
                 results = gather_results(local, group)
-                evaluations.append(_evaluation_entry(spec, unit, results, dropped))
+                evaluations.append(_evaluation_entry(spec, unit, results, dropped, unit_texts.sources))
                 for failure in evaluations[-1]["failures"]:
                     if failure["path"] not in warned and group.is_main:
                         warned.add(failure["path"])
                         log.warning("unreadable video %s: %s", failure["path"], failure["error"])
-        bar.close()
-        if config.faithful and any(e["dropped"] for e in evaluations):
-            notes.append("faithful: eval batches drop_last, as the reference (method.md 10.5); "
+        if config.drop_last_batch and any(e["dropped"] for e in evaluations):
+            notes.append(f"eval batches of {config.drop_last_batch} with drop_last, as the reference: "
                          "the dropped videos are counted in 'dropped', not scored")
         report = build_report(config, units, specs, evaluations, notes, __version__, group.world)
         errors = validate_report(report)
@@ -625,7 +661,8 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *, progres
         group.close()
 
 
-def _evaluation_entry(spec: ModelSpec, unit: EvalUnit, results: list[VideoResult], dropped: list[int]) -> dict[str, Any]:
+def _evaluation_entry(spec: ModelSpec, unit: EvalUnit, results: list[VideoResult], dropped: list[int],
+                      text_sources: Sequence[str] | None = None) -> dict[str, Any]:
     classes = unit.videos.classes
     scored = [r for r in results if r.error is None]
     failed = [r for r in results if r.error is not None]
@@ -635,6 +672,8 @@ def _evaluation_entry(spec: ModelSpec, unit: EvalUnit, results: list[VideoResult
         for name, n, c, a in zip(classes, metrics["per_class_videos"], metrics["per_class_correct"],
                                  metrics["per_class_accuracy"])
     ]
+    for row, source in zip(per_class, text_sources or ()):
+        row["text"] = source  # which class text scored it: "description" or "templates"
     return {
         "model": spec.id,
         "unit": unit.name,
@@ -710,7 +749,7 @@ def build_report(config: EvalConfig, units: Sequence[EvalUnit], specs: Sequence[
         "root": str(config.root),
         "faithful": config.faithful,
         "notes": [
-            *(["FAITHFUL MODE: the reference code's protocol choices (method.md 10), for comparison with "
+            *(["FAITHFUL MODE: the reference code's protocol choices (docs/model.md 9), for comparison with "
                "published numbers; not the standard protocol"] if config.faithful else []),
             *notes,
             "accuracies divide by the scored videos; unreadable videos are failures, listed, and in no denominator",
@@ -880,33 +919,6 @@ def report_console(report: dict[str, Any], file: Any = None) -> None:
         console.print(f"{counts['unreadable_videos']} unreadable video(s), not scored: see 'failures' in report.json")
 
 
-class _Progress:
-    """A rich progress bar over batches on stderr (rank 0, terminals only)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.progress = None
-        self.failed = 0
-        if enabled and total > 0:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            console = Console(stderr=True)
-            self.progress = Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("batches, {task.fields[failed]} failed"), TimeElapsedColumn(),
-                                     console=console, disable=not console.is_terminal)
-            self.task = self.progress.add_task("eval", total=total, failed=0)
-            self.progress.start()
-
-    def advance(self, videos: int, failed: int) -> None:
-        self.failed += failed
-        if self.progress is not None:
-            self.progress.update(self.task, advance=1, failed=self.failed)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 # ---- the report schema (docs/report_schema.json is a copy, checked by the tests) ----------------------
 _NUM_OR_NULL = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _STAT = {
@@ -936,7 +948,7 @@ REPORT_SCHEMA: dict[str, Any] = {
         "protocol": {"enum": list(PROTOCOLS)},
         "dataset": {"type": "string"},
         "root": {"type": "string"},
-        "faithful": {"type": "boolean", "description": "true: the reference's protocol choices (method.md 10)"},
+        "faithful": {"type": "boolean", "description": "true: the reference's protocol choices (docs/model.md 9)"},
         "notes": {"type": "array", "items": {"type": "string"}},
         "config": {"type": "object", "description": "EvalConfig: the options of the run",
                    "required": ["protocol", "dataset", "clips", "crops", "batch_size", "faithful"]},
@@ -999,7 +1011,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                     "type": "object", "additionalProperties": False,
                     "required": ["class", "videos", "correct", "accuracy"],
                     "properties": {"class": {"type": "string"}, "videos": _COUNT, "correct": _COUNT,
-                                   "accuracy": _NUM_OR_NULL}}},
+                                   "accuracy": _NUM_OR_NULL, "text": {"enum": ["description", "templates"]}}}},
                 "confusion": {"type": "array", "description": "rows: true class, columns: top-1 prediction",
                               "items": {"type": "array", "items": _COUNT}},
                 "failures": {"type": "array", "items": {"$ref": "#/$defs/failure"}},

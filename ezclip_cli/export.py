@@ -13,14 +13,12 @@ A bundle is a folder that needs no download to run:
     bpe_simple_vocab_16e6.txt.gz  ... and CLIP's BPE vocabulary, so new label sets need neither torch
                                   nor open_clip (open_clip's tokenizer imports torch)
 
-The ONNX side (`OnnxPredictor`, `load_bundle_predictor`, `ClipTokenizer`) runs on numpy and
-onnxruntime alone: nothing in this module imports torch at module level.
+Reading and running bundles lives in onnx_runtime.py (numpy + onnxruntime, no torch) and
+loading.py (PyTorch); this module only writes and verifies them.
 """
 from __future__ import annotations
 
 import contextlib
-import gzip
-import html
 import json
 import logging
 import os
@@ -28,31 +26,33 @@ import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
-from ezclip_cli.errors import CheckpointError, EzclipError, UsageError
+from ezclip_cli.errors import ExportError, UsageError
+from ezclip_cli.onnx_runtime import (
+    BUNDLE_FORMAT,
+    BUNDLE_VERSION,
+    CONFIG_FILE,
+    LABELS_FILE,
+    TEXT_EMBEDDINGS_FILE,
+    TEXT_ONNX,
+    VIDEO_ONNX,
+    VOCAB_FILE,
+    WEIGHTS_FILE,
+    encode_prompts,
+    is_bundle,
+    onnx_session,
+    require_onnx,
+)
+from ezclip_cli.preprocess import normalise
+from ezclip_cli.tokenizer import ClipTokenizer
 
 log = logging.getLogger(__name__)
 
-BUNDLE_FORMAT = "ezclip-bundle"
-BUNDLE_VERSION = 1
 FORMATS = ("onnx", "safetensors")
 OPSET = 17
-ONNX_EXTRA = "pip install 'ezclip[onnx]'"
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-VIDEO_ONNX = "video_encoder.onnx"
-TEXT_ONNX = "text_encoder.onnx"
-LABELS_FILE = "labels.txt"
-TEXT_EMBEDDINGS_FILE = "text_embeddings.safetensors"
-VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 TEXT_CHECK_CLASSES = 8  # classes re-encoded through the ONNX text path at export (all of k400 takes minutes)
-
-
-class ExportError(EzclipError):
-    """The bundle cannot be written, or it failed its own verification."""
 
 
 @dataclass
@@ -93,18 +93,6 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def require_onnx(runtime_only: bool = False) -> None:
-    """onnx and onnxruntime are the optional `onnx` extra: say how to get them in one line."""
-    try:
-        import onnxruntime  # noqa: F401
-
-        if not runtime_only:
-            import onnx  # noqa: F401
-    except ImportError:
-        what = "the ONNX runtime" if runtime_only else "ONNX export"
-        raise ExportError(f"{what} needs the onnx extra: {ONNX_EXTRA}") from None
-
-
 def export_bundle(
     checkpoint: str | Path,
     out: str | Path,
@@ -124,7 +112,7 @@ def export_bundle(
     """
     formats = parse_formats(formats)
     if text_encoder and "onnx" not in formats:
-        raise UsageError("--text-encoder needs the onnx format (--format onnx,...)")
+        raise UsageError("--text-encoder needs the onnx format (--bundle-formats onnx,...)")
     if tolerance < 0:
         raise UsageError("--tolerance must be >= 0")
     if "onnx" in formats:
@@ -399,7 +387,7 @@ def verify_bundle(model: Any, folder: Path, config: dict[str, Any], prompts: lis
     with torch.inference_mode():
         expected = {k: model.encode_video(torch.from_numpy(v)).float().numpy() for k, v in inputs.items()}
     if "video_encoder" in config["files"]:
-        session = _session(folder / VIDEO_ONNX)
+        session = onnx_session(folder / VIDEO_ONNX)
         diffs = {k: float(np.abs(session.run(None, {"video": v})[0] - expected[k]).max()) for k, v in inputs.items()}
         report.video_max_diff = max(diffs.values())
         worst = max(diffs, key=diffs.get)
@@ -414,6 +402,8 @@ def verify_bundle(model: Any, folder: Path, config: dict[str, Any], prompts: lis
         if not np.array_equal(load_file(str(folder / TEXT_EMBEDDINGS_FILE))["text_embeddings"], classifier):
             raise ExportError(f"verification failed: {TEXT_EMBEDDINGS_FILE} does not read back as written; bundle not written")
     if "weights" in config["files"]:
+        from ezclip_cli.loading import load_bundle_model
+
         reloaded = load_bundle_model(folder, config=config)
         with torch.inference_mode():
             same = all(
@@ -440,7 +430,7 @@ def _verify_text(model: Any, folder: Path, config: dict[str, Any], prompts: list
     if not np.array_equal(ours, theirs):
         bad = next(t for t, a, b in zip(texts, ours, theirs) if not np.array_equal(a, b))
         raise ExportError(f"verification failed: the bundled tokenizer disagrees with open_clip's on {bad[:60]!r}; bundle not written")
-    session = _session(folder / TEXT_ONNX)
+    session = onnx_session(folder / TEXT_ONNX)
     with torch.inference_mode():
         expected = F.normalize(model.encode_text(torch.from_numpy(theirs)).float(), dim=-1).numpy()
     diff = float(np.abs(session.run(None, {"tokens": ours})[0] - expected).max())
@@ -476,267 +466,6 @@ def moving_ball_clip(num_frames: int, size: int) -> Any:
         frames[t] = background
         frames[t][(xs - centre) ** 2 + (ys - size / 2) ** 2 <= radius**2] = (255, 0, 0)
     return frames.transpose(0, 3, 1, 2)
-
-
-def normalise(pixels: Any, mean: Sequence[float], std: Sequence[float]) -> Any:
-    """uint8 (..., 3, S, S) -> float32 (pixels / 255 - mean) / std, as tagging.Predictor does."""
-    import numpy as np
-
-    mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
-    std = np.asarray(std, np.float32).reshape(3, 1, 1)
-    return ((pixels.astype(np.float32) / np.float32(255) - mean) / std).astype(np.float32)
-
-
-# ---- reading bundles ---------------------------------------------------------------------------
-def is_bundle(path: str | Path) -> bool:
-    """A folder with an ezclip config.json (cheap; no torch)."""
-    config = Path(path) / CONFIG_FILE
-    if not config.is_file():
-        return False
-    try:
-        return json.loads(config.read_text(encoding="utf-8")).get("format") == BUNDLE_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def read_bundle_config(path: str | Path) -> dict[str, Any]:
-    """config.json of a bundle, checked for format and version."""
-    path = Path(path)
-    if path.is_file():
-        raise CheckpointError(f"{path} is a file, not an exported bundle folder (make one with `ezclip export`)")
-    if not path.is_dir():
-        raise CheckpointError(f"bundle not found: {path}")
-    try:
-        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except OSError:
-        raise CheckpointError(f"{path}: not an ezclip bundle (no {CONFIG_FILE})") from None
-    except ValueError:
-        raise CheckpointError(f"{path}/{CONFIG_FILE}: corrupt (not JSON)") from None
-    if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
-        raise CheckpointError(f"{path}: {CONFIG_FILE} is not an ezclip bundle config")
-    if int(config.get("format_version", 0)) > BUNDLE_VERSION:
-        raise CheckpointError(
-            f"{path}: bundle format {config['format_version']} is newer than this ezclip understands ({BUNDLE_VERSION}); upgrade ezclip"
-        )
-    return config
-
-
-def load_bundle_model(path: str | Path, *, device: str = "cpu", cache_dir: str | None = None, config: dict | None = None) -> Any:
-    """The bundle's EZClip in PyTorch (eval mode), from its model.safetensors."""
-    from ezclip_cli.checkpoint import load_checkpoint
-
-    path = Path(path)
-    config = config or read_bundle_config(path)
-    if "weights" not in config["files"] or not (path / WEIGHTS_FILE).is_file():
-        raise CheckpointError(
-            f"{path}: no {WEIGHTS_FILE} (exported without the safetensors format); use --runtime onnx or re-export"
-        )
-    model, _ = load_checkpoint(path / WEIGHTS_FILE, device=device, cache_dir=cache_dir)
-    return model.eval()
-
-
-# ---- onnxruntime side (numpy + onnxruntime only) -----------------------------------------------
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    try:
-        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own types for corrupt graphs
-        raise CheckpointError(f"{path}: cannot load ONNX graph ({' '.join(str(exc).split())[:200]})") from exc
-
-
-class OnnxPredictor:
-    """Batches of decoded clips -> top-k labels and scores with onnxruntime: tagging.Predictor's contract."""
-
-    def __init__(self, session: Any, classifier: Any, labels: Sequence[str], top_k: int, config: dict[str, Any]):
-        import numpy as np
-
-        self.session, self.labels = session, list(labels)
-        self.classifier = np.ascontiguousarray(classifier, dtype=np.float32)  # (K, D), normalised
-        self.top_k = min(top_k, len(self.labels))
-        self.mean, self.std = config["mean"], config["std"]
-        self.logit_scale = np.float32(config["logit_scale"])
-
-    def __call__(self, pixels: list[Any]) -> list[tuple[list[str], list[float]]]:
-        import numpy as np
-
-        video = normalise(np.stack(pixels), self.mean, self.std)  # (B, T, 3, S, S) uint8 -> float32
-        embedding = self.session.run(None, {"video": video})[0]  # (B, D)
-        logits = self.logit_scale * embedding @ self.classifier.T  # (B, K)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        order = np.argsort(-probs, axis=1, kind="stable")[:, : self.top_k]
-        return [
-            ([self.labels[i] for i in row], [round(float(p[i]), 6) for i in row]) for row, p in zip(order, probs)
-        ]
-
-
-def load_bundle_predictor(
-    bundle: str | Path,
-    labels: str | None,
-    top_k: int,
-    *,
-    templates: Sequence[str] | None = None,
-    use_descriptions: bool = True,
-) -> tuple[OnnxPredictor, dict[str, int], str]:
-    """(predictor, {num_frames, image_size}, model_id) for `ezclip tag --runtime onnx`, without torch.
-
-    `labels=None` uses the bundle's own label set; a label set whose prompts match the bundle's
-    uses the shipped class embeddings; any other needs a bundle exported with --text-encoder.
-    """
-    import numpy as np
-
-    from ezclip_cli.labels import build_prompts, labelset_fingerprint, load_labelset
-
-    require_onnx(runtime_only=True)
-    path = Path(bundle)
-    config = read_bundle_config(path)
-    if "video_encoder" not in config["files"]:
-        raise CheckpointError(f"{path}: no {VIDEO_ONNX} (exported without the onnx format); re-export with --format onnx")
-    shipped = config.get("labels")
-    if labels is None:
-        if not shipped:
-            raise UsageError(f"{path} ships no label set; pass --labels")
-        names, classifier = shipped["names"], _shipped_embeddings(path)
-    else:
-        labelset = load_labelset(labels)
-        prompts = build_prompts(labelset, templates, use_descriptions)
-        names = list(labelset.labels)
-        if shipped and shipped["fingerprint"] == labelset_fingerprint(prompts):
-            classifier = _shipped_embeddings(path)
-        elif "text_encoder" in config["files"]:
-            tokenizer = ClipTokenizer(path / config["tokenizer"]["vocab"], config["tokenizer"]["context_length"])
-            classifier = encode_prompts(_session(path / TEXT_ONNX), tokenizer, prompts)
-        else:
-            have = f"only for label set '{shipped['name']}'" if shipped else "no text embeddings"
-            raise UsageError(
-                f"{path} has {have} and no text encoder; re-export it with --labels {labels!r} or with --text-encoder"
-            )
-    if np.asarray(classifier).shape[0] != len(names):
-        raise CheckpointError(f"{path}: {TEXT_EMBEDDINGS_FILE} does not match its {len(names)} labels")
-    predictor = OnnxPredictor(_session(path / VIDEO_ONNX), classifier, names, top_k, config)
-    settings = {"num_frames": int(config["num_frames"]), "image_size": int(config["image_size"])}
-    return predictor, settings, str(config["model_id"])
-
-
-def _shipped_embeddings(path: Path) -> Any:
-    from safetensors.numpy import load_file
-
-    try:
-        return load_file(str(path / TEXT_EMBEDDINGS_FILE))["text_embeddings"]  # (K, D)
-    except Exception as exc:  # missing or damaged file
-        raise CheckpointError(f"{path}: cannot read {TEXT_EMBEDDINGS_FILE} ({type(exc).__name__})") from exc
-
-
-def encode_prompts(session: Any, tokenizer: "ClipTokenizer", prompts: list[list[str]], batch_size: int = 256) -> Any:
-    """Class embeddings as EZClip.build_text_classifier makes them: prompts normalised, averaged, normalised (K, D)."""
-    import numpy as np
-
-    flat = [text for group in prompts for text in group]
-    embeds = np.concatenate(
-        [session.run(None, {"tokens": tokenizer(flat[i : i + batch_size])})[0] for i in range(0, len(flat), batch_size)]
-    )  # (sum of prompts, D), normalised by the graph
-    out, start = [], 0
-    for group in prompts:
-        out.append(embeds[start : start + len(group)].mean(axis=0))
-        start += len(group)
-    classes = np.stack(out)
-    return (classes / np.linalg.norm(classes, axis=1, keepdims=True)).astype(np.float32)
-
-
-class ClipTokenizer:
-    """CLIP's byte-level BPE (open_clip SimpleTokenizer, 'lower' cleaning, truncation) on numpy alone.
-
-    Export checks it against open_clip's ids. ftfy and `regex` (open_clip's own dependencies)
-    are used when installed; without them text is only html-unescaped and a close `re`
-    pattern splits words, which differs only for rare Unicode.
-    """
-
-    def __init__(self, vocab: str | Path, context_length: int = 77):
-        with gzip.open(vocab, "rt", encoding="utf-8") as f:
-            lines = f.read().split("\n")
-        merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]  # CLIP's 48,894 merges
-        alphabet = list(byte_alphabet().values())
-        tokens = alphabet + [a + "</w>" for a in alphabet] + ["".join(m) for m in merges]
-        tokens += ["<start_of_text>", "<end_of_text>"]
-        self.ids = {token: i for i, token in enumerate(tokens)}
-        self.ranks = {pair: i for i, pair in enumerate(merges)}
-        self.sot, self.eot = self.ids["<start_of_text>"], self.ids["<end_of_text>"]
-        self.context_length = context_length
-        self.pattern = _word_pattern()
-        self._cache: dict[str, list[int]] = {}
-
-    def __call__(self, texts: Sequence[str]) -> Any:
-        """int64 (K, context_length): <start> ids <end>, zero-padded; too long keeps <end> last."""
-        import numpy as np
-
-        out = np.zeros((len(texts), self.context_length), np.int64)
-        for row, text in enumerate(texts):
-            ids = [self.sot, *self.encode(text), self.eot][: self.context_length]
-            ids[-1] = self.eot
-            out[row, : len(ids)] = ids
-        return out
-
-    def encode(self, text: str) -> list[int]:
-        alphabet = byte_alphabet()
-        ids: list[int] = []
-        for word in self.pattern.findall(_clean(text)):
-            if word not in self._cache:
-                symbols = "".join(alphabet[b] for b in word.encode("utf-8"))
-                self._cache[word] = [self.ids[piece] for piece in self._merge(symbols)]
-            ids += self._cache[word]
-        return ids
-
-    def _merge(self, word: str) -> list[str]:
-        """Apply the lowest-ranked merge until none applies; the last symbol carries '</w>'."""
-        parts = [*word[:-1], word[-1] + "</w>"]
-        while len(parts) > 1:
-            best = min(zip(parts, parts[1:]), key=lambda pair: self.ranks.get(pair, len(self.ranks)))
-            if best not in self.ranks:
-                break
-            merged, i = [], 0
-            while i < len(parts):
-                if i + 1 < len(parts) and (parts[i], parts[i + 1]) == best:
-                    merged.append(parts[i] + parts[i + 1])
-                    i += 2
-                else:
-                    merged.append(parts[i])
-                    i += 1
-            parts = merged
-        return parts
-
-
-@lru_cache(maxsize=1)
-def byte_alphabet() -> dict[int, str]:
-    """Byte -> a printable character, in vocabulary order: printable Latin-1 bytes stand for
-    themselves, the other 68 (controls, space, ...) for chr(256 + n)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    alphabet = {b: chr(b) for b in printable}
-    others = [b for b in range(256) if b not in alphabet]
-    alphabet.update({b: chr(256 + n) for n, b in enumerate(others)})
-    return alphabet
-
-
-def _word_pattern() -> Any:
-    specials = r"<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|"
-    try:
-        import regex
-
-        return regex.compile(specials + r"[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+", regex.IGNORECASE)
-    except ImportError:
-        import re
-
-        return re.compile(specials + r"[^\W\d_]+|\d|(?:[^\w\s]|_)+", re.IGNORECASE)
-
-
-def _clean(text: str) -> str:
-    try:
-        import ftfy
-
-        text = ftfy.fix_text(text)
-    except ImportError:
-        pass
-    return " ".join(html.unescape(html.unescape(text)).split()).lower()
 
 
 def _human(size: int) -> str:

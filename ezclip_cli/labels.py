@@ -1,7 +1,7 @@
 """Label sets: load them by bundled name, file or inline list, and turn them into prompt text.
 
 A label set is the ordered list of class names a video is scored against. Outputs always keep
-the canonical label; prompts use a natural-text form of it (method.md section 5), either the
+the canonical label; prompts use a natural-text form of it (docs/model.md section 5), either the
 16 reference templates averaged per class or one free-text description per class.
 """
 from __future__ import annotations
@@ -38,7 +38,9 @@ DEFAULT_TEMPLATES: tuple[str, ...] = (
 )
 
 _BUNDLED_PREFIX = "bundled:"
-_DESCRIPTION_COLUMNS = ("description", "prompt")
+# Our header names, then the EZ-CLIP reference's description files ("SNo,Class Name,GPT3 discription", sic).
+_LABEL_COLUMNS = ("label", "class name")
+_DESCRIPTION_COLUMNS = ("description", "prompt", "gpt3 discription", "gpt3 description")
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,17 @@ def label_to_text(label: str) -> str:
     return " ".join(_lower_word(p) for p in pieces)
 
 
+def prompt_name(label: str, raw: bool = False) -> str:
+    """The class text put into templates: natural text, or with `raw` the label as written
+    (underscores as spaces; no CamelCase split), as the reference fed UCF101 names ("ApplyEyeMakeup")."""
+    return " ".join(label.replace("_", " ").split()) if raw else label_to_text(label)
+
+
 def build_prompts(
     labelset: LabelSet,
     templates: Sequence[str] | None = None,
     use_descriptions: bool = True,
+    raw_names: bool = False,
 ) -> list[list[str]]:
     """Prompt texts per label: its description if it has one, else every template filled in."""
     templates = DEFAULT_TEMPLATES if templates is None else tuple(templates)
@@ -155,7 +164,7 @@ def build_prompts(
         if use_descriptions and description is not None:
             prompts.append([description])
         else:
-            text = label_to_text(label)
+            text = prompt_name(label, raw_names)
             # replace, not format: other braces in a user's template stay literal
             prompts.append([t.replace("{}", text) for t in templates])
     return prompts
@@ -228,17 +237,18 @@ def _parse_csv(text: str, shown: str) -> tuple[tuple[str, ...], tuple[str | None
         raise LabelsetError(f"{shown}: empty file; expected a header row with a 'label' column") from None
     except csv.Error as e:
         raise LabelsetError(f"{shown}:1: bad CSV: {e}") from None
-    columns = [c.strip().lower() for c in header]
-    if "label" not in columns:
+    columns = [" ".join(c.split()).lower() for c in header]
+    label_columns = [c for c in _LABEL_COLUMNS if c in columns]
+    if not label_columns:
         found = ", ".join(repr(c) for c in header if c.strip()) or "nothing"
-        raise LabelsetError(f"{shown}:1: no 'label' column in the header (found {found})")
-    for name in ("label", *_DESCRIPTION_COLUMNS):
+        raise LabelsetError(f"{shown}:1: no 'label' column (or 'Class Name') in the header (found {found})")
+    for name in (*_LABEL_COLUMNS, *_DESCRIPTION_COLUMNS):
         if columns.count(name) > 1:
             raise LabelsetError(f"{shown}:1: column '{name}' appears more than once in the header")
     text_columns = [c for c in _DESCRIPTION_COLUMNS if c in columns]
     if len(text_columns) > 1:
-        raise LabelsetError(f"{shown}:1: has both 'description' and 'prompt' columns; keep one")
-    label_at = columns.index("label")
+        raise LabelsetError(f"{shown}:1: has both {' and '.join(repr(c) for c in text_columns)} columns; keep one")
+    label_at = columns.index(label_columns[0])
     text_at = columns.index(text_columns[0]) if text_columns else None
 
     seen: dict[str, int] = {}  # label -> line it is on

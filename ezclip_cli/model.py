@@ -1,4 +1,4 @@
-"""EZ-CLIP: a frozen open_clip CLIP with temporal visual prompts and adapters (method.md 2-7).
+"""EZ-CLIP: a frozen open_clip CLIP with temporal visual prompts and adapters (docs/model.md 2-7).
 
 The open_clip model is kept whole; each of its transformer blocks is wrapped so that
 open_clip's own `encode_image` / `encode_text` (patch embedding, pooling, projections,
@@ -24,7 +24,7 @@ from ezclip_cli.config import ModelConfig
 
 
 class Adapter(nn.Module):
-    """x -> x + W2 GELU(W1 x + b1) + b2, W2/b2 zero-initialised: identity at init (method.md 3)."""
+    """x -> x + W2 GELU(W1 x + b1) + b2, W2/b2 zero-initialised: identity at init (docs/model.md 3)."""
 
     def __init__(self, width: int, ratio: float = 0.25):
         super().__init__()
@@ -38,15 +38,19 @@ class Adapter(nn.Module):
         return x + self.fc2(F.gelu(self.fc1(x)))
 
 
-def drop_path(x: torch.Tensor, rate: float, training: bool, group: int = 1) -> torch.Tensor:
+def drop_path(x: torch.Tensor, rate: float, training: bool, group: int = 1, positions: bool = False) -> torch.Tensor:
     """Stochastic depth per sample: rows [g*group, (g+1)*group) share one draw.
 
-    With `group=T` the frames of one video are dropped together (ours, method.md 10.8: the
-    reference dropped token positions across the whole batch).
+    With `group=T` the frames of one video are dropped together (ours). `positions=True` is the
+    reference's behaviour (faithful switch): its sequence-first layout made the draw one per token
+    position (dim 1 here), shared by every sample of the batch.
     """
     if rate <= 0.0 or not training:
         return x
     keep = 1.0 - rate
+    if positions:
+        mask = torch.empty((1, x.shape[1]) + (1,) * (x.ndim - 2), device=x.device, dtype=x.dtype).bernoulli_(keep)
+        return x * mask / keep
     draws = x.shape[0] // group
     mask = torch.empty((draws,) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype).bernoulli_(keep)
     return x * mask.repeat_interleave(group, dim=0) / keep
@@ -56,6 +60,7 @@ class WrappedBlock(nn.Module):
     """Base of our block wrappers: open_clip asks its blocks for their weight dtype."""
 
     block: nn.Module
+    drop_positions = False  # DropPath over token positions (faithful); set from ModelConfig.drop_path_positions
 
     def get_weight_dtype(self) -> torch.dtype:
         return self.block.get_weight_dtype()
@@ -77,11 +82,11 @@ class TextBlock(WrappedBlock):
         return x + self._drop(blk.ls_2(blk.mlp(blk.ln_2(x))))
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
-        return drop_path(x, self.drop_path_rate, self.training)
+        return drop_path(x, self.drop_path_rate, self.training, positions=self.drop_positions)
 
 
 class VisionBlock(WrappedBlock):
-    """A frozen open_clip vision block with a temporal prompt token and an adapter (method.md 2)."""
+    """A frozen open_clip vision block with a temporal prompt token and an adapter (docs/model.md 2)."""
 
     def __init__(
         self,
@@ -121,10 +126,11 @@ class VisionBlock(WrappedBlock):
         """q = DropPath(Attn(LN1(Dropout(P) + mean of each frame's tokens))) across the T frames: (B, T, D)."""
         blk, (BT, N, D), T = self.block, x.shape, self.num_frames
         seeds = self.prompt_dropout(self.prompt).to(x.dtype) + x.view(BT // T, T, N, D).mean(dim=2)  # (B, T, D)
-        return drop_path(blk.attention(blk.ln_1(seeds)), self.drop_path_rate, self.training)
+        return drop_path(blk.attention(blk.ln_1(seeds)), self.drop_path_rate, self.training,
+                         positions=self.drop_positions)
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:  # (B*T, ...): one draw per video
-        return drop_path(x, self.drop_path_rate, self.training, group=self.num_frames)
+        return drop_path(x, self.drop_path_rate, self.training, group=self.num_frames, positions=self.drop_positions)
 
 
 def prompted_attention(attn: nn.MultiheadAttention, tokens: torch.Tensor, num_queries: int) -> torch.Tensor:
@@ -180,14 +186,16 @@ class EZClip(nn.Module):
             prompt = None
             if config.use_prompts:
                 prompt = nn.Parameter(torch.empty(config.num_frames, width, device=device))
-                bound = math.sqrt(6.0 / (3 * 16 * 16 + width))  # method.md 2 (reference fixes patch 16)
+                bound = math.sqrt(6.0 / (3 * 16 * 16 + width))  # docs/model.md 2 (reference fixes patch 16)
                 nn.init.uniform_(prompt, -bound, bound)
             adapter = Adapter(width, config.adapter_ratio).to(device)
             vision_blocks[i] = VisionBlock(blk, adapter, config.num_frames, prompt, config.prompt_dropout, rates_v[i])
+            vision_blocks[i].drop_positions = config.drop_path_positions
         for i, blk in enumerate(text_blocks):
             blk.attn.dropout = attn_t[i]
             adapter = Adapter(blk.ln_1.normalized_shape[0], config.adapter_ratio).to(device)
             text_blocks[i] = TextBlock(blk, adapter, rates_t[i])
+            text_blocks[i].drop_positions = config.drop_path_positions
 
     # ---- parameters -------------------------------------------------------------------
     def learned_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
@@ -219,7 +227,7 @@ class EZClip(nn.Module):
                 p.copy_(state[name])
 
     def parameter_breakdown(self) -> dict[str, int]:
-        """Counts for `ezclip info` and the 5.2M claim (method.md 7)."""
+        """Counts for `ezclip info` and the 5.2M claim (docs/model.md 7)."""
         counts = {"prompts": 0, "vision_adapters": 0, "text_adapters": 0}
         for name, p in self.learned_named_parameters():
             key = "prompts" if name.endswith("prompt") else ("vision_adapters" if name.startswith("vision") else "text_adapters")
@@ -301,7 +309,7 @@ class EZClip(nn.Module):
         return self.logit_scale * self.encode_video(video).float() @ classifier.float().t()
 
 
-# ---- losses (method.md 6) ---------------------------------------------------------------
+# ---- losses (docs/model.md 6) ---------------------------------------------------------------
 def soft_target_kl_loss(
     video: torch.Tensor, text: torch.Tensor, labels: torch.Tensor, logit_scale: torch.Tensor | float
 ) -> torch.Tensor:

@@ -3,7 +3,7 @@
 Stages: inputs -> shard -> skip what the output already holds -> decode (spawned workers,
 a bounded number of clips in flight) -> batches of B clips through the model -> top-k rows
 in input order. Peak memory is bounded by the in-flight window, not by the number of videos
-or their length (only the sampled frames are decoded, method.md section 8).
+or their length (only the sampled frames are decoded, docs/model.md section 8).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from typing import IO, Any, Iterable, Iterator, Sequence
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError, VideoError
 from ezclip_cli.output import RowWriter, csv_columns, open_for_append, read_rows, rewrite_rows
+from ezclip_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -94,23 +95,15 @@ def plan_tasks(paths: Iterable[Path], config: TagConfig) -> Iterator[Task | dict
 
 
 # ---- decoding (runs in worker processes) ------------------------------------------------------
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # the main process owns the cores for the model
-
-
 def _warm_up() -> None:
-    """Import the decoding stack in a worker while the main process loads the model."""
-    import ezclip_cli.data  # noqa: F401  (torch, torchvision)
+    """Import the decoding stack in a worker while the main process loads the model (numpy + PyAV, no torch)."""
+    import ezclip_cli.preprocess  # noqa: F401
     import ezclip_cli.video  # noqa: F401
 
 
 def decode_task(task: Task, settings: dict[str, Any]) -> dict[str, Any]:
     """Frames of one task, resized and centre-cropped for the model, or the reason it failed."""
-    import torch
-
-    from ezclip_cli.data import eval_resize_crop
+    from ezclip_cli.preprocess import eval_pixels
     from ezclip_cli.video import read_frames
 
     size = settings["image_size"]
@@ -127,11 +120,11 @@ def decode_task(task: Task, settings: dict[str, Any]) -> dict[str, Any]:
         return {"error": str(exc)}
     except Exception as exc:  # a decoder bug must not stop the batch either
         return {"error": f"could not decode: {type(exc).__name__}: {exc}".splitlines()[0]}
-    frames = torch.from_numpy(clip.frames).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
-    # (T, 3, S, S) uint8: a quarter of float32 through the pipe and in the in-flight window.
-    pixels = eval_resize_crop(frames, size).mul_(255).round_().to(torch.uint8)
+    # (T, 3, S, S) uint8: a quarter of float32 through the pipe and in the in-flight window. numpy, so
+    # workers need no torch and the ONNX runtime none at all (data.eval_resize_crop within one grey level).
+    pixels = eval_pixels(clip.frames, size)
     return {
-        "pixels": pixels.numpy(),
+        "pixels": pixels,
         "timestamps": [round(t, 3) for t in clip.timestamps],
         "duration": clip.duration,
     }
@@ -150,10 +143,8 @@ class Decoder:
         if workers > 0:
             import multiprocessing as mp
 
-            # spawn: decord and torch deadlock after fork (ecosystem.md).
-            self.pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
-            )
+            # spawn: decord and torch deadlock in forked workers.
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
             for _ in range(workers):
                 self.pool.submit(_warm_up)
 
@@ -328,9 +319,12 @@ def run_tagging(
     overwrite: bool = False,
     stdin: IO[str] | None = None,
     stdout: IO[str] | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> TagSummary:
-    """Tag `inputs` and write rows to `output` (resumable) or `stdout`; returns the counts."""
+    """Tag `inputs` and write rows to `output` (resumable) or `stdout`; returns the counts.
+
+    `progress(done, total, failed, status)` hears about every finished task of this process.
+    """
     from ezclip_cli.labels import build_prompts, labelset_fingerprint, load_labelset
     from ezclip_cli.video import list_videos
 
@@ -394,7 +388,7 @@ def build_predictor(
 ) -> tuple[Any, dict[str, Any], str]:
     """The model side of tagging: (predictor, decoding settings, model id) for the chosen runtime."""
     if config.runtime == "onnx":
-        from ezclip_cli.export import load_bundle_predictor
+        from ezclip_cli.onnx_runtime import load_bundle_predictor
 
         bundle = checkpoint or model
         if bundle is None:
@@ -402,7 +396,9 @@ def build_predictor(
         predictor, model_settings, model_id = load_bundle_predictor(
             bundle, config.labels, config.top_k, templates=config.templates or None, use_descriptions=config.use_descriptions
         )
-        return predictor, {**model_settings, "decoder": config.decoder}, model_id
+        # decord is imported after torch (it hangs otherwise), so "auto" means PyAV here: no torch at all.
+        decoder = "pyav" if config.decoder == "auto" else config.decoder
+        return predictor, {**model_settings, "decoder": decoder}, model_id
     from ezclip_cli.loading import load_model, model_fingerprint, pick_device
 
     device = pick_device(config.device)
@@ -417,10 +413,13 @@ def build_predictor(
 
 def tag_tasks(
     tasks: list[tuple[int, Any]], config: TagConfig, decoder: Decoder, settings: dict[str, Any],
-    predictor: "Predictor", writer: Any, stamp: dict[str, str], summary: TagSummary, progress: bool,
+    predictor: "Predictor", writer: Any, stamp: dict[str, str], summary: TagSummary,
+    progress: ProgressCallback | None,
 ) -> None:
     """The pipeline proper: decode (workers) -> batch -> predict -> write, rows in task order."""
-    bar = ProgressBar(len(tasks), enabled=progress)
+    report = progress or None  # callers that still pass progress=False mean "no progress"
+    if report is not None:
+        report(0, len(tasks), 0, "")
     order = {id(task): index for index, task in tasks}
 
     def emit(row: dict[str, Any], task: Any) -> None:
@@ -434,7 +433,8 @@ def tag_tasks(
         else:
             summary.failed += 1
             log.warning("%s: %s", row["path"], row["error"])
-        bar.advance(summary)
+        if report is not None:
+            report(summary.total, len(tasks), summary.failed, "")
 
     loop_started = time.perf_counter()
     try:
@@ -445,7 +445,6 @@ def tag_tasks(
                 flush_batch(pending, predictor, emit)
         flush_batch(pending, predictor, emit)
     finally:
-        bar.close()
         writer.close()
     summary.loop_seconds = time.perf_counter() - loop_started
 
@@ -527,34 +526,6 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
-class ProgressBar:
-    """A rich progress bar on stderr (counts, failures, rate); silent when disabled or not a TTY."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.progress = None
-        if enabled and total > 0:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            console = Console(stderr=True)
-            self.progress = Progress(
-                TextColumn("tagging"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(), console=console, transient=False, disable=not console.is_terminal,
-            )
-            self.task = self.progress.add_task("tag", total=total, status="")
-            self.progress.start()
-            self.started = time.perf_counter()
-
-    def advance(self, summary: TagSummary) -> None:
-        if self.progress is not None:
-            rate = summary.total / max(time.perf_counter() - self.started, 1e-9)
-            self.progress.update(self.task, advance=1, status=f"{summary.failed} failed, {rate:.2f}/s")
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 def tag_videos(
     inputs: Sequence[str | Path], labels: str, *, checkpoint: str | Path | None = None, model: str | None = None,
     pretrained: str | None = None, num_frames: int = 8, **options: Any,
@@ -567,6 +538,6 @@ def tag_videos(
     buffer = io.StringIO()
     run_tagging(
         [str(i) for i in inputs], config, checkpoint=Path(checkpoint) if checkpoint else None, model=model,
-        pretrained=pretrained, num_frames=num_frames, stdout=buffer, progress=False,
+        pretrained=pretrained, num_frames=num_frames, stdout=buffer,
     )
     return [json.loads(line) for line in buffer.getvalue().splitlines()]

@@ -1,4 +1,4 @@
-"""The EZ-CLIP training loop: single process or DDP under torchrun (method.md 6, 8; issue 4).
+"""The EZ-CLIP training loop: single process or DDP under torchrun (docs/model.md 6, 8; issue 4).
 
     per step:  clips (B, T, 3, S, S) + one random template of each clip's class
                -> frames (B, T, D), text (B, D) -> L = KL_sym + w * L_motion (model.ezclip_loss)
@@ -40,6 +40,7 @@ import torch.nn as nn
 from ezclip_cli.config import ModelConfig, TrainConfig, dump_yaml, load_yaml
 from ezclip_cli.errors import CheckpointError, UsageError
 from ezclip_cli.output import atomic_write
+from ezclip_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def resume_files(resume: str | Path) -> tuple[Path, Path]:
 
 # ---- schedule and data order ---------------------------------------------------------------------
 def learning_rate(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
-    """lr of optimizer step `step` (0-based): linear warmup to `peak`, then cosine to 0 (method.md 8)."""
+    """lr of optimizer step `step` (0-based): linear warmup to `peak`, then cosine to 0 (docs/model.md 8)."""
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
@@ -212,39 +213,73 @@ def load_video_lists(config: TrainConfig) -> tuple[Any, Any | None]:
         if not config.root:
             raise UsageError(f"--dataset {config.dataset} needs --root (the dataset's folder in its official layout)")
         if config.val_split == "test":
-            raise UsageError("val_split 'test': model selection never looks at a test split (method.md 9); use 'val'")
+            raise UsageError("val_split 'test': model selection never looks at a test split (docs/protocols.md); use 'val'")
         root = Path(config.root)
         train = data.load_split(config.dataset, root, config.train_split, config.fold)
         val = data.load_split(config.dataset, root, config.val_split, config.fold) if config.val_split else None
         full = train
-        if config.base_novel and config.dataset in ("ucf101", "hmdb51"):
-            full = data.load_split(config.dataset, root, "trainval", config.fold)  # halves from the whole train list
+        if (config.base_novel or config.kshot_list) and config.dataset in ("ucf101", "hmdb51"):
+            full = data.load_split(config.dataset, root, "trainval", config.fold)  # the whole official train list
     else:
         raise UsageError("no training data: give --dataset with --root, or --train-list")
     if val is not None and tuple(val.classes) != tuple(train.classes):
         raise UsageError("the validation split's classes differ from the training split's")
     if config.base_novel == "base":
-        base, novel = data.split_base_novel(full)
-        log.info("base-to-novel: training on %d base classes (%d novel held out)", len(base), len(novel))
+        from ezclip_cli.splits import published_halves
+
+        halves = published_halves(config.dataset, full.classes) if config.dataset else None
+        base, novel = halves[:2] if halves else data.split_base_novel(full)  # frequency: custom data only
+        log.info("base-to-novel: training on %d base classes (%d novel held out), %s", len(base), len(novel),
+                 "the published halves" if halves else "halves by training frequency (no published halves)")
         train = data.restrict_classes(train, base)
+        full = data.restrict_classes(full, base)
         val = data.restrict_classes(val, base) if val is not None else None
-    if config.kshot:
+    if config.kshot_list:
+        train, val = _listed_kshot(config, full, val)
+    elif config.kshot:
         train = data.kshot_subset(train, config.kshot, config.seed)
+    return train, val
+
+
+def _listed_kshot(config: TrainConfig, pool: Any, val: Any | None) -> tuple[Any, Any | None]:
+    """The training videos a K-shot list names, from the whole training pool; validation keeps the rest."""
+    from ezclip_cli import data
+    from ezclip_cli.splits import KSHOT_PUBLISHED, load_kshot_list, published_kshot_name
+
+    spec = config.kshot_list
+    if spec == KSHOT_PUBLISHED:
+        if not (config.dataset and config.kshot):
+            raise UsageError("kshot_list 'published' needs --dataset and --kshot (which published list to take)")
+        spec = published_kshot_name(config.dataset, config.kshot, config.base_novel == "base", config.seed)
+    rows, source = load_kshot_list(spec)
+    train = data.select_listed(pool, rows, source)
+    log.info("K-shot list %s: %d training videos of %d classes", source, len(train), len(train.classes))
+    if val is not None:
+        listed = {path for path, _ in train.items}
+        kept = tuple(item for item in val.items if item[0] not in listed)
+        if len(kept) < len(val.items):
+            log.info("validation: %d listed training videos left out", len(val.items) - len(kept))
+        val = data.VideoList(val.name, val.split, val.classes, kept, val.missing) if kept else None
     return train, val
 
 
 def build_datasets(config: TrainConfig, backbone: Any, lists: tuple[Any, Any | None] | None = None
                    ) -> tuple[Any, Any | None, tuple[str, ...]]:
-    """VideoDatasets (decoded from the files, augmented as method.md 8) and the class names."""
-    from ezclip_cli.data import DIRECTION_SENSITIVE, VideoDataset
+    """VideoDatasets (decoded from the files, augmented as docs/model.md 8) and the class names."""
+    from ezclip_cli.data import VideoDataset
+    from ezclip_cli.train_defaults import choose_flip
 
     train_list, val_list = lists or load_video_lists(config)
-    flip = config.flip if config.flip is not None else config.dataset not in DIRECTION_SENSITIVE
-    if config.flip is None and not flip:
-        log.info("horizontal flips off: %s labels are direction-sensitive (method.md 10.6)", config.dataset)
+    flips = choose_flip(config.flip, config.dataset, train_list.classes)  # off for direction labels
+    if flips.message:
+        log.info("%s", flips.message)
+    if flips.warning:
+        log.warning("%s", flips.warning)
+    flip = flips.flip
     common = dict(num_frames=config.num_frames, image_size=backbone.image_size, mean=backbone.mean,
                   std=backbone.std, seed=config.seed, decoder=config.decoder)
-    train = VideoDataset(train_list, train=True, flip=flip, **common)
+    train = VideoDataset(train_list, train=True, flip=flip, jitter_per_frame=bool(config.jitter_per_frame),
+                         centre_frames=config.train_sampling == "centre", **common)
     val = VideoDataset(val_list, train=False, **common) if val_list is not None else None
     return train, val, tuple(train_list.classes)
 
@@ -289,7 +324,7 @@ def _loader(dataset: Any, batches: Any, workers: int, pin: bool) -> Any:
         collate_fn=collate_videos,
         pin_memory=pin,
         persistent_workers=workers > 0,
-        # spawn: decord and torch deadlock after fork (ecosystem.md). The loader's own generator
+        # spawn: decord and torch deadlock in forked workers. The loader's own generator
         # keeps the global RNG (dropout draws) untouched, which exact resume relies on.
         multiprocessing_context="spawn" if workers > 0 else None,
         generator=torch.Generator(),
@@ -313,11 +348,20 @@ class _RunBatches:
             step, epoch, skip = step + len(plan), epoch + 1, 0
 
 
-def class_prompts(classes: Sequence[str], templates: Sequence[str]) -> list[list[str]]:
-    """Prompt texts per class: every template filled with the label's natural text."""
-    from ezclip_cli.labels import label_to_text
+def class_prompts(classes: Sequence[str], templates: Sequence[str], descriptions: str | None = None,
+                  allow_missing: bool = False, raw_names: bool = False) -> list[list[str]]:
+    """Prompt texts per class: its description (training on descriptions, as every published model
+    was), else every template filled with the label's text (descriptions.class_texts)."""
+    from ezclip_cli.descriptions import class_texts
 
-    return [[t.replace("{}", label_to_text(c)) for t in templates] for c in classes]
+    return class_texts(classes, templates=templates, descriptions=descriptions, allow_missing=allow_missing,
+                       raw_names=raw_names).prompts
+
+
+def pad_prompts(prompts: list[list[str]]) -> list[list[str]]:
+    """Every class to the same number of texts (one text repeated), so a (K*M) token table can hold them."""
+    width = max(len(texts) for texts in prompts)
+    return [texts * width if len(texts) == 1 else texts for texts in prompts]
 
 
 # ---- validation ----------------------------------------------------------------------------------
@@ -477,31 +521,19 @@ class _TrainForward(nn.Module):
         return self.model.encode_frames(video), self.model.encode_text(tokens)  # (B, T, D), (U, D)
 
 
-class _Progress:
-    """A rich bar on stderr with loss, lr and throughput; silent when disabled or not a terminal."""
+class _StepProgress:
+    """Optimizer steps for the caller's progress callback, with the latest loss/lr/throughput text."""
 
-    def __init__(self, total: int, done: int, enabled: bool):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        console = Console(stderr=True)
-        if not console.is_terminal:
-            return
-        self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                            TimeElapsedColumn(), TimeRemainingColumn(), console=console)
-        self.task = self.bar.add_task("train", total=total, completed=done, status="")
-        self.bar.start()
+    def __init__(self, callback: ProgressCallback | None, total: int, done: int):
+        self.callback, self.total, self.status = callback, total, ""
+        if callback is not None:
+            callback(done, total, 0, "")
 
     def update(self, step: int, status: str | None = None) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, **({"status": status} if status is not None else {}))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        if status is not None:
+            self.status = status
+        if self.callback is not None:
+            self.callback(step, self.total, 0, self.status)
 
 
 class _RunFiles:
@@ -591,7 +623,7 @@ def train(
     classes: Sequence[str] | None = None,
     resume: str | Path | None = None,
     stop_at_step: int | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Train the temporal prompts and adapters; returns final metrics and the paths of best/last.
 
@@ -629,7 +661,7 @@ class _Run:
     """One training run: model, optimizer, schedule, counters, and the files rank 0 writes."""
 
     def __init__(self, config: TrainConfig, ddp: Distributed, files: _RunFiles, train_data: Any, val_data: Any,
-                 classes: Sequence[str] | None, progress: bool):
+                 classes: Sequence[str] | None, progress: ProgressCallback | None):
         from ezclip_cli.backbone import load_backbone, text_transformer
         from ezclip_cli.labels import DEFAULT_TEMPLATES
         from ezclip_cli.model import build_model
@@ -641,11 +673,20 @@ class _Run:
         lists = load_video_lists(config) if train_data is None else None  # bad data fails before any model loads
 
         # Frozen backbone and learned parts, both drawn from the seed (the same on every rank).
-        backbone = load_backbone(config.model, config.pretrained, device=self.device, seed=config.seed)
+        start = None
+        if config.init:  # fine-tune a released or earlier model: its backbone and learned parts (--init)
+            from ezclip_cli.loading import start_from
+
+            backbone, start = start_from(config.init, config.num_frames, config.use_prompts, self.device)
+        else:
+            backbone = load_backbone(config.model, config.pretrained, device=self.device, seed=config.seed)
         model_config = ModelConfig(num_frames=config.num_frames, use_prompts=config.use_prompts,
                                    prompt_dropout=config.prompt_dropout, drop_path=config.drop_path,
-                                   attn_dropout=config.attn_dropout)
+                                   attn_dropout=config.attn_dropout,
+                                   drop_path_positions=bool(config.drop_path_positions))
         self.model = build_model(backbone, model_config, seed=config.seed).to(self.device)
+        if start is not None:
+            self.model.load_learned_state_dict(start)
         if config.grad_checkpointing:
             self.model.clip.visual.set_grad_checkpointing(True)
             text_transformer(self.model.clip).grad_checkpointing = True
@@ -660,9 +701,14 @@ class _Run:
         self.train_data, self.val_data = train_data, val_data
         self.classes = tuple(classes if classes is not None else train_data.classes)
         self.templates = tuple(config.templates) or DEFAULT_TEMPLATES
-        self.prompts = class_prompts(self.classes, self.templates)
-        tokens = self.model.tokenize([p for per_class in self.prompts for p in per_class])
-        self.tokens = tokens.view(len(self.classes) * len(self.templates), -1)  # (K*M, 77), row = class*M + template
+        self.prompts = class_prompts(self.classes, self.templates, config.labels, config.allow_missing_descriptions,
+                                     bool(config.raw_names))
+        if config.labels:
+            log.info("training on the class descriptions of %s", config.labels)
+        padded = pad_prompts(self.prompts)  # with descriptions: one text per class (M = 1)
+        self.texts_per_class = len(padded[0])
+        tokens = self.model.tokenize([p for per_class in padded for p in per_class])
+        self.tokens = tokens.view(len(self.classes) * self.texts_per_class, -1)  # (K*M, 77), row = class*M + template
         if val_data is None:
             log.warning("no validation split: best.ezclip is the last checkpoint")
         self.workers = _default_workers() if config.workers < 0 else config.workers
@@ -691,6 +737,7 @@ class _Run:
         self.step, self.epoch, self.skip_steps, self.best_top1 = 0, 0, 0, -1.0
         self.batches: Iterator[Any] | None = None  # one training loader for the whole run (fit)
         self.val_loader = None
+        self.eval_every = self.choose_eval_every()
         if val_data is not None:
             val_batches = validation_batches(len(val_data), config.batch_size, ddp)
             self.val_loader = _loader(val_data, val_batches, self.workers, self.device.startswith("cuda"))
@@ -699,6 +746,20 @@ class _Run:
         self.last_val: dict[str, Any] | None = None
         self.skipped_total = 0
         self.debug_losses: list[float] = []
+
+    def choose_eval_every(self) -> int:
+        """--eval-every, or epochs that keep validation a small share of the work (train_defaults)."""
+        from ezclip_cli.train_defaults import auto_eval_every, eval_every_message
+
+        if self.val_data is None:
+            return 1
+        config = self.config
+        clips = self.steps_per_epoch * config.batch_size * config.grad_accum * self.ddp.world_size
+        clips = min(clips, len(self.train_data))
+        every = config.eval_every or auto_eval_every(clips, len(self.val_data))
+        chosen = config.eval_every is None
+        log.info("%s", eval_every_message(every, self.steps_per_epoch, clips, len(self.val_data), chosen))
+        return every
 
     # ---- state ------------------------------------------------------------------------------------
     def seed_training_rng(self) -> None:
@@ -765,7 +826,8 @@ class _Run:
             self.steps_per_epoch, config.batch_size * config.grad_accum, ddp.world_size, self.precision, self.device,
             f"{sum(p.numel() for p in self.params):,}",
         )
-        bar = _Progress(self.total_steps, self.step, self.progress and ddp.main)
+        # progress=False from older callers means none; one rank speaks
+        bar = _StepProgress((self.progress or None) if ddp.main else None, self.total_steps, self.step)
         sampler = _RunBatches(len(self.train_data), config, self.epoch, self.skip_steps, self.step, self.total_steps, ddp)
         self.batches = iter(_loader(EpochIndexed(self.train_data), sampler, self.workers, self.device.startswith("cuda")))
         stopped = False
@@ -773,7 +835,6 @@ class _Run:
             while self.step < self.total_steps and not stopped:
                 stopped = self.run_epoch(bar, stop_at_step)
         finally:
-            bar.close()
             self.batches = self.val_loader = None  # let the worker processes go
         curves = self.files.write_curves() if not stopped else None
         if os.environ.get(DEBUG_RANK_DIR_ENV):
@@ -790,7 +851,7 @@ class _Run:
             "last": str(self.files.last), "best": str(self.files.best), "curves": str(curves) if curves else None,
         }
 
-    def run_epoch(self, bar: _Progress, stop_at_step: int | None) -> bool:
+    def run_epoch(self, bar: _StepProgress, stop_at_step: int | None) -> bool:
         """The rest of the current epoch, then validation and checkpoints. True when stopped early."""
         config = self.config
         # The same plan _RunBatches walks: this loop consumes the loader step by step.
@@ -838,7 +899,7 @@ class _Run:
                 continue  # all ranks skip a micro-batch together, or DDP would wait forever
             video = batch["video"].to(device, non_blocking=True)  # (B, T, 3, S, S)
             labels = batch["label"].to(device)  # (B,)
-            count = len(self.templates)
+            count = self.texts_per_class
             chosen = [template_index(config.seed, self.epoch, i, count) for i in batch["index"].tolist()]
             rows = labels * count + torch.tensor(chosen, device=device)  # (B,) one text per clip
             unique, inverse = torch.unique(rows, return_inverse=True)  # encode each distinct text once
@@ -871,7 +932,7 @@ class _Run:
         config = self.config
         final = self.step >= self.total_steps
         val = None
-        if self.val_data is not None and ((self.epoch + 1) % config.eval_every == 0 or final):
+        if self.val_data is not None and ((self.epoch + 1) % self.eval_every == 0 or final):
             val = evaluate_top_k(self.model, self.val_data, self.prompts, batch_size=config.batch_size, device=self.device,
                                  precision=self.precision, ddp=self.ddp, loader=self.val_loader)
             self.last_val = val

@@ -115,7 +115,7 @@ class Clip:
 
 
 def sample_indices(num_source: int, num_frames: int, rng: random.Random | None = None) -> list[int]:
-    """Pick `num_frames` of `num_source` frames with TSN segments (method.md section 8).
+    """Pick `num_frames` of `num_source` frames with TSN segments (docs/model.md section 8).
 
     The source is cut into `num_frames` equal segments. Without `rng` (test mode) each
     segment gives its centre, idx_i = floor(i*N/T + (N/T - 1)/2); with `rng` (training) a

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random-weight open_clip backbone (testing.md) and its config file."""
+"""Shared fixtures: a tiny random-weight open_clip backbone and its config file."""
 from __future__ import annotations
 
 import copy
@@ -14,6 +14,9 @@ TINY_CONFIG = REPO / "configs" / "backbones" / "tiny-vit.json"
 
 # Never reach for a hub in tests: every backbone is random or written by the test itself.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests run inside a SLURM array task must not have `ezclip tag` pick a shard of their inputs.
+for _name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(scope="session")

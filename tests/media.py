@@ -2,7 +2,7 @@
 
 Tests import these helpers: `write_video` for real clips in any of the containers and
 codecs ezclip meets, `moving_ball_frames` for content whose motion a test can check, and
-`write_broken` for the bad inputs a batch must survive (ecosystem.md, "Video decoding").
+`write_broken` for the bad inputs a batch must survive (corrupt, truncated, empty, audio-only, not a video).
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def moving_ball_frames(
 
     `direction`: "right" (moves left to right), "left", "grow" or "shrink" (in place).
     `radius` is a fraction of the short side; keep it large (0.2-0.3) so the ball covers
-    several ViT patches (testing.md). `size` is a side length or (height, width).
+    several ViT patches. `size` is a side length or (height, width).
     `background`: "noise" (dim, seeded, the same in every frame) or "black".
     """
     height, width = (size, size) if isinstance(size, int) else size

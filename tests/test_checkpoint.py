@@ -67,7 +67,7 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
 
 
 def write_reference_checkpoint(path: Path, model) -> None:
-    """Write `model` in the reference EZ-CLIP layout (method.md section 12), fp16 like the original."""
+    """Write `model` in the reference EZ-CLIP layout (docs/model.md section 10), fp16 like the original."""
     from ezclip_cli.checkpoint import backbone_state_dict
 
     state = {f"module.{k}": v.half() for k, v in backbone_state_dict(model).items()}

@@ -47,7 +47,7 @@ def test_every_subcommand_documents_its_options(command):
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0
     assert "--help" in result.output
-    expected = {"tag": "--labels", "train": "--dataset", "eval": "--protocol", "export": "--format", "info": "--num-frames"}
+    expected = {"tag": "--labels", "train": "--dataset", "eval": "--protocol", "export": "--bundle-formats", "info": "--num-frames"}
     assert expected[command] in result.output
 
 

@@ -95,7 +95,7 @@ def test_onnx_text_encoder_uses_all_positions_and_matches_pytorch(exported):
 
 
 def test_bundled_tokenizer_gives_open_clips_ids(exported):
-    from ezclip_cli.export import ClipTokenizer
+    from ezclip_cli.tokenizer import ClipTokenizer
 
     model, _ = load_checkpoint(exported["checkpoint"])
     ours = ClipTokenizer(exported["bundle"] / "bpe_simple_vocab_16e6.txt.gz")
@@ -149,8 +149,8 @@ def test_bundle_layout_config_and_onnx_metadata(exported):
 
 def test_round_trip_checkpoint_bundle_and_onnx_agree(exported, tmp_path):
     """Tag a rendered folder three ways: checkpoint, bundle in PyTorch, bundle in onnxruntime."""
-    from ezclip_cli.export import load_bundle_predictor
     from ezclip_cli.loading import load_model, model_fingerprint
+    from ezclip_cli.onnx_runtime import load_bundle_predictor
     from ezclip_cli.tagging import Task, decode_task, tag_videos
 
     folder = tmp_path / "videos"
@@ -182,7 +182,7 @@ def test_round_trip_checkpoint_bundle_and_onnx_agree(exported, tmp_path):
 
 
 def test_new_label_set_through_the_onnx_text_encoder(exported):
-    from ezclip_cli.export import load_bundle_predictor
+    from ezclip_cli.onnx_runtime import load_bundle_predictor
     from ezclip_cli.labels import build_prompts, load_labelset
 
     spec = "juggling,ApplyEyeMakeup,riding a bike"
@@ -223,7 +223,7 @@ def test_bundle_loads_offline_with_empty_caches_and_onnx_runs_without_torch(expo
 
     onnx_code = (
         "import sys, json, numpy as np\n"
-        "from ezclip_cli.export import load_bundle_predictor\n"
+        "from ezclip_cli.onnx_runtime import load_bundle_predictor\n"
         f"pixels = np.load({str(tmp_path / 'pixels.npy')!r})\n"
         f"shipped, settings, model_id = load_bundle_predictor({bundle!r}, None, 2)\n"
         f"fresh, _, _ = load_bundle_predictor({bundle!r}, 'juggling,surfing,reading a book', 2)\n"
@@ -297,7 +297,8 @@ def test_overwrite_replaces_a_bundle(exported, monkeypatch, capsys, tmp_path):
 
 
 def test_missing_onnx_extra_is_one_clear_line(exported, monkeypatch, tmp_path):
-    from ezclip_cli.export import ExportError, export_bundle, load_bundle_predictor
+    from ezclip_cli.export import ExportError, export_bundle
+    from ezclip_cli.onnx_runtime import load_bundle_predictor
 
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
     with pytest.raises(ExportError, match=r"^ONNX export needs the onnx extra: pip install 'ezclip\[onnx\]'$"):

@@ -376,7 +376,7 @@ def test_labelset_checks_lengths_and_freezes():
 
 
 def test_labels_module_stays_light():
-    # `--help` must be instant and the library must not depend on the CLI (style.md habits 1, 10)
+    # `--help` must be instant and the library must not depend on the CLI (the house style: library first, instant help)
     import ast
 
     import ezclip_cli.labels as labels

@@ -1,4 +1,4 @@
-"""Invariants of the EZ-CLIP model (method.md sections 2-7)."""
+"""Invariants of the EZ-CLIP model (docs/model.md sections 2-7)."""
 from __future__ import annotations
 
 import copy

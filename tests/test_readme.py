@@ -1,4 +1,4 @@
-"""The README's set-up commands stay true: CI runs exactly its test command."""
+"""The README's set-up commands stay true: the quickstart tags, CI runs exactly its test command."""
 from __future__ import annotations
 
 import re
@@ -17,7 +17,7 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
     commands = setup_commands()
     assert len(commands) == 2
     main_job, tests = commands
-    assert "examples/demo.sh" in main_job and "pip install" in main_job
+    assert "examples/quickstart.sh" in main_job and "pip install" in main_job
     ci = (REPO / ".ci" / "run").read_text()
     assert re.search(rf"^{re.escape(tests)}$", ci, re.MULTILINE), f"CI must run: {tests}"
 
@@ -25,3 +25,9 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
 def test_demo_script_tags_with_ezclip():
     demo = (REPO / "examples" / "demo.sh").read_text()
     assert "ezclip tag" in demo and "ezclip train" in demo
+
+
+def test_readme_train_your_own_section_runs_the_training_walkthrough():
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Train your own", 1)[1].split("\n## ", 1)[0]
+    assert "examples/demo.sh" in section

@@ -1,6 +1,6 @@
 """`ezclip train`: the loop learns frame order, resumes exactly, runs DDP, and drives from the CLI.
 
-The motion experiment follows testing.md: a tiny random-weight backbone, four classes that differ
+The motion experiment: a tiny random-weight backbone, four classes that differ
 only in the order of their frames, a held-out set of exact time-reversal pairs (frame averaging
 is capped at 0.50 there by construction).
 """
@@ -46,7 +46,7 @@ def one_torch_thread():
 # ---- data -----------------------------------------------------------------------------------------
 def render_balls(labels: torch.Tensor, generator: torch.Generator, T: int = 8, S: int = 32) -> torch.Tensor:
     """Clips of CLASSES (N,) -> (N, T, 3, S, S) in [0, 1]: one ball of random colour, radius 0.2-0.3,
-    span and phase on a static noise background (testing.md)."""
+    span and phase on a static noise background."""
     N = len(labels)
     colour = torch.rand(N, 3, generator=generator) * 0.6 + 0.4
     radius = (torch.rand(N, generator=generator) * 0.1 + 0.2) * S  # (N,)
@@ -122,9 +122,9 @@ def clip_files(tmp_path_factory) -> Path:
     return folder
 
 
-# ---- 1. the motion experiment (testing.md) ---------------------------------------------------------
+# ---- 1. the motion experiment --------------------------------------------------------------------
 # Measured with this code on 2 shared vCPUs (2048 rendered clips, batch 32, dropout 0, lr 1e-2 with
-# cosine decay to 0, so the mean lr is 5e-3; testing.md's 3e-3 was a constant lr). Held-out top-1
+# cosine decay to 0, so the mean lr is 5e-3, not a constant 3e-3). Held-out top-1
 # after 1000 steps, seeds 0-7: 1.0 for all but seed 5 (0.78: still on the 0.75 plateau where growing
 # and shrinking are told apart but left and right are not). Shorter or gentler runs are less
 # reliable: 600 steps passed 3 of 6 seeds; lr 3e-3 left 2 of 2 on the plateau; lr 5e-3 passed 3 of 4;

@@ -94,7 +94,7 @@ def test_sample_indices_test_mode_is_the_segment_centre_formula():
         for num_frames in (1, 2, 3, 8, 16):
             if num_source < num_frames:
                 continue
-            ratio = Fraction(num_source, num_frames)  # exact, as in method.md section 8
+            ratio = Fraction(num_source, num_frames)  # exact, as in docs/model.md section 8
             expected = [int(i * ratio + (ratio - 1) / 2) for i in range(num_frames)]
             assert sample_indices(num_source, num_frames) == expected
     assert sample_indices(80, 8) == [4, 14, 24, 34, 44, 54, 64, 74]

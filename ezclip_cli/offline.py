@@ -1,0 +1,133 @@
+"""Network guard for every download ezclip starts: offline switches and a short reachability probe.
+
+A machine without network must get its one-line error within seconds, not after a minute of
+retries: before any download we ask the host once, with a short connect timeout (DNS included),
+and give up at the first failure. `EZCLIP_OFFLINE=1` or `HF_HUB_OFFLINE=1` forbid downloads
+outright; then only caches are used.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+OFFLINE_ENV = "EZCLIP_OFFLINE"
+CONNECT_TIMEOUT = 3.0  # seconds for DNS + TCP connect, once; keeps "no network" well under 5 s
+READ_TIMEOUT = 60.0  # seconds without a byte before a started download is abandoned
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def offline_reason() -> str | None:
+    """Which switch forbids downloads ('EZCLIP_OFFLINE=1', 'HF_HUB_OFFLINE=1'), or None when online is allowed."""
+    for name in (OFFLINE_ENV, "HF_HUB_OFFLINE"):
+        if os.environ.get(name, "").strip().lower() in _TRUE:
+            return f"{name}=1"
+    return None
+
+
+def unreachable(url: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """None when `url`'s host accepts a TCP connection within `timeout`, else a short reason.
+
+    One attempt, no retries; where a proxy is configured for the scheme (HTTPS_PROXY, ...) the proxy is
+    asked instead, as the download would go through it. Name resolution runs in a daemon thread so a
+    dead DNS server cannot stretch the wait past `timeout` (getaddrinfo itself has no timeout).
+    """
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return f"no host in {url}"
+    proxy = getproxies().get(parts.scheme)
+    if proxy and not proxy_bypass(parts.hostname):  # downloads go through the proxy (urllib, requests, httpx)
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except OSError as exc:
+            outcome.append(_short(exc))
+
+    thread = threading.Thread(target=attempt, name="ezclip-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        return f"{host}:{port} did not answer within {timeout:g} s"
+    return outcome[0] if outcome[0] is None else f"cannot reach {host}:{port} ({outcome[0]})"
+
+
+def _short(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return "host name not resolved"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out"
+    return exc.strerror or type(exc).__name__
+
+
+@contextlib.contextmanager
+def hub_cache_only() -> Iterator[None]:
+    """huggingface_hub answers from its cache only inside this block (its offline flag, set for the moment)."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # no hub: nothing to switch
+        yield
+        return
+    saved = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face endpoint downloads go to (HF_ENDPOINT or huggingface.co)."""
+    try:
+        from huggingface_hub import constants
+
+        return constants.ENDPOINT
+    except ImportError:
+        return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def create_open_clip(model_name: str, pretrained: str | None, *, device: str, cache_dir: str | None, label: str) -> Any:
+    """open_clip.create_model with its weights from the cache first; a download only when the hub answers.
+
+    open_clip tries several file names on the hub, each with its own timeouts, so an offline machine
+    would wait for minutes. Here the cache is tried with the hub switched to offline; when that fails
+    and downloads are off or the hub is unreachable (one probe), the error is one line with the remedies.
+    """
+    import open_clip
+
+    def create() -> Any:
+        return open_clip.create_model(model_name, pretrained=pretrained, device=device, cache_dir=cache_dir)
+
+    if not pretrained or os.path.isfile(pretrained) or not open_clip.get_pretrained_cfg(model_name, pretrained):
+        return create()  # no download involved (random, local file, or an unknown tag open_clip reports)
+    try:
+        with hub_cache_only():
+            return create()
+    except Exception as exc:  # noqa: BLE001 - not cached (or unreadable there): decide below if a download may run
+        logging.getLogger(__name__).debug("%s (%s) not usable from the cache: %s", label, pretrained, exc)
+    endpoint = hub_endpoint()
+    reason = offline_reason() or unreachable(endpoint)
+    if reason is not None:
+        from ezclip_cli.errors import BackboneError
+
+        raise BackboneError(
+            f"no weights for {label} ({pretrained}) in the open_clip cache and they cannot be downloaded from "
+            f"{endpoint} ({reason}); fetch them once where there is network (then set HF_HUB_OFFLINE=1 or "
+            f"EZCLIP_OFFLINE=1 offline), pass local weights with --pretrained FILE, or use a released EZ-CLIP model "
+            f"(`ezclip models --download NAME`, then --checkpoint NAME)"
+        )
+    return create()

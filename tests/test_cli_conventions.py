@@ -1,0 +1,144 @@
+"""CLI conventions: readable metavars, completion, a bug-report --version, environment variables in --help."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+import typer
+
+from tests.conftest import REPO
+
+COMMANDS = ["tag", "train", "eval", "export", "merge", "info"]
+AFFECTS = {  # variable -> commands whose --help must name it
+    "EZCLIP_CACHE": ["tag", "eval", "export"],
+    "EZCLIP_MODEL_INDEX": ["tag", "eval", "export"],
+    "EZCLIP_OFFLINE": ["tag", "eval", "export"],
+    "HF_HUB_OFFLINE": ["tag", "train", "eval", "export"],
+    "EZCLIP_PROGRESS_INTERVAL": ["tag", "train", "eval"],
+    "SLURM_ARRAY_TASK_ID": ["tag"],
+    "EZCLIP_DEBUG": COMMANDS,
+}
+
+
+def cli(*args: str, capsys, env: dict[str, str] | None = None, monkeypatch=None) -> tuple[int, str, str]:
+    """`ezclip ARGS` through the console entry point in this process: code, stdout, stderr."""
+    from ezclip_cli.cli import main
+
+    argv = sys.argv
+    sys.argv = ["ezclip", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_reads_as_words_not_python_types(command, capsys):
+    code, out, _ = cli(*([command] if command else []), "--help", capsys=capsys)
+    assert code == 0
+    assert not re.search(r"<(list|int|float|str|path|text)\b", out), out  # <list[str]>, <int range>, <path>
+    assert "{" not in out.split("\n\n", 1)[0], out  # the usage line: no {inputs}...
+    if command == "tag":
+        assert "[VIDEO]..." in out and "-o, --output FILE" in out and "--window SECONDS" in out
+        assert "-k, --top-k N" in out and "-f, --format [csv|json|jsonl]" in out
+    if command == "merge":
+        assert "merge [OPTIONS] FILE..." in out
+
+
+def test_metavars_cover_options_added_anywhere():
+    """The conventions are applied to the built command, so a new module's options need no list."""
+    from ezclip_cli.cli import apply_help_conventions
+
+    extra = typer.Typer()
+
+    @extra.command()
+    def new(videos: List[Path] = typer.Argument(...), limit: int = 3, rate: Optional[float] = None,
+            out: Optional[Path] = None, name: str = "x", keep: bool = False) -> None:
+        """A command another helper might add."""
+
+    command = apply_help_conventions(typer.main.get_command(extra))
+    metavars = {p.name: p.metavar for p in command.params if "completion" not in p.name}
+    assert metavars == {"videos": "VIDEOS", "limit": "N", "rate": "NUMBER", "out": "DIR", "name": "NAME", "keep": None}
+
+
+@pytest.mark.parametrize("variable", sorted(AFFECTS))
+def test_every_environment_variable_is_in_the_help_of_what_it_affects(variable, capsys):
+    for command in AFFECTS[variable]:
+        code, out, _ = cli(command, "--help", capsys=capsys)
+        assert code == 0 and "Environment:" in out and variable in out, (command, variable)
+    code, out, _ = cli("--help", capsys=capsys)
+    assert variable in out
+
+
+def test_version_is_a_bug_report(capsys):
+    from importlib import metadata
+
+    code, out, _ = cli("--version", capsys=capsys)
+    assert code == 0
+    lines = dict(line.split(None, 1) for line in out.splitlines())
+    assert lines["ezclip"].startswith("0.") and lines["python"].split()[0].count(".") == 2
+    assert lines["torch"] == metadata.version("torch") and lines["PyAV"] == metadata.version("av")
+    assert {"torchvision", "open_clip", "decord", "onnxruntime", "device"} <= lines.keys()
+    assert lines["device"].split()[0] in {"cpu", "cuda", "mps"}
+
+
+def test_shell_completion_is_on(monkeypatch, capsys):
+    code, out, _ = cli("--help", capsys=capsys)
+    assert "--install-completion" in out and "--show-completion" in out
+    monkeypatch.setenv("_EZCLIP_COMPLETE", "complete_bash")
+    monkeypatch.setenv("COMP_WORDS", "ezclip tag --dec")
+    monkeypatch.setenv("COMP_CWORD", "2")
+    code, out, _ = cli(capsys=capsys)
+    assert code == 0 and out.split() == ["--decoder"]
+
+
+def test_help_and_completion_import_no_torch():
+    code = (
+        "import sys\n"
+        "from ezclip_cli.cli import main\n"
+        f"for args in [['--help']] + [[c, '--help'] for c in {COMMANDS!r}]:\n"
+        "    sys.argv = ['ezclip', *args]\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = [m for m in ('torch', 'open_clip', 'torchvision', 'decord', 'av', 'onnxruntime')\n"
+        "         if m in sys.modules]\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stderr
+
+
+def test_export_format_flag_is_renamed_and_the_old_spelling_still_works(capsys):
+    code, out, _ = cli("export", "--help", capsys=capsys)
+    assert "--bundle-formats FORMATS" in out and "\n  --format" not in out  # hidden alias
+    for flag in ("--bundle-formats", "--format"):
+        code, _, err = cli("export", "-c", "m.ezclip", "-o", "b", flag, "tflite", capsys=capsys)
+        assert code == 2 and "unknown export format 'tflite'" in err
+
+
+def test_no_references_to_documents_outside_the_repository():
+    outside = re.compile(r"\b(method|testing|product|ecosystem|style)\.md\b")
+    hits = []
+    for folder in ("ezclip_cli", "configs", "examples", "labelsets", "docs", "tests", "benchmarks"):
+        for path in (REPO / folder).rglob("*"):
+            if path.is_file() and path.suffix in {".py", ".md", ".yaml", ".sh", ".txt", ".json"}:
+                text = path.read_text(encoding="utf-8", errors="replace")
+                hits += [f"{path.relative_to(REPO)}: {m.group(0)}" for m in outside.finditer(text)]
+    readme = (REPO / "README.md").read_text()
+    hits += [f"README.md: {m.group(0)}" for m in outside.finditer(readme)]
+    hits = [h for h in hits if not h.startswith("tests/test_cli_conventions.py")]  # this test names them
+    assert hits == []
