@@ -49,6 +49,11 @@ class Runtime(str, Enum):
     onnx = "onnx"
 
 
+class ScoreKind(str, Enum):
+    softmax = "softmax"
+    cosine = "cosine"
+
+
 class Protocol(str, Enum):
     zero_shot = "zero-shot"
     base_to_novel = "base-to-novel"
@@ -233,7 +238,7 @@ def _published(published: dict) -> str:
 @app.command()
 def tag(
     inputs: Optional[List[str]] = typer.Argument(
-        None, help="Video files and folders (searched recursively); '-' reads paths from stdin."
+        None, help="Video files and folders (searched recursively); '-' reads paths from stdin. None with --from-embeddings."
     ),
     labels: str = typer.Option(
         ..., "--labels", "-l", help="Label set: a bundled name (k400, ucf101, ...), a .txt/.csv file, or 'a,b,c'."
@@ -269,6 +274,27 @@ def tag(
     overwrite: bool = typer.Option(False, "--overwrite", help="Start -o afresh instead of resuming it."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
     runtime: Runtime = typer.Option(Runtime.torch, "--runtime", help="torch, or onnx for an exported bundle (--model DIR) run by onnxruntime."),
+    save_embeddings: Optional[Path] = typer.Option(
+        None, "--save-embeddings", help="Also keep every video's (window's) embedding in this store folder (appends, resumes)."
+    ),
+    from_embeddings: Optional[Path] = typer.Option(
+        None, "--from-embeddings", help="Label the embeddings of this store instead of videos: no decoding, same rows."
+    ),
+    score: ScoreKind = typer.Option(
+        ScoreKind.softmax, "--score", help="softmax: probability over the label set (sums to 1); cosine: raw similarity in [-1, 1]."
+    ),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", min=0.0, max=1.0, help="Keep every label (up to --top-k) with probability >= P; may keep none."
+    ),
+    min_score: Optional[float] = typer.Option(
+        None, "--min-score", min=-1.0, max=1.0, help="Keep every label (up to --top-k) with cosine similarity >= S; may keep none."
+    ),
+    segments: bool = typer.Option(
+        False, "--segments", help="With --window or --scenes: merge consecutive windows with the same top label into segments."
+    ),
+    scenes: Optional[Path] = typer.Option(
+        None, "--scenes", help="Tag the scenes of a PySceneDetect list-scenes CSV (or a folder of VIDEO-Scenes.csv) instead of windows."
+    ),
     quiet: bool = QuietOpt,
     progress_interval: Optional[float] = ProgressIntervalOpt,
     files_from: Optional[Path] = typer.Option(
@@ -286,8 +312,17 @@ def tag(
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             fail(f"--files-from {files_from}: cannot read it ({reason})", 2)
-    if not inputs:
-        fail("nothing to tag: give video files or folders, '-' to read paths from stdin, or --files-from FILE", 2)
+    if from_embeddings is not None and inputs:
+        fail("--from-embeddings labels the stored videos; give no video inputs with it", 2)
+    if from_embeddings is None and not inputs:
+        fail("nothing to tag: give video files or folders, '-' to read paths from stdin, or --files-from FILE "
+             "(or --from-embeddings STORE)", 2)
+    if from_embeddings is not None and (save_embeddings is not None or window is not None or scenes is not None):
+        fail("--from-embeddings reuses the stored windows; --save-embeddings, --window and --scenes do not apply", 2)
+    if segments and window is None and scenes is None and from_embeddings is None:
+        fail("--segments needs --window (or --scenes): it merges windows", 2)
+    if scenes is not None and window is not None:
+        fail("--scenes replaces --window; give one of them", 2)
     from ezclip_cli.shards import resolve_shard
 
     num_shards, shard_index, shard_source = resolve_shard(num_shards, shard_index)
@@ -297,12 +332,6 @@ def tag(
         fail("--stride needs --window", 2)
     from ezclip_cli.tagging import TagConfig, run_tagging
 
-    if runtime is Runtime.torch:  # a model name or the default is fetched (or refused) before any video work
-        from ezclip_cli.loading import NO_CHECKPOINT, resolve_checkpoint
-
-        resolved = resolve_checkpoint(checkpoint, model, pretrained)
-        plain = resolved is None and model is None and pretrained is None
-        checkpoint = Path(NO_CHECKPOINT) if plain else resolved
     fmt_value = (fmt.value if fmt else None) or _format_from_suffix(output)
     config = TagConfig(
         labels=labels,
@@ -320,9 +349,29 @@ def tag(
         output_format=fmt_value,
         cache_dir=str(cache_dir) if cache_dir else None,
         runtime=runtime.value,
+        score=score.value,
+        threshold=threshold,
+        min_score=min_score,
+        segments=segments,
+        scenes=str(scenes) if scenes else None,
     )
+    if from_embeddings is not None:
+        from ezclip_cli.relabel import run_relabel
+
+        given_frames = num_frames if checkpoint or model or pretrained else None
+        run_relabel(
+            from_embeddings, config, checkpoint=checkpoint, model=model, pretrained=pretrained,
+            num_frames=given_frames, output=output, overwrite=overwrite,
+        )
+        raise typer.Exit(0)
+    if runtime is Runtime.torch:  # a model name or the default is fetched (or refused) before any video work
+        from ezclip_cli.loading import NO_CHECKPOINT, resolve_checkpoint
+
+        resolved = resolve_checkpoint(checkpoint, model, pretrained)
+        plain = resolved is None and model is None and pretrained is None
+        checkpoint = Path(NO_CHECKPOINT) if plain else resolved
     # Under torchrun rank 0 shows its own part's progress; the other ranks stay quiet.
-    progress = make_progress("tagging", "windows" if window else "videos",
+    progress = make_progress("tagging", "windows" if window or scenes else "videos",
                              quiet or os.environ.get("RANK", "0") != "0", progress_interval)
     summary = run_tagging(
         inputs,
@@ -335,10 +384,91 @@ def tag(
         overwrite=overwrite,
         stdin=sys.stdin,
         progress=progress,
+        save_embeddings=save_embeddings,
     )
     # Under torchrun only rank 0 reports failures: torchrun stops every rank once one exits non-zero.
     is_main = os.environ.get("RANK", "0") == "0"
     raise typer.Exit(1 if summary.failed and is_main else 0)
+
+
+# ---- embed / search -------------------------------------------------------------------------
+@app.command()
+def embed(
+    inputs: List[str] = typer.Argument(..., help="Video files and folders (searched recursively); '-' reads paths from stdin."),
+    store: Path = typer.Option(..., "--store", "-s", help="Embedding store folder to create or append to."),
+    checkpoint: Optional[Path] = CheckpointOpt,
+    model: Optional[str] = ModelOpt,
+    pretrained: Optional[str] = PretrainedOpt,
+    num_frames: int = NumFramesOpt,
+    window: Optional[float] = typer.Option(None, "--window", min=0.01, help="Embed windows of this many seconds."),
+    stride: Optional[float] = typer.Option(None, "--stride", min=0.01, help="Seconds between window starts (default: --window)."),
+    scenes: Optional[Path] = typer.Option(None, "--scenes", help="Embed the scenes of a PySceneDetect list-scenes CSV (or a folder of them)."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Videos per model forward."),
+    workers: int = typer.Option(-1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."),
+    device: str = DeviceOpt,
+    decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise and as a per-file fallback."),
+    num_shards: int = typer.Option(1, "--num-shards", min=1, help="Split the inputs into N deterministic parts..."),
+    shard_index: int = typer.Option(0, "--shard-index", min=0, help="...and embed only part I (0-based)."),
+    quiet: bool = QuietOpt,
+    progress_interval: Optional[float] = ProgressIntervalOpt,
+) -> None:
+    """Decode and encode videos once into an embedding store (resumable); label or search it later."""
+    setup_logging(quiet)
+    if shard_index >= num_shards:
+        fail(f"--shard-index {shard_index} must be below --num-shards {num_shards}", 2)
+    if stride is not None and window is None:
+        fail("--stride needs --window", 2)
+    if scenes is not None and window is not None:
+        fail("--scenes replaces --window; give one of them", 2)
+    from ezclip_cli.config import TagConfig
+    from ezclip_cli.embed import run_embedding
+    from ezclip_cli.loading import NO_CHECKPOINT, resolve_checkpoint
+
+    resolved = resolve_checkpoint(checkpoint, model, pretrained)  # the default model, as for tag
+    checkpoint = Path(NO_CHECKPOINT) if resolved is None and model is None and pretrained is None else resolved
+
+    config = TagConfig(
+        labels="", window=window, stride=stride, batch_size=batch_size, workers=workers, device=device,
+        decoder=decoder.value, num_shards=num_shards, shard_index=shard_index, scenes=str(scenes) if scenes else None,
+    )
+    summary = run_embedding(
+        inputs, config, store, checkpoint=checkpoint, model=model, pretrained=pretrained, num_frames=num_frames,
+        stdin=sys.stdin, progress=make_progress("embedding", "windows" if window or scenes else "videos", quiet,
+                                                progress_interval),
+    )
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+@app.command()
+def search(
+    store: Path = typer.Argument(..., help="Embedding store folder (written by tag --save-embeddings or embed)."),
+    queries: Optional[List[str]] = typer.Argument(None, help="Text queries, e.g. 'a person surfing' (each ranked on its own)."),
+    like: Optional[Path] = typer.Option(None, "--like", help="Rank by similarity to this video instead of text (itself left out)."),
+    top_k: int = typer.Option(20, "--top-k", "-k", min=1, help="Results per query."),
+    per_video: bool = typer.Option(False, "--per-video", help="At most one result (the best window) per video."),
+    checkpoint: Optional[Path] = CheckpointOpt,
+    model: Optional[str] = ModelOpt,
+    pretrained: Optional[str] = PretrainedOpt,
+    num_frames: Optional[int] = typer.Option(None, "--num-frames", "-t", min=1, help="Frames of a --model given here (default 8)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results here instead of stdout."),
+    fmt: Optional[OutputFormat] = typer.Option(None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
+    decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="For a --like video that is not in the store."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Rank stored videos (windows) by similarity to a text query or a video; tag's output formats.
+
+    The score is the cosine similarity of the query and the stored embedding. The model is the one
+    that wrote the store (named in it) unless --checkpoint/--model say otherwise; it must match.
+    """
+    setup_logging(quiet)
+    from ezclip_cli.search import run_search
+
+    run_search(
+        store, queries or [], like=like, k=top_k, per_video=per_video,
+        fmt=(fmt.value if fmt else None) or _format_from_suffix(output), output=output, overwrite=overwrite,
+        decoder=decoder.value, checkpoint=checkpoint, model=model, pretrained=pretrained, num_frames=num_frames,
+    )
 
 
 def _format_from_suffix(output: Optional[Path]) -> str:

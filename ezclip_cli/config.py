@@ -95,6 +95,11 @@ class TagConfig:
     output_format: str = "csv"
     cache_dir: str | None = None
     runtime: str = "torch"  # or "onnx": an exported bundle run by onnxruntime
+    score: str = "softmax"  # reported score: softmax over the label set, or raw cosine (scoring.py)
+    threshold: float | None = None  # keep labels with probability >= threshold (multi-label, may abstain)
+    min_score: float | None = None  # keep labels with cosine >= min_score
+    segments: bool = False  # merge consecutive windows with the same top label (segments.py)
+    scenes: str | None = None  # PySceneDetect list-scenes CSV (or a folder of them) instead of fixed windows
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

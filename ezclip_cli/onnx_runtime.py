@@ -96,10 +96,19 @@ class OnnxPredictor:
         self.logit_scale = np.float32(config["logit_scale"])
 
     def __call__(self, pixels: list[Any]) -> list[tuple[list[str], list[float]]]:
+        return self.predict(pixels)[1]
+
+    def predict(self, pixels: list[Any]) -> tuple[Any, list[tuple[list[str], list[float]]]]:
+        """(normalised embeddings (B, D) float32, ranked labels and scores): tagging.Predictor.predict."""
         import numpy as np
 
         video = normalise(np.stack(pixels), self.mean, self.std)  # (B, T, 3, S, S) uint8 -> float32
         embedding = self.session.run(None, {"video": video})[0]  # (B, D)
+        return embedding, self._rank(embedding)
+
+    def _rank(self, embedding: Any) -> list[tuple[list[str], list[float]]]:
+        import numpy as np
+
         logits = self.logit_scale * embedding @ self.classifier.T  # (B, K)
         logits = logits - logits.max(axis=1, keepdims=True)
         probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)

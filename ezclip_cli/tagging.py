@@ -18,12 +18,15 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError, VideoError
 from ezclip_cli.output import RowWriter, csv_columns, open_for_append, read_rows, rewrite_rows
 from ezclip_cli.progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from ezclip_cli.scoring import ScoreOptions
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +81,25 @@ def window_bounds(duration: float, window: float, stride: float | None) -> list[
 
 def plan_tasks(paths: Iterable[Path], config: TagConfig) -> Iterator[Task | dict[str, Any]]:
     """Tasks in input order; a video that cannot even be probed (window mode) yields an error row."""
+    from ezclip_cli.segments import scene_bounds
     from ezclip_cli.video import probe_video
 
+    paths = list(paths)
     for path in paths:
         vid = video_fingerprint(path)
-        if config.window is None:
+        if config.window is None and config.scenes is None:
             yield Task(path, vid)
             continue
         try:
             info = probe_video(path, decoder=config.decoder)
+            bounds = (
+                scene_bounds(path, config.scenes, len(paths), info.duration) if config.scenes is not None
+                else window_bounds(info.duration, config.window, config.stride)
+            )
         except VideoError as exc:
             yield error_row(Task(path, vid), str(exc))
             continue
-        for start, end in window_bounds(info.duration, config.window, config.stride):
+        for start, end in bounds:
             yield Task(path, vid, start, end, info.duration)
 
 
@@ -183,22 +192,36 @@ class Decoder:
 
 
 # ---- model side ---------------------------------------------------------------------------------
-def build_classifier(model: Any, prompts: list[list[str]], cache_dir: str | None, model_id: str) -> Any:
-    """Text embeddings of the label set, cached on disk by model and prompt text."""
-    import torch
-
+def text_cache_path(prompts: list[list[str]], cache_dir: str | None, model_id: str) -> Path:
+    """Where the text embeddings of `prompts` under model `model_id` are cached."""
     from ezclip_cli.labels import labelset_fingerprint
 
-    key = f"{model_id}-{labelset_fingerprint(prompts)[:16]}"
     folder = Path(cache_dir) if cache_dir else default_cache_dir() / "text"
-    path = folder / f"{key}.safetensors"
+    return folder / f"{model_id}-{labelset_fingerprint(prompts)[:16]}.safetensors"
+
+
+def read_cached_classifier(prompts: list[list[str]], cache_dir: str | None, model_id: str, device: Any = "cpu") -> Any:
+    """The cached text embeddings of a label set, or None (no model needed: re-labelling stored embeddings)."""
+    path = text_cache_path(prompts, cache_dir, model_id)
     if path.is_file():
         try:
             from safetensors.torch import load_file
 
-            return load_file(str(path))["classifier"].to(next(model.parameters()).device)
+            return load_file(str(path))["classifier"].to(device)
         except Exception:  # a damaged cache entry is rebuilt
             log.debug("text cache %s unreadable; rebuilding", path)
+    return None
+
+
+def build_classifier(model: Any, prompts: list[list[str]], cache_dir: str | None, model_id: str) -> Any:
+    """Text embeddings of the label set, cached on disk by model and prompt text."""
+    import torch
+
+    cached = read_cached_classifier(prompts, cache_dir, model_id, device=next(model.parameters()).device)
+    if cached is not None:
+        return cached
+    path = text_cache_path(prompts, cache_dir, model_id)
+    folder = path.parent
     with torch.inference_mode():
         classifier = model.build_text_classifier(prompts).float()
     try:
@@ -221,10 +244,15 @@ def default_cache_dir() -> Path:
 
 
 class Predictor:
-    """Batches of decoded clips -> top-k labels and scores (softmax over the label set)."""
+    """Batches of decoded clips -> top-k labels and scores (softmax over the label set by default)."""
 
-    def __init__(self, model: Any, classifier: Any, labels: Sequence[str], top_k: int, device: str):
+    def __init__(
+        self, model: Any, classifier: Any, labels: Sequence[str], top_k: int, device: str,
+        score_options: "ScoreOptions | None" = None,
+    ):
         import torch
+
+        from ezclip_cli.scoring import Scorer
 
         self.model, self.classifier, self.labels = model, classifier, list(labels)
         self.top_k = min(top_k, len(labels))
@@ -233,21 +261,28 @@ class Predictor:
         std = torch.tensor(model.backbone.std).view(1, 1, 3, 1, 1)
         self.mean, self.std = mean.to(device), std.to(device)
         self.autocast = device.startswith("cuda")
+        self.scorer = None  # no label set (`ezclip embed`): only embeddings come out
+        if classifier is not None:
+            self.scorer = Scorer(classifier, model.logit_scale, labels, top_k, score_options)
 
-    def __call__(self, pixels: list[Any]) -> list[tuple[list[str], list[float]]]:
+    def embed(self, pixels: list[Any]) -> Any:
+        """Normalised video embeddings (B, D) float32 of decoded clips (uint8 (T, 3, S, S) each)."""
         import numpy as np
         import torch
 
         video = torch.from_numpy(np.stack(pixels)).to(self.device)  # (B, T, 3, S, S) uint8
         video = (video.float() / 255 - self.mean) / self.std
         with torch.inference_mode(), torch.autocast("cuda", enabled=self.autocast):
-            logits = self.model(video, self.classifier)  # (B, K)
-        probs = logits.float().softmax(dim=-1)
-        scores, index = probs.topk(self.top_k, dim=-1)
-        return [
-            ([self.labels[i] for i in idx.tolist()], [round(float(s), 6) for s in sc.tolist()])
-            for idx, sc in zip(index.cpu(), scores.cpu())
-        ]
+            return self.model.encode_video(video).float()
+
+    def predict(self, pixels: list[Any]) -> tuple[Any, list[tuple[list[str], list[float]]]]:
+        """(embeddings as a (B, D) float32 numpy array, ranked labels and scores per clip)."""
+        embeddings = self.embed(pixels)
+        scored = self.scorer(embeddings) if self.scorer is not None else [([], [])] * len(pixels)
+        return embeddings.cpu().numpy(), scored
+
+    def __call__(self, pixels: list[Any]) -> list[tuple[list[str], list[float]]]:
+        return self.predict(pixels)[1]
 
 
 # ---- rows ----------------------------------------------------------------------------------------
@@ -320,10 +355,12 @@ def run_tagging(
     stdin: IO[str] | None = None,
     stdout: IO[str] | None = None,
     progress: ProgressCallback | None = None,
+    save_embeddings: Path | None = None,
 ) -> TagSummary:
     """Tag `inputs` and write rows to `output` (resumable) or `stdout`; returns the counts.
 
     `progress(done, total, failed, status)` hears about every finished task of this process.
+    `save_embeddings`: also append every video's (window's) embedding to that store (embeddings.py).
     """
     from ezclip_cli.labels import build_prompts, labelset_fingerprint, load_labelset
     from ezclip_cli.video import list_videos
@@ -333,10 +370,16 @@ def run_tagging(
     started = time.perf_counter()
     group = ProcessGroup()  # under torchrun each rank tags a disjoint part; rank 0 writes
     decoder = None
+    store = None
     try:
+        from ezclip_cli.scoring import scoring_id
+        from ezclip_cli.segments import SegmentWriter
+
         labelset = load_labelset(config.labels)
         prompts = build_prompts(labelset, config.templates or None, config.use_descriptions)
-        labels_id = labelset_fingerprint(prompts)[:16]
+        labels_id = scoring_id(labelset_fingerprint(prompts)[:16], score_options(config))
+        if config.segments and output is not None and output.exists() and output.stat().st_size and not overwrite:
+            raise UsageError(f"--segments writes {output} whole and cannot resume it; use --overwrite or another -o")
         paths = select_shard(list_videos(inputs, stdin=stdin), config.num_shards, config.shard_index)
         workers = default_workers() if config.workers < 0 else config.workers
         decoder = Decoder(workers, window=max(2 * workers, 1) + config.batch_size)  # starts workers now
@@ -344,6 +387,11 @@ def run_tagging(
             config, prompts, labelset.labels, checkpoint, model, pretrained, num_frames, group.local_rank if group.world > 1 else None
         )
         stamp = {"model_id": model_id, "labels_id": labels_id}
+        if save_embeddings is not None:
+            from ezclip_cli.embeddings import model_spec, open_store_for_tagging
+
+            spec = model_spec(checkpoint, model, pretrained, num_frames)
+            store = open_store_for_tagging(save_embeddings, predictor, model_id, spec, group.world)
 
         done: set = set()
         existing = 0
@@ -354,6 +402,10 @@ def run_tagging(
             )
             remove_parts(parts_dir(output))
         done = group.broadcast(done)
+        if store is not None:
+            from ezclip_cli.embeddings import warn_unstored
+
+            warn_unstored(done, store)
         planned = list(plan_tasks(paths, config))
         tasks = [(i, t) for i, t in enumerate(planned) if isinstance(t, dict) or task_key(t) not in done]
         summary = TagSummary(skipped=len(planned) - len(tasks))
@@ -365,12 +417,16 @@ def run_tagging(
             writer = open_for_append(output, config.output_format, config.top_k, existing)
         else:
             writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k)
-        tag_tasks(tasks, config, decoder, settings, predictor, writer, stamp, summary, progress)
+        if config.segments:
+            writer = SegmentWriter(writer)
+        tag_tasks(tasks, config, decoder, settings, predictor, writer, stamp, summary, progress, store and store.sink)
         if group.world > 1:
             summary = merge_distributed(group, summary, Path(shared), output, stdout, config, existing)
     finally:
         if decoder is not None:
             decoder.close()
+        if store is not None:
+            store.close()
         group.close()
     summary.seconds = time.perf_counter() - started
     if group.is_main:
@@ -390,6 +446,8 @@ def build_predictor(
     if config.runtime == "onnx":
         from ezclip_cli.onnx_runtime import load_bundle_predictor
 
+        if not score_options(config).is_default:
+            raise UsageError("--score cosine, --threshold and --min-score need --runtime torch")
         bundle = checkpoint or model
         if bundle is None:
             raise UsageError("--runtime onnx needs an exported bundle: --model DIR (see `ezclip export`)")
@@ -408,13 +466,20 @@ def build_predictor(
     model_id = model_fingerprint(ezclip)
     classifier = build_classifier(ezclip, prompts, config.cache_dir, model_id)
     settings = {"num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": config.decoder}
-    return Predictor(ezclip, classifier, labels, config.top_k, device), settings, model_id
+    return Predictor(ezclip, classifier, labels, config.top_k, device, score_options(config)), settings, model_id
+
+
+def score_options(config: TagConfig) -> "ScoreOptions":
+    """The scoring choices of `config` (scoring.ScoreOptions)."""
+    from ezclip_cli.scoring import ScoreOptions
+
+    return ScoreOptions(config.score, config.threshold, config.min_score)
 
 
 def tag_tasks(
     tasks: list[tuple[int, Any]], config: TagConfig, decoder: Decoder, settings: dict[str, Any],
     predictor: "Predictor", writer: Any, stamp: dict[str, str], summary: TagSummary,
-    progress: ProgressCallback | None,
+    progress: ProgressCallback | None, sink: Any = None,
 ) -> None:
     """The pipeline proper: decode (workers) -> batch -> predict -> write, rows in task order."""
     report = progress or None  # callers that still pass progress=False mean "no progress"
@@ -442,8 +507,8 @@ def tag_tasks(
         for task, decoded in decoder.map((task for _, task in tasks), settings):
             pending.append((task, decoded))
             if sum(1 for _, d in pending if d is not None and "pixels" in d) >= config.batch_size:
-                flush_batch(pending, predictor, emit)
-        flush_batch(pending, predictor, emit)
+                flush_batch(pending, predictor, emit, sink)
+        flush_batch(pending, predictor, emit, sink)
     finally:
         writer.close()
     summary.loop_seconds = time.perf_counter() - loop_started
@@ -508,10 +573,19 @@ def merge_distributed(
     return total
 
 
-def flush_batch(pending: list[tuple[Any, dict[str, Any] | None]], predictor: Predictor, emit) -> None:
-    """Predict the decoded clips of `pending` in one batch, then emit every row in input order."""
+def flush_batch(pending: list[tuple[Any, dict[str, Any] | None]], predictor: Predictor, emit, sink: Any = None) -> None:
+    """Predict the decoded clips of `pending` in one batch, then emit every row in input order.
+
+    `sink(decoded_tasks, embeddings)` (the embedding store) gets the batch before its rows are written,
+    so a row in the output always has its embedding stored.
+    """
     clips = [decoded["pixels"] for _, decoded in pending if decoded is not None and "pixels" in decoded]
-    results = iter(predictor(clips) if clips else [])
+    if clips and sink is not None:
+        embeddings, scored = predictor.predict(clips)
+        sink([(t, d) for t, d in pending if d is not None and "pixels" in d], embeddings)
+        results = iter(scored)
+    else:
+        results = iter(predictor(clips) if clips else [])
     for task, decoded in pending:
         if decoded is None:  # an error row planned before decoding
             emit(dict(task), task)
@@ -528,9 +602,9 @@ def default_workers() -> int:
 
 def tag_videos(
     inputs: Sequence[str | Path], labels: str, *, checkpoint: str | Path | None = None, model: str | None = None,
-    pretrained: str | None = None, num_frames: int = 8, **options: Any,
+    pretrained: str | None = None, num_frames: int = 8, save_embeddings: str | Path | None = None, **options: Any,
 ) -> list[dict[str, Any]]:
-    """Library entry point: tag videos and return the rows as dicts (nothing written)."""
+    """Library entry point: tag videos and return the rows as dicts (only `save_embeddings`, a store, is written)."""
     import io
     import json
 
@@ -539,5 +613,6 @@ def tag_videos(
     run_tagging(
         [str(i) for i in inputs], config, checkpoint=Path(checkpoint) if checkpoint else None, model=model,
         pretrained=pretrained, num_frames=num_frames, stdout=buffer,
+        save_embeddings=Path(save_embeddings) if save_embeddings else None,
     )
     return [json.loads(line) for line in buffer.getvalue().splitlines()]

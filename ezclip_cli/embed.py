@@ -1,0 +1,80 @@
+"""`ezclip embed`: decode and encode videos once, into an embedding store, with no label set.
+
+The same pipeline as `tag` (spawned decoder workers, batches through the model, windows or
+scenes), with the store as the only output. A re-run resumes: videos (windows) already stored
+are skipped before decoding, so a killed run continues where it stopped.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Sequence
+
+from ezclip_cli.config import TagConfig
+from ezclip_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from ezclip_cli.progress import ProgressCallback
+
+log = logging.getLogger(__name__)
+
+
+class _Discard:
+    """A row writer that keeps nothing: `embed`'s result is the store."""
+
+    def write(self, row: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run_embedding(
+    inputs: Sequence[str], config: TagConfig, store: Path, *, checkpoint: Path | None = None,
+    model: str | None = None, pretrained: str | None = None, num_frames: int = 8,
+    stdin: IO[str] | None = None, progress: "ProgressCallback | None" = None,
+) -> Any:
+    """Append the embeddings of `inputs` to `store`; returns a TagSummary (ok, failed, already stored)."""
+    from ezclip_cli.embeddings import StoreWriter, model_spec, row_key
+    from ezclip_cli.loading import load_model, model_fingerprint, pick_device
+    from ezclip_cli.tagging import (
+        Decoder, Predictor, TagSummary, default_workers, plan_tasks, select_shard, tag_tasks, task_key,
+    )
+    from ezclip_cli.video import list_videos
+
+    if config.runtime != "torch":
+        raise UsageError("ezclip embed runs the PyTorch model; use `ezclip tag --runtime onnx --save-embeddings`")
+    started = time.perf_counter()
+    paths = select_shard(list_videos(inputs, stdin=stdin), config.num_shards, config.shard_index)
+    workers = default_workers() if config.workers < 0 else config.workers
+    decoder = Decoder(workers, window=max(2 * workers, 1) + config.batch_size)  # workers start while the model loads
+    writer = None
+    try:
+        device = pick_device(config.device)
+        ezclip = load_model(checkpoint, model, pretrained, num_frames, device=device)
+        model_id = model_fingerprint(ezclip)
+        spec = model_spec(checkpoint, model, pretrained, num_frames)
+        writer = StoreWriter(store, model_id, float(ezclip.logit_scale), spec)
+        predictor = Predictor(ezclip, None, [], 1, device)
+        settings = {
+            "num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": config.decoder,
+        }
+        planned = list(plan_tasks(paths, config))
+        tasks = [
+            (i, t) for i, t in enumerate(planned) if isinstance(t, dict) or row_key(*task_key(t)) not in writer.keys
+        ]
+        summary = TagSummary(skipped=len(planned) - len(tasks))
+        tag_tasks(tasks, config, decoder, settings, predictor, _Discard(), {"model_id": model_id}, summary, progress,
+                  writer.sink)
+    finally:
+        decoder.close()
+        if writer is not None:
+            writer.close()
+    summary.seconds = time.perf_counter() - started
+    log.info(
+        "embedded %d %s into %s: %d ok, %d failed, %d already stored; %.1f s",
+        summary.total, "windows" if config.window or config.scenes else "videos", store, summary.ok, summary.failed,
+        summary.skipped, summary.seconds,
+    )
+    return summary
