@@ -70,6 +70,7 @@ class Progress:
         self.printed: tuple[int, int, int, str] | None = None  # the report the last plain line showed
         self.lines = 0
         self.bar: Any = None
+        self.finished = False  # the bar reached its total and was stopped
 
     def __call__(self, done: int, total: int, failed: int = 0, status: str = "") -> None:
         now = time.monotonic()
@@ -77,9 +78,16 @@ class Progress:
             self.base = (now, done)
         self.last = (done, total, failed, status)
         if self.terminal:
+            if self.finished:
+                return
             self._draw(done, total, now)
+            if total and done >= total:  # finished: stop the bar now, so the command's summary prints below it
+                self.finished = True
+                self.close()
         elif now - self.printed_at >= self.interval and done > self.base[1]:
             self._print_line(now)
+        elif total and done >= total and self.lines and self.last != self.printed:
+            self._print_line(now)  # the closing line of a log that had progress lines, before the summary
 
     def describe(self, now: float | None = None) -> str:
         """'120/1000 videos (12%), 2 failed, 3.40 videos/s, ETA 4m18s[, status]' for the last report."""
