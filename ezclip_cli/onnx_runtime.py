@@ -164,7 +164,7 @@ def load_bundle_predictor(
     if np.asarray(classifier).shape[0] != len(names):
         raise CheckpointError(f"{path}: {TEXT_EMBEDDINGS_FILE} does not match its {len(names)} labels")
     predictor = OnnxPredictor(onnx_session(path / VIDEO_ONNX), classifier, names, top_k, config)
-    settings = {"num_frames": int(config["num_frames"]), "image_size": int(config["image_size"])}
+    settings = {"num_frames": int(config["num_frames"]), "image_size": int(config["image_size"]), "torch_free": True}
     return predictor, settings, str(config["model_id"])
 
 
