@@ -151,7 +151,10 @@ def tag(
         None, "--template", help="Prompt template with '{}' for the label (repeatable); default: the 16 EZ-CLIP templates."
     ),
     no_descriptions: bool = typer.Option(False, "--no-descriptions", help="Ignore descriptions in a CSV label file."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results here (resumable) instead of stdout."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write results here (resumable; '-' = stdout). Refuses files ezclip did not write; "
+        "a symlink is written through to its target."
+    ),
     fmt: Optional[OutputFormat] = typer.Option(
         None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
     ),
@@ -167,6 +170,9 @@ def tag(
     overwrite: bool = typer.Option(False, "--overwrite", help="Start -o afresh instead of resuming it."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
     runtime: Runtime = typer.Option(Runtime.torch, "--runtime", help="torch, or onnx for an exported bundle (--model DIR) run by onnxruntime."),
+    raw_csv: bool = typer.Option(
+        False, "--raw-csv", help="CSV text as is: no apostrophe before values a spreadsheet would run as formulas (= + - @)."
+    ),
     quiet: bool = QuietOpt,
 ) -> None:
     """Tag videos with zero-shot action labels (CSV, JSON or JSONL on stdout or -o)."""
@@ -175,6 +181,11 @@ def tag(
         fail(f"--shard-index {shard_index} must be below --num-shards {num_shards}", 2)
     if stride is not None and window is None:
         fail("--stride needs --window", 2)
+    for text in template or ():
+        if text.count("{}") != 1:
+            fail(f"--template {text!r} must contain '{{}}' once, where the label goes", 2)
+    if output is not None and str(output) == "-":
+        output = None  # `-o -`: stdout, as everywhere in Unix
     from ezclip_cli.tagging import TagConfig, run_tagging
 
     fmt_value = (fmt.value if fmt else None) or _format_from_suffix(output)
@@ -194,6 +205,7 @@ def tag(
         output_format=fmt_value,
         cache_dir=str(cache_dir) if cache_dir else None,
         runtime=runtime.value,
+        raw_csv=raw_csv,
     )
     summary = run_tagging(
         inputs,
@@ -347,6 +359,10 @@ def evaluate(
     setup_logging(quiet or os.environ.get("RANK", "0") != "0")
     if dataset is None or root is None:
         fail("eval needs --dataset and --root (the dataset's folder in its official layout)", 2)
+    from ezclip_cli.data import list_datasets
+
+    if dataset not in list_datasets():
+        fail(f"unknown --dataset '{dataset}'; available: {', '.join(list_datasets())}", 2)
     if baseline is not None and baseline != "clip":
         fail(f"unknown --baseline '{baseline}'; available: clip", 2)
     from ezclip_cli.evaluate import EvalConfig, run_evaluation
@@ -407,8 +423,33 @@ def export(
     typer.echo(str(report.out))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every `finally` runs: workers stopped, output closed."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _stdout_gone() -> None:
+    """The reader of stdout left (`| head`): not an error. Point fd 1 at /dev/null so the
+    interpreter's final flush cannot fail, and end quietly with 0 (as `yes | head` does)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    sys.exit(0)
+
+
 def main() -> None:
     """Console entry point: run the app, turning known errors into one line and an exit code."""
+    import signal
+
+    from ezclip_cli.output import OutputClosed
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
@@ -419,13 +460,14 @@ def main() -> None:
             raise
         typer.echo(f"ezclip: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except Terminated:
+        typer.echo("ezclip: terminated", err=True)
+        sys.exit(143)  # 128 + SIGTERM, as shells report it
     except KeyboardInterrupt:
         typer.echo("ezclip: interrupted", err=True)
         sys.exit(130)
-    except BrokenPipeError:
-        # A closed pipe (`| head`) is not an error of ours; keep Python from complaining at exit.
-        sys.stderr.close()
-        sys.exit(0)
+    except (OutputClosed, BrokenPipeError):
+        _stdout_gone()
     except Exception as exc:  # click usage errors (typer may vendor click) and anything unexpected
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
@@ -436,3 +478,5 @@ def main() -> None:
             raise
         typer.echo(f"ezclip: internal error: {type(exc).__name__}: {exc} (EZCLIP_DEBUG=1 shows the traceback)", err=True)
         sys.exit(1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -94,6 +94,7 @@ class TagConfig:
     output_format: str = "csv"
     cache_dir: str | None = None
     runtime: str = "torch"  # or "onnx": an exported bundle run by onnxruntime
+    raw_csv: bool = False  # CSV text fields as they are, no spreadsheet-formula neutralisation
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -219,6 +219,11 @@ def bundle_model_id(model: Any, include_backbone: bool) -> str:
 def _check_out_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} exists and is not a folder")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):  # said before the model loads, not after
+        raise ExportError(f"cannot write --out {out}: the folder {parent} is read-only")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise ExportError(f"--out {out} exists and is not empty; use --overwrite or another folder")
@@ -499,6 +504,48 @@ def is_bundle(path: str | Path) -> bool:
         return False
 
 
+def bundle_fingerprint(path: str | Path) -> str:
+    """Id of everything in a bundle that computes a result: every file (ONNX graphs, weights,
+    config, label embeddings, vocabulary), by name and content. Tagging's resume key for bundles."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+# config.json fields the loaders use, with the types they must have.
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "model_id": (str,), "num_frames": (int,), "image_size": (int,), "mean": (list,), "std": (list,),
+    "logit_scale": (int, float), "files": (dict,),
+}
+
+
+def _check_bundle_fields(path: Path, config: dict[str, Any]) -> None:
+    """One line naming the first bad field, instead of a KeyError or TypeError deep inside."""
+    for key, types in _CONFIG_TYPES.items():
+        value = config.get(key)
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise CheckpointError(f"{path}/{CONFIG_FILE}: field '{key}' is missing or not a {types[0].__name__}")
+    if not 1 <= config["num_frames"] <= 1024 or not 1 <= config["image_size"] <= 4096:
+        raise CheckpointError(f"{path}/{CONFIG_FILE}: num_frames or image_size out of range")
+    for key in ("mean", "std"):
+        values = config[key]
+        if len(values) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise CheckpointError(f"{path}/{CONFIG_FILE}: field '{key}' must be three numbers")
+    if not all(isinstance(v, str) and "/" not in v and v not in ("", ".", "..") for v in config["files"].values()):
+        raise CheckpointError(f"{path}/{CONFIG_FILE}: field 'files' must name files inside the bundle")
+    if config.get("labels") is not None and not (
+        isinstance(config["labels"], dict) and isinstance(config["labels"].get("names"), list)
+    ):
+        raise CheckpointError(f"{path}/{CONFIG_FILE}: field 'labels' must hold a 'names' list")
+
+
 def read_bundle_config(path: str | Path) -> dict[str, Any]:
     """config.json of a bundle, checked for format and version."""
     path = Path(path)
@@ -514,10 +561,14 @@ def read_bundle_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}/{CONFIG_FILE}: corrupt (not JSON)") from None
     if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
         raise CheckpointError(f"{path}: {CONFIG_FILE} is not an ezclip bundle config")
-    if int(config.get("format_version", 0)) > BUNDLE_VERSION:
+    version = config.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path}/{CONFIG_FILE}: field 'format_version' is not a whole number")
+    if version > BUNDLE_VERSION:
         raise CheckpointError(
             f"{path}: bundle format {config['format_version']} is newer than this ezclip understands ({BUNDLE_VERSION}); upgrade ezclip"
         )
+    _check_bundle_fields(path, config)
     return config
 
 
@@ -556,12 +607,24 @@ class OnnxPredictor:
         self.top_k = min(top_k, len(self.labels))
         self.mean, self.std = config["mean"], config["std"]
         self.logit_scale = np.float32(config["logit_scale"])
+        output = session.get_outputs()[0]
+        width = output.shape[-1] if output.shape else None
+        if isinstance(width, int) and width != self.classifier.shape[1]:
+            raise CheckpointError(
+                f"{VIDEO_ONNX} gives embeddings of size {width}, the label embeddings have {self.classifier.shape[1]}; "
+                "the bundle's files do not belong together (re-export it)"
+            )
 
     def __call__(self, pixels: list[Any]) -> list[tuple[list[str], list[float]]]:
         import numpy as np
 
         video = normalise(np.stack(pixels), self.mean, self.std)  # (B, T, 3, S, S) uint8 -> float32
         embedding = self.session.run(None, {"video": video})[0]  # (B, D)
+        if embedding.ndim != 2 or embedding.shape[1] != self.classifier.shape[1]:
+            raise CheckpointError(
+                f"{VIDEO_ONNX} gave embeddings of shape {tuple(embedding.shape)}, expected (B, {self.classifier.shape[1]}); "
+                "the bundle's files do not belong together (re-export it)"
+            )
         logits = self.logit_scale * embedding @ self.classifier.T  # (B, K)
         logits = logits - logits.max(axis=1, keepdims=True)
         probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
@@ -616,7 +679,7 @@ def load_bundle_predictor(
         raise CheckpointError(f"{path}: {TEXT_EMBEDDINGS_FILE} does not match its {len(names)} labels")
     predictor = OnnxPredictor(_session(path / VIDEO_ONNX), classifier, names, top_k, config)
     settings = {"num_frames": int(config["num_frames"]), "image_size": int(config["image_size"])}
-    return predictor, settings, str(config["model_id"])
+    return predictor, settings, bundle_fingerprint(path)  # all its files: a swapped graph is another model
 
 
 def _shipped_embeddings(path: Path) -> Any:
