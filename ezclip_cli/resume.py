@@ -83,8 +83,8 @@ def prepare_output(
     if foreign:
         differs = [name for key, name in IDENTITY if any(r.get(key) != stamp[key] for r in foreign)]
         raise UsageError(
-            f"{output} holds results of another {' and '.join(differs)} ({len(foreign)} rows); "
-            "use the same options, --overwrite, or another -o"
+            f"{output} holds results of another model or label set or other settings ({', '.join(differs)} "
+            f"differ in {len(foreign)} rows); use the same options, --overwrite, or another -o"
         )
     current: dict[str, str] = {}
     for task in planned:
