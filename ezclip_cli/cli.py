@@ -427,7 +427,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that every `finally` runs: workers stopped, output closed."""
 
 
+_terminated: list[bool] = []  # set by the handler: typer reports any KeyboardInterrupt as a plain 130
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    _terminated.append(True)
     raise Terminated()
 
 
@@ -450,8 +454,11 @@ def main() -> None:
     from ezclip_cli.output import OutputClosed
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    _terminated.clear()
     try:
         code = app(standalone_mode=False)
+        if _terminated:  # typer returned 130 for the KeyboardInterrupt that SIGTERM raised
+            raise Terminated()
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
