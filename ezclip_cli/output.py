@@ -99,9 +99,23 @@ def csv_line(fields: Iterable[Any]) -> str:
     return ",".join(out) + "\n"
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def finite_json(row: dict[str, Any]) -> str:
-    """JSON of a row; NaN or infinity (not JSON) is a bug upstream and raises here, never written."""
-    return json.dumps(row, ensure_ascii=False, allow_nan=False)
+    """JSON of a row, never NaN or infinity (not JSON): such a number becomes null.
+
+    Scores never get here non-finite (tagging makes that row an error row); a duration from a
+    hostile header might.
+    """
+    return json.dumps(_finite(row), ensure_ascii=False, allow_nan=False)
 
 
 def scores_finite(scores: Iterable[float]) -> bool:
