@@ -61,6 +61,7 @@ def test_offline_without_cache_is_one_line_naming_the_flag(tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     import os
 
+    (tmp_path / "clip.mp4").write_bytes(b"not decoded: the model fails first")  # an empty folder fails before
     result = subprocess.run(
         [sys.executable, "-m", "ezclip_cli", "tag", str(tmp_path), "--labels", "a,b", "--model", "ViT-B-32", "--pretrained", "openai"],
         capture_output=True, text=True, env={**os.environ, **env}, timeout=300,
