@@ -87,7 +87,8 @@ def parse_model_config(path: Path, meta: dict[str, str], check_memory: bool = Tr
     except (json.JSONDecodeError, TypeError) as exc:
         raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'config' is not JSON") from exc
     if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'config' is a {type(data).__name__}, not a mapping")
+        kind = type(data).__name__
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'config' is a {kind}, not a mapping")
     if not isinstance(data.get("backbone", ""), str) or not isinstance(data.get("pretrained", ""), (str, type(None))):
         raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'backbone' and 'pretrained' must be text")
     if not isinstance(data.get("use_prompts", True), bool):

@@ -108,6 +108,7 @@ def check_model_size(where: str, config: dict[str, Any], check_memory: bool = Tr
     free = available_memory() if check_memory else None
     if free is not None and count * 4 > free:
         raise CheckpointError(
-            f"{where}: the model needs ~{count * 4 / 2**30:.1f} GiB and only {free / 2**30:.1f} GiB of memory is available"
+            f"{where}: the model needs ~{count * 4 / 2**30:.1f} GiB and only {free / 2**30:.1f} GiB "
+            "of memory is available"
         )
     return count

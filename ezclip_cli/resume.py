@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError
-from ezclip_cli.output import FORMATS, csv_columns, csv_header, not_ours, read_rows, rewrite_rows
+from ezclip_cli.output import (
+    FORMATS,
+    csv_columns,
+    csv_header,
+    not_ours,
+    read_rows,
+    rewrite_rows,
+)
 
 IDENTITY = (("model_id", "model"), ("labels_id", "label set or templates"),
             ("settings_id", "--top-k/--window/--stride/--raw-csv"))

@@ -9,7 +9,6 @@ where a real process is the point (signals, pipes, two writers).
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import resource
@@ -20,7 +19,6 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -479,7 +477,8 @@ def _hostile_config(source: Path, **vision) -> str:
 def test_hostile_metadata_never_allocates(capsys, clips, tmp_path):
     source = tiny_checkpoint(tmp_path / "ok.ezclip")
     tiny = {"learned.x": torch.zeros(1)}
-    huge = rewrite_metadata(source, tmp_path / "huge.ezclip", tiny, config=_hostile_config(source, width=16000, layers=512))
+    hostile = _hostile_config(source, width=16000, layers=512)
+    huge = rewrite_metadata(source, tmp_path / "huge.ezclip", tiny, config=hostile)
     assert huge.stat().st_size < 4096
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     code, err = tag(capsys, str(clips), "--labels", LABELS, "--checkpoint", str(huge), "-j", "0")
@@ -496,7 +495,8 @@ def test_hostile_metadata_never_allocates(capsys, clips, tmp_path):
     free = available_memory()
     if free is not None and free // 4 < MAX_PARAMETERS:  # a model below the hard limit but above free memory
         width = int(((free // 4 + MAX_PARAMETERS) / 2 / (12 * 256)) ** 0.5) // 64 * 64
-        big = rewrite_metadata(source, tmp_path / "big.ezclip", tiny, config=_hostile_config(source, width=width, layers=256))
+        hostile = _hostile_config(source, width=width, layers=256)
+        big = rewrite_metadata(source, tmp_path / "big.ezclip", tiny, config=hostile)
         code, err = run_main("tag", str(clips), "--labels", LABELS, "--checkpoint", str(big), "-j", "0", capsys=capsys)
         assert code == 1 and "GiB of memory is available" in one_error_line(err)
 
@@ -511,14 +511,15 @@ def test_learned_tensors_must_be_float_and_finite(capsys, clips, tmp_path):
     as_int = rewrite_metadata(source, tmp_path / "int.ezclip", {**tensors, name: (tensors[name] * 100).long()})
     code, err = tag(capsys, str(clips), "--labels", LABELS, "--checkpoint", str(as_int), "-j", "0")
     assert code == 1 and "torch.int64, not floating point" in one_error_line(err)
-    nan = rewrite_metadata(source, tmp_path / "nan.ezclip", {**tensors, name: torch.full_like(tensors[name], float("nan"))})
+    nan_prompt = torch.full_like(tensors[name], float("nan"))
+    nan = rewrite_metadata(source, tmp_path / "nan.ezclip", {**tensors, name: nan_prompt})
     code, err = tag(capsys, str(clips), "--labels", LABELS, "--checkpoint", str(nan), "-j", "0")
     assert code == 1 and "NaN or infinity" in one_error_line(err)
 
 
 def test_non_finite_scores_are_error_rows_and_json_never_holds_nan(capsys, clips, tmp_path):
     broken = tiny_checkpoint(tmp_path / "nanbackbone.ezclip", **{"clip.visual.ln_post.weight": float("nan")})
-    code, out, err = tag_out(capsys, str(clips), "--labels", LABELS, "--checkpoint", str(broken), "-j", "0", "-f", "json")
+    code, out, _ = tag_out(capsys, str(clips), "--labels", LABELS, "--checkpoint", str(broken), "-j", "0", "-f", "json")
 
     def refuse(constant: str):
         raise AssertionError(f"{constant} in JSON output")
@@ -596,7 +597,8 @@ def test_fifo_device_and_huge_resolution_get_their_own_reason(capsys, tmp_path):
     huge.write_bytes(b"YUV4MPEG2 W40000 H40000 F8:1 Ip A1:1 C420jpeg\nFRAME\n" + b"\x80" * 1000)
     big = tmp_path / "big.y4m"
     big.write_bytes(b"YUV4MPEG2 W9000 H9000 F8:1 Ip A1:1 C420jpeg\nFRAME\n" + b"\x80" * 1000)
-    code, out, err = tag_out(capsys, str(fifo), "/dev/zero", str(huge), str(big), "--labels", LABELS, *TINY, "-f", "jsonl")
+    inputs = [str(fifo), "/dev/zero", str(huge), str(big)]
+    code, out, _ = tag_out(capsys, *inputs, "--labels", LABELS, *TINY, "-f", "jsonl")
     rows = {Path(r["path"]).name: r for r in map(json.loads, out.splitlines())}
     assert code == 1
     assert "a FIFO" in rows["pipe.mp4"]["error"]
