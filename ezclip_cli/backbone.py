@@ -52,9 +52,10 @@ def register_model_config(model_config: dict[str, Any], hint: str = "ezclip") ->
     blob = json.dumps(model_config, sort_keys=True).encode()
     name = f"{Path(hint).stem}-{hashlib.sha256(blob).hexdigest()[:10]}"
     if name not in open_clip.list_models():
-        folder = Path(tempfile.mkdtemp(prefix="ezclip-cfg-"))
-        (folder / f"{name}.json").write_text(json.dumps(model_config))
-        open_clip.add_model_config(folder / f"{name}.json")
+        # open_clip reads the file when it is added and keeps the config in memory: the folder can go.
+        with tempfile.TemporaryDirectory(prefix="ezclip-cfg-") as folder:
+            (Path(folder) / f"{name}.json").write_text(json.dumps(model_config))
+            open_clip.add_model_config(Path(folder) / f"{name}.json")
     return name
 
 

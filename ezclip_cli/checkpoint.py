@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ezclip_cli.config import ModelConfig
-from ezclip_cli.errors import CheckpointError
+from ezclip_cli.errors import CheckpointError, EzclipError
+from ezclip_cli.limits import check_model_size
 from ezclip_cli.output import atomic_write
 
 FORMAT = "ezclip"
@@ -67,10 +68,52 @@ def read_checkpoint_header(path: str | Path) -> dict[str, str]:
     kind = detect_kind(path)
     if kind != "ezclip":
         raise CheckpointError(f"{path}: not an ezclip checkpoint ({kind})")
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+    except SafetensorError as exc:
+        raise CheckpointError(f"{path}: corrupt checkpoint ({exc})") from exc
+    _check_header(path, meta)
+    parse_model_config(path, meta, check_memory=False)  # `info` builds nothing real, but no absurd sizes
+    return meta
+
+
+def parse_model_config(path: Path, meta: dict[str, str], check_memory: bool = True) -> ModelConfig:
+    """The ModelConfig in a checkpoint's metadata, checked (types, sane sizes, free memory) before any build."""
+    try:
+        data = json.loads(meta["config"])
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'config' is not JSON") from exc
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'config' is a {kind}, not a mapping")
+    if not isinstance(data.get("backbone", ""), str) or not isinstance(data.get("pretrained", ""), (str, type(None))):
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'backbone' and 'pretrained' must be text")
+    if not isinstance(data.get("use_prompts", True), bool):
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'use_prompts' must be true or false")
+    for key in ("adapter_ratio", "prompt_dropout", "drop_path", "attn_dropout"):
+        value = data.get(key, 0.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+            raise CheckpointError(f"{path}: corrupt checkpoint metadata: '{key}' = {value!r} is not a number in 0..1")
+    check_model_size(str(path), data, check_memory=check_memory)
+    try:
+        return ModelConfig.from_dict(data)
+    except EzclipError as exc:  # unknown keys: a usage error elsewhere, a corrupt file here
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata: {exc}") from exc
+
+
+def check_learned(path: Path, learned: dict[str, Any]) -> None:
+    """Learned tensors must be floating point (an int64 prompt would be silently truncated) and finite."""
+    import torch
+
+    for name, tensor in learned.items():
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            kind = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise CheckpointError(f"{path}: learned tensor '{name}' is {kind}, not floating point; the file is corrupt")
+        if not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: learned tensor '{name}' holds NaN or infinity; the file is corrupt")
 
 
 def detect_kind(path: Path) -> str:
@@ -107,26 +150,43 @@ def load_checkpoint(
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = dict(f.metadata() or {})
             _check_header(path, meta)
+            config = parse_model_config(path, meta)  # before any tensor is read or model built
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except SafetensorError as exc:
         raise CheckpointError(f"{path}: corrupt checkpoint ({exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: corrupt checkpoint metadata") from exc
-    config = ModelConfig.from_dict(json.loads(meta["config"]))
+    try:
+        extra = json.loads(meta.get("extra") or "{}")
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'extra' is not JSON") from None
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'extra' is not a mapping")
     learned = {k[len("learned."):]: v for k, v in tensors.items() if k.startswith("learned.")}
+    check_learned(path, learned)
     backbone_sd = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
-    model = _build(config, backbone_sd if meta.get("backbone_weights") == "embedded" else None, device, cache_dir)
+    try:
+        model = _build(config, backbone_sd if meta.get("backbone_weights") == "embedded" else None, device, cache_dir)
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:  # shapes or fields that do not fit together
+        raise CheckpointError(f"{path}: the model in its metadata cannot be built ({_first_line(exc)})") from exc
     try:
         model.load_learned_state_dict(learned)
     except KeyError as exc:
         raise CheckpointError(f"{path}: {exc.args[0]}") from exc
-    return model, json.loads(meta.get("extra") or "{}")
+    return model, extra
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
 def _check_header(path: Path, meta: dict[str, str]) -> None:
     if meta.get("format") != FORMAT or "config" not in meta:
         raise CheckpointError(f"{path}: a safetensors file but not an ezclip checkpoint (no ezclip metadata)")
-    version = int(meta.get("format_version", "0"))
+    try:
+        version = int(meta.get("format_version", "0"))
+    except ValueError:
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata: format_version "
+                              f"{meta.get('format_version')!r} is not a number") from None
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {version} is newer than this ezclip understands ({FORMAT_VERSION}); upgrade ezclip"
@@ -165,8 +225,11 @@ def load_reference_state(path: Path) -> dict[str, Any]:
     except Exception as exc:  # zip/pickle corruption surfaces as many types
         raise CheckpointError(f"{path}: corrupt or unreadable torch file ({type(exc).__name__})") from exc
     state = obj.get("model_state_dict", obj) if isinstance(obj, dict) else None
-    if not isinstance(state, dict) or REFERENCE_PROMPT_KEY not in {k.removeprefix("module.") for k in state}:
+    if not isinstance(state, dict) or REFERENCE_PROMPT_KEY not in {str(k).removeprefix("module.") for k in state}:
         raise CheckpointError(f"{path}: not an EZ-CLIP checkpoint (no {REFERENCE_PROMPT_KEY})")
+    bad = [str(k) for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: malformed EZ-CLIP checkpoint: '{bad[0]}' is not a tensor")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -209,24 +272,38 @@ def import_reference(path: str | Path, *, device: str = "cpu", model_config: str
 
     path = Path(path)
     state = load_reference_state(path)
-    prompts = state.pop(REFERENCE_PROMPT_KEY).float()  # (L, T, D)
     learned: dict[str, torch.Tensor] = {}
+    raw_prompts = state.pop(REFERENCE_PROMPT_KEY)
     for key in [k for k in state if _REFERENCE_ADAPTER.match(k)]:
         tower, layer, fc, kind = _REFERENCE_ADAPTER.match(key).groups()
-        name = f"{'vision' if tower else 'text'}.{layer}.adapter.fc{fc}.{kind}"
-        learned[name] = state.pop(key).float()
-    if prompts.ndim == 3 and prompts.shape[0] == 1:
+        learned[f"{'vision' if tower else 'text'}.{layer}.adapter.fc{fc}.{kind}"] = state.pop(key)
+    check_learned(path, {REFERENCE_PROMPT_KEY: raw_prompts, **learned})  # before .float() hides an int64
+    prompts = raw_prompts.float()  # (L, T, D)
+    learned = {k: v.float() for k, v in learned.items()}
+    if prompts.ndim != 3:
+        raise CheckpointError(f"{path}: malformed EZ-CLIP checkpoint: prompts of shape {tuple(prompts.shape)}, "
+                              "expected (layers, frames, width)")
+    if prompts.shape[0] == 1:
         raise CheckpointError(f"{path}: shallow prompts (one layer) are not the EZ-CLIP release layout")
     learned.update({f"vision.{i}.prompt": p for i, p in enumerate(prompts)})
     _check_temporal_embedding(path, state.get("visual.temporal_embedding"))
     for key in _OPENAI_EXTRA_KEYS:
         state.pop(key, None)
-    config_dict = resolve_model_name(model_config)[1] if model_config else openai_model_config(state)
+    try:
+        config_dict = resolve_model_name(model_config)[1] if model_config else openai_model_config(state)
+    except (KeyError, IndexError, AttributeError, TypeError) as exc:
+        raise CheckpointError(f"{path}: malformed EZ-CLIP checkpoint: no usable CLIP weights "
+                              f"({_first_line(exc)})") from exc
+    check_model_size(str(path), {"num_frames": int(prompts.shape[1]), "backbone_config": config_dict})
     name = model_config or f"reference:{path.name}"
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    backbone = build_backbone_from_config(config_dict, name, state, device)
-    config = ModelConfig(backbone=name, pretrained=None, num_frames=int(prompts.shape[1]), use_prompts=True)
-    model = build_model(backbone, config)
+    try:
+        backbone = build_backbone_from_config(config_dict, name, state, device)
+        config = ModelConfig(backbone=name, pretrained=None, num_frames=int(prompts.shape[1]), use_prompts=True)
+        model = build_model(backbone, config)
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: malformed EZ-CLIP checkpoint: the CLIP weights do not fit together "
+                              f"({_first_line(exc)})") from exc
     try:
         model.load_learned_state_dict(learned)
     except KeyError as exc:

@@ -251,7 +251,10 @@ def tag(
         None, "--template", help="Prompt template with '{}' for the label (repeatable); default: the 16 EZ-CLIP templates."
     ),
     no_descriptions: bool = typer.Option(False, "--no-descriptions", help="Ignore descriptions in a CSV label file."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results here (resumable) instead of stdout."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write results here (resumable; '-' = stdout). Refuses files ezclip did not write; "
+        "a symlink is written through to its target."
+    ),
     fmt: Optional[OutputFormat] = typer.Option(
         None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
     ),
@@ -295,6 +298,9 @@ def tag(
     scenes: Optional[Path] = typer.Option(
         None, "--scenes", help="Tag the scenes of a PySceneDetect list-scenes CSV (or a folder of VIDEO-Scenes.csv) instead of windows."
     ),
+    raw_csv: bool = typer.Option(
+        False, "--raw-csv", help="CSV text as is: no apostrophe before values a spreadsheet would run as formulas (= + - @)."
+    ),
     quiet: bool = QuietOpt,
     progress_interval: Optional[float] = ProgressIntervalOpt,
     files_from: Optional[Path] = typer.Option(
@@ -330,6 +336,11 @@ def tag(
         log.info("shard %d of %d (from %s)", shard_index, num_shards, shard_source)
     if stride is not None and window is None:
         fail("--stride needs --window", 2)
+    for text in template or ():
+        if text.count("{}") != 1:
+            fail(f"--template {text!r} must contain '{{}}' once, where the label goes", 2)
+    if output is not None and str(output) == "-":
+        output = None  # `-o -`: stdout, as everywhere in Unix
     from ezclip_cli.tagging import TagConfig, run_tagging
 
     fmt_value = (fmt.value if fmt else None) or _format_from_suffix(output)
@@ -354,6 +365,7 @@ def tag(
         min_score=min_score,
         segments=segments,
         scenes=str(scenes) if scenes else None,
+        raw_csv=raw_csv,
     )
     if from_embeddings is not None:
         from ezclip_cli.relabel import run_relabel
@@ -662,6 +674,10 @@ def evaluate(
     setup_logging(quiet or os.environ.get("RANK", "0") != "0")
     if dataset is None or root is None:
         fail("eval needs --dataset and --root (the dataset's folder in its official layout)", 2)
+    from ezclip_cli.data import list_datasets
+
+    if dataset not in list_datasets():
+        fail(f"unknown --dataset '{dataset}'; available: {', '.join(list_datasets())}", 2)
     if baseline is not None and baseline != "clip":
         fail(f"unknown --baseline '{baseline}'; available: clip", 2)
     from ezclip_cli.evaluate import EvalConfig, run_evaluation
@@ -718,6 +734,12 @@ def merge(
             fail(f"-o {output} is one of the parts being merged; choose another file", 2)
     fmt_value = (fmt.value if fmt else None) or _format_from_suffix(output)
     result = merge_outputs(parts)
+    if output is not None:
+        from ezclip_cli.output import resolve_target
+        from ezclip_cli.resume import load_existing
+
+        output = resolve_target(output)  # no directories or special files; a symlink is written through
+        load_existing(output, fmt_value, result.top_k, True, True)  # --overwrite replaces only an ezclip output
 
     def write(stream: Any) -> None:
         writer = RowWriter(stream, fmt_value, result.top_k)
@@ -887,8 +909,38 @@ def build_command() -> Any:
     return add_environment_help(apply_help_conventions(typer.main.get_command(app)))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every `finally` runs: workers stopped, output closed."""
+
+
+_terminated: list[bool] = []  # set by the handler: typer reports any KeyboardInterrupt as a plain 130
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    _terminated.append(True)
+    raise Terminated()
+
+
+def _stdout_gone() -> None:
+    """The reader of stdout left (`| head`): not an error. Point fd 1 at /dev/null so the
+    interpreter's final flush cannot fail, and end quietly with 0 (as `yes | head` does)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    sys.exit(0)
+
+
 def main() -> None:
     """Console entry point: run the app, turning known errors into one line and an exit code."""
+    import signal
+
+    from ezclip_cli.output import OutputClosed
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    _terminated.clear()
     try:
         try:
             # prog_name: usage lines and the completion variable (_EZCLIP_COMPLETE) name the installed
@@ -896,6 +948,8 @@ def main() -> None:
             code = build_command().main(prog_name="ezclip", standalone_mode=False)
         finally:
             close_displays()
+        if _terminated:  # typer returned 130 for the KeyboardInterrupt that SIGTERM raised
+            raise Terminated()
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -904,20 +958,24 @@ def main() -> None:
             raise
         typer.echo(f"ezclip: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except Terminated:
+        typer.echo("ezclip: terminated", err=True)
+        sys.exit(143)  # 128 + SIGTERM, as shells report it
     except KeyboardInterrupt:
         typer.echo("ezclip: interrupted", err=True)
         sys.exit(130)
-    except BrokenPipeError:
-        # A closed pipe (`| head`) is not an error of ours; keep Python from complaining at exit.
-        sys.stderr.close()
-        sys.exit(0)
+    except (OutputClosed, BrokenPipeError):
+        _stdout_gone()
     except Exception as exc:  # click usage errors (typer may vendor click) and anything unexpected
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
-        if type(exc).__name__ == "Abort":
-            sys.exit(130)
+        if type(exc).__name__ == "Abort":  # click's wrapping of Ctrl-C, or of the SIGTERM handler's interrupt
+            typer.echo("ezclip: terminated" if _terminated else "ezclip: interrupted", err=True)
+            sys.exit(143 if _terminated else 130)
         if os.environ.get("EZCLIP_DEBUG") == "1":
             raise
         typer.echo(f"ezclip: internal error: {type(exc).__name__}: {exc} (EZCLIP_DEBUG=1 shows the traceback)", err=True)
         sys.exit(1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
     try:
         data = yaml.safe_load(text) if path.suffix != ".json" else json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
@@ -100,6 +103,7 @@ class TagConfig:
     min_score: float | None = None  # keep labels with cosine >= min_score
     segments: bool = False  # merge consecutive windows with the same top label (segments.py)
     scenes: str | None = None  # PySceneDetect list-scenes CSV (or a folder of them) instead of fixed windows
+    raw_csv: bool = False  # CSV text fields as they are, no spreadsheet-formula neutralisation
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -180,6 +184,10 @@ class TrainConfig:
         problems += [f"{n} must be >= 1" for n in positive if getattr(self, n) < 1]
         optional_positive = ("max_steps", "kshot", "save_every_steps", "eval_every")
         problems += [f"{n} must be >= 1" for n in optional_positive if getattr(self, n) is not None and getattr(self, n) < 1]
+        floats = ("lr", "weight_decay", "eps", "warmup_epochs", "motion_weight", "drop_path", "attn_dropout",
+                  "prompt_dropout", "clip_grad")
+        problems += [f"{n} must be a finite number" for n in floats
+                     if isinstance(getattr(self, n), float) and not math.isfinite(getattr(self, n))]
         if self.lr <= 0:
             problems.append("lr must be > 0")
         if self.precision not in PRECISIONS:
@@ -254,7 +262,11 @@ def _coerce_train_value(key: str, value: Any) -> Any:
     if key in _TRAIN_BOOLS and not isinstance(value, bool):
         raise UsageError(f"training config key '{key}': want true or false, got {value!r}")
     if key == "templates":
-        return (value,) if isinstance(value, str) else tuple(value)
+        if isinstance(value, str):
+            return (value,)
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"training config key 'templates': want a text or a list of texts with '{{}}', got {value!r}")
+        return tuple(value)
     if key not in _TRAIN_FLOATS | _TRAIN_INTS | _TRAIN_BOOLS and not isinstance(value, str):
         raise UsageError(f"training config key '{key}': want text, got {value!r}")
     return value

@@ -39,7 +39,7 @@ def run_embedding(
     from ezclip_cli.embeddings import StoreWriter, model_spec, row_key
     from ezclip_cli.loading import load_model, model_fingerprint, pick_device
     from ezclip_cli.tagging import (
-        Decoder, Predictor, TagSummary, default_workers, plan_tasks, select_shard, tag_tasks, task_key,
+        Decoder, Predictor, TagSummary, default_workers, plan_tasks, select_shard, tag_tasks,
     )
     from ezclip_cli.video import list_videos
 
@@ -62,7 +62,7 @@ def run_embedding(
         }
         planned = list(plan_tasks(paths, config))
         tasks = [
-            (i, t) for i, t in enumerate(planned) if isinstance(t, dict) or row_key(*task_key(t)) not in writer.keys
+            (i, t) for i, t in enumerate(planned) if isinstance(t, dict) or row_key(t.video_id, t.start) not in writer.keys
         ]
         summary = TagSummary(skipped=len(planned) - len(tasks))
         tag_tasks(tasks, config, decoder, settings, predictor, _Discard(), {"model_id": model_id}, summary, progress,

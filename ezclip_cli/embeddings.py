@@ -46,9 +46,10 @@ class StoreError(EzclipError):
     """An embedding store is missing, damaged, locked, or of another model."""
 
 
-def row_key(path: str, video_id: str | None, start: float | None) -> tuple:
-    """Identity of a stored row: the same key `tag` resumes on (path, video id, window start)."""
-    return (path, video_id, None if start is None else round(float(start), 3))
+def row_key(video_id: str | None, start: float | None) -> tuple:
+    """Identity of a stored row: (video id, window start). The video id names the resolved path and its
+    size and mtime (tagging.video_fingerprint), so relative and absolute spellings are one video."""
+    return (video_id, None if start is None else round(float(start), 3))
 
 
 # ---- reading ----------------------------------------------------------------------------------
@@ -217,7 +218,7 @@ def load_store(store: str | Path, model_id: str | None = None) -> StoredEmbeddin
         columns[name] = np.concatenate(numeric[name]) if numeric[name] else empty
     columns["timestamps"] = _concat_timestamps(numeric["timestamps"])
     starts = np.round(np.nan_to_num(columns["start"], nan=-1.0), 3)
-    keys = list(zip(columns["path"], columns["video_id"], starts.tolist()))
+    keys = list(zip(columns["video_id"], starts.tolist()))
     if len(set(keys)) != len(keys):  # only hand-edited stores get here; keep the last copy of each row
         last = {k: i for i, k in enumerate(keys)}
         index = sorted(last.values())
@@ -256,8 +257,8 @@ class StoreWriter:
             self.keys = set()
             for e in self.entries:  # only the small start column is read from each shard
                 starts = read_shard(self.path / SHARDS_DIR / e["shard"], names=("start",))["start"].tolist()
-                for p, v, s in zip(e["columns"]["path"], e["columns"]["video_id"], starts):
-                    self.keys.add(row_key(p, v, None if s != s else s))  # NaN: no window
+                for v, s in zip(e["columns"]["video_id"], starts):
+                    self.keys.add(row_key(v, None if s != s else s))  # NaN: no window
             self.added = 0
             self._compact()
         except BaseException:
@@ -341,7 +342,7 @@ class StoreWriter:
 
         fresh, index = [], []
         for i, row in enumerate(rows):
-            key = row_key(row["path"], row["video_id"], row["start"])
+            key = row_key(row["video_id"], row["start"])
             if key not in self.keys:
                 self.keys.add(key)
                 fresh.append(row)
@@ -453,9 +454,11 @@ def open_store_for_tagging(
     return StoreWriter(store, model_id, float(scale), spec)
 
 
-def warn_unstored(done: Iterable[tuple], writer: StoreWriter) -> None:
-    """Rows an earlier run wrote to -o without --save-embeddings are skipped, so they cannot reach the store."""
-    missing = sum(1 for key in done if row_key(*key) not in writer.keys)
+def warn_unstored(done: dict[tuple, str], writer: StoreWriter) -> None:
+    """Rows an earlier run wrote to -o without --save-embeddings are skipped, so they cannot reach the store.
+
+    `done` maps resume.row_key (video, start) to the video id of the row in the output."""
+    missing = sum(1 for (_, start), video_id in done.items() if row_key(video_id, start) not in writer.keys)
     if missing:
         log.warning(
             "%d rows already in the output are not in %s (tagged without --save-embeddings); "

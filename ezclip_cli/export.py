@@ -207,6 +207,11 @@ def bundle_model_id(model: Any, include_backbone: bool) -> str:
 def _check_out_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} exists and is not a folder")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):  # said before the model loads, not after
+        raise ExportError(f"cannot write --out {out}: the folder {parent} is read-only")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise ExportError(f"--out {out} exists and is not empty; use --overwrite or another folder")

@@ -64,14 +64,19 @@ def read_part(path: Path) -> tuple[list[dict[str, Any]], int | None]:
     return rows, max(lengths) if lengths else None
 
 
-def _identity(row: dict[str, Any]) -> tuple[Any, Any, bool]:
-    """What must agree across shards: model, label set, and whether rows are windows."""
-    return row.get("model_id"), row.get("labels_id"), row.get("start") not in (None, "")
+def _identity(row: dict[str, Any]) -> tuple[Any, Any, bool, Any]:
+    """What must agree across shards: model, label set, whether rows are windows, and the other settings."""
+    return row.get("model_id"), row.get("labels_id"), row.get("start") not in (None, ""), row.get("settings_id")
 
 
 def _key(row: dict[str, Any]) -> tuple[str, float | None]:
+    """One video (window): by its video id's resolved-path part where the row has one (resume.row_key), so the
+    same file named relatively in one shard and absolutely in another is one video; else by path."""
+    from ezclip_cli.resume import video_key
+
     start = row.get("start")
-    return str(row["path"]), None if start in (None, "") else round(float(start), 3)
+    who = video_key(row.get("video_id")) if row.get("video_id") else str(row["path"])
+    return who, None if start in (None, "") else round(float(start), 3)
 
 
 def merge_outputs(paths: Sequence[Path]) -> MergeResult:
@@ -79,7 +84,7 @@ def merge_outputs(paths: Sequence[Path]) -> MergeResult:
     if not paths:
         raise UsageError("nothing to merge: give the shard output files")
     result = MergeResult(files=len(paths))
-    seen_identity: dict[tuple[Any, Any, bool], Path] = {}
+    seen_identity: dict[tuple[Any, Any, bool, Any], Path] = {}
     top_ks: dict[int, Path] = {}
     chosen: dict[tuple[str, float | None], dict[str, Any]] = {}
     for path in paths:
@@ -99,18 +104,18 @@ def merge_outputs(paths: Sequence[Path]) -> MergeResult:
                 chosen[key] = row  # a later run finished what an earlier one could not read
             elif kept.get("status") == row.get("status") == "ok" and kept.get("video_id") != row.get("video_id"):
                 log.warning("%s: tagged as two versions of the file (video_id %s and %s); kept the first",
-                            key[0], kept.get("video_id"), row.get("video_id"))
+                            kept["path"], kept.get("video_id"), row.get("video_id"))
         _check_one_identity(seen_identity)
         if len(top_ks) > 1:
             (k1, p1), (k2, p2) = list(top_ks.items())[:2]
             raise UsageError(f"{p1} has top-{k1} rows but {p2} top-{k2}; re-tag the shards with the same --top-k")
-    result.rows = sorted(chosen.values(), key=lambda r: (_key(r)[0], _key(r)[1] or 0.0))
+    result.rows = sorted(chosen.values(), key=lambda r: (str(r["path"]), _key(r)[1] or 0.0))
     result.top_k = next(iter(top_ks), 1)
     result.failed = sum(1 for row in result.rows if row.get("status") != "ok")
     return result
 
 
-def _check_one_identity(seen: dict[tuple[Any, Any, bool], Path]) -> None:
+def _check_one_identity(seen: dict[tuple[Any, Any, bool, Any], Path]) -> None:
     if len(seen) <= 1:
         return
     (a, pa), (b, pb) = list(seen.items())[:2]
@@ -118,6 +123,8 @@ def _check_one_identity(seen: dict[tuple[Any, Any, bool], Path]) -> None:
         what = f"models ({a[0]} in {pa}, {b[0]} in {pb})"
     elif a[1] != b[1]:
         what = f"label sets or prompts ({a[1]} in {pa}, {b[1]} in {pb})"
-    else:
+    elif a[2] != b[2]:
         what = f"settings (whole videos in {pa if not a[2] else pb}, --window rows in {pb if not a[2] else pa})"
+    else:
+        what = f"settings (--top-k/--window/--stride/--raw-csv: {a[3]} in {pa}, {b[3]} in {pb})"
     raise UsageError(f"refusing to merge outputs of different {what}; merge only shards of one run")

@@ -50,8 +50,50 @@ def is_bundle(path: str | Path) -> bool:
         return False
 
 
+def bundle_fingerprint(path: str | Path) -> str:
+    """Id of everything in a bundle that computes a result: every file (ONNX graphs, weights,
+    config, label embeddings, vocabulary), by name and content. Tagging's resume key for bundles."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+# config.json fields the loaders use, with the types they must have.
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "model_id": (str,), "num_frames": (int,), "image_size": (int,), "mean": (list,), "std": (list,),
+    "logit_scale": (int, float), "files": (dict,),
+}
+
+
+def _check_bundle_fields(path: Path, config: dict[str, Any]) -> None:
+    """One line naming the first bad field, instead of a KeyError or TypeError deep inside."""
+    for key, types in _CONFIG_TYPES.items():
+        value = config.get(key)
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise CheckpointError(f"{path}/{CONFIG_FILE}: field '{key}' is missing or not a {types[0].__name__}")
+    if not 1 <= config["num_frames"] <= 1024 or not 1 <= config["image_size"] <= 4096:
+        raise CheckpointError(f"{path}/{CONFIG_FILE}: num_frames or image_size out of range")
+    for key in ("mean", "std"):
+        values = config[key]
+        if len(values) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise CheckpointError(f"{path}/{CONFIG_FILE}: field '{key}' must be three numbers")
+    if not all(isinstance(v, str) and "/" not in v and v not in ("", ".", "..") for v in config["files"].values()):
+        raise CheckpointError(f"{path}/{CONFIG_FILE}: field 'files' must name files inside the bundle")
+    if config.get("labels") is not None and not (
+        isinstance(config["labels"], dict) and isinstance(config["labels"].get("names"), list)
+    ):
+        raise CheckpointError(f"{path}/{CONFIG_FILE}: field 'labels' must hold a 'names' list")
+
+
 def read_bundle_config(path: str | Path) -> dict[str, Any]:
-    """config.json of a bundle, checked for format and version."""
+    """config.json of a bundle, checked for format, version and the types of the fields loaders use."""
     path = Path(path)
     if path.is_file():
         raise CheckpointError(f"{path} is a file, not an exported bundle folder (make one with `ezclip export`)")
@@ -65,11 +107,14 @@ def read_bundle_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}/{CONFIG_FILE}: corrupt (not JSON)") from None
     if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
         raise CheckpointError(f"{path}: {CONFIG_FILE} is not an ezclip bundle config")
-    if int(config.get("format_version", 0)) > BUNDLE_VERSION:
+    version = config.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path}/{CONFIG_FILE}: field 'format_version' is not a whole number")
+    if version > BUNDLE_VERSION:
         raise CheckpointError(
-            f"{path}: bundle format {config['format_version']} is newer than this ezclip understands "
-            f"({BUNDLE_VERSION}); upgrade ezclip"
+            f"{path}: bundle format {version} is newer than this ezclip understands ({BUNDLE_VERSION}); upgrade ezclip"
         )
+    _check_bundle_fields(path, config)
     return config
 
 
@@ -94,6 +139,13 @@ class OnnxPredictor:
         self.top_k = min(top_k, len(self.labels))
         self.mean, self.std = config["mean"], config["std"]
         self.logit_scale = np.float32(config["logit_scale"])
+        output = session.get_outputs()[0]
+        width = output.shape[-1] if output.shape else None
+        if isinstance(width, int) and width != self.classifier.shape[1]:
+            raise CheckpointError(
+                f"{VIDEO_ONNX} gives embeddings of size {width}, the label embeddings have {self.classifier.shape[1]}; "
+                "the bundle's files do not belong together (re-export it)"
+            )
 
     def __call__(self, pixels: list[Any]) -> list[tuple[list[str], list[float]]]:
         return self.predict(pixels)[1]
@@ -104,6 +156,11 @@ class OnnxPredictor:
 
         video = normalise(np.stack(pixels), self.mean, self.std)  # (B, T, 3, S, S) uint8 -> float32
         embedding = self.session.run(None, {"video": video})[0]  # (B, D)
+        if embedding.ndim != 2 or embedding.shape[1] != self.classifier.shape[1]:
+            raise CheckpointError(
+                f"{VIDEO_ONNX} gave embeddings of shape {tuple(embedding.shape)}, "
+                f"expected (B, {self.classifier.shape[1]}); the bundle's files do not belong together (re-export it)"
+            )
         return embedding, self._rank(embedding)
 
     def _rank(self, embedding: Any) -> list[tuple[list[str], list[float]]]:
@@ -126,7 +183,7 @@ def load_bundle_predictor(
     templates: Sequence[str] | None = None,
     use_descriptions: bool = True,
 ) -> tuple[OnnxPredictor, dict[str, int], str]:
-    """(predictor, {num_frames, image_size}, model_id) for `ezclip tag --runtime onnx`, without torch.
+    """(predictor, {num_frames, image_size}, bundle fingerprint) for `ezclip tag --runtime onnx`, without torch.
 
     `labels=None` uses the bundle's own label set; a label set whose prompts match the bundle's
     uses the shipped class embeddings; any other needs a bundle exported with --text-encoder.
@@ -165,7 +222,7 @@ def load_bundle_predictor(
         raise CheckpointError(f"{path}: {TEXT_EMBEDDINGS_FILE} does not match its {len(names)} labels")
     predictor = OnnxPredictor(onnx_session(path / VIDEO_ONNX), classifier, names, top_k, config)
     settings = {"num_frames": int(config["num_frames"]), "image_size": int(config["image_size"]), "torch_free": True}
-    return predictor, settings, str(config["model_id"])
+    return predictor, settings, bundle_fingerprint(path)  # resume keys on every file, ONNX graphs included
 
 
 def _shipped_embeddings(path: Path) -> Any:

@@ -1,22 +1,40 @@
-"""Result writers: CSV, JSON and JSONL, one row per line so a killed run can be resumed.
+"""Result writers: CSV, JSON and JSONL, one row per record so a killed run can be resumed.
 
-Every format keeps one result per line: CSV rows, JSONL objects, and JSON as an array whose
+Every format keeps one result per record: CSV rows, JSONL objects, and JSON as an array whose
 elements each sit on their own line. A run killed mid-write leaves at most one partial last
-line, which `read_rows` drops; the resumed run rewrites the file without it and appends.
+record, which `read_rows` drops; the resumed run rewrites the file without it and appends.
+
+CSV text fields that a spreadsheet would run as a formula (starting with = + - @, a tab or a
+carriage return) are written with a leading apostrophe, as OWASP recommends; a field that
+starts with an apostrophe gets one more, so `read_rows` restores every value exactly.
+`neutralise=False` writes them raw for machine pipelines.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable
 
+from ezclip_cli.errors import EzclipError, UsageError
+
 FORMATS = ("csv", "json", "jsonl")
 BASE_COLUMNS = ("path", "status", "error", "start", "end", "duration", "num_frames", "timestamps")
-TRAILING_COLUMNS = ("video_id", "model_id", "labels_id")
+TRAILING_COLUMNS = ("video_id", "model_id", "labels_id", "settings_id")
+TEXT_COLUMNS = ("path", "error")  # and label_N: free text that may start like a formula
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class OutputClosed(Exception):
+    """The reader of stdout went away (`| head`): not an error, the run just ends.
+
+    Deliberately not an OSError: click turns EPIPE into a bare exit 1.
+    """
 
 
 def csv_columns(top_k: int) -> list[str]:
@@ -24,7 +42,17 @@ def csv_columns(top_k: int) -> list[str]:
     return [*BASE_COLUMNS[:6], *ranked, *BASE_COLUMNS[6:], *TRAILING_COLUMNS]
 
 
-def to_csv_record(row: dict[str, Any], top_k: int) -> dict[str, Any]:
+def neutralise_formula(text: str) -> str:
+    """`text` made inert for spreadsheets: a leading apostrophe before formula starts (and before ')."""
+    return "'" + text if text.startswith((*FORMULA_STARTS, "'")) else text
+
+
+def restore_formula(text: str) -> str:
+    """Inverse of `neutralise_formula`."""
+    return text[1:] if text.startswith("'") else text
+
+
+def to_csv_record(row: dict[str, Any], top_k: int, neutralise: bool = True) -> dict[str, Any]:
     """Flatten a result row (lists of labels/scores/timestamps) into CSV columns."""
     record = {k: row.get(k) for k in (*BASE_COLUMNS, *TRAILING_COLUMNS)}
     record["timestamps"] = " ".join(f"{t:.3f}" for t in row.get("timestamps") or [])
@@ -32,11 +60,19 @@ def to_csv_record(row: dict[str, Any], top_k: int) -> dict[str, Any]:
         labels, scores = row.get("labels") or [], row.get("scores") or []
         record[f"label_{i + 1}"] = labels[i] if i < len(labels) else ""
         record[f"score_{i + 1}"] = f"{scores[i]:.6f}" if i < len(scores) else ""
-    return {k: "" if v is None else v for k, v in record.items()}
+    record = {k: "" if v is None else v for k, v in record.items()}
+    if neutralise:
+        for key in record:
+            if key in TEXT_COLUMNS or key.startswith("label_"):
+                record[key] = neutralise_formula(str(record[key]))
+    return record
 
 
-def from_csv_record(record: dict[str, str]) -> dict[str, Any]:
+def from_csv_record(record: dict[str, str], neutralised: bool = True) -> dict[str, Any]:
     """Inverse of `to_csv_record`, enough for resume (the path, ids and status)."""
+    if neutralised:
+        record = {k: restore_formula(v) if (k in TEXT_COLUMNS or k.startswith("label_")) and v else v
+                  for k, v in record.items()}
     row: dict[str, Any] = {k: (record.get(k) or None) for k in (*BASE_COLUMNS, *TRAILING_COLUMNS)}
     i, labels, scores = 1, [], []
     while f"label_{i}" in record:
@@ -52,97 +88,327 @@ def from_csv_record(record: dict[str, str]) -> dict[str, Any]:
     return row
 
 
+def csv_line(fields: Iterable[Any]) -> str:
+    """One CSV record ending in \\n; every field holding , \" \\r or \\n is quoted (csv's writer misses \\r)."""
+    out = []
+    for value in fields:
+        text = str(value)
+        if any(c in text for c in ',"\r\n'):
+            text = '"' + text.replace('"', '""') + '"'
+        out.append(text)
+    return ",".join(out) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def finite_json(row: dict[str, Any]) -> str:
+    """JSON of a row, never NaN or infinity (not JSON): such a number becomes null.
+
+    Scores never get here non-finite (tagging makes that row an error row); a duration from a
+    hostile header might.
+    """
+    return json.dumps(_finite(row), ensure_ascii=False, allow_nan=False)
+
+
+def scores_finite(scores: Iterable[float]) -> bool:
+    return all(math.isfinite(s) for s in scores)
+
+
 class RowWriter:
     """Streams rows to a text stream in one of the formats; `close()` ends a JSON array."""
 
-    def __init__(self, stream: IO[str], fmt: str, top_k: int, write_header: bool = True):
+    def __init__(
+        self, stream: IO[str], fmt: str, top_k: int, write_header: bool = True, neutralise: bool = True,
+        sync: bool = False,
+    ):
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt}")
-        self.stream, self.fmt, self.top_k = stream, fmt, top_k
+        self.stream, self.fmt, self.top_k, self.neutralise = stream, fmt, top_k, neutralise
+        self.sync = sync  # fsync on close: a file, not a pipe
         self.count = 0
-        if fmt == "csv":
-            self._csv = csv.DictWriter(stream, fieldnames=csv_columns(top_k), lineterminator="\n")
-            if write_header:
-                self._csv.writeheader()
+        self.columns = csv_columns(top_k)
+        if fmt == "csv" and write_header:
+            self._put(csv_line(self.columns))
         elif fmt == "json" and write_header:
-            stream.write("[\n")
-        self.stream.flush()
+            self._put("[\n")
+
+    def _put(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError as exc:
+            raise OutputClosed() from exc
 
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "csv":
-            self._csv.writerow(to_csv_record(row, self.top_k))
+            record = to_csv_record(row, self.top_k, self.neutralise)
+            self._put(csv_line(record[c] for c in self.columns))
         elif self.fmt == "jsonl":
-            self.stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._put(finite_json(row) + "\n")
         else:  # JSON: the separator goes before each element, so a kill leaves whole lines
-            self.stream.write(("," if self.count else " ") + json.dumps(row, ensure_ascii=False) + "\n")
+            self._put(("," if self.count else " ") + finite_json(row) + "\n")
         self.count += 1
-        self.stream.flush()
 
     def close(self) -> None:
         if self.fmt == "json":
-            self.stream.write("]\n")
-        self.stream.flush()
+            self._put("]\n")
+        try:
+            self.stream.flush()
+        except BrokenPipeError as exc:
+            raise OutputClosed() from exc
+        if self.sync:
+            os.fsync(self.stream.fileno())
+            self.stream.close()
 
 
-def read_rows(path: Path, fmt: str) -> list[dict[str, Any]]:
-    """Complete rows of an earlier (possibly killed) run; a partial last line is dropped."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]  # a kill mid-line: drop the unfinished line
+# ---- reading an earlier output ------------------------------------------------------------------
+def complete_prefix(data: bytes, fmt: str) -> bytes:
+    """The whole records of `data`: a kill can only have torn the last one, which is cut off.
+
+    JSON and JSONL records are lines (JSON strings escape newlines). A CSV record ends at a
+    newline outside quotes, so a torn row holding a quoted newline is cut whole.
+    """
+    end = data.rfind(b"\n") + 1
+    if fmt != "csv":
+        return data[:end]
+    quoted, last = False, 0
+    for i, byte in enumerate(data[:end]):
+        if byte == 0x22:  # '"'; an escaped "" toggles twice
+            quoted = not quoted
+        elif byte == 0x0A and not quoted:
+            last = i + 1
+    return data[:last]
+
+
+def read_rows(path: Path, fmt: str, neutralised: bool = True) -> list[dict[str, Any]]:
+    """Complete rows of an earlier (possibly killed) run; a torn last record is dropped.
+
+    Raises UsageError when the file is not recognisably an ezclip output of format `fmt`
+    (another program's file, another format), so that it is never overwritten.
+    """
+    data = Path(path).read_bytes()
+    whole = complete_prefix(data, fmt)
+    try:
+        text = whole.decode("utf-8")
+    except UnicodeDecodeError:
+        raise not_ours(path, fmt, "not UTF-8 text") from None
+    if not text and data:  # bytes but not one whole record: a header cut by a kill cannot happen (atomic)
+        raise not_ours(path, fmt, "no complete line")
     if fmt == "csv":
-        reader = csv.DictReader(io.StringIO(text))
-        return [from_csv_record(r) for r in reader if r.get("path")]
+        return _read_csv(path, text, neutralised)
+    lines = text.split("\n")  # not splitlines(): U+2028 and friends may sit inside JSON strings
+    if fmt == "json":
+        if lines[0] != "[":
+            raise not_ours(path, fmt, "does not start with an ezclip JSON array line")
+        lines = lines[1:]
     rows = []
-    for line in text.splitlines():
-        line = line.strip()
+    for number, line in enumerate(lines, start=2 if fmt == "json" else 1):
         if fmt == "json":
-            line = line.lstrip(",").strip()
-            if line in ("[", "]", ""):
+            if line == "]" or not line:
                 continue
-        if not line:
+            if not line.startswith((" ", ",")):
+                raise not_ours(path, fmt, f"line {number} is not an array element of ours")
+            line = line[1:]
+        elif not line:
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            continue  # a torn line from a kill
+            raise not_ours(path, fmt, f"line {number} is not JSON") from None
+        if not isinstance(row, dict) or "path" not in row or "status" not in row:
+            raise not_ours(path, fmt, f"line {number} is not a result row")
+        rows.append(row)
     return rows
+
+
+def _read_csv(path: Path, text: str, neutralised: bool) -> list[dict[str, Any]]:
+    records = list(csv.reader(io.StringIO(text, newline="")))
+    if not records:
+        return []
+    header = records[0]
+    if header[:6] != list(BASE_COLUMNS[:6]) or "video_id" not in header:
+        raise not_ours(path, "csv", "its header is not an ezclip header")
+    rows = []
+    for number, record in enumerate(records[1:], start=2):
+        if len(record) != len(header):
+            raise not_ours(path, "csv", f"record {number} has {len(record)} fields, the header {len(header)}")
+        rows.append(from_csv_record(dict(zip(header, record)), neutralised))
+    return rows
+
+
+def csv_header(path: Path) -> list[str] | None:
+    """The header record of a CSV output, or None for an empty file."""
+    data = complete_prefix(Path(path).read_bytes(), "csv")
+    records = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
+    return next(records, None)
+
+
+def not_ours(path: Path, fmt: str, why: str) -> UsageError:
+    return UsageError(
+        f"refusing to write -o {path}: it is not an ezclip {fmt.upper()} output ({why}); "
+        "name a new file, or move this one away"
+    )
+
+
+# ---- where an output may go -----------------------------------------------------------------------
+def resolve_target(path: Path) -> Path:
+    """The regular file `-o path` writes: symlinks are followed to their target (written through).
+
+    Directories, devices, FIFOs and sockets are refused (exit 2), as is a folder or file we cannot
+    write (exit 1): all before any model is loaded.
+    """
+    real = Path(os.path.realpath(path))
+    try:
+        info = os.stat(real)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise EzclipError(f"cannot use -o {path}: {exc.strerror}") from exc
+    if info is not None:
+        if stat.S_ISDIR(info.st_mode):
+            raise UsageError(f"-o {path} is a directory; name a file inside it")
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or \
+                stat.S_ISBLK(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file"
+            raise UsageError(f"-o {path} is {kind}, not a regular file; use '-o -' for stdout or name a file")
+        if not os.access(real, os.W_OK):
+            raise EzclipError(f"cannot write -o {path}: the file is read-only")
+    parent = real.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write -o {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EzclipError(f"cannot write -o {path}: the folder {parent} is read-only")
+    return real
+
+
+class OutputLock:
+    """An exclusive `flock` on `.NAME.lock` beside the output: a second writer fails at once.
+
+    The lock file is removed on release; a writer that opened it just before that checks the
+    inode it locked is still the one on disk, and retries otherwise.
+    """
+
+    def __init__(self, output: Path):
+        self.output = Path(output)
+        self.path = self.output.with_name(f".{self.output.name}.lock")
+        self.fd: int | None = None
+
+    def acquire(self) -> "OutputLock":
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(10):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip()
+                os.close(fd)
+                who = f" (pid {holder})" if holder.isdigit() else ""
+                raise EzclipError(
+                    f"another ezclip{who} is writing {self.output}; wait for it to finish or use another -o"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+                self.fd = fd
+                return self
+            os.close(fd)  # the holder removed it as we opened it: lock the new one
+        raise EzclipError(f"could not lock {self.path}; is another ezclip starting on {self.output}?")
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)  # while still holding it: nobody can lock a file about to vanish unseen
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# ---- writing ---------------------------------------------------------------------------------------
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Call `write(tmp_path)`, then move the file onto `path`: readers see the old or the new one.
 
-    The file gets the usual permissions (mkstemp alone would make it owner-only).
+    The data is on disk (fsync of the file and its folder) before and after the rename, so a
+    power cut leaves the old or the new file, never an empty one. A symlink is written through
+    to its target; an existing file keeps its permissions, a new one gets the usual ones
+    (mkstemp alone would make it owner-only).
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def rewrite_rows(path: Path, fmt: str, top_k: int, rows: Iterable[dict[str, Any]]) -> None:
+def rewrite_rows(path: Path, fmt: str, top_k: int, rows: Iterable[dict[str, Any]], neutralise: bool = True) -> None:
     """Replace `path` atomically with `rows` (an unterminated JSON array, ready to append to)."""
 
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as stream:
-            writer = RowWriter(stream, fmt, top_k)
+            writer = RowWriter(stream, fmt, top_k, neutralise=neutralise)
             for row in rows:
                 writer.write(row)
 
     atomic_write(path, write)
 
 
-def open_for_append(path: Path, fmt: str, top_k: int, existing: int) -> RowWriter:
+def open_for_append(path: Path, fmt: str, top_k: int, existing: int, neutralise: bool = True) -> RowWriter:
     """A writer that continues a file holding `existing` rows (written by `rewrite_rows`)."""
     stream = open(path, "a", encoding="utf-8", newline="")
-    writer = RowWriter(stream, fmt, top_k, write_header=False)
+    writer = RowWriter(stream, fmt, top_k, write_header=False, neutralise=neutralise, sync=True)
     writer.count = existing
     return writer

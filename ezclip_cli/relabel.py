@@ -12,10 +12,10 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Sequence
 
 from ezclip_cli.config import TagConfig
-from ezclip_cli.embeddings import StoredEmbeddings, load_store, refuse_model, row_key
+from ezclip_cli.embeddings import StoredEmbeddings, load_store, refuse_model
 from ezclip_cli.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -81,39 +81,62 @@ def run_relabel(
     overwrite: bool = False, stdout: IO[str] | None = None,
 ) -> Any:
     """Write `tag`'s rows for every stored video (window) under the label set of `config`; returns a TagSummary."""
-    import torch
-
     from ezclip_cli.labels import build_prompts, labelset_fingerprint, load_labelset
-    from ezclip_cli.output import RowWriter, open_for_append
-    from ezclip_cli.scoring import Scorer, scoring_id
-    from ezclip_cli.segments import SegmentWriter
-    from ezclip_cli.tagging import Task, TagSummary, ok_row, prepare_output, score_options
+    from ezclip_cli.output import OutputLock, resolve_target
+    from ezclip_cli.scoring import scoring_id
+    from ezclip_cli.tagging import score_options
 
     started = time.perf_counter()
     stored = load_store(store)
     labelset = load_labelset(config.labels)
     prompts = build_prompts(labelset, config.templates or None, config.use_descriptions)
     labels_id = scoring_id(labelset_fingerprint(prompts)[:16], score_options(config))
-    classifier = label_classifier(
-        stored, store, prompts, config.cache_dir, checkpoint=checkpoint, model=model, pretrained=pretrained,
-        num_frames=num_frames,
-    )
-    scorer = Scorer(classifier, stored.logit_scale, labelset.labels, config.top_k, score_options(config))
-    stamp = {"model_id": stored.model_id, "labels_id": labels_id}
-
-    done: set = set()
-    if output is not None:
+    neutralise = not config.raw_csv
+    lock = None
+    if output is not None:  # the same checks as `tag -o`: refuse a foreign, locked or unwritable file first
         if config.segments and output.exists() and output.stat().st_size and not overwrite:
             raise UsageError(f"--segments writes {output} whole and cannot resume it; use --overwrite or another -o")
-        done, existing = prepare_output(
-            output, config.output_format, config.top_k, stored.model_id, labels_id, overwrite
-        )
-        writer: Any = open_for_append(output, config.output_format, config.top_k, existing)
-    else:
-        writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k)
+        output = resolve_target(output)
+        lock = OutputLock(output).acquire()
+    try:
+        return _relabel(stored, store, config, prompts, labelset.labels, labels_id, output, overwrite, stdout,
+                        neutralise, started, checkpoint=checkpoint, model=model, pretrained=pretrained,
+                        num_frames=num_frames)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _relabel(
+    stored: StoredEmbeddings, store: Path, config: TagConfig, prompts: list[list[str]], labels: Sequence[str],
+    labels_id: str, output: Path | None, overwrite: bool, stdout: IO[str] | None, neutralise: bool, started: float,
+    **model_flags: Any,
+) -> Any:
+    """run_relabel once its output is checked and locked."""
+    import torch
+
+    from ezclip_cli.output import RowWriter, open_for_append
+    from ezclip_cli.resume import load_existing, prepare_output, settings_id, video_key
+    from ezclip_cli.scoring import Scorer
+    from ezclip_cli.segments import SegmentWriter
+    from ezclip_cli.tagging import Task, TagSummary, ok_row, score_options
+
+    classifier = label_classifier(stored, store, prompts, config.cache_dir, **model_flags)
+    scorer = Scorer(classifier, stored.logit_scale, labels, config.top_k, score_options(config))
+    stamp = {"model_id": stored.model_id, "labels_id": labels_id, "settings_id": settings_id(config)}
     index = stored_order(stored)
+    done: dict[tuple, str] = {}
+    if output is not None:
+        earlier = load_existing(output, config.output_format, config.top_k, overwrite, neutralise)
+        planned = [{"video_id": v} for v in dict.fromkeys(stored.columns["video_id"])]  # every stored video is current
+        done, existing = prepare_output(
+            output, config.output_format, config.top_k, stamp, overwrite, earlier, planned, neutralise
+        )
+        writer: Any = open_for_append(output, config.output_format, config.top_k, existing, neutralise)
+    else:
+        writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k, neutralise=neutralise)
     every = zip(index, stored.rows(index))
-    order = [(i, r) for i, r in every if row_key(r["path"], r["video_id"], r["start"]) not in done]
+    order = [(i, r) for i, r in every if done.get(_resume_key(r, video_key)) != r["video_id"]]
     summary = TagSummary(skipped=len(stored) - len(order))
     if config.segments:
         writer = SegmentWriter(writer)
@@ -135,6 +158,12 @@ def run_relabel(
     summary.seconds = summary.loop_seconds = time.perf_counter() - started
     log.info(
         "re-labelled %d stored embeddings with %d labels (%d already done), no video decoded; %.2f s",
-        summary.total, len(labelset.labels), summary.skipped, summary.seconds,
+        summary.total, len(labels), summary.skipped, summary.seconds,
     )
     return summary
+
+
+def _resume_key(row: dict[str, Any], video_key: Any) -> tuple:
+    """resume.row_key of the row `tag` would write for this stored row."""
+    start = row.get("start")
+    return (video_key(row["video_id"]), None if start is None else round(float(start), 3))

@@ -22,8 +22,11 @@ from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError, VideoError
-from ezclip_cli.output import RowWriter, csv_columns, open_for_append, read_rows, rewrite_rows
+from ezclip_cli.output import (
+    OutputLock, RowWriter, csv_columns, open_for_append, read_rows, resolve_target, rewrite_rows, scores_finite,
+)
 from ezclip_cli.progress import ProgressCallback
+from ezclip_cli.resume import load_existing, prepare_output, settings_id, still_to_do, video_key
 
 if TYPE_CHECKING:
     from ezclip_cli.scoring import ScoreOptions
@@ -54,20 +57,25 @@ class TagSummary:
 
 # ---- inputs ---------------------------------------------------------------------------------
 def video_fingerprint(path: Path) -> str:
-    """Identity of a video file for resume: its path, size and modification time."""
+    """Identity of a video file for resume: `WHO.WHAT`, WHO from its resolved path (one file, however
+    it is named), WHAT from its size and modification time (changed content)."""
+    real = os.path.realpath(path)
     try:
-        stat = path.stat()
-        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+        stat = os.stat(real)
+        content = f"{stat.st_size}|{stat.st_mtime_ns}"
     except OSError:
-        key = f"{path}|missing"
-    return hashlib.sha1(key.encode()).hexdigest()[:16]
+        content = "missing"
+    return f"{hashlib.sha1(real.encode()).hexdigest()[:16]}.{hashlib.sha1(content.encode()).hexdigest()[:8]}"
 
 
 def select_shard(paths: Sequence[Path], num_shards: int, shard_index: int) -> list[Path]:
     """Deterministic disjoint parts: a path's shard is a hash of the path, independent of order."""
     if num_shards == 1:
         return list(paths)
-    return [p for p in paths if int(hashlib.sha1(str(p).encode()).hexdigest(), 16) % num_shards == shard_index]
+    # The resolved path: a job array may name the folder relatively in one job and absolutely in another.
+    return [
+        p for p in paths if int(hashlib.sha1(os.path.realpath(p).encode()).hexdigest(), 16) % num_shards == shard_index
+    ]
 
 
 def window_bounds(duration: float, window: float, stride: float | None) -> list[tuple[float, float]]:
@@ -104,6 +112,39 @@ def plan_tasks(paths: Iterable[Path], config: TagConfig) -> Iterator[Task | dict
 
 
 # ---- decoding (runs in worker processes) ------------------------------------------------------
+def _init_worker(parent: int | None = None) -> None:
+    """Decoder worker start-up: die with ezclip's main process (no torch here: --runtime onnx has none)."""
+    if parent is not None:
+        _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when ezclip's main process dies, even by SIGKILL (no chance to clean up there).
+
+    Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); everywhere, a daemon
+    thread also checks that the parent is still ours (an orphan is re-parented).
+    """
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # it died before the prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ezclip-parent-watch", daemon=True).start()
+
+
 def _warm_up() -> None:
     """Import the decoding stack in a worker while the main process loads the model (numpy + PyAV, no torch)."""
     import ezclip_cli.preprocess  # noqa: F401
@@ -150,6 +191,10 @@ def _torch_pixels(frames: Any, image_size: int) -> Any:
 
     from ezclip_cli.data import eval_resize_crop
 
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        torch.set_num_threads(1)  # a decoder worker: the main process owns the cores for the model
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W)
     return eval_resize_crop(x, image_size).mul_(255).round_().to(torch.uint8).numpy()
 
@@ -168,7 +213,10 @@ class Decoder:
             import multiprocessing as mp
 
             # spawn: decord and torch deadlock in forked workers.
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+            self.pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                initargs=(os.getpid(),),
+            )
             for _ in range(workers):
                 self.pool.submit(_warm_up)
 
@@ -201,8 +249,12 @@ class Decoder:
         except Exception as exc:  # a worker that died (e.g. a decoder crash) fails only its task
             return task, {"error": f"decoder process failed: {type(exc).__name__}"}
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers; `abort` (an interrupt, an error) ends them now instead of after their decode."""
         if self.pool is not None:
+            if abort:  # shutdown() alone waits for decodes in progress; private, but the only handle on them
+                for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+                    process.terminate()
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -317,46 +369,12 @@ def ok_row(task: Task, decoded: dict[str, Any], labels: list[str], scores: list[
     }
 
 
-def row_key(row: dict[str, Any]) -> tuple:
-    start = row.get("start")
-    return (row["path"], row.get("video_id"), None if start in (None, "") else round(float(start), 3))
-
-
 def task_key(task: Task) -> tuple:
-    return (str(task.path), task.video_id, None if task.start is None else round(task.start, 3))
+    """The row key (resume.row_key) a task's row gets: the video, whatever its path spelling, and start."""
+    return (video_key(task.video_id), None if task.start is None else round(task.start, 3))
 
 
 # ---- the run ---------------------------------------------------------------------------------------
-def prepare_output(
-    output: Path, fmt: str, top_k: int, model_id: str, labels_id: str, overwrite: bool,
-    extra: list[dict[str, Any]] | None = None,
-) -> tuple[set, int]:
-    """Resume: keep the earlier run's finished rows (rewritten whole), return their keys.
-
-    `extra` rows (from a killed distributed run's parts) count as part of the file.
-    """
-    extra = [{k: v for k, v in r.items() if k != "_order"} for r in (extra or [])]
-    if overwrite or not output.exists() or (output.stat().st_size == 0 and not extra):
-        output.parent.mkdir(parents=True, exist_ok=True)
-        rewrite_rows(output, fmt, top_k, [])
-        return set(), 0
-    if fmt == "csv":
-        header = output.open(encoding="utf-8", errors="replace").readline().strip()
-        if header and header != ",".join(csv_columns(top_k)):
-            raise UsageError(f"{output} was written with other columns (another --top-k?); use the same options or --overwrite")
-    rows = read_rows(output, fmt) + extra
-    foreign = [r for r in rows if (r.get("model_id"), r.get("labels_id")) != (model_id, labels_id)]
-    if foreign:
-        raise UsageError(
-            f"{output} holds results of another model or label set ({len(foreign)} rows); "
-            "use --overwrite or another -o"
-        )
-    kept = [r for r in rows if r.get("status") == "ok"]  # failed videos are tried again
-    unique = {row_key(r): r for r in kept}  # one row per video/window, whatever happened before
-    rewrite_rows(output, fmt, top_k, unique.values())
-    return set(unique), len(unique)
-
-
 def run_tagging(
     inputs: Sequence[str],
     config: TagConfig,
@@ -386,6 +404,9 @@ def run_tagging(
     group = ProcessGroup()  # under torchrun each rank tags a disjoint part; rank 0 writes
     decoder = None
     store = None
+    lock = None
+    aborted = True
+    neutralise = not config.raw_csv
     try:
         from ezclip_cli.scoring import scoring_id
         from ezclip_cli.segments import SegmentWriter
@@ -395,25 +416,35 @@ def run_tagging(
         labels_id = scoring_id(labelset_fingerprint(prompts)[:16], score_options(config))
         if config.segments and output is not None and output.exists() and output.stat().st_size and not overwrite:
             raise UsageError(f"--segments writes {output} whole and cannot resume it; use --overwrite or another -o")
-        paths = select_shard(list_videos(inputs, stdin=stdin), config.num_shards, config.shard_index)
+        target, earlier = None, []
+        if output is not None and group.is_main:  # refuse a foreign, locked or unwritable -o before the model loads
+            target = resolve_target(output)
+            lock = OutputLock(target).acquire()
+            earlier = load_existing(target, config.output_format, config.top_k, overwrite, neutralise)
+        found = list_videos(inputs, stdin=stdin, keep_missing=True)
+        if not found:
+            raise VideoError(f"no video files found in {', '.join(map(str, inputs))}")
+        paths = select_shard(found, config.num_shards, config.shard_index)
         workers = default_workers() if config.workers < 0 else config.workers
         decoder = Decoder(workers, window=max(2 * workers, 1) + config.batch_size)  # starts workers now
         predictor, settings, model_id = build_predictor(
             config, prompts, labelset.labels, checkpoint, model, pretrained, num_frames, group.local_rank if group.world > 1 else None
         )
-        stamp = {"model_id": model_id, "labels_id": labels_id}
+        stamp = {"model_id": model_id, "labels_id": labels_id, "settings_id": settings_id(config)}
         if save_embeddings is not None:
             from ezclip_cli.embeddings import model_spec, open_store_for_tagging
 
             spec = model_spec(checkpoint, model, pretrained, num_frames)
             store = open_store_for_tagging(save_embeddings, predictor, model_id, spec, group.world)
+        planned = list(plan_tasks(paths, config))
 
-        done: set = set()
+        done: dict = {}
         existing = 0
         if output is not None and group.is_main:
-            leftover = read_parts(parts_dir(output))  # rows of an earlier distributed run that was killed
+            # rows of an earlier distributed run that was killed count as part of the file
+            leftover = [{k: v for k, v in r.items() if k != "_order"} for r in read_parts(parts_dir(output))]
             done, existing = prepare_output(
-                output, config.output_format, config.top_k, model_id, labels_id, overwrite, extra=leftover
+                target, config.output_format, config.top_k, stamp, overwrite, earlier + leftover, planned, neutralise
             )
             remove_parts(parts_dir(output))
         done = group.broadcast(done)
@@ -421,27 +452,30 @@ def run_tagging(
             from ezclip_cli.embeddings import warn_unstored
 
             warn_unstored(done, store)
-        planned = list(plan_tasks(paths, config))
-        tasks = [(i, t) for i, t in enumerate(planned) if isinstance(t, dict) or task_key(t) not in done]
+        done_ids = set(done.values())
+        tasks = [(i, t) for i, t in enumerate(planned) if still_to_do(t, done, done_ids)]
         summary = TagSummary(skipped=len(planned) - len(tasks))
         if group.world > 1:
             shared = group.broadcast(str(parts_dir(output)) if output else tempfile.mkdtemp(prefix="ezclip-parts-"))
             writer: Any = PartWriter(Path(shared), group.rank)
             tasks = tasks[group.rank :: group.world]
         elif output is not None:
-            writer = open_for_append(output, config.output_format, config.top_k, existing)
+            writer = open_for_append(target, config.output_format, config.top_k, existing, neutralise)
         else:
-            writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k)
+            writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k, neutralise=neutralise)
         if config.segments:
             writer = SegmentWriter(writer)
         tag_tasks(tasks, config, decoder, settings, predictor, writer, stamp, summary, progress, store and store.sink)
         if group.world > 1:
-            summary = merge_distributed(group, summary, Path(shared), output, stdout, config, existing)
+            summary = merge_distributed(group, summary, Path(shared), target or output, stdout, config, existing)
+        aborted = False
     finally:
         if decoder is not None:
-            decoder.close()
+            decoder.close(abort=aborted)
         if store is not None:
             store.close()
+        if lock is not None:
+            lock.release()
         group.close()
     summary.seconds = time.perf_counter() - started
     if group.is_main:
@@ -472,13 +506,16 @@ def build_predictor(
         # decord is imported after torch (it hangs otherwise), so "auto" means PyAV here: no torch at all.
         decoder = "pyav" if config.decoder == "auto" else config.decoder
         return predictor, {**model_settings, "decoder": decoder}, model_id
+    from ezclip_cli.onnx_runtime import bundle_fingerprint, is_bundle
     from ezclip_cli.loading import load_model, model_fingerprint, pick_device
 
     device = pick_device(config.device)
     if local_rank is not None and device.startswith("cuda"):
         device = f"cuda:{local_rank}"  # torchrun: one GPU per process
     ezclip = load_model(checkpoint, model, pretrained, num_frames, device=device)
-    model_id = model_fingerprint(ezclip)
+    bundle = checkpoint if checkpoint is not None else model
+    # A bundle is known by all its files (both runtimes alike): a swapped ONNX graph is another model.
+    model_id = bundle_fingerprint(bundle) if bundle is not None and is_bundle(bundle) else model_fingerprint(ezclip)
     classifier = build_classifier(ezclip, prompts, config.cache_dir, model_id)
     settings = {"num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": config.decoder}
     return Predictor(ezclip, classifier, labels, config.top_k, device, score_options(config)), settings, model_id
@@ -575,10 +612,11 @@ def merge_distributed(
         total.total, total.ok, total.failed = total.total + s.total, total.ok + s.ok, total.failed + s.failed
     if group.is_main:
         rows = read_parts(folder)
+        neutralise = not config.raw_csv
         if output is not None:
-            writer: Any = open_for_append(output, config.output_format, config.top_k, existing)
+            writer: Any = open_for_append(output, config.output_format, config.top_k, existing, neutralise)
         else:
-            writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k)
+            writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k, neutralise=neutralise)
         for row in rows:
             row.pop("_order", None)
             writer.write(row)
@@ -607,7 +645,11 @@ def flush_batch(pending: list[tuple[Any, dict[str, Any] | None]], predictor: Pre
         elif "error" in decoded:
             emit(error_row(task, decoded["error"]), task)
         else:
-            emit(ok_row(task, decoded, *next(results)), task)
+            labels, scores = next(results)
+            if scores_finite(scores):
+                emit(ok_row(task, decoded, labels, scores), task)
+            else:  # NaN is no score (and not JSON): the model's weights are broken
+                emit(error_row(task, "the model gave non-finite scores (NaN or infinity); its weights are corrupt"), task)
     pending.clear()
 
 

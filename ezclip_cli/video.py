@@ -13,6 +13,7 @@ import functools
 import math
 import os
 import random
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
     ".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .wmv .flv .3gp .ts .mts .ogv .gif".split()
 )
 DECODERS = ("auto", "decord", "pyav")
+# Larger declared frames are refused before decoding (8K is 33 megapixels; one RGB frame here is 200 MB).
+MAX_PIXELS = 64_000_000
 # Without a keyframe index, decode forward to targets closer than this instead of seeking.
 _SEEK_GAP_S = 2.0
 
@@ -35,12 +38,13 @@ def is_video_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def list_videos(inputs: Sequence[str | Path], stdin: TextIO | None = None) -> list[Path]:
+def list_videos(inputs: Sequence[str | Path], stdin: TextIO | None = None, keep_missing: bool = False) -> list[Path]:
     """Expand files, folders and "-" (paths from `stdin`, one per line) into video paths.
 
     Files are kept whatever their extension (the user named them); folders are walked
     recursively in sorted order, skipping hidden names and non-video extensions. Each
-    path appears once, at its first occurrence.
+    file appears once (by resolved path), at its first occurrence. A missing path raises
+    VideoError, or with `keep_missing` stays in the list (tagging gives it an error row).
     """
     videos: list[Path] = []
     seen: set[str] = set()
@@ -48,12 +52,12 @@ def list_videos(inputs: Sequence[str | Path], stdin: TextIO | None = None) -> li
         path = Path(item)
         if path.is_dir():
             found = _walk_videos(path)
-        elif path.exists():
+        elif path.exists() or keep_missing:
             found = [path]
         else:
             raise VideoError(f"no such file or directory: {item}")
         for video in found:
-            key = os.path.abspath(video)
+            key = os.path.realpath(video)
             if key not in seen:
                 seen.add(key)
                 videos.append(video)
@@ -178,9 +182,64 @@ def read_frames(
             decoded = _try_decord(path, indices, size, info, container, stream, decoder)
         if decoded is None:
             chosen, decoded = "pyav", _read_with_pyav(cursor, indices, info, origin, size)
-    frames = np.stack([decoded[index][0] for index in indices])  # (T, H, W, 3)
-    timestamps = tuple(decoded[index][1] for index in indices)
-    return Clip(frames=frames, timestamps=timestamps, duration=info.duration, decoder=chosen)
+        images = [decoded[index][0] for index in indices]
+        timestamps = tuple(decoded[index][1] for index in indices)
+        if len(set(timestamps)) < min(len(indices), stop - first):
+            # Variable frame rate: k / fps missed frames the video has. Sample by time instead.
+            chosen = "pyav"
+            images, timestamps = _read_by_time(cursor, indices, info, origin, size, first, stop)
+    frames = np.stack(images)  # (T, H, W, 3)
+    return Clip(frames=frames, timestamps=tuple(timestamps), duration=info.duration, decoder=chosen)
+
+
+def nearest_distinct(times: Sequence[float], targets: Sequence[float]) -> list[int]:
+    """For each target time (ascending) the index of the nearest of `times` (ascending), distinct
+    and in order where there are enough frames (each pick leaves one for every later target)."""
+    import bisect
+
+    n, t = len(times), len(targets)
+    chosen: list[int] = []
+    for i, target in enumerate(targets):
+        previous = chosen[-1] if chosen else -1
+        if n >= t:
+            low, high = previous + 1, n - (t - i)
+        else:  # fewer frames than targets: repeats are unavoidable
+            low, high = max(previous, 0), n - 1
+        j = min(max(bisect.bisect_left(times, target), low), high)
+        if j > low and abs(times[j - 1] - target) <= abs(times[j] - target):
+            j -= 1
+        chosen.append(j)
+    return chosen
+
+
+def _read_by_time(cursor: _FrameCursor, indices: list[int], info: VideoInfo, origin: float,
+                  size: tuple[int, int], first: int, stop: int) -> tuple[list[np.ndarray], list[float]]:
+    """Frames nearest the sample times origin + index / fps, distinct where the video has them.
+
+    Frame times come from packet headers (demuxed, not decoded); then only the picked frames
+    are decoded, by their exact times.
+    """
+    container, stream = cursor.container, cursor.stream
+    cursor.seek(origin)
+    times = sorted(float(packet.pts * packet.time_base) - origin
+                   for packet in container.demux(stream) if packet.pts is not None)
+    low = first / info.fps - 1e-6
+    high = stop / info.fps - 1e-6 if stop < info.num_frames else math.inf  # the header's end may be short
+    times = [t for t in times if low <= t < high] or times
+    picks = nearest_distinct(times, [index / info.fps for index in indices])
+    # Each picked frame by its own time; half the smallest gap tells neighbours apart.
+    period = min((b - a for a, b in zip(times, times[1:]) if b > a), default=1 / info.fps)
+    cursor.seek(origin)
+    cursor.seekable = True
+    decoded = {}
+    for j in sorted(set(picks)):
+        target = origin + times[j]
+        cursor.move_before(target, period, origin)
+        frame = cursor.frame_at(target, period)
+        if frame is None:
+            raise _Unreachable(first + j)
+        decoded[j] = (_to_image(frame, info, size), round(cursor.time - origin, 6))
+    return [decoded[j][0] for j in picks], [decoded[j][1] for j in picks]
 
 
 def _window_frames(info: VideoInfo, start: float | None, end: float | None) -> tuple[int, int]:
@@ -230,30 +289,61 @@ def _open_video(path: str | Path) -> Iterator[tuple]:
     av = _import_av()
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as exc:
         raise VideoError(f"cannot read file: {_error_text(exc)}") from exc
-    if path.is_dir():
+    if stat.S_ISDIR(info.st_mode):
         raise VideoError("is a directory, not a video file")
-    if size == 0:
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block, /dev/zero never ends: files only
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "a device" if (
+            stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)) else "a socket"
+        raise VideoError(f"not a regular file ({kind}); save the video to a file first")
+    if info.st_size == 0:
         raise VideoError("empty file (0 bytes)")
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.InvalidDataError as exc:
         raise VideoError("not a video: invalid data") from exc
     except (av.error.FFmpegError, OSError) as exc:
-        raise VideoError(f"not a video: {_error_text(exc)}") from exc
+        # FFmpeg's errno can mislead ("device or resource busy" for an impossible picture size):
+        # its own log line says what is wrong.
+        reason = _ffmpeg_reason(path) if isinstance(exc, av.error.FFmpegError) else None
+        raise VideoError(f"not a video: {reason or _error_text(exc)}") from exc
     with container:
         cover_art = av.stream.Disposition.attached_pic  # a still picture in an audio file
         videos = [s for s in container.streams.video if not s.disposition & cover_art]
         if not videos:
             audio_only = " (audio only)" if container.streams.audio else ""
             raise VideoError(f"no video stream{audio_only}")
+        width, height = videos[0].codec_context.width or 0, videos[0].codec_context.height or 0
+        if width * height > MAX_PIXELS:  # refuse before a frame buffer of that size is allocated
+            raise VideoError(f"declared resolution {width}x{height} is beyond what ezclip decodes "
+                             f"(at most {MAX_PIXELS // 1_000_000} megapixels); the header is likely corrupt")
         videos[0].thread_type = "AUTO"
         try:
             yield container, videos[0]
         except av.error.FFmpegError as exc:
             raise VideoError(f"truncated or corrupt: {_error_text(exc)}") from exc
+
+
+def _ffmpeg_reason(path: Path) -> str | None:
+    """FFmpeg's last error log line for opening `path` (error path only: a second, logged try)."""
+    av = _import_av()
+    level = av.logging.get_level()
+    logs: list = []
+    try:
+        av.logging.set_level(av.logging.ERROR)
+        with av.logging.Capture(local=False) as logs:
+            with contextlib.suppress(Exception):
+                av.open(str(path), metadata_errors="ignore").close()
+    except Exception:  # logging machinery differs between PyAV versions: the errno text remains
+        return None
+    finally:
+        av.logging.set_level(level)
+    if not logs:
+        return None
+    text = str(logs[-1][-1]).strip()
+    return text[:1].lower() + text[1:] if text else None
 
 
 def _error_text(exc: Exception) -> str:
@@ -370,7 +460,6 @@ def _read_with_pyav(cursor: _FrameCursor, indices: list[int], info: VideoInfo,
     """Decode the frames at `indices` by time: {index: (image (H, W, 3), seconds)}."""
     av = _import_av()
     period = 1 / info.fps
-    width, height = size if info.rotation in (0, 180) else size[::-1]  # as stored
     decoded = {}
     for index in sorted(set(indices)):
         target = origin + index * period
@@ -381,11 +470,16 @@ def _read_with_pyav(cursor: _FrameCursor, indices: list[int], info: VideoInfo,
             raise VideoError(f"truncated or corrupt: could not decode frame {index}") from exc
         if frame is None:
             raise _Unreachable(index)
-        image = frame.to_ndarray(format="rgb24", width=width, height=height,
-                                 interpolation="BICUBIC")  # (h, w, 3); decord scales bicubic too
-        upright = np.ascontiguousarray(np.rot90(image, k=-info.rotation // 90))
-        decoded[index] = (upright, round(cursor.time - origin, 6))
+        decoded[index] = (_to_image(frame, info, size), round(cursor.time - origin, 6))
     return decoded
+
+
+def _to_image(frame, info: VideoInfo, size: tuple[int, int]) -> np.ndarray:
+    """An RGB image (H, W, 3) of `size` (display orientation) from a decoded frame, upright."""
+    width, height = size if info.rotation in (0, 180) else size[::-1]  # as stored
+    image = frame.to_ndarray(format="rgb24", width=width, height=height,
+                             interpolation="BICUBIC")  # (h, w, 3); decord scales bicubic too
+    return np.ascontiguousarray(np.rot90(image, k=-info.rotation // 90))
 
 
 # ---- decord ---------------------------------------------------------------------------

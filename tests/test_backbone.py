@@ -62,6 +62,7 @@ def test_offline_without_cache_is_one_line_naming_the_flag(tmp_path, monkeypatch
     # so this process points its settings at an empty folder as a fresh process would.
     import huggingface_hub.constants
 
+    (tmp_path / "clip.mp4").write_bytes(b"not decoded: the model fails first")  # an empty folder fails before
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -162,8 +162,11 @@ def test_round_trip_checkpoint_bundle_and_onnx_agree(exported, tmp_path):
     for row, (labels, scores) in zip(by_checkpoint, by_onnx):
         assert labels == row["labels"]
         assert max(abs(a - b) for a, b in zip(scores, row["scores"])) <= 1e-4
-    # One model, one id: results of either runtime resume each other.
-    assert model_id == model_fingerprint(load_model(exported["bundle"])) == by_checkpoint[0]["model_id"]
+    # One bundle, one id (all its files, ONNX included): results of either runtime resume each other.
+    from ezclip_cli.export import bundle_fingerprint
+
+    assert model_id == bundle_fingerprint(exported["bundle"]) == by_bundle[0]["model_id"] == by_runtime[0]["model_id"]
+    assert by_model_flag[0]["model_id"] == model_id
 
 
 def test_new_label_set_through_the_onnx_text_encoder(exported):
