@@ -37,7 +37,7 @@ def run_embedding(
 ) -> Any:
     """Append the embeddings of `inputs` to `store`; returns a TagSummary (ok, failed, already stored)."""
     from ezclip_cli.embeddings import StoreWriter, model_spec, row_key
-    from ezclip_cli.loading import load_model, model_fingerprint, pick_device
+    from ezclip_cli.loading import load_model, model_identity, pick_device
     from ezclip_cli.tagging import (
         Decoder, Predictor, TagSummary, default_workers, plan_tasks, select_shard, tag_tasks,
     )
@@ -53,7 +53,7 @@ def run_embedding(
     try:
         device = pick_device(config.device)
         ezclip = load_model(checkpoint, model, pretrained, num_frames, device=device)
-        model_id = model_fingerprint(ezclip)
+        model_id = model_identity(ezclip, checkpoint if checkpoint is not None else model)
         spec = model_spec(checkpoint, model, pretrained, num_frames)
         writer = StoreWriter(store, model_id, float(ezclip.logit_scale), spec)
         predictor = Predictor(ezclip, None, [], 1, device)

@@ -282,3 +282,16 @@ def model_fingerprint(model: Any) -> str:
         digest.update(name.encode())
         digest.update(tensors[name].detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def model_identity(model: Any, source: str | Path | None = None) -> str:
+    """The id outputs, stores and text caches key on for `model` loaded from `source` (checkpoint or --model).
+
+    An exported bundle is known by all its files, ONNX graphs included (the same id for both runtimes);
+    anything else by `model_fingerprint`.
+    """
+    if source is not None and is_bundle(source):
+        from ezclip_cli.onnx_runtime import bundle_fingerprint
+
+        return bundle_fingerprint(source)
+    return model_fingerprint(model)

@@ -55,7 +55,10 @@ def read_part(path: Path) -> tuple[list[dict[str, Any]], int | None]:
     if not path.is_file():
         raise UsageError(f"{path}: no such file (give the output files of the shards)")
     fmt = detect_format(path)
-    rows = read_rows(path, fmt)
+    try:
+        rows = read_rows(path, fmt)
+    except UsageError as exc:  # read_rows speaks of -o targets; here the file is an input
+        raise UsageError(f"{path}: not an ezclip tag output ({fmt}: {str(exc).split(': ', 1)[-1]})") from None
     if any(not isinstance(row, dict) or "path" not in row for row in rows):
         raise UsageError(f"{path}: not an ezclip tag output (rows without a 'path')")
     if fmt == "csv":
@@ -64,9 +67,10 @@ def read_part(path: Path) -> tuple[list[dict[str, Any]], int | None]:
     return rows, max(lengths) if lengths else None
 
 
-def _identity(row: dict[str, Any]) -> tuple[Any, Any, bool, Any]:
-    """What must agree across shards: model, label set, whether rows are windows, and the other settings."""
-    return row.get("model_id"), row.get("labels_id"), row.get("start") not in (None, ""), row.get("settings_id")
+def _identity(row: dict[str, Any]) -> tuple[Any, Any, bool]:
+    """What must agree across shards: model, label set, and whether rows are windows (top-k is checked apart;
+    settings_id is not compared: it differs between CSV and JSON parts of one run, by CSV neutralisation)."""
+    return row.get("model_id"), row.get("labels_id"), row.get("start") not in (None, "")
 
 
 def _key(row: dict[str, Any]) -> tuple[str, float | None]:
@@ -84,7 +88,7 @@ def merge_outputs(paths: Sequence[Path]) -> MergeResult:
     if not paths:
         raise UsageError("nothing to merge: give the shard output files")
     result = MergeResult(files=len(paths))
-    seen_identity: dict[tuple[Any, Any, bool, Any], Path] = {}
+    seen_identity: dict[tuple[Any, Any, bool], Path] = {}
     top_ks: dict[int, Path] = {}
     chosen: dict[tuple[str, float | None], dict[str, Any]] = {}
     for path in paths:
@@ -115,7 +119,7 @@ def merge_outputs(paths: Sequence[Path]) -> MergeResult:
     return result
 
 
-def _check_one_identity(seen: dict[tuple[Any, Any, bool, Any], Path]) -> None:
+def _check_one_identity(seen: dict[tuple[Any, Any, bool], Path]) -> None:
     if len(seen) <= 1:
         return
     (a, pa), (b, pb) = list(seen.items())[:2]
@@ -123,8 +127,6 @@ def _check_one_identity(seen: dict[tuple[Any, Any, bool, Any], Path]) -> None:
         what = f"models ({a[0]} in {pa}, {b[0]} in {pb})"
     elif a[1] != b[1]:
         what = f"label sets or prompts ({a[1]} in {pa}, {b[1]} in {pb})"
-    elif a[2] != b[2]:
-        what = f"settings (whole videos in {pa if not a[2] else pb}, --window rows in {pb if not a[2] else pa})"
     else:
-        what = f"settings (--top-k/--window/--stride/--raw-csv: {a[3]} in {pa}, {b[3]} in {pb})"
+        what = f"settings (whole videos in {pa if not a[2] else pb}, --window rows in {pb if not a[2] else pa})"
     raise UsageError(f"refusing to merge outputs of different {what}; merge only shards of one run")

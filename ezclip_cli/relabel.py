@@ -27,7 +27,7 @@ def store_model(
     pretrained: str | None = None, num_frames: int | None = None,
 ) -> Any:
     """The model that wrote `store`: the one given by flags, else the one the store names; fingerprint checked."""
-    from ezclip_cli.loading import load_model, model_fingerprint
+    from ezclip_cli.loading import load_model, model_identity
 
     if checkpoint is None and model is None and pretrained is None:
         spec = stored.info.get("model") or {}
@@ -37,7 +37,7 @@ def store_model(
     else:
         named = "the given model"
     ezclip = load_model(checkpoint, model, pretrained, num_frames or 8, device="cpu")
-    model_id = model_fingerprint(ezclip)
+    model_id = model_identity(ezclip, checkpoint if checkpoint is not None else model)
     if model_id != stored.model_id:
         if named == "the given model":
             raise refuse_model(store, stored.model_id, model_id)

@@ -506,16 +506,14 @@ def build_predictor(
         # decord is imported after torch (it hangs otherwise), so "auto" means PyAV here: no torch at all.
         decoder = "pyav" if config.decoder == "auto" else config.decoder
         return predictor, {**model_settings, "decoder": decoder}, model_id
-    from ezclip_cli.onnx_runtime import bundle_fingerprint, is_bundle
-    from ezclip_cli.loading import load_model, model_fingerprint, pick_device
+    from ezclip_cli.loading import load_model, model_identity, pick_device
 
     device = pick_device(config.device)
     if local_rank is not None and device.startswith("cuda"):
         device = f"cuda:{local_rank}"  # torchrun: one GPU per process
     ezclip = load_model(checkpoint, model, pretrained, num_frames, device=device)
-    bundle = checkpoint if checkpoint is not None else model
     # A bundle is known by all its files (both runtimes alike): a swapped ONNX graph is another model.
-    model_id = bundle_fingerprint(bundle) if bundle is not None and is_bundle(bundle) else model_fingerprint(ezclip)
+    model_id = model_identity(ezclip, checkpoint if checkpoint is not None else model)
     classifier = build_classifier(ezclip, prompts, config.cache_dir, model_id)
     settings = {"num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": config.decoder}
     return Predictor(ezclip, classifier, labels, config.top_k, device, score_options(config)), settings, model_id

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,20 @@ def isolated_ezclip_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EZCLIP_CACHE", str(folder))
         yield folder
+
+
+@pytest.fixture(autouse=True)
+def no_logging_leaks() -> Iterator[None]:
+    """Whatever a test does to ezclip's loggers (a CLI run points a handler at capsys's stderr, which
+    closes with the test) is undone, so a later test never logs into a closed stream."""
+    loggers = [logging.getLogger("ezclip_cli")] + [
+        logger for name, logger in logging.Logger.manager.loggerDict.items()
+        if name.startswith("ezclip_cli.") and isinstance(logger, logging.Logger)
+    ]
+    saved = [(logger, logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
+    yield
+    for logger, handlers, level, propagate in saved:
+        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
 
 
 @pytest.fixture(scope="session")

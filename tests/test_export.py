@@ -149,7 +149,7 @@ def test_round_trip_checkpoint_bundle_and_onnx_agree(exported, tmp_path):
 
     by_runtime = tag_videos([folder], LABELS, model=str(exported["bundle"]), runtime="onnx", **options)
     predictor, settings, model_id = load_bundle_predictor(exported["bundle"], LABELS, top_k=4)
-    assert settings == {"num_frames": T, "image_size": 32}
+    assert settings == {"num_frames": T, "image_size": 32, "torch_free": True}  # pixels resized in numpy
     decoded = [decode_task(Task(Path(row["path"]), "id"), {**settings, "decoder": "auto"}) for row in by_checkpoint]
     by_onnx = predictor([d["pixels"] for d in decoded])
 
@@ -163,7 +163,7 @@ def test_round_trip_checkpoint_bundle_and_onnx_agree(exported, tmp_path):
         assert labels == row["labels"]
         assert max(abs(a - b) for a, b in zip(scores, row["scores"])) <= 1e-4
     # One bundle, one id (all its files, ONNX included): results of either runtime resume each other.
-    from ezclip_cli.export import bundle_fingerprint
+    from ezclip_cli.onnx_runtime import bundle_fingerprint
 
     assert model_id == bundle_fingerprint(exported["bundle"]) == by_bundle[0]["model_id"] == by_runtime[0]["model_id"]
     assert by_model_flag[0]["model_id"] == model_id
@@ -225,7 +225,7 @@ def test_bundle_loads_offline_with_empty_caches_and_onnx_runs_without_torch(expo
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["heavy"] == []  # numpy + onnxruntime only, new labels tokenised without torch too
-    assert data["settings"] == {"num_frames": T, "image_size": 32}
+    assert data["settings"] == {"num_frames": T, "image_size": 32, "torch_free": True}
     assert [len(labels) for labels, _ in data["rows"]] == [2, 2, 2, 2]
     assert {labels[0] for labels, _ in data["rows"][:2]} <= set(LABELS.split(","))
 

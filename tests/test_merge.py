@@ -146,6 +146,8 @@ def test_merge_never_overwrites_a_file_or_reads_garbage(folder, tmp_path, capsys
     existing.write_text("precious\n")
     code, err = run_main("merge", str(part), "-o", str(existing), capsys=capsys)
     assert code == 2 and "--overwrite" in err and existing.read_text() == "precious\n"
+    code, err = run_main("merge", str(part), "-o", str(existing), "--overwrite", capsys=capsys)
+    assert code == 2 and existing.read_text() == "precious\n"  # --overwrite replaces only an ezclip output
     code, err = run_main("merge", str(part), "-o", str(part), "--overwrite", capsys=capsys)
     assert code == 2 and "one of the parts" in err
     code, err = run_main("merge", str(part), str(tmp_path / "missing.csv"), capsys=capsys)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ezclip_cli.onnx_runtime import bundle_fingerprint
 from ezclip_cli.preprocess import eval_pixels
 from tests.conftest import REPO
 from tests.media import moving_ball_frames, write_broken, write_video
@@ -108,4 +109,6 @@ def test_tag_runtime_onnx_runs_with_torch_blocked_and_agrees_with_torch(bundle, 
         expected = by_path[row["path"]]
         assert row["labels"][0] == expected["labels"][0], row["path"]
         assert max(abs(a - b) for a, b in zip(row["scores"], expected["scores"])) <= 1e-3
-        assert row["model_id"] == expected["model_id"] and row["timestamps"] == expected["timestamps"]
+        assert row["timestamps"] == expected["timestamps"]
+        # a bundle is known by all its files (ONNX graphs included), whichever runtime runs it
+        assert row["model_id"] == bundle_fingerprint(bundle["bundle"])
