@@ -11,6 +11,7 @@ one round of warm-up clips. Pairs run in rounds, interleaved (every pair once pe
 and the best round counts, so all pairs see the same machine load. --workers 0 decodes in
 the main process. Default workers: 0 up to the core count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,11 @@ def main() -> None:
         pools = {w: Decoder(w, window=max(2 * w, 1) + 8) for w in workers}
         try:
             for w, pool in pools.items():  # start-up and imports, untimed
-                decode_all(pool, tasks[: max(w, 1) * 2], {"num_frames": args.num_frames,
-                                                          "image_size": args.image_size, "decoder": decoders[0]})
+                decode_all(
+                    pool,
+                    tasks[: max(w, 1) * 2],
+                    {"num_frames": args.num_frames, "image_size": args.image_size, "decoder": decoders[0]},
+                )
             best: dict[tuple[str, int], float] = {}
             failures: dict[tuple[str, int], int] = {}
             for _ in range(args.rounds):
@@ -89,8 +93,10 @@ def main() -> None:
             for pool in pools.values():
                 pool.close()
 
-    print(f"{args.videos} clips {width}x{height}, {args.frames} frames, H.264; {args.num_frames} frames sampled, "
-          f"resized + cropped to {args.image_size}; {cores} cores; best of {args.rounds} interleaved rounds")
+    print(
+        f"{args.videos} clips {width}x{height}, {args.frames} frames, H.264; {args.num_frames} frames sampled, "
+        f"resized + cropped to {args.image_size}; {cores} cores; best of {args.rounds} interleaved rounds"
+    )
     print("decoder   " + "".join(f"{f'workers={w}':>12}" for w in workers) + "   (videos/s)")
     for name in decoders:
         cells = "".join(f"{args.videos / best[(name, w)]:12.1f}" for w in workers)

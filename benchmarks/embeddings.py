@@ -18,6 +18,7 @@ Stores 2-4 hold random unit vectors under the real model's fingerprint: re-label
 cost does not depend on the values. One text template ("a video of a person {}.") keeps the
 cold text-embedding step short; it is set-up, not measured (the cache is warm, as in the target).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,11 +64,19 @@ def synthetic_store(path: Path, rows: int, dim: int, model_id: str, logit_scale:
         meta = []
         for row in range(begin, begin + count):  # four 10 s windows per 40 s video
             start = 10.0 * (row % 4)
-            meta.append({
-                "path": f"/data/library/{row // 4:07d}.mp4", "video_id": f"{row // 4:016x}", "size": 10_000_000,
-                "mtime_ns": 1_700_000_000_000_000_000, "start": start, "end": start + 10.0, "duration": 40.0,
-                "num_frames": 8, "timestamps": [round(start + 0.625 + 1.25 * t, 3) for t in range(8)],
-            })
+            meta.append(
+                {
+                    "path": f"/data/library/{row // 4:07d}.mp4",
+                    "video_id": f"{row // 4:016x}",
+                    "size": 10_000_000,
+                    "mtime_ns": 1_700_000_000_000_000_000,
+                    "start": start,
+                    "end": start + 10.0,
+                    "duration": 40.0,
+                    "num_frames": 8,
+                    "timestamps": [round(start + 0.625 + 1.25 * t, 3) for t in range(8)],
+                }
+            )
         writer.add(meta, data)
     writer.close()
     return time.perf_counter() - started
@@ -122,14 +131,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ezclip-bench-") as tmp:
         root = Path(tmp)
         cache = root / "cache"
-        config = TagConfig(labels="k400", templates=(TEMPLATE,), workers=args.workers, device="cpu",
-                           cache_dir=str(cache), output_format="jsonl", top_k=5)
+        config = TagConfig(
+            labels="k400",
+            templates=(TEMPLATE,),
+            workers=args.workers,
+            device="cpu",
+            cache_dir=str(cache),
+            output_format="jsonl",
+            top_k=5,
+        )
 
         # 1. full tag of a sample, with --save-embeddings (this also warms the K400 text cache)
         render(root / "videos", args.sample)
         with open(root / "tag.jsonl", "w") as sink:
-            summary = run_tagging([str(root / "videos")], config, model=args.model, pretrained="none", stdout=sink,
-                                  progress=False, save_embeddings=root / "sample-store")
+            summary = run_tagging(
+                [str(root / "videos")],
+                config,
+                model=args.model,
+                pretrained="none",
+                stdout=sink,
+                progress=False,
+                save_embeddings=root / "sample-store",
+            )
         per_video = summary.loop_seconds / summary.ok
         per_video_whole = summary.seconds / summary.ok
         sample = load_store(root / "sample-store")
@@ -147,8 +170,23 @@ def main() -> None:
             timings.append(time.perf_counter() - started)
         assert result.ok == args.relabel_rows
         env = {**os.environ, "PYTHONPATH": str(REPO), "EZCLIP_CACHE": str(cache)}
-        cli = [sys.executable, "-m", "ezclip_cli", "tag", "--from-embeddings", str(relabel_store), "--labels", "k400",
-               "--template", TEMPLATE, "--cache-dir", str(cache), "-o", str(root / "relabel-cli.jsonl"), "-q"]
+        cli = [
+            sys.executable,
+            "-m",
+            "ezclip_cli",
+            "tag",
+            "--from-embeddings",
+            str(relabel_store),
+            "--labels",
+            "k400",
+            "--template",
+            TEMPLATE,
+            "--cache-dir",
+            str(cache),
+            "-o",
+            str(root / "relabel-cli.jsonl"),
+            "-q",
+        ]
         started = time.perf_counter()
         subprocess.run(cli, check=True, env=env)
         cli_seconds = time.perf_counter() - started
@@ -183,7 +221,9 @@ def main() -> None:
         write_seconds = synthetic_store(memory_store, args.memory_rows, dim, model_id, scale, spec)
         probe = subprocess.run(
             [sys.executable, "-c", MEMORY_PROBE.format(repo=str(REPO), store=str(memory_store))],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         memory = json.loads(probe.stdout)
         disk = sum(p.stat().st_size for p in memory_store.rglob("*") if p.is_file())
@@ -192,22 +232,30 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"model {args.model} (random weights), {dim}-d embeddings, K400 400 labels, {threads} torch threads")
     print("re-labelling vs tagging the same videos")
-    print(f"  full tag, measured on {summary.ok} videos: {per_video:.3f} s/video in the loop "
-          f"({per_video_whole:.3f} s/video with model loading)")
+    print(
+        f"  full tag, measured on {summary.ok} videos: {per_video:.3f} s/video in the loop "
+        f"({per_video_whole:.3f} s/video with model loading)"
+    )
     extrapolated = per_video * args.relabel_rows
     print(f"  full tag of {args.relabel_rows:,} videos, extrapolated from that sample: {extrapolated:,.0f} s")
-    print(f"  re-label {args.relabel_rows:,} stored embeddings (in-process, best of 3): {min(timings):.3f} s "
-          f"(runs: {', '.join(f'{t:.3f}' for t in timings)})")
+    print(
+        f"  re-label {args.relabel_rows:,} stored embeddings (in-process, best of 3): {min(timings):.3f} s "
+        f"(runs: {', '.join(f'{t:.3f}' for t in timings)})"
+    )
     print(f"  re-label as a whole `ezclip tag --from-embeddings` process (imports included): {cli_seconds:.2f} s")
     print(f"  ratio full tag / re-label: {per_video * args.relabel_rows / min(timings):,.0f}x")
     print(f"search over {args.search_rows:,} stored embeddings")
     print(f"  load: {load_seconds:.3f} s")
-    print(f"  per query after load (k=20, 50 queries): median {1000 * float(np.median(per_query)):.1f} ms, "
-          f"max {1000 * max(per_query):.1f} ms")
+    print(
+        f"  per query after load (k=20, 50 queries): median {1000 * float(np.median(per_query)):.1f} ms, "
+        f"max {1000 * max(per_query):.1f} ms"
+    )
     print(f"  embedding one text query with the model: {1000 * text_seconds:.0f} ms")
     print(f"memory for {memory['rows']:,} stored embeddings (fresh process, numpy only)")
-    print(f"  embeddings array: {memory['embedding_bytes'] / mib:,.0f} MiB; resident after load: "
-          f"+{(memory['after'] - memory['before']) / mib:,.0f} MiB; peak RSS {memory['peak'] / mib:,.0f} MiB")
+    print(
+        f"  embeddings array: {memory['embedding_bytes'] / mib:,.0f} MiB; resident after load: "
+        f"+{(memory['after'] - memory['before']) / mib:,.0f} MiB; peak RSS {memory['peak'] / mib:,.0f} MiB"
+    )
     print(f"  load: {memory['load_s']:.2f} s; one query over all of them: {1000 * memory['query_s']:.0f} ms")
     print(f"  on disk: {disk / mib:,.0f} MiB (written in {write_seconds:.1f} s)")
 

@@ -14,6 +14,7 @@ Sections (each has its own time limit and reports its own failure; the others st
   onnx      the exported video encoder on onnxruntime's CUDA provider (if installed) vs PyTorch
 Random weights throughout: no download. The whole run stays under 8 minutes (--budget).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -62,16 +64,34 @@ class Plan:
     runs: int = 8
     threads: int = 0  # torch CPU threads; 0 = torch's default
     budget: float = 470.0  # seconds for the whole run
-    limits: dict[str, float] = field(default_factory=lambda: {
-        "overhead": 45, "numerics": 20, "tag": 170, "train": 130, "onnx": 120})
+    limits: dict[str, float] = field(
+        default_factory=lambda: {"overhead": 45, "numerics": 20, "tag": 170, "train": 130, "onnx": 120}
+    )
 
 
 def tiny_plan() -> Plan:
-    return Plan(model=TINY_MODEL, device="cpu", videos=6, unique=3, frame_size=(48, 64), source_frames=16,
-                tag_batch=2, workers=0, precisions=("fp32",), train_precisions=("fp32", "bf16"), train_batch=4,
-                train_steps=20, train_lr=3e-3, max_batch_limit=0, threads=1, overhead_videos=2, runs=4, budget=1500.0,
-                # Limits that only catch a hang: a loaded CI machine must not turn slowness into a failure.
-                limits={"overhead": 300, "numerics": 300, "tag": 300, "train": 300, "onnx": 300})
+    return Plan(
+        model=TINY_MODEL,
+        device="cpu",
+        videos=6,
+        unique=3,
+        frame_size=(48, 64),
+        source_frames=16,
+        tag_batch=2,
+        workers=0,
+        precisions=("fp32",),
+        train_precisions=("fp32", "bf16"),
+        train_batch=4,
+        train_steps=20,
+        train_lr=3e-3,
+        max_batch_limit=0,
+        threads=1,
+        overhead_videos=2,
+        runs=4,
+        budget=1500.0,
+        # Limits that only catch a hang: a loaded CI machine must not turn slowness into a failure.
+        limits={"overhead": 300, "numerics": 300, "tag": 300, "train": 300, "onnx": 300},
+    )
 
 
 # ---- section running -----------------------------------------------------------------------------
@@ -165,8 +185,13 @@ def _driver_version() -> str:
     import subprocess
 
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=False)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
         return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -309,10 +334,23 @@ def section_tag(plan: Plan, rows: dict, folder: Path) -> None:
         model_rate = len(clips) / (time.perf_counter() - start)
 
         clock = RowClock()
-        config = TagConfig(labels="hmdb51", batch_size=plan.tag_batch, workers=plan.workers, device=plan.device,
-                           cache_dir=str(folder / "cache"), output_format="jsonl")
-        summary = run_tagging([str(folder / "videos")], config, model=plan.model, pretrained="none",
-                              num_frames=plan.num_frames, stdout=clock, progress=False)
+        config = TagConfig(
+            labels="hmdb51",
+            batch_size=plan.tag_batch,
+            workers=plan.workers,
+            device=plan.device,
+            cache_dir=str(folder / "cache"),
+            output_format="jsonl",
+        )
+        summary = run_tagging(
+            [str(folder / "videos")],
+            config,
+            model=plan.model,
+            pretrained="none",
+            num_frames=plan.num_frames,
+            stdout=clock,
+            progress=False,
+        )
         pipeline_rate = steady_rate(clock.times, plan.tag_batch - 1)
         rows[f"{precision}_pipeline_videos_per_s"] = round(pipeline_rate, 2)
         rows[f"{precision}_model_alone_videos_per_s"] = round(model_rate, 2)
@@ -506,8 +544,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="tiny backbone on the CPU, a few videos (CI)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
-    parser.add_argument("--sections", default="overhead,numerics,tag,train,onnx",
-                        help="comma list of sections to run (env always runs)")
+    parser.add_argument(
+        "--sections", default="overhead,numerics,tag,train,onnx", help="comma list of sections to run (env always runs)"
+    )
     parser.add_argument("--videos", type=int, help="pipeline inputs (default 1024, tiny 6)")
     parser.add_argument("--workers", type=int, help="decoder processes (default cores - 1, tiny 0)")
     parser.add_argument("--budget", type=float, help="seconds for the whole run (default 470)")
@@ -566,6 +605,7 @@ def run_all(plan: Plan, names: list[str]) -> dict[str, Any]:
                 continue
             run_section(name, sections[name], min(plan.limits[name], left), results)
     return results
+
 
 if __name__ == "__main__":
     sys.exit(main())

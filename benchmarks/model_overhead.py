@@ -19,6 +19,7 @@ EZ-CLIP block, open_clip's attention (with LN1) against ours over N+1 keys (with
 the adapter and the prompt-token computation alone, on the same input. `--profile`
 adds a torch.profiler table of one EZ-CLIP forward (where the time goes, by operator).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,13 @@ def vision_macs(config: dict, num_frames: int, ezclip: bool, adapter_ratio: floa
     mlp = int(width * vision.get("mlp_ratio", 4.0))
 
     def block(n_q: int, n_kv: int) -> float:  # qkv in-projection, scores + weighted sum, out-projection, MLP
-        return n_q * width * width + 2 * n_kv * width * width + 2 * n_q * n_kv * width + n_q * width * width \
+        return (
+            n_q * width * width
+            + 2 * n_kv * width * width
+            + 2 * n_q * n_kv * width
+            + n_q * width * width
             + 2 * n_q * width * mlp
+        )
 
     per_frame = patches * 3 * patch * patch * width
     if not ezclip:
@@ -74,19 +80,25 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     result = measure(args.model, args.videos, args.num_frames, args.runs, args.device, args.dtype, args.textbook)
-    print(f"backbone {args.model} (random weights), {args.videos} videos x {args.num_frames} frames, "
-          f"{args.device} {args.dtype}, torch threads {result['threads']}, min of {args.runs} interleaved runs")
+    print(
+        f"backbone {args.model} (random weights), {args.videos} videos x {args.num_frames} frames, "
+        f"{args.device} {args.dtype}, torch threads {result['threads']}, min of {args.runs} interleaved runs"
+    )
     print(f"open_clip encode_image + frame mean: {result['plain_s'] * 1000:9.2f} ms")
     print(f"EZ-CLIP encode_video:                {result['ezclip_s'] * 1000:9.2f} ms")
     print(f"ratio EZ-CLIP / open_clip:           {result['ratio']:9.3f}  (goal <= 1.08)")
     if result["cpu_ratio"] is not None:
-        print(f"  in CPU time: open_clip {result['plain_cpu_s'] * 1000:.2f} ms, "
-              f"EZ-CLIP {result['ezclip_cpu_s'] * 1000:.2f} ms, ratio {result['cpu_ratio']:.3f}")
+        print(
+            f"  in CPU time: open_clip {result['plain_cpu_s'] * 1000:.2f} ms, "
+            f"EZ-CLIP {result['ezclip_cpu_s'] * 1000:.2f} ms, ratio {result['cpu_ratio']:.3f}"
+        )
     if args.textbook:
         cpu = result["cpu_ratio"] is not None
-        print(f"textbook form (concat + slice):      {result['textbook_s'] * 1000:9.2f} ms, ratio "
-              f"{result['textbook_s'] / result['plain_s']:.3f}"
-              + (f", in CPU time {result['textbook_cpu_s'] / result['plain_cpu_s']:.3f}" if cpu else ""))
+        print(
+            f"textbook form (concat + slice):      {result['textbook_s'] * 1000:9.2f} ms, ratio "
+            f"{result['textbook_s'] / result['plain_s']:.3f}"
+            + (f", in CPU time {result['textbook_cpu_s'] / result['plain_cpu_s']:.3f}" if cpu else "")
+        )
     print(f"arithmetic estimate (MACs ratio):    {result['macs_ratio']:9.3f}")
     print(f"max |difference| of the embeddings:  {result['max_abs_diff']:9.2e}  (the prompts change them)")
     if args.per_block:
@@ -114,8 +126,15 @@ def build_pair(model_name: str, num_frames: int, device: str, dtype: str):
     return plain.to(torch_dtype), model.to(torch_dtype), backbone
 
 
-def measure(model_name: str, videos: int, num_frames: int, runs: int, device: str = "cpu", dtype: str = "fp32",
-            textbook: bool = False) -> dict:
+def measure(
+    model_name: str,
+    videos: int,
+    num_frames: int,
+    runs: int,
+    device: str = "cpu",
+    dtype: str = "fp32",
+    textbook: bool = False,
+) -> dict:
     """Interleaved timings of both forwards; returns min times, their ratio and the MAC estimate."""
     import torch
     import torch.nn.functional as F
@@ -168,12 +187,22 @@ def measure(model_name: str, videos: int, num_frames: int, runs: int, device: st
     plain_cpu, ezclip_cpu = (min(t[1] for t in times[k]) for k in ("plain", "ezclip"))
     config = backbone.model_config
     macs_ratio = vision_macs(config, num_frames, True) / vision_macs(config, num_frames, False)
-    return {"plain_s": plain_s, "ezclip_s": ezclip_s, "ratio": ezclip_s / plain_s, "macs_ratio": macs_ratio,
-            "plain_cpu_s": plain_cpu, "ezclip_cpu_s": ezclip_cpu,
-            "cpu_ratio": None if cuda or plain_cpu <= 0 else ezclip_cpu / plain_cpu,
-            "textbook_s": min(t[0] for t in times["textbook"]) if textbook else None,
-            "textbook_cpu_s": min(t[1] for t in times["textbook"]) if textbook else None,
-            "max_abs_diff": diff, "threads": torch.get_num_threads(), "model": model, "plain": plain, "video": video}
+    return {
+        "plain_s": plain_s,
+        "ezclip_s": ezclip_s,
+        "ratio": ezclip_s / plain_s,
+        "macs_ratio": macs_ratio,
+        "plain_cpu_s": plain_cpu,
+        "ezclip_cpu_s": ezclip_cpu,
+        "cpu_ratio": None if cuda or plain_cpu <= 0 else ezclip_cpu / plain_cpu,
+        "textbook_s": min(t[0] for t in times["textbook"]) if textbook else None,
+        "textbook_cpu_s": min(t[1] for t in times["textbook"]) if textbook else None,
+        "max_abs_diff": diff,
+        "threads": torch.get_num_threads(),
+        "model": model,
+        "plain": plain,
+        "video": video,
+    }
 
 
 def per_block(plain, model, video, runs: int) -> dict[str, float]:

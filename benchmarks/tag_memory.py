@@ -9,6 +9,7 @@ memory. Cases: 10 vs 100 short videos, and one 10 s vs one 5 min clip (320x240, 
 The figures should not grow with either. (With --workers N the decoding moves to spawned
 processes; each holds only the clip it decodes.)
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,6 @@ print(json.dumps({"ok": s.ok, "failed": s.failed,
 def render(folder: Path, count: int, seconds: float, fps: int = 24) -> None:
     import numpy as np
 
-    from tests.media import write_video
-
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     background = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
@@ -49,7 +48,6 @@ def render(folder: Path, count: int, seconds: float, fps: int = 24) -> None:
 
 def write_long(path: Path, background, frames_total: int, fps: int) -> None:
     import av
-    import numpy as np
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
@@ -65,7 +63,10 @@ def write_long(path: Path, background, frames_total: int, fps: int) -> None:
 def measure(folder: Path, tmp: Path) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", CHILD, str(folder), str(tmp / f"{folder.name}.csv"), str(tmp / "cache")],
-        capture_output=True, text=True, cwd=REPO, check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -73,7 +74,12 @@ def measure(folder: Path, tmp: Path) -> dict:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        cases = [("10 videos x 4 s", 10, 4.0), ("100 videos x 4 s", 100, 4.0), ("1 video x 10 s", 1, 10.0), ("1 video x 5 min", 1, 300.0)]
+        cases = [
+            ("10 videos x 4 s", 10, 4.0),
+            ("100 videos x 4 s", 100, 4.0),
+            ("1 video x 10 s", 1, 10.0),
+            ("1 video x 5 min", 1, 300.0),
+        ]
         rows = []
         for name, count, seconds in cases:
             folder = tmp / name.replace(" ", "_")

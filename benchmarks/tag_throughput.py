@@ -12,6 +12,7 @@ after one batch that is not timed), so one-time costs (first-call kernel set-up,
 decoder workers, loading the model, text embeddings) count in neither; the whole-run rate
 of the pipeline, set-up included, is printed as well. Random weights: no download.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,12 +68,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         videos = render(folder / "videos", args.videos)
-        config = TagConfig(labels=args.labels, batch_size=args.batch_size, workers=args.workers, device="cpu",
-                           cache_dir=str(folder / "cache"), output_format="jsonl")
+        config = TagConfig(
+            labels=args.labels,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            device="cpu",
+            cache_dir=str(folder / "cache"),
+            output_format="jsonl",
+        )
         rows = RowClock()
         summary = run_tagging(
-            [str(folder / "videos")], config, model=args.model, pretrained="none", num_frames=args.num_frames,
-            stdout=rows, progress=False,
+            [str(folder / "videos")],
+            config,
+            model=args.model,
+            pretrained="none",
+            num_frames=args.num_frames,
+            stdout=rows,
+            progress=False,
         )
         first = args.batch_size - 1  # rows of the first batch are written together
         pipeline_rate = (len(rows.times) - 1 - first) / (rows.times[-1] - rows.times[first])
@@ -89,10 +101,14 @@ def main() -> None:
             predictor(clips[i : i + args.batch_size])
         model_rate = len(clips) / (time.perf_counter() - started)
 
-    print(f"backbone {args.model} (random weights), T={args.num_frames}, batch {args.batch_size}, "
-          f"{args.videos} videos 320x240x64, torch threads {torch.get_num_threads()}")
-    print(f"whole run incl. set-up:             {summary.ok / summary.seconds:7.3f} videos/s ({summary.seconds:.1f} s, "
-          f"{summary.ok} ok, {summary.failed} failed)")
+    print(
+        f"backbone {args.model} (random weights), T={args.num_frames}, batch {args.batch_size}, "
+        f"{args.videos} videos 320x240x64, torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"whole run incl. set-up:             {summary.ok / summary.seconds:7.3f} videos/s ({summary.seconds:.1f} s, "
+        f"{summary.ok} ok, {summary.failed} failed)"
+    )
     print(f"full tag pipeline (steady state):   {pipeline_rate:7.3f} videos/s")
     print(f"model forward alone (same frames):  {model_rate:7.3f} videos/s")
     print(f"ratio pipeline / model:             {pipeline_rate / model_rate:7.3f}  (target >= 0.9)")

@@ -7,6 +7,7 @@ and the metadata keys that differ, on stderr. Exits 0 when every tensor is prese
 differs by at most --tolerance (default 0: bit-identical), 1 otherwise. `extra` holds the run's
 random state token, so it always differs between two runs and is not compared.
 """
+
 from __future__ import annotations
 
 import argparse

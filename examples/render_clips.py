@@ -7,6 +7,7 @@ Writes OUT_DIR/train/*.mp4 with OUT_DIR/train.txt (`path<TAB>label`, the list fo
 OUT_DIR/labels.txt (one label per line, for `ezclip tag --labels`). 32x32 px, 16 frames,
 random colour and ball size, static noise background: seconds to render, a few KB each.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,9 @@ def render(out: Path, split: str, per_class: int, seed: int) -> list[str]:
     for direction, label in CLASSES.items():
         for i in range(per_class):
             colour = tuple(rng.randint(120, 255) for _ in range(3))
-            frames = moving_ball_frames(16, 32, direction, radius=rng.uniform(0.2, 0.3), color=colour, seed=rng.randrange(10**6))
+            frames = moving_ball_frames(
+                16, 32, direction, radius=rng.uniform(0.2, 0.3), color=colour, seed=rng.randrange(10**6)
+            )
             name = f"{split}/{direction}_{i:03d}.mp4"
             write_video(out / name, frames)
             lines.append(f"{name}\t{label}")

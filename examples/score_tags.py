@@ -6,6 +6,7 @@ The true class of a clip rendered by examples/render_clips.py is the first part 
 name (`right_003.mp4` -> "a ball moving from left to right"). Prints one line to stderr; with
 --expect, exits 1 when fewer clips than HITS got the right label (the quickstart's check).
 """
+
 from __future__ import annotations
 
 import argparse

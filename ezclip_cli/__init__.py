@@ -4,6 +4,7 @@ Public API (imports are lazy so `ezclip --help` never loads torch):
     load_model(checkpoint=None, model=None, pretrained=None, num_frames=8, device="cpu") -> EZClip
     tag_videos(inputs, labels, model=..., ...) -> list of result rows
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -5,6 +5,7 @@ open_clip model-config JSON (custom sizes, e.g. the tests' tiny backbone) or a l
 directory (`open_clip_config.json` + weights). Only ViT towers are supported: the temporal
 prompts are extra tokens inside transformer blocks (docs/model.md section 2).
 """
+
 from __future__ import annotations
 
 import contextlib

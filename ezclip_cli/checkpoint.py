@@ -7,6 +7,7 @@ An ezclip checkpoint is one safetensors file:
   metadata  format=ezclip, format_version, config (ModelConfig JSON incl. the open_clip
             model config), backbone_weights=embedded|reference, extra (JSON, e.g. training state)
 """
+
 from __future__ import annotations
 
 import json
@@ -151,7 +152,7 @@ def load_checkpoint(
             meta = dict(f.metadata() or {})
             _check_header(path, meta)
             config = parse_model_config(path, meta)  # before any tensor is read or model built
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle)
     except SafetensorError as exc:
         raise CheckpointError(f"{path}: corrupt checkpoint ({exc})") from exc
     try:
@@ -160,9 +161,9 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'extra' is not JSON") from None
     if not isinstance(extra, dict):
         raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'extra' is not a mapping")
-    learned = {k[len("learned."):]: v for k, v in tensors.items() if k.startswith("learned.")}
+    learned = {k[len("learned.") :]: v for k, v in tensors.items() if k.startswith("learned.")}
     check_learned(path, learned)
-    backbone_sd = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
+    backbone_sd = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
     try:
         model = _build(config, backbone_sd if meta.get("backbone_weights") == "embedded" else None, device, cache_dir)
     except (RuntimeError, ValueError, TypeError, KeyError) as exc:  # shapes or fields that do not fit together
@@ -185,11 +186,13 @@ def _check_header(path: Path, meta: dict[str, str]) -> None:
     try:
         version = int(meta.get("format_version", "0"))
     except ValueError:
-        raise CheckpointError(f"{path}: corrupt checkpoint metadata: format_version "
-                              f"{meta.get('format_version')!r} is not a number") from None
+        raise CheckpointError(
+            f"{path}: corrupt checkpoint metadata: format_version {meta.get('format_version')!r} is not a number"
+        ) from None
     if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint format {version} is newer than this ezclip understands ({FORMAT_VERSION}); upgrade ezclip"
+            f"{path}: checkpoint format {version} is newer than this ezclip understands ({FORMAT_VERSION}); "
+            "upgrade ezclip"
         )
 
 
@@ -281,8 +284,10 @@ def import_reference(path: str | Path, *, device: str = "cpu", model_config: str
     prompts = raw_prompts.float()  # (L, T, D)
     learned = {k: v.float() for k, v in learned.items()}
     if prompts.ndim != 3:
-        raise CheckpointError(f"{path}: malformed EZ-CLIP checkpoint: prompts of shape {tuple(prompts.shape)}, "
-                              "expected (layers, frames, width)")
+        raise CheckpointError(
+            f"{path}: malformed EZ-CLIP checkpoint: prompts of shape {tuple(prompts.shape)}, "
+            "expected (layers, frames, width)"
+        )
     if prompts.shape[0] == 1:
         raise CheckpointError(f"{path}: shallow prompts (one layer) are not the EZ-CLIP release layout")
     learned.update({f"vision.{i}.prompt": p for i, p in enumerate(prompts)})
@@ -292,8 +297,9 @@ def import_reference(path: str | Path, *, device: str = "cpu", model_config: str
     try:
         config_dict = resolve_model_name(model_config)[1] if model_config else openai_model_config(state)
     except (KeyError, IndexError, AttributeError, TypeError) as exc:
-        raise CheckpointError(f"{path}: malformed EZ-CLIP checkpoint: no usable CLIP weights "
-                              f"({_first_line(exc)})") from exc
+        raise CheckpointError(
+            f"{path}: malformed EZ-CLIP checkpoint: no usable CLIP weights ({_first_line(exc)})"
+        ) from exc
     check_model_size(str(path), {"num_frames": int(prompts.shape[1]), "backbone_config": config_dict})
     name = model_config or f"reference:{path.name}"
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
@@ -302,8 +308,9 @@ def import_reference(path: str | Path, *, device: str = "cpu", model_config: str
         config = ModelConfig(backbone=name, pretrained=None, num_frames=int(prompts.shape[1]), use_prompts=True)
         model = build_model(backbone, config)
     except (RuntimeError, ValueError, TypeError, KeyError) as exc:
-        raise CheckpointError(f"{path}: malformed EZ-CLIP checkpoint: the CLIP weights do not fit together "
-                              f"({_first_line(exc)})") from exc
+        raise CheckpointError(
+            f"{path}: malformed EZ-CLIP checkpoint: the CLIP weights do not fit together ({_first_line(exc)})"
+        ) from exc
     try:
         model.load_learned_state_dict(learned)
     except KeyError as exc:
@@ -318,5 +325,7 @@ def _check_temporal_embedding(path: Path, tensor: Any) -> None:
         return
     largest = float(tensor.float().abs().max()) if tensor.numel() else 0.0
     if largest != 0.0:
-        raise CheckpointError(f"{path}: visual.temporal_embedding is not zero (max |value| {largest:.3g}); "
-                              "it is not an EZ-CLIP release checkpoint (EZ-CLIP adds no temporal embedding)")
+        raise CheckpointError(
+            f"{path}: visual.temporal_embedding is not zero (max |value| {largest:.3g}); "
+            "it is not an EZ-CLIP release checkpoint (EZ-CLIP adds no temporal embedding)"
+        )

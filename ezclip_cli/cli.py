@@ -4,6 +4,7 @@ The only module that imports typer. Heavy imports (torch, open_clip) happen insi
 bodies so `--help` stays instant. Known errors print one line; `EZCLIP_DEBUG=1` shows tracebacks.
 Exit codes: 0 all inputs done, 1 some input failed or a known error, 2 usage error.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -79,13 +80,18 @@ ModelOpt = typer.Option(
 PretrainedOpt = typer.Option(
     None,
     "--pretrained",
-    help="open_clip weights tag (default openai, from open_clip's cache), a local weights file, or 'none' for random weights.",
+    help="open_clip weights tag (default openai, from open_clip's cache), a local weights file, "
+    "or 'none' for random weights.",
 )
 NumFramesOpt = typer.Option(8, "--num-frames", "-t", min=1, help="Frames sampled per video (T).")
 DeviceOpt = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bar or progress lines.")
 ProgressIntervalOpt = typer.Option(
-    None, "--progress-interval", min=0.0, envvar="EZCLIP_PROGRESS_INTERVAL", show_envvar=True,
+    None,
+    "--progress-interval",
+    min=0.0,
+    envvar="EZCLIP_PROGRESS_INTERVAL",
+    show_envvar=True,
     help="When stderr is not a terminal (job logs, CI, 2>log): seconds between progress lines (default 30).",
 )
 
@@ -99,7 +105,7 @@ def setup_logging(quiet: bool) -> None:
     root.propagate = False
 
 
-def make_progress(what: str, unit: str, quiet: bool, interval: Optional[float], failures: bool = True) -> Any:
+def make_progress(what: str, unit: str, quiet: bool, interval: float | None, failures: bool = True) -> Any:
     """The progress display for one command (None with --quiet): a bar on a terminal, else timed lines.
 
     `main()` closes it (bar stopped, last line written) when the command ends, however it ends.
@@ -139,7 +145,10 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def main_callback(
     version: bool = typer.Option(
-        False, "--version", callback=version_callback, is_eager=True,
+        False,
+        "--version",
+        callback=version_callback,
+        is_eager=True,
         help="Print the versions of ezclip, Python, torch, torchvision, open_clip, decord, PyAV and onnxruntime, "
         "and the device found (for bug reports).",
     ),
@@ -150,14 +159,17 @@ def main_callback(
 # ---- info ------------------------------------------------------------------------------------
 @app.command()
 def info(
-    checkpoint: Optional[Path] = CheckpointOpt,
-    model: Optional[str] = ModelOpt,
-    pretrained: Optional[str] = PretrainedOpt,
+    checkpoint: Path | None = CheckpointOpt,
+    model: str | None = ModelOpt,
+    pretrained: str | None = PretrainedOpt,
     num_frames: int = NumFramesOpt,
     no_prompts: bool = typer.Option(False, "--no-prompts", help="Count the model without temporal prompts."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Show a model's parameter breakdown (prompts, adapters, frozen backbone) and what it resolves to; downloads nothing."""
+    """Show a model's parameter breakdown (prompts, adapters, frozen backbone) and what it resolves to.
+
+    Downloads nothing.
+    """
     setup_logging(quiet=True)
     from ezclip_cli.loading import describe_model
 
@@ -183,8 +195,10 @@ def info(
 # ---- models ----------------------------------------------------------------------------------
 @app.command("models")
 def models_command(
-    download: Optional[List[str]] = typer.Option(
-        None, "--download", help="Fetch this model into the cache now (repeatable; 'all' = every model), e.g. before going offline."
+    download: list[str] | None = typer.Option(
+        None,
+        "--download",
+        help="Fetch this model into the cache now (repeatable; 'all' = every model), e.g. before going offline.",
     ),
     force: bool = typer.Option(False, "--force", help="With --download: fetch again even when it is cached."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -208,14 +222,22 @@ def models_command(
         return
     rows = describe_models(index)
     if as_json:
-        typer.echo(json.dumps({"default": index.default, "index": str(index.origin), "cache": str(cache_dir()),
-                               "models": rows}, indent=2))
+        typer.echo(
+            json.dumps(
+                {"default": index.default, "index": str(index.origin), "cache": str(cache_dir()), "models": rows},
+                indent=2,
+            )
+        )
         return
     header = ("NAME", "BACKBONE", "FRAMES", "TRAINED ON", "PUBLISHED", "CACHED", "SIZE")
     table = [header] + [
         (
-            row["name"] + (" *" if row["default"] else ""), row["backbone"] or "?", str(row["num_frames"] or "?"),
-            row["trained_on"] or "?", _published(row["published"]), "yes" if row["cached"] else "no",
+            row["name"] + (" *" if row["default"] else ""),
+            row["backbone"] or "?",
+            str(row["num_frames"] or "?"),
+            row["trained_on"] or "?",
+            _published(row["published"]),
+            "yes" if row["cached"] else "no",
             human_size(row["size"]),
         )
         for row in rows
@@ -237,74 +259,111 @@ def _published(published: dict) -> str:
 # ---- tag -------------------------------------------------------------------------------------
 @app.command()
 def tag(
-    inputs: Optional[List[str]] = typer.Argument(
-        None, help="Video files and folders (searched recursively); '-' reads paths from stdin. None with --from-embeddings."
+    inputs: list[str] | None = typer.Argument(
+        None,
+        help="Video files and folders (searched recursively); '-' reads paths from stdin. None with --from-embeddings.",
     ),
     labels: str = typer.Option(
         ..., "--labels", "-l", help="Label set: a bundled name (k400, ucf101, ...), a .txt/.csv file, or 'a,b,c'."
     ),
-    checkpoint: Optional[Path] = CheckpointOpt,
-    model: Optional[str] = ModelOpt,
-    pretrained: Optional[str] = PretrainedOpt,
+    checkpoint: Path | None = CheckpointOpt,
+    model: str | None = ModelOpt,
+    pretrained: str | None = PretrainedOpt,
     num_frames: int = NumFramesOpt,
-    template: Optional[List[str]] = typer.Option(
-        None, "--template", help="Prompt template with '{}' for the label (repeatable); default: the 16 EZ-CLIP templates."
+    template: list[str] | None = typer.Option(
+        None,
+        "--template",
+        help="Prompt template with '{}' for the label (repeatable); default: the 16 EZ-CLIP templates.",
     ),
     no_descriptions: bool = typer.Option(False, "--no-descriptions", help="Ignore descriptions in a CSV label file."),
-    output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Write results here (resumable; '-' = stdout). Refuses files ezclip did not write; "
-        "a symlink is written through to its target."
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Write results here (resumable; '-' = stdout). Refuses files ezclip did not write; "
+        "a symlink is written through to its target.",
     ),
-    fmt: Optional[OutputFormat] = typer.Option(
+    fmt: OutputFormat | None = typer.Option(
         None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
     ),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels per video."),
-    window: Optional[float] = typer.Option(None, "--window", min=0.01, help="Tag windows of this many seconds."),
-    stride: Optional[float] = typer.Option(None, "--stride", min=0.01, help="Seconds between window starts (default: --window)."),
+    window: float | None = typer.Option(None, "--window", min=0.01, help="Tag windows of this many seconds."),
+    stride: float | None = typer.Option(
+        None, "--stride", min=0.01, help="Seconds between window starts (default: --window)."
+    ),
     batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Videos per model forward."),
-    workers: int = typer.Option(-1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."),
+    workers: int = typer.Option(
+        -1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."
+    ),
     device: str = DeviceOpt,
-    decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise and as a per-file fallback."),
-    num_shards: Optional[int] = typer.Option(
-        None, "--num-shards", min=1,
+    decoder: Decoder = typer.Option(
+        Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise and as a per-file fallback."
+    ),
+    num_shards: int | None = typer.Option(
+        None,
+        "--num-shards",
+        min=1,
         help="Split the inputs into N deterministic parts... (default: $SLURM_ARRAY_TASK_COUNT in a job array, else 1)",
     ),
-    shard_index: Optional[int] = typer.Option(
-        None, "--shard-index", min=0,
+    shard_index: int | None = typer.Option(
+        None,
+        "--shard-index",
+        min=0,
         help="...and tag only part I, 0-based (default: this array task's place, "
         "from $SLURM_ARRAY_TASK_ID, _MIN and _STEP, else 0). Join the parts with `ezclip merge`.",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start -o afresh instead of resuming it."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
-    runtime: Runtime = typer.Option(Runtime.torch, "--runtime", help="torch, or onnx for an exported bundle (--model DIR) run by onnxruntime."),
-    save_embeddings: Optional[Path] = typer.Option(
-        None, "--save-embeddings", help="Also keep every video's (window's) embedding in this store folder (appends, resumes)."
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
+    runtime: Runtime = typer.Option(
+        Runtime.torch, "--runtime", help="torch, or onnx for an exported bundle (--model DIR) run by onnxruntime."
     ),
-    from_embeddings: Optional[Path] = typer.Option(
+    save_embeddings: Path | None = typer.Option(
+        None,
+        "--save-embeddings",
+        help="Also keep every video's (window's) embedding in this store folder (appends, resumes).",
+    ),
+    from_embeddings: Path | None = typer.Option(
         None, "--from-embeddings", help="Label the embeddings of this store instead of videos: no decoding, same rows."
     ),
     score: ScoreKind = typer.Option(
-        ScoreKind.softmax, "--score", help="softmax: probability over the label set (sums to 1); cosine: raw similarity in [-1, 1]."
+        ScoreKind.softmax,
+        "--score",
+        help="softmax: probability over the label set (sums to 1); cosine: raw similarity in [-1, 1].",
     ),
-    threshold: Optional[float] = typer.Option(
-        None, "--threshold", min=0.0, max=1.0, help="Keep every label (up to --top-k) with probability >= P; may keep none."
+    threshold: float | None = typer.Option(
+        None,
+        "--threshold",
+        min=0.0,
+        max=1.0,
+        help="Keep every label (up to --top-k) with probability >= P; may keep none.",
     ),
-    min_score: Optional[float] = typer.Option(
-        None, "--min-score", min=-1.0, max=1.0, help="Keep every label (up to --top-k) with cosine similarity >= S; may keep none."
+    min_score: float | None = typer.Option(
+        None,
+        "--min-score",
+        min=-1.0,
+        max=1.0,
+        help="Keep every label (up to --top-k) with cosine similarity >= S; may keep none.",
     ),
     segments: bool = typer.Option(
-        False, "--segments", help="With --window or --scenes: merge consecutive windows with the same top label into segments."
+        False,
+        "--segments",
+        help="With --window or --scenes: merge consecutive windows with the same top label into segments.",
     ),
-    scenes: Optional[Path] = typer.Option(
-        None, "--scenes", help="Tag the scenes of a PySceneDetect list-scenes CSV (or a folder of VIDEO-Scenes.csv) instead of windows."
+    scenes: Path | None = typer.Option(
+        None,
+        "--scenes",
+        help="Tag the scenes of a PySceneDetect list-scenes CSV (or a folder of VIDEO-Scenes.csv) instead of windows.",
     ),
     raw_csv: bool = typer.Option(
-        False, "--raw-csv", help="CSV text as is: no apostrophe before values a spreadsheet would run as formulas (= + - @)."
+        False,
+        "--raw-csv",
+        help="CSV text as is: no apostrophe before values a spreadsheet would run as formulas (= + - @).",
     ),
     quiet: bool = QuietOpt,
-    progress_interval: Optional[float] = ProgressIntervalOpt,
-    files_from: Optional[Path] = typer.Option(
-        None, "--files-from",
+    progress_interval: float | None = ProgressIntervalOpt,
+    files_from: Path | None = typer.Option(
+        None,
+        "--files-from",
         help="Also tag the paths listed in this file, one per line (a manifest; safe under torchrun, "
         "where every rank reads it whole).",
     ),
@@ -321,8 +380,11 @@ def tag(
     if from_embeddings is not None and inputs:
         fail("--from-embeddings labels the stored videos; give no video inputs with it", 2)
     if from_embeddings is None and not inputs:
-        fail("nothing to tag: give video files or folders, '-' to read paths from stdin, or --files-from FILE "
-             "(or --from-embeddings STORE)", 2)
+        fail(
+            "nothing to tag: give video files or folders, '-' to read paths from stdin, or --files-from FILE "
+            "(or --from-embeddings STORE)",
+            2,
+        )
     if from_embeddings is not None and (save_embeddings is not None or window is not None or scenes is not None):
         fail("--from-embeddings reuses the stored windows; --save-embeddings, --window and --scenes do not apply", 2)
     if segments and window is None and scenes is None and from_embeddings is None:
@@ -372,8 +434,14 @@ def tag(
 
         given_frames = num_frames if checkpoint or model or pretrained else None
         run_relabel(
-            from_embeddings, config, checkpoint=checkpoint, model=model, pretrained=pretrained,
-            num_frames=given_frames, output=output, overwrite=overwrite,
+            from_embeddings,
+            config,
+            checkpoint=checkpoint,
+            model=model,
+            pretrained=pretrained,
+            num_frames=given_frames,
+            output=output,
+            overwrite=overwrite,
         )
         raise typer.Exit(0)
     if runtime is Runtime.torch:  # a model name or the default is fetched (or refused) before any video work
@@ -383,8 +451,12 @@ def tag(
         plain = resolved is None and model is None and pretrained is None
         checkpoint = Path(NO_CHECKPOINT) if plain else resolved
     # Under torchrun rank 0 shows its own part's progress; the other ranks stay quiet.
-    progress = make_progress("tagging", "windows" if window or scenes else "videos",
-                             quiet or os.environ.get("RANK", "0") != "0", progress_interval)
+    progress = make_progress(
+        "tagging",
+        "windows" if window or scenes else "videos",
+        quiet or os.environ.get("RANK", "0") != "0",
+        progress_interval,
+    )
     summary = run_tagging(
         inputs,
         config,
@@ -406,23 +478,33 @@ def tag(
 # ---- embed / search -------------------------------------------------------------------------
 @app.command()
 def embed(
-    inputs: List[str] = typer.Argument(..., help="Video files and folders (searched recursively); '-' reads paths from stdin."),
+    inputs: list[str] = typer.Argument(
+        ..., help="Video files and folders (searched recursively); '-' reads paths from stdin."
+    ),
     store: Path = typer.Option(..., "--store", "-s", help="Embedding store folder to create or append to."),
-    checkpoint: Optional[Path] = CheckpointOpt,
-    model: Optional[str] = ModelOpt,
-    pretrained: Optional[str] = PretrainedOpt,
+    checkpoint: Path | None = CheckpointOpt,
+    model: str | None = ModelOpt,
+    pretrained: str | None = PretrainedOpt,
     num_frames: int = NumFramesOpt,
-    window: Optional[float] = typer.Option(None, "--window", min=0.01, help="Embed windows of this many seconds."),
-    stride: Optional[float] = typer.Option(None, "--stride", min=0.01, help="Seconds between window starts (default: --window)."),
-    scenes: Optional[Path] = typer.Option(None, "--scenes", help="Embed the scenes of a PySceneDetect list-scenes CSV (or a folder of them)."),
+    window: float | None = typer.Option(None, "--window", min=0.01, help="Embed windows of this many seconds."),
+    stride: float | None = typer.Option(
+        None, "--stride", min=0.01, help="Seconds between window starts (default: --window)."
+    ),
+    scenes: Path | None = typer.Option(
+        None, "--scenes", help="Embed the scenes of a PySceneDetect list-scenes CSV (or a folder of them)."
+    ),
     batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Videos per model forward."),
-    workers: int = typer.Option(-1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."),
+    workers: int = typer.Option(
+        -1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."
+    ),
     device: str = DeviceOpt,
-    decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise and as a per-file fallback."),
+    decoder: Decoder = typer.Option(
+        Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise and as a per-file fallback."
+    ),
     num_shards: int = typer.Option(1, "--num-shards", min=1, help="Split the inputs into N deterministic parts..."),
     shard_index: int = typer.Option(0, "--shard-index", min=0, help="...and embed only part I (0-based)."),
     quiet: bool = QuietOpt,
-    progress_interval: Optional[float] = ProgressIntervalOpt,
+    progress_interval: float | None = ProgressIntervalOpt,
 ) -> None:
     """Decode and encode videos once into an embedding store (resumable); label or search it later."""
     setup_logging(quiet)
@@ -440,13 +522,27 @@ def embed(
     checkpoint = Path(NO_CHECKPOINT) if resolved is None and model is None and pretrained is None else resolved
 
     config = TagConfig(
-        labels="", window=window, stride=stride, batch_size=batch_size, workers=workers, device=device,
-        decoder=decoder.value, num_shards=num_shards, shard_index=shard_index, scenes=str(scenes) if scenes else None,
+        labels="",
+        window=window,
+        stride=stride,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        decoder=decoder.value,
+        num_shards=num_shards,
+        shard_index=shard_index,
+        scenes=str(scenes) if scenes else None,
     )
     summary = run_embedding(
-        inputs, config, store, checkpoint=checkpoint, model=model, pretrained=pretrained, num_frames=num_frames,
-        stdin=sys.stdin, progress=make_progress("embedding", "windows" if window or scenes else "videos", quiet,
-                                                progress_interval),
+        inputs,
+        config,
+        store,
+        checkpoint=checkpoint,
+        model=model,
+        pretrained=pretrained,
+        num_frames=num_frames,
+        stdin=sys.stdin,
+        progress=make_progress("embedding", "windows" if window or scenes else "videos", quiet, progress_interval),
     )
     raise typer.Exit(1 if summary.failed else 0)
 
@@ -454,16 +550,24 @@ def embed(
 @app.command()
 def search(
     store: Path = typer.Argument(..., help="Embedding store folder (written by tag --save-embeddings or embed)."),
-    queries: Optional[List[str]] = typer.Argument(None, help="Text queries, e.g. 'a person surfing' (each ranked on its own)."),
-    like: Optional[Path] = typer.Option(None, "--like", help="Rank by similarity to this video instead of text (itself left out)."),
+    queries: list[str] | None = typer.Argument(
+        None, help="Text queries, e.g. 'a person surfing' (each ranked on its own)."
+    ),
+    like: Path | None = typer.Option(
+        None, "--like", help="Rank by similarity to this video instead of text (itself left out)."
+    ),
     top_k: int = typer.Option(20, "--top-k", "-k", min=1, help="Results per query."),
     per_video: bool = typer.Option(False, "--per-video", help="At most one result (the best window) per video."),
-    checkpoint: Optional[Path] = CheckpointOpt,
-    model: Optional[str] = ModelOpt,
-    pretrained: Optional[str] = PretrainedOpt,
-    num_frames: Optional[int] = typer.Option(None, "--num-frames", "-t", min=1, help="Frames of a --model given here (default 8)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results here instead of stdout."),
-    fmt: Optional[OutputFormat] = typer.Option(None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."),
+    checkpoint: Path | None = CheckpointOpt,
+    model: str | None = ModelOpt,
+    pretrained: str | None = PretrainedOpt,
+    num_frames: int | None = typer.Option(
+        None, "--num-frames", "-t", min=1, help="Frames of a --model given here (default 8)."
+    ),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write results here instead of stdout."),
+    fmt: OutputFormat | None = typer.Option(
+        None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
     decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="For a --like video that is not in the store."),
     quiet: bool = QuietOpt,
@@ -477,13 +581,23 @@ def search(
     from ezclip_cli.search import run_search
 
     run_search(
-        store, queries or [], like=like, k=top_k, per_video=per_video,
-        fmt=(fmt.value if fmt else None) or _format_from_suffix(output), output=output, overwrite=overwrite,
-        decoder=decoder.value, checkpoint=checkpoint, model=model, pretrained=pretrained, num_frames=num_frames,
+        store,
+        queries or [],
+        like=like,
+        k=top_k,
+        per_video=per_video,
+        fmt=(fmt.value if fmt else None) or _format_from_suffix(output),
+        output=output,
+        overwrite=overwrite,
+        decoder=decoder.value,
+        checkpoint=checkpoint,
+        model=model,
+        pretrained=pretrained,
+        num_frames=num_frames,
     )
 
 
-def _format_from_suffix(output: Optional[Path]) -> str:
+def _format_from_suffix(output: Path | None) -> str:
     if output is not None and output.suffix.lower().lstrip(".") in {"csv", "json", "jsonl"}:
         return output.suffix.lower().lstrip(".")
     return "csv"
@@ -499,84 +613,168 @@ class Precision(str, Enum):
 
 @app.command()
 def train(
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="k400, k600, ucf101, hmdb51 or ssv2 (with --root)."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Dataset root in its official layout."),
-    fold: Optional[int] = typer.Option(None, "--fold", min=1, help="Official split 1-3 of ucf101/hmdb51 (default 1)."),
-    train_split: Optional[str] = typer.Option(None, "--train-split", help="Training split of --dataset (default train)."),
-    val_split: Optional[str] = typer.Option(None, "--val-split", help="Validation split for model selection (default val; 'none' = no validation). Never a test split."),
-    train_list: Optional[Path] = typer.Option(None, "--train-list", help="List file: 'path<TAB>label' per line, paths relative to the file."),
-    val_list: Optional[Path] = typer.Option(None, "--val-list", help="Validation list file (model selection)."),
-    kshot: Optional[int] = typer.Option(None, "--kshot", min=1, help="At most K training videos per class (few-shot)."),
-    base_novel: Optional[str] = typer.Option(None, "--base-novel", help="'base': train on the base half of the classes (base-to-novel)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (keys = these flags with underscores); flags given here override it."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory: checkpoints, metrics, config, log, curves (default runs/ezclip)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run exactly: its directory or its last.ezclip."),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="Backbone: open_clip name (default ViT-B-16-quickgelu), a model-config JSON or a local model directory."
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="k400, k600, ucf101, hmdb51 or ssv2 (with --root)."
     ),
-    pretrained: Optional[str] = PretrainedOpt,
-    init: Optional[str] = typer.Option(
-        None, "--init", help="Start from a model (a name from `ezclip models`, e.g. ezclip-b16-k400, or a checkpoint): "
+    root: Path | None = typer.Option(None, "--root", help="Dataset root in its official layout."),
+    fold: int | None = typer.Option(None, "--fold", min=1, help="Official split 1-3 of ucf101/hmdb51 (default 1)."),
+    train_split: str | None = typer.Option(None, "--train-split", help="Training split of --dataset (default train)."),
+    val_split: str | None = typer.Option(
+        None,
+        "--val-split",
+        help="Validation split for model selection (default val; 'none' = no validation). Never a test split.",
+    ),
+    train_list: Path | None = typer.Option(
+        None, "--train-list", help="List file: 'path<TAB>label' per line, paths relative to the file."
+    ),
+    val_list: Path | None = typer.Option(None, "--val-list", help="Validation list file (model selection)."),
+    kshot: int | None = typer.Option(None, "--kshot", min=1, help="At most K training videos per class (few-shot)."),
+    base_novel: str | None = typer.Option(
+        None, "--base-novel", help="'base': train on the base half of the classes (base-to-novel)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML config (keys = these flags with underscores); flags given here override it."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Run directory: checkpoints, metrics, config, log, curves (default runs/ezclip)."
+    ),
+    resume: Path | None = typer.Option(
+        None, "--resume", help="Continue a run exactly: its directory or its last.ezclip."
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Backbone: open_clip name (default ViT-B-16-quickgelu), a model-config JSON or a local model directory.",
+    ),
+    pretrained: str | None = PretrainedOpt,
+    init: str | None = typer.Option(
+        None,
+        "--init",
+        help="Start from a model (a name from `ezclip models`, e.g. ezclip-b16-k400, or a checkpoint): "
         "its backbone and learned prompts and adapters; replaces --model/--pretrained.",
     ),
-    num_frames: Optional[int] = typer.Option(None, "--num-frames", "-t", min=1, help="Frames per clip (T), default 8."),
-    use_prompts: Optional[bool] = typer.Option(None, "--use-prompts/--no-prompts", help="Temporal prompts (--no-prompts: adapters only, ablation)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs (default 150 as in the reference K400 run)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Optimizer steps; replaces --epochs."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Clips per micro-batch per process (default 16)."),
-    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", min=1, help="Micro-batches per optimizer step."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 1e-4)."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW weight decay (default 0.2)."),
-    warmup_epochs: Optional[float] = typer.Option(None, "--warmup-epochs", help="Linear warmup before the cosine decay (default 5)."),
-    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help="Warmup in optimizer steps; overrides --warmup-epochs."),
-    motion_weight: Optional[float] = typer.Option(None, "--motion-weight", help="Weight of the motion loss (0 turns it off)."),
-    drop_path: Optional[float] = typer.Option(None, "--drop-path", help="Stochastic depth, growing to this rate over layers (default 0.1)."),
-    attn_dropout: Optional[float] = typer.Option(None, "--attn-dropout", help="Attention dropout in training (default 0.1)."),
-    prompt_dropout: Optional[float] = typer.Option(None, "--prompt-dropout", help="Dropout on the prompt vectors (default 0.1)."),
-    flip: Optional[bool] = typer.Option(
-        None, "--flip/--no-flip", help="Horizontal flips (default: on, but off when the labels are "
+    num_frames: int | None = typer.Option(None, "--num-frames", "-t", min=1, help="Frames per clip (T), default 8."),
+    use_prompts: bool | None = typer.Option(
+        None, "--use-prompts/--no-prompts", help="Temporal prompts (--no-prompts: adapters only, ablation)."
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Epochs (default 150 as in the reference K400 run)."
+    ),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Optimizer steps; replaces --epochs."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", "-b", min=1, help="Clips per micro-batch per process (default 16)."
+    ),
+    grad_accum: int | None = typer.Option(None, "--grad-accum", min=1, help="Micro-batches per optimizer step."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (default 1e-4)."),
+    weight_decay: float | None = typer.Option(None, "--weight-decay", help="AdamW weight decay (default 0.2)."),
+    warmup_epochs: float | None = typer.Option(
+        None, "--warmup-epochs", help="Linear warmup before the cosine decay (default 5)."
+    ),
+    warmup_steps: int | None = typer.Option(
+        None, "--warmup-steps", help="Warmup in optimizer steps; overrides --warmup-epochs."
+    ),
+    motion_weight: float | None = typer.Option(
+        None, "--motion-weight", help="Weight of the motion loss (0 turns it off)."
+    ),
+    drop_path: float | None = typer.Option(
+        None, "--drop-path", help="Stochastic depth, growing to this rate over layers (default 0.1)."
+    ),
+    attn_dropout: float | None = typer.Option(
+        None, "--attn-dropout", help="Attention dropout in training (default 0.1)."
+    ),
+    prompt_dropout: float | None = typer.Option(
+        None, "--prompt-dropout", help="Dropout on the prompt vectors (default 0.1)."
+    ),
+    flip: bool | None = typer.Option(
+        None,
+        "--flip/--no-flip",
+        help="Horizontal flips (default: on, but off when the labels are "
         "direction-sensitive: ssv2, or any label naming a direction a mirror reverses, such as left, right, "
-        "clockwise, anticlockwise)."
+        "clockwise, anticlockwise).",
     ),
-    template: Optional[List[str]] = typer.Option(None, "--template", help="Prompt template with '{}' (repeatable); default: the 16 EZ-CLIP templates."),
-    labels: Optional[Path] = typer.Option(
-        None, "--labels", help="Description CSV (ours or the reference's GPT-3 files): train on one description "
-        "per class, as the published models were."),
-    allow_missing_descriptions: Optional[bool] = typer.Option(
-        None, "--allow-missing-descriptions",
-        help="Classes the description CSV lacks train on the templates (a warning), instead of an error."),
-    kshot_list: Optional[str] = typer.Option(
-        None, "--kshot-list", help="K-shot training videos from a list: a 'video<TAB>class' file, a bundled name "
-        "(hmdb51_16shot, k400_base_16shot_s1, ...) or 'published' (the one for --dataset, --kshot, --seed)."),
-    faithful: Optional[bool] = typer.Option(
-        None, "--faithful", help="The reference code's training choices: per-frame colour jitter, DropPath over "
-        "token positions, raw class names, segment centres and published K-shot lists (few-shot, base-to-novel)."),
-    jitter_per_frame: Optional[bool] = typer.Option(
-        None, "--jitter-per-frame/--jitter-per-clip", help="Colour jitter drawn per frame (reference) or per clip."),
-    drop_path_positions: Optional[bool] = typer.Option(
-        None, "--drop-path-positions/--drop-path-samples",
-        help="DropPath per token position across the batch (reference) or per video."),
-    raw_names: Optional[bool] = typer.Option(
-        None, "--raw-names/--natural-names",
-        help="Class names in prompts as written ('ApplyEyeMakeup', reference) or as text ('apply eye makeup')."),
-    train_sampling: Optional[str] = typer.Option(
-        None, "--train-sampling", help="Training frames: 'random' (one per segment, default) or 'centre'."),
-    clip_grad: Optional[float] = typer.Option(None, "--clip-grad", help="Clip the gradient norm to this value (default: no clipping)."),
-    precision: Optional[Precision] = typer.Option(None, "--precision", help="auto (bf16 or fp16 on CUDA, fp32 elsewhere), fp32, bf16, fp16."),
-    grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing", help="Recompute activations in backward (less memory)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (model init, data order, augmentation, k-shot choice)."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Data-loading processes per GPU (default: CPU count - 1, at most 8; 0 = in-process)."),
-    decoder: Optional[Decoder] = typer.Option(None, "--decoder", help="auto = decord if installed, PyAV otherwise."),
-    log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 10)."),
-    eval_every: Optional[int] = typer.Option(
-        None, "--eval-every", min=1, help="Epochs between validations, and always after the last step (default: every "
+    template: list[str] | None = typer.Option(
+        None, "--template", help="Prompt template with '{}' (repeatable); default: the 16 EZ-CLIP templates."
+    ),
+    labels: Path | None = typer.Option(
+        None,
+        "--labels",
+        help="Description CSV (ours or the reference's GPT-3 files): train on one description "
+        "per class, as the published models were.",
+    ),
+    allow_missing_descriptions: bool | None = typer.Option(
+        None,
+        "--allow-missing-descriptions",
+        help="Classes the description CSV lacks train on the templates (a warning), instead of an error.",
+    ),
+    kshot_list: str | None = typer.Option(
+        None,
+        "--kshot-list",
+        help="K-shot training videos from a list: a 'video<TAB>class' file, a bundled name "
+        "(hmdb51_16shot, k400_base_16shot_s1, ...) or 'published' (the one for --dataset, --kshot, --seed).",
+    ),
+    faithful: bool | None = typer.Option(
+        None,
+        "--faithful",
+        help="The reference code's training choices: per-frame colour jitter, DropPath over "
+        "token positions, raw class names, segment centres and published K-shot lists (few-shot, base-to-novel).",
+    ),
+    jitter_per_frame: bool | None = typer.Option(
+        None, "--jitter-per-frame/--jitter-per-clip", help="Colour jitter drawn per frame (reference) or per clip."
+    ),
+    drop_path_positions: bool | None = typer.Option(
+        None,
+        "--drop-path-positions/--drop-path-samples",
+        help="DropPath per token position across the batch (reference) or per video.",
+    ),
+    raw_names: bool | None = typer.Option(
+        None,
+        "--raw-names/--natural-names",
+        help="Class names in prompts as written ('ApplyEyeMakeup', reference) or as text ('apply eye makeup').",
+    ),
+    train_sampling: str | None = typer.Option(
+        None, "--train-sampling", help="Training frames: 'random' (one per segment, default) or 'centre'."
+    ),
+    clip_grad: float | None = typer.Option(
+        None, "--clip-grad", help="Clip the gradient norm to this value (default: no clipping)."
+    ),
+    precision: Precision | None = typer.Option(
+        None, "--precision", help="auto (bf16 or fp16 on CUDA, fp32 elsewhere), fp32, bf16, fp16."
+    ),
+    grad_checkpointing: bool | None = typer.Option(
+        None, "--grad-checkpointing/--no-grad-checkpointing", help="Recompute activations in backward (less memory)."
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Random seed (model init, data order, augmentation, k-shot choice)."
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        "-j",
+        help="Data-loading processes per GPU (default: CPU count - 1, at most 8; 0 = in-process).",
+    ),
+    decoder: Decoder | None = typer.Option(None, "--decoder", help="auto = decord if installed, PyAV otherwise."),
+    log_every: int | None = typer.Option(
+        None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 10)."
+    ),
+    eval_every: int | None = typer.Option(
+        None,
+        "--eval-every",
+        min=1,
+        help="Epochs between validations, and always after the last step (default: every "
         "epoch, or the fewest epochs that keep validation under a fifth of the clips decoded when the validation set "
-        "is large next to an epoch; the log states the choice)."
+        "is large next to an epoch; the log states the choice).",
     ),
-    save_every_steps: Optional[int] = typer.Option(None, "--save-every-steps", min=1, help="Also checkpoint every N steps."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto (cuda, mps, cpu), cpu, cuda, mps; under torchrun each process takes its LOCAL_RANK GPU."),
+    save_every_steps: int | None = typer.Option(
+        None, "--save-every-steps", min=1, help="Also checkpoint every N steps."
+    ),
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        help="auto (cuda, mps, cpu), cpu, cuda, mps; under torchrun each process takes its LOCAL_RANK GPU.",
+    ),
     quiet: bool = QuietOpt,
-    progress_interval: Optional[float] = ProgressIntervalOpt,
+    progress_interval: float | None = ProgressIntervalOpt,
 ) -> None:
     """Train the temporal prompts and adapters with the motion loss (single process or torchrun).
 
@@ -587,22 +785,57 @@ def train(
     if quiet:  # the run log (train.log) still gets everything
         for handler in logging.getLogger("ezclip_cli").handlers:
             handler.setLevel(logging.ERROR)
-    from ezclip_cli.train import resolve_train_config, train as run_training
+    from ezclip_cli.train import resolve_train_config
+    from ezclip_cli.train import train as run_training
 
     given = {
-        "dataset": dataset, "root": root, "fold": fold, "train_split": train_split, "val_split": val_split,
-        "train_list": train_list, "val_list": val_list, "kshot": kshot, "base_novel": base_novel, "out": out,
-        "model": model, "pretrained": pretrained, "init": init, "num_frames": num_frames, "use_prompts": use_prompts,
-        "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr,
-        "weight_decay": weight_decay, "warmup_epochs": warmup_epochs, "warmup_steps": warmup_steps,
-        "motion_weight": motion_weight, "drop_path": drop_path, "attn_dropout": attn_dropout,
-        "prompt_dropout": prompt_dropout, "flip": flip, "templates": template or None, "clip_grad": clip_grad,
-        "precision": precision.value if precision else None, "grad_checkpointing": grad_checkpointing, "seed": seed,
-        "workers": workers, "decoder": decoder.value if decoder else None, "log_every": log_every,
-        "eval_every": eval_every, "save_every_steps": save_every_steps, "device": device,
-        "labels": labels, "allow_missing_descriptions": allow_missing_descriptions, "kshot_list": kshot_list,
-        "faithful": faithful, "jitter_per_frame": jitter_per_frame, "drop_path_positions": drop_path_positions,
-        "raw_names": raw_names, "train_sampling": train_sampling,
+        "dataset": dataset,
+        "root": root,
+        "fold": fold,
+        "train_split": train_split,
+        "val_split": val_split,
+        "train_list": train_list,
+        "val_list": val_list,
+        "kshot": kshot,
+        "base_novel": base_novel,
+        "out": out,
+        "model": model,
+        "pretrained": pretrained,
+        "init": init,
+        "num_frames": num_frames,
+        "use_prompts": use_prompts,
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "batch_size": batch_size,
+        "grad_accum": grad_accum,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "warmup_epochs": warmup_epochs,
+        "warmup_steps": warmup_steps,
+        "motion_weight": motion_weight,
+        "drop_path": drop_path,
+        "attn_dropout": attn_dropout,
+        "prompt_dropout": prompt_dropout,
+        "flip": flip,
+        "templates": template or None,
+        "clip_grad": clip_grad,
+        "precision": precision.value if precision else None,
+        "grad_checkpointing": grad_checkpointing,
+        "seed": seed,
+        "workers": workers,
+        "decoder": decoder.value if decoder else None,
+        "log_every": log_every,
+        "eval_every": eval_every,
+        "save_every_steps": save_every_steps,
+        "device": device,
+        "labels": labels,
+        "allow_missing_descriptions": allow_missing_descriptions,
+        "kshot_list": kshot_list,
+        "faithful": faithful,
+        "jitter_per_frame": jitter_per_frame,
+        "drop_path_positions": drop_path_positions,
+        "raw_names": raw_names,
+        "train_sampling": train_sampling,
     }
     given = {k: str(v) if isinstance(v, Path) else v for k, v in given.items()}
     settings = resolve_train_config(config, given, resume=resume)
@@ -613,58 +846,97 @@ def train(
 # ---- eval ------------------------------------------------------------------------------------
 @app.command("eval")
 def evaluate(
-    checkpoint: Optional[List[Path]] = typer.Option(
-        None, "--checkpoint", "-c",
+    checkpoint: list[Path] | None = typer.Option(
+        None,
+        "--checkpoint",
+        "-c",
         help="A model name from `ezclip models`, an ezclip checkpoint, a reference EZ-CLIP .pt, or a run directory "
         "(its best.ezclip); 'none' = plain CLIP. Default (no --model either): ezclip-b16-k400. Repeatable: "
         "one per training seed (base-to-novel: the mean is reported) or one per --shots (few-shot).",
     ),
-    model: Optional[str] = ModelOpt,
-    pretrained: Optional[str] = PretrainedOpt,
+    model: str | None = ModelOpt,
+    pretrained: str | None = PretrainedOpt,
     num_frames: int = NumFramesOpt,
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="hmdb51, ucf101, k400, k600 or ssv2."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Dataset root in its official layout."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="hmdb51, ucf101, k400, k600 or ssv2."),
+    root: Path | None = typer.Option(None, "--root", help="Dataset root in its official layout."),
     protocol: Protocol = typer.Option(
-        Protocol.zero_shot, "--protocol", "-p",
+        Protocol.zero_shot,
+        "--protocol",
+        "-p",
         help="zero-shot (hmdb51/ucf101: 3 official splits; k600: 220 new classes, 3 subsets of 160), "
         "base-to-novel, few-shot, closed-set.",
     ),
-    split: Optional[str] = typer.Option(None, "--split", help="Split to score (default: test for hmdb51/ucf101, val otherwise)."),
-    fold: Optional[int] = typer.Option(None, "--fold", min=1, help="Official split 1-3 of hmdb51/ucf101 (zero-shot default: all three; others: 1)."),
-    shots: Optional[List[int]] = typer.Option(
-        None, "--shots", min=1, help="Few-shot: K of each --checkpoint, in order (default: the kshot it was trained with)."
+    split: str | None = typer.Option(
+        None, "--split", help="Split to score (default: test for hmdb51/ucf101, val otherwise)."
     ),
-    clips: int = typer.Option(1, "--clips", min=1, help="Temporal clips per video: offsets inside each segment (softmax averaged)."),
-    crops: int = typer.Option(1, "--crops", min=1, help="Spatial crops per clip along the long side, e.g. 3 (softmax averaged)."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="'clip' adds plain CLIP frame averaging (same backbone) to the report."),
+    fold: int | None = typer.Option(
+        None, "--fold", min=1, help="Official split 1-3 of hmdb51/ucf101 (zero-shot default: all three; others: 1)."
+    ),
+    shots: list[int] | None = typer.Option(
+        None,
+        "--shots",
+        min=1,
+        help="Few-shot: K of each --checkpoint, in order (default: the kshot it was trained with).",
+    ),
+    clips: int = typer.Option(
+        1, "--clips", min=1, help="Temporal clips per video: offsets inside each segment (softmax averaged)."
+    ),
+    crops: int = typer.Option(
+        1, "--crops", min=1, help="Spatial crops per clip along the long side, e.g. 3 (softmax averaged)."
+    ),
+    baseline: str | None = typer.Option(
+        None, "--baseline", help="'clip' adds plain CLIP frame averaging (same backbone) to the report."
+    ),
     faithful: bool = typer.Option(
-        False, "--faithful", help="Reproduce the reference code's choices (K600 232 classes at once, split 1 "
-        "only, drop_last at batch 80, raw class names, probability-averaged templates)."
+        False,
+        "--faithful",
+        help="Reproduce the reference code's choices (K600 232 classes at once, split 1 "
+        "only, drop_last at batch 80, raw class names, probability-averaged templates).",
     ),
-    template: Optional[List[str]] = typer.Option(None, "--template", help="Prompt template with '{}' (repeatable); default: the 16 EZ-CLIP templates."),
-    descriptions: Optional[Path] = typer.Option(
-        None, "--descriptions", "--labels", help="Description CSV (ours: label,description; or the reference's "
-        "'SNo,Class Name,GPT3 discription'): one prompt per class."),
+    template: list[str] | None = typer.Option(
+        None, "--template", help="Prompt template with '{}' (repeatable); default: the 16 EZ-CLIP templates."
+    ),
+    descriptions: Path | None = typer.Option(
+        None,
+        "--descriptions",
+        "--labels",
+        help="Description CSV (ours: label,description; or the reference's "
+        "'SNo,Class Name,GPT3 discription'): one prompt per class.",
+    ),
     allow_missing_descriptions: bool = typer.Option(
-        False, "--allow-missing-descriptions",
-        help="Classes the description CSV lacks use the templates (a warning), instead of an error."),
-    ensemble: Optional[str] = typer.Option(
-        None, "--ensemble", help="Templates combine by 'embedding' (averaged text embedding, default) or "
-        "'probability' (averaged softmax, reference)."),
-    raw_names: Optional[bool] = typer.Option(
-        None, "--raw-names/--natural-names",
-        help="Class names in prompts as written ('ApplyEyeMakeup', reference) or as text ('apply eye makeup')."),
-    drop_last_batch: Optional[int] = typer.Option(
-        None, "--drop-last-batch", min=1, help="Leave unscored what a drop_last loader of this batch size would "
-        "(reference: 80; --faithful sets it)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder: report.json and PNG plots (default eval-DATASET-PROTOCOL)."),
+        False,
+        "--allow-missing-descriptions",
+        help="Classes the description CSV lacks use the templates (a warning), instead of an error.",
+    ),
+    ensemble: str | None = typer.Option(
+        None,
+        "--ensemble",
+        help="Templates combine by 'embedding' (averaged text embedding, default) or "
+        "'probability' (averaged softmax, reference).",
+    ),
+    raw_names: bool | None = typer.Option(
+        None,
+        "--raw-names/--natural-names",
+        help="Class names in prompts as written ('ApplyEyeMakeup', reference) or as text ('apply eye makeup').",
+    ),
+    drop_last_batch: int | None = typer.Option(
+        None,
+        "--drop-last-batch",
+        min=1,
+        help="Leave unscored what a drop_last loader of this batch size would (reference: 80; --faithful sets it).",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Report folder: report.json and PNG plots (default eval-DATASET-PROTOCOL)."
+    ),
     batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Videos per batch."),
-    workers: int = typer.Option(-1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."),
+    workers: int = typer.Option(
+        -1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."
+    ),
     decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Text-embedding cache (default ~/.cache/ezclip)."),
     device: str = DeviceOpt,
     quiet: bool = QuietOpt,
-    progress_interval: Optional[float] = ProgressIntervalOpt,
+    progress_interval: float | None = ProgressIntervalOpt,
 ) -> None:
     """Evaluate under the published protocols (docs/protocols.md) and write a JSON report with plots.
 
@@ -687,12 +959,29 @@ def evaluate(
     given = checkpoint or ([None] if model is None and pretrained is None else [])
     resolved = [resolve_checkpoint(c, model, pretrained) for c in given]
     config = EvalConfig(
-        protocol=protocol.value, dataset=dataset, root=str(root),
-        checkpoints=tuple(str(c) for c in resolved if c is not None), model=model, pretrained=pretrained, num_frames=num_frames,
-        shots=tuple(shots or ()), split=split, fold=fold, clips=clips, crops=crops, batch_size=batch_size,
-        workers=workers, templates=tuple(template or ()), descriptions=str(descriptions) if descriptions else None,
-        baseline=baseline, faithful=faithful, decoder=decoder.value, device=device,
-        allow_missing_descriptions=allow_missing_descriptions, ensemble=ensemble, raw_names=raw_names,
+        protocol=protocol.value,
+        dataset=dataset,
+        root=str(root),
+        checkpoints=tuple(str(c) for c in resolved if c is not None),
+        model=model,
+        pretrained=pretrained,
+        num_frames=num_frames,
+        shots=tuple(shots or ()),
+        split=split,
+        fold=fold,
+        clips=clips,
+        crops=crops,
+        batch_size=batch_size,
+        workers=workers,
+        templates=tuple(template or ()),
+        descriptions=str(descriptions) if descriptions else None,
+        baseline=baseline,
+        faithful=faithful,
+        decoder=decoder.value,
+        device=device,
+        allow_missing_descriptions=allow_missing_descriptions,
+        ensemble=ensemble,
+        raw_names=raw_names,
         drop_last_batch=drop_last_batch,
         cache_dir=str(cache_dir) if cache_dir else None,
     )
@@ -706,13 +995,11 @@ def evaluate(
 # ---- merge -----------------------------------------------------------------------------------
 @app.command()
 def merge(
-    parts: List[Path] = typer.Argument(
+    parts: list[Path] = typer.Argument(
         ..., help="Output files of the shards (csv, json or jsonl; formats may differ)."
     ),
-    output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Write the merged results here instead of stdout."
-    ),
-    fmt: Optional[OutputFormat] = typer.Option(
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the merged results here instead of stdout."),
+    fmt: OutputFormat | None = typer.Option(
         None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
@@ -757,32 +1044,49 @@ def merge(
         atomic_write(output, write_file)  # readers never see half a merge
     log.info(
         "merged %d files: %d rows (%d failed), %d duplicate rows dropped%s",
-        result.files, len(result.rows), result.failed, result.duplicates, f"; wrote {output}" if output else "",
+        result.files,
+        len(result.rows),
+        result.failed,
+        result.duplicates,
+        f"; wrote {output}" if output else "",
     )
 
 
 # ---- export ----------------------------------------------------------------------------------
 @app.command()
 def export(
-    checkpoint: Optional[Path] = CheckpointOpt,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle folder to write."),
-    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label set whose text embeddings ship in the bundle."),
+    checkpoint: Path | None = CheckpointOpt,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Bundle folder to write."),
+    labels: str | None = typer.Option(
+        None, "--labels", "-l", help="Label set whose text embeddings ship in the bundle."
+    ),
     formats: str = typer.Option(
-        "onnx,safetensors", "--bundle-formats",
+        "onnx,safetensors",
+        "--bundle-formats",
         help="What the bundle holds, a comma list: onnx (ONNX encoders), safetensors (PyTorch weights).",
     ),
-    old_formats: Optional[str] = typer.Option(
-        None, "--format", hidden=True,
+    old_formats: str | None = typer.Option(
+        None,
+        "--format",
+        hidden=True,
         help="Old spelling of --bundle-formats (--format means an output format elsewhere).",
     ),
     no_backbone: bool = typer.Option(
-        False, "--no-backbone", help="Refer to open_clip's name and tag instead of copying the backbone (loading then needs those weights cached)."
+        False,
+        "--no-backbone",
+        help="Refer to open_clip's name and tag instead of copying the backbone "
+        "(loading then needs those weights cached).",
     ),
     text_encoder: bool = typer.Option(
-        False, "--text-encoder", help="Also export an ONNX text encoder and CLIP's BPE vocabulary (new label sets without PyTorch)."
+        False,
+        "--text-encoder",
+        help="Also export an ONNX text encoder and CLIP's BPE vocabulary (new label sets without PyTorch).",
     ),
     tolerance: float = typer.Option(
-        1e-4, "--tolerance", min=0.0, help="Largest max abs difference of normalised embeddings, onnxruntime vs PyTorch, accepted."
+        1e-4,
+        "--tolerance",
+        min=0.0,
+        help="Largest max abs difference of normalised embeddings, onnxruntime vs PyTorch, accepted.",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle in --out."),
     quiet: bool = QuietOpt,
@@ -815,18 +1119,43 @@ def export(
 # types (<list[str]>, <int range>). They are set on the built command, by parameter name and then by
 # type, so options that any module adds get them too; an explicit `metavar=` always wins.
 METAVARS_BY_NAME = {
-    "inputs": "VIDEO", "parts": "FILE", "labels": "LABELS", "checkpoint": "PATH", "model": "NAME", "pretrained": "TAG",
-    "output": "FILE", "out": "DIR", "cache_dir": "DIR", "root": "DIR", "resume": "PATH", "config": "FILE",
-    "train_list": "FILE", "val_list": "FILE", "descriptions": "FILE", "files_from": "FILE",
-    "window": "SECONDS", "stride": "SECONDS", "progress_interval": "SECONDS", "device": "DEVICE",
-    "template": "TEMPLATE", "dataset": "NAME", "split": "SPLIT", "train_split": "SPLIT", "val_split": "SPLIT",
-    "shard_index": "I", "kshot": "K", "shots": "K", "base_novel": "base", "baseline": "clip", "formats": "FORMATS",
+    "inputs": "VIDEO",
+    "parts": "FILE",
+    "labels": "LABELS",
+    "checkpoint": "PATH",
+    "model": "NAME",
+    "pretrained": "TAG",
+    "output": "FILE",
+    "out": "DIR",
+    "cache_dir": "DIR",
+    "root": "DIR",
+    "resume": "PATH",
+    "config": "FILE",
+    "train_list": "FILE",
+    "val_list": "FILE",
+    "descriptions": "FILE",
+    "files_from": "FILE",
+    "window": "SECONDS",
+    "stride": "SECONDS",
+    "progress_interval": "SECONDS",
+    "device": "DEVICE",
+    "template": "TEMPLATE",
+    "dataset": "NAME",
+    "split": "SPLIT",
+    "train_split": "SPLIT",
+    "val_split": "SPLIT",
+    "shard_index": "I",
+    "kshot": "K",
+    "shots": "K",
+    "base_novel": "base",
+    "baseline": "clip",
+    "formats": "FORMATS",
     "lr": "LR",
 }
 METAVARS_BY_TYPE = {int: "N", float: "NUMBER", Path: "PATH"}
 
 
-def readable_metavar(param: Any) -> Optional[str]:
+def readable_metavar(param: Any) -> str | None:
     """The metavar a parameter should show, or None to keep typer's (flags, and choices listed as a|b|c)."""
     descriptor = getattr(param, "type_descriptor", None)
     if descriptor is None or getattr(param, "is_flag", False):
@@ -869,15 +1198,23 @@ def apply_help_conventions(command: Any) -> Any:
 # at the end of those commands' --help (the variables other modules read are named here too).
 MODEL_COMMANDS = ("tag", "eval", "export", "models")
 ENVIRONMENT = (
-    ("EZCLIP_CACHE", "text-embedding and model cache folder (default ~/.cache/ezclip)",
-     ("tag", "eval", "export", "models")),
-    ("EZCLIP_MODEL_INDEX", "model index file or URL for model names (default: the built-in index)",
-     MODEL_COMMANDS),
+    (
+        "EZCLIP_CACHE",
+        "text-embedding and model cache folder (default ~/.cache/ezclip)",
+        ("tag", "eval", "export", "models"),
+    ),
+    ("EZCLIP_MODEL_INDEX", "model index file or URL for model names (default: the built-in index)", MODEL_COMMANDS),
     ("EZCLIP_OFFLINE", "1: download nothing; a model that is not cached fails at once", MODEL_COMMANDS),
-    ("HF_HUB_OFFLINE", "1: open_clip weights from the local Hugging Face cache only, no retries",
-     ("tag", "train", "eval", "export", "models")),
-    ("EZCLIP_PROGRESS_INTERVAL", "seconds between progress lines off a terminal (default 30)",
-     ("tag", "train", "eval")),
+    (
+        "HF_HUB_OFFLINE",
+        "1: open_clip weights from the local Hugging Face cache only, no retries",
+        ("tag", "train", "eval", "export", "models"),
+    ),
+    (
+        "EZCLIP_PROGRESS_INTERVAL",
+        "seconds between progress lines off a terminal (default 30)",
+        ("tag", "train", "eval"),
+    ),
     ("SLURM_ARRAY_TASK_ID, _COUNT", "in a SLURM job array: the defaults of --shard-index and --num-shards", ("tag",)),
     ("EZCLIP_DEBUG", "1: show the traceback of an error instead of one line", ("*",)),
 )
@@ -975,7 +1312,9 @@ def main() -> None:
             sys.exit(143 if _terminated else 130)
         if os.environ.get("EZCLIP_DEBUG") == "1":
             raise
-        typer.echo(f"ezclip: internal error: {type(exc).__name__}: {exc} (EZCLIP_DEBUG=1 shows the traceback)", err=True)
+        typer.echo(
+            f"ezclip: internal error: {type(exc).__name__}: {exc} (EZCLIP_DEBUG=1 shows the traceback)", err=True
+        )
         sys.exit(1)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -1,4 +1,5 @@
 """Frozen configuration dataclasses, one per concern, written into every checkpoint."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,14 +33,14 @@ class ModelConfig:
     # Filled in from the backbone once it is built; kept so a checkpoint describes itself.
     backbone_config: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         return from_dict(cls, data)
 
 
@@ -48,9 +49,7 @@ def from_dict(cls: type, data: dict[str, Any]):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise UsageError(
-            f"unknown {cls.__name__} key(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}"
-        )
+        raise UsageError(f"unknown {cls.__name__} key(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     return cls(**data)
 
 
@@ -183,11 +182,25 @@ class TrainConfig:
         positive = ("num_frames", "epochs", "batch_size", "grad_accum", "log_every", "fold")
         problems += [f"{n} must be >= 1" for n in positive if getattr(self, n) < 1]
         optional_positive = ("max_steps", "kshot", "save_every_steps", "eval_every")
-        problems += [f"{n} must be >= 1" for n in optional_positive if getattr(self, n) is not None and getattr(self, n) < 1]
-        floats = ("lr", "weight_decay", "eps", "warmup_epochs", "motion_weight", "drop_path", "attn_dropout",
-                  "prompt_dropout", "clip_grad")
-        problems += [f"{n} must be a finite number" for n in floats
-                     if isinstance(getattr(self, n), float) and not math.isfinite(getattr(self, n))]
+        problems += [
+            f"{n} must be >= 1" for n in optional_positive if getattr(self, n) is not None and getattr(self, n) < 1
+        ]
+        floats = (
+            "lr",
+            "weight_decay",
+            "eps",
+            "warmup_epochs",
+            "motion_weight",
+            "drop_path",
+            "attn_dropout",
+            "prompt_dropout",
+            "clip_grad",
+        )
+        problems += [
+            f"{n} must be a finite number"
+            for n in floats
+            if isinstance(getattr(self, n), float) and not math.isfinite(getattr(self, n))
+        ]
         if self.lr <= 0:
             problems.append("lr must be > 0")
         if self.precision not in PRECISIONS:
@@ -212,7 +225,7 @@ class TrainConfig:
             for key, value in faithful_train_values(self).items():
                 object.__setattr__(self, key, value)
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,7 +233,7 @@ class TrainConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Unknown keys are a usage error listing the known ones; values are coerced to the field's type."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
@@ -229,20 +242,72 @@ class TrainConfig:
         return cls(**{k: _coerce_train_value(k, v) for k, v in data.items()})
 
 
-_TRAIN_FLOATS = {"lr", "weight_decay", "eps", "warmup_epochs", "motion_weight", "drop_path", "attn_dropout",
-                 "prompt_dropout", "clip_grad"}
-_TRAIN_INTS = {"fold", "kshot", "workers", "num_frames", "epochs", "max_steps", "batch_size", "grad_accum",
-               "warmup_steps", "seed", "log_every", "eval_every", "save_every_steps"}
-_TRAIN_BOOLS = {"flip", "use_prompts", "grad_checkpointing", "allow_missing_descriptions", "faithful",
-                "jitter_per_frame", "drop_path_positions", "raw_names"}
-_TRAIN_NULLABLE = {"dataset", "root", "val_split", "train_list", "val_list", "kshot", "base_novel", "flip",
-                   "labels", "kshot_list", "jitter_per_frame", "drop_path_positions", "raw_names", "train_sampling",
-                   "pretrained", "init", "max_steps", "warmup_steps", "clip_grad", "save_every_steps", "eval_every"}
+_TRAIN_FLOATS = {
+    "lr",
+    "weight_decay",
+    "eps",
+    "warmup_epochs",
+    "motion_weight",
+    "drop_path",
+    "attn_dropout",
+    "prompt_dropout",
+    "clip_grad",
+}
+_TRAIN_INTS = {
+    "fold",
+    "kshot",
+    "workers",
+    "num_frames",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "grad_accum",
+    "warmup_steps",
+    "seed",
+    "log_every",
+    "eval_every",
+    "save_every_steps",
+}
+_TRAIN_BOOLS = {
+    "flip",
+    "use_prompts",
+    "grad_checkpointing",
+    "allow_missing_descriptions",
+    "faithful",
+    "jitter_per_frame",
+    "drop_path_positions",
+    "raw_names",
+}
+_TRAIN_NULLABLE = {
+    "dataset",
+    "root",
+    "val_split",
+    "train_list",
+    "val_list",
+    "kshot",
+    "base_novel",
+    "flip",
+    "labels",
+    "kshot_list",
+    "jitter_per_frame",
+    "drop_path_positions",
+    "raw_names",
+    "train_sampling",
+    "pretrained",
+    "init",
+    "max_steps",
+    "warmup_steps",
+    "clip_grad",
+    "save_every_steps",
+    "eval_every",
+}
 
 
 def _coerce_train_value(key: str, value: Any) -> Any:
     """YAML 1.1 reads `1e-4` as a string and users write `none`: accept both, refuse nonsense."""
-    if value is None or (key in _TRAIN_NULLABLE and isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
+    if value is None or (
+        key in _TRAIN_NULLABLE and isinstance(value, str) and value.strip().lower() in ("none", "null", "")
+    ):
         if key not in _TRAIN_NULLABLE:
             raise UsageError(f"training config key '{key}' needs a value")
         return None
@@ -265,7 +330,9 @@ def _coerce_train_value(key: str, value: Any) -> Any:
         if isinstance(value, str):
             return (value,)
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise UsageError(f"training config key 'templates': want a text or a list of texts with '{{}}', got {value!r}")
+            raise UsageError(
+                f"training config key 'templates': want a text or a list of texts with '{{}}', got {value!r}"
+            )
         return tuple(value)
     if key not in _TRAIN_FLOATS | _TRAIN_INTS | _TRAIN_BOOLS and not isinstance(value, str):
         raise UsageError(f"training config key '{key}': want text, got {value!r}")

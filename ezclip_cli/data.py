@@ -12,6 +12,7 @@ Split names per dataset:
   ``VAL_SEED``, so model selection never looks at the test set, docs/protocols.md);
   ``train`` (the official train list without the ``val`` videos).
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,9 +22,10 @@ import math
 import os
 import random
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -117,18 +119,18 @@ def _index_videos_by_stem(folder: Path, depth: int) -> dict[str, Path]:
     return found
 
 
-def _finish(name: str, split: str, classes: Sequence[str],
-            annotated: Sequence[tuple[Path | None, int]], where: Path) -> VideoList:
+def _finish(
+    name: str, split: str, classes: Sequence[str], annotated: Sequence[tuple[Path | None, int]], where: Path
+) -> VideoList:
     """Drop annotated videos that are absent (path None), warn about them, reject empty."""
     items = tuple((path, label) for path, label in annotated if path is not None)
     missing = len(annotated) - len(items)
     if not items:
-        raise DatasetError(
-            f"no videos of {name} {split} found under {where} ({len(annotated)} annotated)"
-        )
+        raise DatasetError(f"no videos of {name} {split} found under {where} ({len(annotated)} annotated)")
     if missing:
-        logger.warning("%s %s: %d of %d annotated videos not found under %s; skipped",
-                       name, split, missing, len(annotated), where)
+        logger.warning(
+            "%s %s: %d of %d annotated videos not found under %s; skipped", name, split, missing, len(annotated), where
+        )
     return VideoList(name, split, tuple(classes), items, missing)
 
 
@@ -147,8 +149,7 @@ def _hold_out(entries: Sequence[tuple[Any, int]], classes: Sequence[str]) -> set
     return held
 
 
-def _select_train_val(entries: list[tuple[Any, int]], classes: Sequence[str],
-                      split: str) -> list[tuple[Any, int]]:
+def _select_train_val(entries: list[tuple[Any, int]], classes: Sequence[str], split: str) -> list[tuple[Any, int]]:
     if split == "trainval":
         return entries
     held = _hold_out(entries, classes)
@@ -231,8 +232,7 @@ def _load_ucf101(root: Path, split: str, fold: int) -> VideoList:
     if kind == "train":
         entries = _select_train_val(entries, classes, split)
     video_dir = root / "UCF-101"
-    annotated = [((video_dir / rel) if (video_dir / rel).is_file() else None, label)
-                 for rel, label in entries]
+    annotated = [((video_dir / rel) if (video_dir / rel).is_file() else None, label) for rel, label in entries]
     return _finish("ucf101", split, classes, annotated, video_dir)
 
 
@@ -358,7 +358,8 @@ def load_folder_dataset(root: Path) -> VideoList:
         videos = sorted(
             Path(folder) / file
             for folder, _, files in os.walk(root / name)  # does not follow directory links
-            for file in files if is_video_path(file)
+            for file in files
+            if is_video_path(file)
         )
         if not videos:
             logger.warning("%s: class folder '%s' has no video files", root, name)
@@ -391,8 +392,14 @@ def kshot_subset(videos: VideoList, k: int, seed: int) -> VideoList:
         else:
             chosen.update(random.Random(f"{seed}:{videos.classes[label]}").sample(positions, k))
     if short:
-        logger.warning("%s %s: %d classes have fewer than %d videos; keeping all of theirs: %s",
-                       videos.name, videos.split, len(short), k, ", ".join(short))
+        logger.warning(
+            "%s %s: %d classes have fewer than %d videos; keeping all of theirs: %s",
+            videos.name,
+            videos.split,
+            len(short),
+            k,
+            ", ".join(short),
+        )
     items = tuple(item for i, item in enumerate(videos.items) if i in chosen)
     if not items:
         raise DatasetError(f"{videos.name} {videos.split}: empty {k}-shot subset")
@@ -419,11 +426,21 @@ def select_listed(videos: VideoList, rows: Sequence[tuple[str, str]], where: str
         chosen.add(position)
         disagree += normalise_name(videos.classes[videos.items[position][1]]) != normalise_name(name)
     if absent:
-        logger.warning("%s: %d of %d listed videos are not in %s %s; training without them",
-                       where, absent, len(rows), videos.name, videos.split)
+        logger.warning(
+            "%s: %d of %d listed videos are not in %s %s; training without them",
+            where,
+            absent,
+            len(rows),
+            videos.name,
+            videos.split,
+        )
     if disagree:
-        logger.warning("%s: %d listed videos are annotated with another class in %s; the annotation wins",
-                       where, disagree, videos.name)
+        logger.warning(
+            "%s: %d listed videos are annotated with another class in %s; the annotation wins",
+            where,
+            disagree,
+            videos.name,
+        )
     items = tuple(item for i, item in enumerate(videos.items) if i in chosen)
     if not items:
         raise DatasetError(f"{where}: none of its {len(rows)} videos is in {videos.name} {videos.split}")
@@ -445,8 +462,10 @@ def split_base_novel(train: VideoList) -> tuple[tuple[str, ...], tuple[str, ...]
         counts[label] += 1
     ranked = sorted(range(len(counts)), key=lambda i: (-counts[i], i))
     base = set(ranked[: math.ceil(len(counts) / 2)])
-    return (tuple(c for i, c in enumerate(train.classes) if i in base),
-            tuple(c for i, c in enumerate(train.classes) if i not in base))
+    return (
+        tuple(c for i, c in enumerate(train.classes) if i in base),
+        tuple(c for i, c in enumerate(train.classes) if i not in base),
+    )
 
 
 def restrict_classes(videos: VideoList, classes: Sequence[str]) -> VideoList:
@@ -479,16 +498,20 @@ class ClipAugmentation(NamedTuple):
 
 
 _JITTER_RANGES = (  # torchvision ColorJitter(0.4, 0.4, 0.2, 0.1) factor ranges
-    ("brightness", 0.6, 1.4), ("contrast", 0.6, 1.4), ("saturation", 0.8, 1.2), ("hue", -0.1, 0.1),
+    ("brightness", 0.6, 1.4),
+    ("contrast", 0.6, 1.4),
+    ("saturation", 0.8, 1.2),
+    ("hue", -0.1, 0.1),
 )
 _JITTER_OPS = {
-    "brightness": F.adjust_brightness, "contrast": F.adjust_contrast,
-    "saturation": F.adjust_saturation, "hue": F.adjust_hue,
+    "brightness": F.adjust_brightness,
+    "contrast": F.adjust_contrast,
+    "saturation": F.adjust_saturation,
+    "hue": F.adjust_hue,
 }
 
 
-def sample_multiscale_crop(rng: random.Random, height: int, width: int,
-                           image_size: int) -> tuple[int, int, int, int]:
+def sample_multiscale_crop(rng: random.Random, height: int, width: int, image_size: int) -> tuple[int, int, int, int]:
     """TSN's GroupMultiScaleCrop: side lengths from ``MULTISCALE_SCALES`` of the short
     side (within 3 px of ``image_size`` snap to it), height and width at most one scale
     step apart, placed at one of 13 fixed offsets. Returns (top, left, h, w)."""
@@ -499,14 +522,28 @@ def sample_multiscale_crop(rng: random.Random, height: int, width: int,
     crop_h, crop_w = rng.choice(pairs)
     crop_h, crop_w = min(crop_h, height), min(crop_w, width)
     h_step, w_step = (height - crop_h) // 4, (width - crop_w) // 4
-    grid = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2), (2, 0), (2, 4), (4, 2), (0, 2),
-            (1, 1), (1, 3), (3, 1), (3, 3)]  # (row, column) in quarter steps
+    grid = [
+        (0, 0),
+        (0, 4),
+        (4, 0),
+        (4, 4),
+        (2, 2),
+        (2, 0),
+        (2, 4),
+        (4, 2),
+        (0, 2),
+        (1, 1),
+        (1, 3),
+        (3, 1),
+        (3, 3),
+    ]  # (row, column) in quarter steps
     row, col = rng.choice(grid)
     return row * h_step, col * w_step, crop_h, crop_w
 
 
-def sample_clip_augmentation(rng: random.Random, height: int, width: int,
-                             image_size: int, flip: bool, jitter_frames: int = 0) -> ClipAugmentation:
+def sample_clip_augmentation(
+    rng: random.Random, height: int, width: int, image_size: int, flip: bool, jitter_frames: int = 0
+) -> ClipAugmentation:
     """Draw one clip's training augmentation (colour jitter per clip, or per frame as the reference).
 
     The same draws happen whether or not ``flip`` is allowed, so turning flips off
@@ -532,8 +569,7 @@ def sample_clip_augmentation(rng: random.Random, height: int, width: int,
     return ClipAugmentation(crop, flip and do_flip, jitter, grayscale, frame_jitter)
 
 
-def apply_clip_augmentation(frames: torch.Tensor, aug: ClipAugmentation,
-                            image_size: int) -> torch.Tensor:
+def apply_clip_augmentation(frames: torch.Tensor, aug: ClipAugmentation, image_size: int) -> torch.Tensor:
     """uint8 (T,3,H,W) -> float (T,3,image_size,image_size) in [0, 1]."""
     top, left, h, w = aug.crop
     x = F.crop(frames, top, left, h, w)
@@ -576,8 +612,9 @@ class _Unreadable(NamedTuple):
     reason: str
 
 
-def _read_clip(path: Path, num_frames: int, short_side: int | None, decoder: str,
-               rng: random.Random | None) -> np.ndarray:
+def _read_clip(
+    path: Path, num_frames: int, short_side: int | None, decoder: str, rng: random.Random | None
+) -> np.ndarray:
     """uint8 (T,H,W,3); each call opens and closes its own decoder (safe in workers)."""
     return read_frames(path, num_frames, short_side=short_side, decoder=decoder, rng=rng).frames
 
@@ -592,10 +629,21 @@ class VideoDataset(torch.utils.data.Dataset):
     processes (no ``persistent_workers``) so they see it. Picklable for "spawn" workers.
     """
 
-    def __init__(self, videos: VideoList, num_frames: int, image_size: int,
-                 mean: Sequence[float], std: Sequence[float], train: bool, flip: bool = True,
-                 seed: int = 0, short_side: int = 256, decoder: str = "auto", jitter_per_frame: bool = False,
-                 centre_frames: bool = False) -> None:
+    def __init__(
+        self,
+        videos: VideoList,
+        num_frames: int,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        train: bool,
+        flip: bool = True,
+        seed: int = 0,
+        short_side: int = 256,
+        decoder: str = "auto",
+        jitter_per_frame: bool = False,
+        centre_frames: bool = False,
+    ) -> None:
         if num_frames < 1 or image_size < 1:
             raise DatasetError(f"num_frames and image_size must be >= 1, got {num_frames}, {image_size}")
         if len(mean) != 3 or len(std) != 3:
@@ -645,8 +693,14 @@ class VideoDataset(torch.utils.data.Dataset):
             frames = frames.copy()
         x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T,3,H,W) uint8
         if self.train:
-            aug = sample_clip_augmentation(self._rng(index, "augment"), x.shape[-2], x.shape[-1],
-                                           self.image_size, self.flip, len(x) if self.jitter_per_frame else 0)
+            aug = sample_clip_augmentation(
+                self._rng(index, "augment"),
+                x.shape[-2],
+                x.shape[-1],
+                self.image_size,
+                self.flip,
+                len(x) if self.jitter_per_frame else 0,
+            )
             x = apply_clip_augmentation(x, aug, self.image_size)
         else:
             x = eval_resize_crop(x, self.image_size)
@@ -669,8 +723,9 @@ def collate_videos(batch: Sequence[dict[str, Any] | _Unreadable | None]) -> dict
     or ``None`` when no item of the batch could be read (each was already warned about).
     """
     good = [item for item in batch if isinstance(item, dict)]
-    skipped = [item.path if isinstance(item, _Unreadable) else "<unknown>"
-               for item in batch if not isinstance(item, dict)]
+    skipped = [
+        item.path if isinstance(item, _Unreadable) else "<unknown>" for item in batch if not isinstance(item, dict)
+    ]
     if not good:
         return None
     return {

@@ -6,6 +6,7 @@ discription``) spell classes their own way ("brush hair" for ``brush_hair``), so
 are matched with ``splits.normalise_name``. A class without a description is an error
 that lists the names, or, when allowed, a loud warning: never a silent template fallback.
 """
+
 from __future__ import annotations
 
 import logging
@@ -81,8 +82,13 @@ def class_texts(
                     f"{len(missing)} of {len(classes)} classes have no description in {descriptions}: {shown}; "
                     "add them, or pass --allow-missing-descriptions to give those classes the templates"
                 )
-            log.warning("WARNING: %d of %d classes have NO description in %s and use the templates instead: %s",
-                        len(missing), len(classes), descriptions, shown)
+            log.warning(
+                "WARNING: %d of %d classes have NO description in %s and use the templates instead: %s",
+                len(missing),
+                len(classes),
+                descriptions,
+                shown,
+            )
     labelset = LabelSet("classes", tuple(classes), tuple(found), "classes")
     prompts = build_prompts(labelset, templates or None, use_descriptions=True, raw_names=raw_names)
     return ClassTexts(prompts, tuple(TEMPLATES if text is None else DESCRIPTION for text in found))

@@ -3,6 +3,7 @@
 `torchrun` sets RANK / WORLD_SIZE / LOCAL_RANK; without them everything here is a no-op for
 a single process. Objects are exchanged over a gloo group (CPU), which works next to NCCL.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,12 +4,14 @@ The same pipeline as `tag` (spawned decoder workers, batches through the model, 
 scenes), with the store as the only output. A re-run resumes: videos (windows) already stored
 are skipped before decoding, so a killed run continues where it stopped.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError
@@ -31,15 +33,28 @@ class _Discard:
 
 
 def run_embedding(
-    inputs: Sequence[str], config: TagConfig, store: Path, *, checkpoint: Path | None = None,
-    model: str | None = None, pretrained: str | None = None, num_frames: int = 8,
-    stdin: IO[str] | None = None, progress: "ProgressCallback | None" = None,
+    inputs: Sequence[str],
+    config: TagConfig,
+    store: Path,
+    *,
+    checkpoint: Path | None = None,
+    model: str | None = None,
+    pretrained: str | None = None,
+    num_frames: int = 8,
+    stdin: IO[str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Any:
     """Append the embeddings of `inputs` to `store`; returns a TagSummary (ok, failed, already stored)."""
     from ezclip_cli.embeddings import StoreWriter, model_spec, row_key
     from ezclip_cli.loading import load_model, model_identity, pick_device
     from ezclip_cli.tagging import (
-        Decoder, Predictor, TagSummary, default_workers, plan_tasks, select_shard, tag_tasks,
+        Decoder,
+        Predictor,
+        TagSummary,
+        default_workers,
+        plan_tasks,
+        select_shard,
+        tag_tasks,
     )
     from ezclip_cli.video import list_videos
 
@@ -58,15 +73,29 @@ def run_embedding(
         writer = StoreWriter(store, model_id, float(ezclip.logit_scale), spec)
         predictor = Predictor(ezclip, None, [], 1, device)
         settings = {
-            "num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": config.decoder,
+            "num_frames": ezclip.num_frames,
+            "image_size": ezclip.backbone.image_size,
+            "decoder": config.decoder,
         }
         planned = list(plan_tasks(paths, config))
         tasks = [
-            (i, t) for i, t in enumerate(planned) if isinstance(t, dict) or row_key(t.video_id, t.start) not in writer.keys
+            (i, t)
+            for i, t in enumerate(planned)
+            if isinstance(t, dict) or row_key(t.video_id, t.start) not in writer.keys
         ]
         summary = TagSummary(skipped=len(planned) - len(tasks))
-        tag_tasks(tasks, config, decoder, settings, predictor, _Discard(), {"model_id": model_id}, summary, progress,
-                  writer.sink)
+        tag_tasks(
+            tasks,
+            config,
+            decoder,
+            settings,
+            predictor,
+            _Discard(),
+            {"model_id": model_id},
+            summary,
+            progress,
+            writer.sink,
+        )
     finally:
         decoder.close()
         if writer is not None:
@@ -74,7 +103,12 @@ def run_embedding(
     summary.seconds = time.perf_counter() - started
     log.info(
         "embedded %d %s into %s: %d ok, %d failed, %d already stored; %.1f s",
-        summary.total, "windows" if config.window or config.scenes else "videos", store, summary.ok, summary.failed,
-        summary.skipped, summary.seconds,
+        summary.total,
+        "windows" if config.window or config.scenes else "videos",
+        store,
+        summary.ok,
+        summary.failed,
+        summary.skipped,
+        summary.seconds,
     )
     return summary

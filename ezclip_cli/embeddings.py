@@ -15,13 +15,15 @@ tagging) are merged into shards of up to `SHARD_ROWS` rows when a writer closes 
 Row metadata per row: path, video id (the hash of path, size and mtime that `tag` rows carry),
 size, mtime_ns, window start/end, duration, number of frames and their timestamps.
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from ezclip_cli.errors import EzclipError, UsageError
 from ezclip_cli.output import atomic_write
@@ -89,9 +91,7 @@ def read_manifest(store: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def read_shard(
-    path: Path, into: "np.ndarray | None" = None, names: Sequence[str] | None = None
-) -> dict[str, "np.ndarray"]:
+def read_shard(path: Path, into: np.ndarray | None = None, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """The tensors of a shard; `embeddings` is read straight into `into` when given (one read, no copy).
 
     safetensors is an 8-byte header length, a JSON header of names, dtypes, shapes and offsets, then
@@ -123,7 +123,7 @@ def read_shard(
     return out
 
 
-def _concat_timestamps(parts: list["np.ndarray"]) -> "np.ndarray":
+def _concat_timestamps(parts: list[np.ndarray]) -> np.ndarray:
     """(n_i, T_i) blocks -> one (sum n_i, max T_i) array, NaN-padded."""
     import numpy as np
 
@@ -142,7 +142,7 @@ class StoredEmbeddings:
     """A loaded store: embeddings (N, D) float32 in row order and the metadata columns."""
 
     info: dict[str, Any]
-    embeddings: "np.ndarray"
+    embeddings: np.ndarray
     columns: dict[str, Any] = field(default_factory=dict)  # path, video_id: lists; the rest numpy arrays
 
     @property
@@ -249,8 +249,13 @@ class StoreWriter:
                     raise refuse_model(self.path, self.info["model_id"], model_id)
             else:
                 self.info = {
-                    "format": FORMAT, "version": VERSION, "model_id": model_id, "logit_scale": float(logit_scale),
-                    "dim": None, "dtype": "float32", "model": model_spec,
+                    "format": FORMAT,
+                    "version": VERSION,
+                    "model_id": model_id,
+                    "logit_scale": float(logit_scale),
+                    "dim": None,
+                    "dtype": "float32",
+                    "model": model_spec,
                 }
                 self._write_info()
             self.entries = self._recover()
@@ -269,8 +274,10 @@ class StoreWriter:
         if self.path.exists() and not self.path.is_dir():
             raise UsageError(f"{self.path} is a file, not an embedding store; choose a folder for --save-embeddings")
         ours = {SHARDS_DIR, LOCK_FILE, MANIFEST_FILE}  # what a writer killed before store.json leaves
-        if self.path.is_dir() and not (self.path / INFO_FILE).exists() and any(
-            p.name not in ours and not p.name.startswith(f".{INFO_FILE}.") for p in self.path.iterdir()
+        if (
+            self.path.is_dir()
+            and not (self.path / INFO_FILE).exists()
+            and any(p.name not in ours and not p.name.startswith(f".{INFO_FILE}.") for p in self.path.iterdir())
         ):
             raise UsageError(
                 f"{self.path} is a folder ezclip did not write (no {INFO_FILE}); choose a new or empty folder"
@@ -280,7 +287,7 @@ class StoreWriter:
     def _acquire_lock(self) -> IO[str]:
         import fcntl
 
-        handle = open(self.path / LOCK_FILE, "a")
+        handle = open(self.path / LOCK_FILE, "a")  # noqa: SIM115 (held open: the lock lives as long as the writer)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -314,7 +321,7 @@ class StoreWriter:
         used = [int(p.stem) for p in (self.path / SHARDS_DIR).glob("*.safetensors") if p.stem.isdigit()]
         return f"{max(used, default=0) + 1:06d}.safetensors"
 
-    def _write_shard(self, tensors: dict[str, "np.ndarray"], text: dict[str, list[Any]]) -> dict[str, Any]:
+    def _write_shard(self, tensors: dict[str, np.ndarray], text: dict[str, list[Any]]) -> dict[str, Any]:
         from safetensors.numpy import save_file
 
         name = self._next_name()
@@ -322,7 +329,7 @@ class StoreWriter:
         return {"shard": name, "model_id": self.info["model_id"], "rows": len(tensors["embeddings"]), "columns": text}
 
     @staticmethod
-    def _tensors(rows: Sequence[dict[str, Any]], embeddings: "np.ndarray") -> dict[str, "np.ndarray"]:
+    def _tensors(rows: Sequence[dict[str, Any]], embeddings: np.ndarray) -> dict[str, np.ndarray]:
         """Row dicts -> the shard's column tensors (None becomes NaN or -1)."""
         import numpy as np
 
@@ -332,11 +339,12 @@ class StoreWriter:
             tensors[name] = np.array(values, dtype=np.float64)
         for name in INT_COLUMNS:
             tensors[name] = np.array([-1 if r.get(name) is None else int(r[name]) for r in rows], dtype=np.int64)
-        tensors["timestamps"] = _concat_timestamps([np.asarray([r.get("timestamps") or []], dtype=np.float64)
-                                                    .reshape(1, -1) for r in rows])
+        tensors["timestamps"] = _concat_timestamps(
+            [np.asarray([r.get("timestamps") or []], dtype=np.float64).reshape(1, -1) for r in rows]
+        )
         return tensors
 
-    def add(self, rows: Sequence[dict[str, Any]], embeddings: "np.ndarray") -> int:
+    def add(self, rows: Sequence[dict[str, Any]], embeddings: np.ndarray) -> int:
         """Commit rows (dicts with COLUMNS) and their embeddings; rows already stored are skipped."""
         import numpy as np
 
@@ -363,7 +371,7 @@ class StoreWriter:
         self.added += len(fresh)
         return len(fresh)
 
-    def sink(self, decoded: list[tuple[Any, dict[str, Any]]], embeddings: "np.ndarray") -> None:
+    def sink(self, decoded: list[tuple[Any, dict[str, Any]]], embeddings: np.ndarray) -> None:
         """tagging.flush_batch's hook: store the batch's decoded tasks with their embeddings."""
         rows = []
         for task, result in decoded:
@@ -372,11 +380,19 @@ class StoreWriter:
                 size, mtime = stat.st_size, stat.st_mtime_ns
             except OSError:
                 size = mtime = None
-            rows.append({
-                "path": str(task.path), "video_id": task.video_id, "size": size, "mtime_ns": mtime,
-                "start": task.start, "end": task.end, "duration": result["duration"],
-                "num_frames": len(result["timestamps"]), "timestamps": result["timestamps"],
-            })
+            rows.append(
+                {
+                    "path": str(task.path),
+                    "video_id": task.video_id,
+                    "size": size,
+                    "mtime_ns": mtime,
+                    "start": task.start,
+                    "end": task.end,
+                    "duration": result["duration"],
+                    "num_frames": len(result["timestamps"]),
+                    "timestamps": result["timestamps"],
+                }
+            )
         self.add(rows, embeddings)
 
     def _compact(self) -> None:
@@ -437,13 +453,19 @@ def model_spec(
         return str(Path(value).resolve()) if value is not None and Path(str(value)).exists() else value
 
     return {
-        "checkpoint": resolve(checkpoint), "model": resolve(model), "pretrained": resolve(pretrained),
+        "checkpoint": resolve(checkpoint),
+        "model": resolve(model),
+        "pretrained": resolve(pretrained),
         "num_frames": num_frames,
     }
 
 
 def open_store_for_tagging(
-    store: Path, predictor: Any, model_id: str, spec: dict[str, Any], world: int,
+    store: Path,
+    predictor: Any,
+    model_id: str,
+    spec: dict[str, Any],
+    world: int,
 ) -> StoreWriter:
     """The store `tag --save-embeddings` appends to, checked against this run's model."""
     if world > 1:
@@ -461,6 +483,7 @@ def warn_unstored(done: dict[tuple, str], writer: StoreWriter) -> None:
     missing = sum(1 for (_, start), video_id in done.items() if row_key(video_id, start) not in writer.keys)
     if missing:
         log.warning(
-            "%d rows already in the output are not in %s (tagged without --save-embeddings); "
-            "`ezclip embed` adds them", missing, writer.path,
+            "%d rows already in the output are not in %s (tagged without --save-embeddings); `ezclip embed` adds them",
+            missing,
+            writer.path,
         )

@@ -3,6 +3,7 @@
 Library code raises these (never exits); anything else is a bug and keeps its traceback
 under ``EZCLIP_DEBUG=1``.
 """
+
 from __future__ import annotations
 
 

@@ -19,6 +19,7 @@ Under torchrun, batch b of a unit goes to rank b mod WORLD_SIZE: each video is s
 same batch as in one process, so rank 0's gathered results (sorted by video index) are the
 single-process results, and rank 0 alone writes the report.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,9 +28,10 @@ import logging
 import math
 import os
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,7 +120,9 @@ class EvalConfig:
         if self.shots and self.protocol != "few-shot":
             problems.append("--shots is for the few-shot protocol")
         if self.shots and len(self.shots) != len(self.checkpoints):
-            problems.append(f"{len(self.shots)} --shots for {len(self.checkpoints)} --checkpoint; give one K per checkpoint")
+            problems.append(
+                f"{len(self.shots)} --shots for {len(self.checkpoints)} --checkpoint; give one K per checkpoint"
+            )
         if any(k < 1 for k in self.shots):
             problems.append("shots must be >= 1")
         if self.fold is not None and self.fold < 1:
@@ -168,21 +172,33 @@ def k600_new_classes(faithful: bool = False) -> tuple[str, ...]:
     return new
 
 
-def plan_units(protocol: str, dataset: str, root: str | Path, *, split: str | None = None, fold: int | None = None,
-               faithful: bool = False) -> tuple[list[EvalUnit], list[str]]:
+def plan_units(
+    protocol: str,
+    dataset: str,
+    root: str | Path,
+    *,
+    split: str | None = None,
+    fold: int | None = None,
+    faithful: bool = False,
+) -> tuple[list[EvalUnit], list[str]]:
     """The units a protocol scores on a dataset root (docs/protocols.md, faithful: 7), and notes for the report."""
     root = Path(root)
     notes: list[str] = []
     test_split = split or TEST_SPLITS.get(dataset, "test")
     if protocol == "zero-shot":
         if dataset not in ZERO_SHOT_DATASETS:
-            raise UsageError(f"zero-shot is defined for {', '.join(ZERO_SHOT_DATASETS)} (docs/protocols.md); "
-                             f"use --protocol closed-set to score {dataset} on its own classes")
+            raise UsageError(
+                f"zero-shot is defined for {', '.join(ZERO_SHOT_DATASETS)} (docs/protocols.md); "
+                f"use --protocol closed-set to score {dataset} on its own classes"
+            )
         if dataset == "k600":
             return _plan_k600(root, test_split, faithful, notes), notes
         folds = (fold,) if fold else ((1,) if faithful else OFFICIAL_FOLDS[dataset])
         if faithful and not fold:
-            notes.append("faithful: split 1 only, as the reference (docs/model.md 9.3); the standard is mean +- std over splits 1-3")
+            notes.append(
+                "faithful: split 1 only, as the reference (docs/model.md 9.3); "
+                "the standard is mean +- std over splits 1-3"
+            )
         elif fold:
             notes.append(f"one official split ({fold}) only, by request; the standard is mean +- std over splits 1-3")
         units = [EvalUnit(f"fold{f}", load_split(dataset, root, test_split, f), test_split, f) for f in folds]
@@ -195,23 +211,31 @@ def plan_units(protocol: str, dataset: str, root: str | Path, *, split: str | No
         halves = published_halves(dataset, videos.classes)
         if halves is not None:
             base, novel, absent = halves
-            notes.append(f"base/novel halves: the published lists (ViFi-CLIP labels/, labelsets/splits/"
-                         f"{dataset}_base.txt and _novel.txt): {len(base)} base, {len(novel)} novel; "
-                         "each half scored against its own classes"
-                         + (f"; {absent} published classes are not in this root" if absent else ""))
+            notes.append(
+                f"base/novel halves: the published lists (ViFi-CLIP labels/, labelsets/splits/"
+                f"{dataset}_base.txt and _novel.txt): {len(base)} base, {len(novel)} novel; "
+                "each half scored against its own classes"
+                + (f"; {absent} published classes are not in this root" if absent else "")
+            )
         else:  # no published halves: the frequency rule (data.split_base_novel)
             halves_split = HALVES_SPLITS.get(dataset, "train")
             train = load_split(dataset, root, halves_split, fold)
             base, novel = split_base_novel(train)
-            notes.append(f"no published halves for {dataset}: base/novel by video count in {halves_split} "
-                         f"(fold {fold}): {len(base)} base, {len(novel)} novel; "
-                         "each half scored against its own classes")
-        return [EvalUnit("base", restrict_classes(videos, base), test_split, fold, "base"),
-                EvalUnit("novel", restrict_classes(videos, novel), test_split, fold, "novel")], notes
+            notes.append(
+                f"no published halves for {dataset}: base/novel by video count in {halves_split} "
+                f"(fold {fold}): {len(base)} base, {len(novel)} novel; "
+                "each half scored against its own classes"
+            )
+        return [
+            EvalUnit("base", restrict_classes(videos, base), test_split, fold, "base"),
+            EvalUnit("novel", restrict_classes(videos, novel), test_split, fold, "novel"),
+        ], notes
     if protocol in ("few-shot", "closed-set"):
         videos = load_split(dataset, root, test_split, fold)
         fold_used = fold if dataset in OFFICIAL_FOLDS else None
-        return [EvalUnit(test_split if fold_used is None else f"{test_split}-fold{fold}", videos, test_split, fold_used)], notes
+        return [
+            EvalUnit(test_split if fold_used is None else f"{test_split}-fold{fold}", videos, test_split, fold_used)
+        ], notes
     raise UsageError(f"unknown protocol '{protocol}'; available: {', '.join(PROTOCOLS)}")
 
 
@@ -220,19 +244,27 @@ def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str]) -> list
     new = k600_new_classes(faithful)
     absent = [c for c in new if c not in set(videos.classes)]
     if absent:
-        raise DatasetError(f"{root}: the K600 annotations lack {len(absent)} of the {len(new)} classes new in K600 "
-                           f"(e.g. '{absent[0]}'); is this a Kinetics-600 root?")
+        raise DatasetError(
+            f"{root}: the K600 annotations lack {len(absent)} of the {len(new)} classes new in K600 "
+            f"(e.g. '{absent[0]}'); is this a Kinetics-600 root?"
+        )
     if faithful:
-        notes.append("faithful: the 232 K600 names not in K400 (string difference, renamed K400 classes included) "
-                     "scored at once, as the reference (docs/model.md 9.2)")
+        notes.append(
+            "faithful: the 232 K600 names not in K400 (string difference, renamed K400 classes included) "
+            "scored at once, as the reference (docs/model.md 9.2)"
+        )
         return [EvalUnit(f"new{len(new)}", restrict_classes(videos, new), split)]
     from ezclip_cli.splits import published_k600_subsets
 
-    notes.append(f"K600 new classes: K600 minus K400 minus {len(K600_RENAMED_FROM_K400)} renamed K400 classes = "
-                 f"{len(new)}; scored on the {K600_SUBSETS} published subsets of {K600_SUBSET_SIZE} "
-                 "(ViFi-CLIP labels/ZS_split1-3_K600.csv, labelsets/splits/k600_zero_shot_1-3.txt)")
-    return [EvalUnit(f"subset{i + 1}", restrict_classes(videos, subset), split)
-            for i, subset in enumerate(published_k600_subsets(videos.classes))]
+    notes.append(
+        f"K600 new classes: K600 minus K400 minus {len(K600_RENAMED_FROM_K400)} renamed K400 classes = "
+        f"{len(new)}; scored on the {K600_SUBSETS} published subsets of {K600_SUBSET_SIZE} "
+        "(ViFi-CLIP labels/ZS_split1-3_K600.csv, labelsets/splits/k600_zero_shot_1-3.txt)"
+    )
+    return [
+        EvalUnit(f"subset{i + 1}", restrict_classes(videos, subset), split)
+        for i, subset in enumerate(published_k600_subsets(videos.classes))
+    ]
 
 
 # ---- test-time views ---------------------------------------------------------------------------------
@@ -307,8 +339,9 @@ def read_views(path: Path, num_frames: int, image_size: int, clips: int, crops: 
 class _ViewReader(torch.utils.data.Dataset):
     """Item i: {"index": i, "views": uint8 (V,T,3,S,S)} or {"index": i, "error": reason}. Picklable (spawn)."""
 
-    def __init__(self, items: Sequence[tuple[Path, int]], num_frames: int, image_size: int, clips: int,
-                 crops: int, decoder: str):
+    def __init__(
+        self, items: Sequence[tuple[Path, int]], num_frames: int, image_size: int, clips: int, crops: int, decoder: str
+    ):
         self.items = list(items)
         self.settings = (num_frames, image_size, clips, crops, decoder)
 
@@ -345,8 +378,15 @@ class VideoResult:
     error: str | None = None
 
 
-def plan_batches(num_videos: int, batch_size: int, *, drop_last: bool = False, rank: int = 0,
-                 world_size: int = 1, drop_last_batch: int | None = None) -> tuple[list[list[int]], list[int]]:
+def plan_batches(
+    num_videos: int,
+    batch_size: int,
+    *,
+    drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    drop_last_batch: int | None = None,
+) -> tuple[list[list[int]], list[int]]:
     """This rank's batches of video indices (batch b goes to rank b mod world_size) and the dropped indices.
 
     Batches are cut from the whole list, so their composition does not depend on world_size.
@@ -364,24 +404,43 @@ def plan_batches(num_videos: int, batch_size: int, *, drop_last: bool = False, r
     return batches[rank::world_size], dropped
 
 
-def score_videos(model: Any, classifier: torch.Tensor, videos: VideoList, *, clips: int = 1, crops: int = 1,
-                 batch_size: int = 8, workers: int = 0, decoder: str = "auto", device: str = "cpu",
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1, progress: Any = None,
-                 drop_last_batch: int | None = None, templates: int = 1) -> tuple[list[VideoResult], list[int]]:
+def score_videos(
+    model: Any,
+    classifier: torch.Tensor,
+    videos: VideoList,
+    *,
+    clips: int = 1,
+    crops: int = 1,
+    batch_size: int = 8,
+    workers: int = 0,
+    decoder: str = "auto",
+    device: str = "cpu",
+    drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: Any = None,
+    drop_last_batch: int | None = None,
+    templates: int = 1,
+) -> tuple[list[VideoResult], list[int]]:
     """Score this rank's share of `videos`: softmax over the classifier's K classes, averaged over
     the N*M views of each video. Returns (results sorted by index, indices dropped by drop_last).
 
     `templates` M > 1: the classifier holds M*K rows, template-major (faithful.template_classifier),
     and each template's softmax is averaged (the reference's ensemble)."""
-    batches, dropped = plan_batches(len(videos), batch_size, drop_last=drop_last, rank=rank, world_size=world_size,
-                                    drop_last_batch=drop_last_batch)
+    batches, dropped = plan_batches(
+        len(videos), batch_size, drop_last=drop_last, rank=rank, world_size=world_size, drop_last_batch=drop_last_batch
+    )
     if not batches:
         return [], dropped
     reader = _ViewReader(videos.items, model.num_frames, model.backbone.image_size, clips, crops, decoder)
     loader = torch.utils.data.DataLoader(
-        reader, batch_sampler=batches, num_workers=workers, collate_fn=_keep_list,
+        reader,
+        batch_sampler=batches,
+        num_workers=workers,
+        collate_fn=_keep_list,
         # spawn: decord and torch deadlock in forked workers
-        multiprocessing_context="spawn" if workers > 0 else None, worker_init_fn=_init_worker if workers > 0 else None,
+        multiprocessing_context="spawn" if workers > 0 else None,
+        worker_init_fn=_init_worker if workers > 0 else None,
     )
     mean = torch.tensor(model.backbone.mean, device=device).view(1, 1, 3, 1, 1)
     std = torch.tensor(model.backbone.std, device=device).view(1, 1, 3, 1, 1)
@@ -393,8 +452,9 @@ def score_videos(model: Any, classifier: torch.Tensor, videos: VideoList, *, cli
             if "error" in item:
                 results.append(VideoResult(item["index"], videos.items[item["index"]][1], error=item["error"]))
         if good:
-            probs = _average_softmax(model, classifier, [item["views"] for item in good], batch_size, mean, std, device,
-                                     templates)
+            probs = _average_softmax(
+                model, classifier, [item["views"] for item in good], batch_size, mean, std, device, templates
+            )
             scores, top = probs.topk(k, dim=-1)  # (B, k)
             for item, idx, sc in zip(good, top.tolist(), scores.tolist()):
                 label = videos.items[item["index"]][1]
@@ -404,8 +464,16 @@ def score_videos(model: Any, classifier: torch.Tensor, videos: VideoList, *, cli
     return sorted(results, key=lambda r: r.index), dropped
 
 
-def _average_softmax(model: Any, classifier: torch.Tensor, views: list[torch.Tensor], chunk: int,
-                     mean: torch.Tensor, std: torch.Tensor, device: str, templates: int = 1) -> torch.Tensor:
+def _average_softmax(
+    model: Any,
+    classifier: torch.Tensor,
+    views: list[torch.Tensor],
+    chunk: int,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    device: str,
+    templates: int = 1,
+) -> torch.Tensor:
     """(B videos of V views) -> (B, K): mean over views of softmax(logits) (and over templates, M > 1)."""
     from ezclip_cli.faithful import class_probabilities
 
@@ -525,8 +593,16 @@ def plan_models(config: EvalConfig) -> list[ModelSpec]:
         if config.protocol == "base-to-novel" and training and training.get("base_novel") != "base":
             log.warning("%s was not trained on the base half (train --base-novel base)", path)
         group = f"ezclip@{shots}-shot" if config.protocol == "few-shot" else "ezclip"
-        specs.append(ModelSpec(f"ezclip-{i + 1}", "ezclip", group, str(path), shots if config.protocol == "few-shot" else None,
-                               training.get("seed")))
+        specs.append(
+            ModelSpec(
+                f"ezclip-{i + 1}",
+                "ezclip",
+                group,
+                str(path),
+                shots if config.protocol == "few-shot" else None,
+                training.get("seed"),
+            )
+        )
     if config.baseline == "clip":
         if not config.checkpoints:
             log.warning("--baseline clip: the model is already plain CLIP; no second run")
@@ -544,8 +620,11 @@ def build_clip_baseline(ezclip: Any, device: str) -> Any:
 
     config = ezclip.config
     backbone = build_backbone_from_config(config.backbone_config, config.backbone, backbone_state_dict(ezclip), device)
-    backbone.image_size, backbone.mean, backbone.std = (ezclip.backbone.image_size, ezclip.backbone.mean,
-                                                        ezclip.backbone.std)
+    backbone.image_size, backbone.mean, backbone.std = (
+        ezclip.backbone.image_size,
+        ezclip.backbone.mean,
+        ezclip.backbone.std,
+    )
     model = build_model(backbone, ModelConfig(num_frames=ezclip.num_frames, use_prompts=False)).to(device)
     return model.eval()
 
@@ -558,8 +637,9 @@ class EvalOutcome:
     exit_code: int  # 0 every video scored, 1 some failed; under torchrun rank 0 alone says so (others 0)
 
 
-def run_evaluation(config: EvalConfig, out: str | Path | None = None, *,
-                   progress: ProgressCallback | None = None) -> EvalOutcome:
+def run_evaluation(
+    config: EvalConfig, out: str | Path | None = None, *, progress: ProgressCallback | None = None
+) -> EvalOutcome:
     """Score every model on every unit of the protocol; rank 0 writes report.json and plots into `out`.
 
     `progress(done, total, failed, status)` counts this rank's videos over all models and units (rank 0 only).
@@ -571,19 +651,29 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *,
 
     group = ProcessGroup()
     try:
-        units, notes = plan_units(config.protocol, config.dataset, config.root, split=config.split,
-                                  fold=config.fold, faithful=config.faithful)
+        units, notes = plan_units(
+            config.protocol, config.dataset, config.root, split=config.split, fold=config.fold, faithful=config.faithful
+        )
         from ezclip_cli.descriptions import class_texts
         from ezclip_cli.faithful import template_classifier
 
         # every unit's class texts before any model loads: a missing description fails fast
-        texts = [class_texts(u.videos.classes, templates=config.templates, descriptions=config.descriptions,
-                             allow_missing=config.allow_missing_descriptions, raw_names=bool(config.raw_names))
-                 for u in units]
+        texts = [
+            class_texts(
+                u.videos.classes,
+                templates=config.templates,
+                descriptions=config.descriptions,
+                allow_missing=config.allow_missing_descriptions,
+                raw_names=bool(config.raw_names),
+            )
+            for u in units
+        ]
         if config.descriptions:
-            notes.append(f"class texts: descriptions from {config.descriptions} "
-                         f"({sum(t.described for t in texts)} of {sum(len(t.sources) for t in texts)} unit classes); "
-                         "per class in evaluations[].per_class[].text")
+            notes.append(
+                f"class texts: descriptions from {config.descriptions} "
+                f"({sum(t.described for t in texts)} of {sum(len(t.sources) for t in texts)} unit classes); "
+                "per class in evaluations[].per_class[].text"
+            )
         if config.ensemble == "probability":
             notes.append("template ensemble by averaging per-template softmax probabilities, as the reference")
         specs = plan_models(config)
@@ -594,8 +684,16 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *,
         workers = default_workers() if config.workers < 0 else config.workers
         report_progress = (progress or None) if group.is_main else None  # progress=False from older callers: none
         total = len(specs) * sum(
-            sum(len(b) for b in plan_batches(len(u.videos), config.batch_size, drop_last_batch=config.drop_last_batch,
-                                             rank=group.rank, world_size=group.world)[0])
+            sum(
+                len(b)
+                for b in plan_batches(
+                    len(u.videos),
+                    config.batch_size,
+                    drop_last_batch=config.drop_last_batch,
+                    rank=group.rank,
+                    world_size=group.world,
+                )[0]
+            )
             for u in units
         )
         counts = [0, 0]  # videos scored or failed, of those failed
@@ -615,14 +713,21 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *,
                 first = first or model
             elif first is not None:
                 model = build_clip_baseline(first, device)
-                log.info("baseline: plain CLIP frame averaging on %s's backbone (prompts off, adapters at init)",
-                         specs[0].checkpoint)
+                log.info(
+                    "baseline: plain CLIP frame averaging on %s's backbone (prompts off, adapters at init)",
+                    specs[0].checkpoint,
+                )
             else:
-                model = load_model("none", config.model, config.pretrained, config.num_frames, device=device)  # plain CLIP
+                model = load_model(
+                    "none", config.model, config.pretrained, config.num_frames, device=device
+                )  # plain CLIP
             fingerprint = model_fingerprint(model)
             spec.info = {
-                "fingerprint": fingerprint, "backbone": model.config.backbone, "pretrained": model.config.pretrained,
-                "num_frames": model.num_frames, "image_size": model.backbone.image_size,
+                "fingerprint": fingerprint,
+                "backbone": model.config.backbone,
+                "pretrained": model.config.pretrained,
+                "num_frames": model.num_frames,
+                "image_size": model.backbone.image_size,
                 "use_prompts": model.config.use_prompts,
             }
             for unit, unit_texts in zip(units, texts):
@@ -631,10 +736,20 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *,
                 else:
                     classifier = build_classifier(model, unit_texts.prompts, config.cache_dir, fingerprint)
                 local, dropped = score_videos(
-                    model, classifier, unit.videos, clips=config.clips, crops=config.crops,
-                    batch_size=config.batch_size, workers=workers, decoder=config.decoder, device=device,
-                    drop_last_batch=config.drop_last_batch, rank=group.rank, world_size=group.world,
-                    progress=advance, templates=classifier.shape[0] // len(unit.videos.classes),
+                    model,
+                    classifier,
+                    unit.videos,
+                    clips=config.clips,
+                    crops=config.crops,
+                    batch_size=config.batch_size,
+                    workers=workers,
+                    decoder=config.decoder,
+                    device=device,
+                    drop_last_batch=config.drop_last_batch,
+                    rank=group.rank,
+                    world_size=group.world,
+                    progress=advance,
+                    templates=classifier.shape[0] // len(unit.videos.classes),
                 )
                 results = gather_results(local, group)
                 evaluations.append(_evaluation_entry(spec, unit, results, dropped, unit_texts.sources))
@@ -643,8 +758,10 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *,
                         warned.add(failure["path"])
                         log.warning("unreadable video %s: %s", failure["path"], failure["error"])
         if config.drop_last_batch and any(e["dropped"] for e in evaluations):
-            notes.append(f"eval batches of {config.drop_last_batch} with drop_last, as the reference: "
-                         "the dropped videos are counted in 'dropped', not scored")
+            notes.append(
+                f"eval batches of {config.drop_last_batch} with drop_last, as the reference: "
+                "the dropped videos are counted in 'dropped', not scored"
+            )
         report = build_report(config, units, specs, evaluations, notes, __version__, group.world)
         errors = validate_report(report)
         assert not errors, errors  # the report is ours: a schema mismatch is a bug
@@ -661,16 +778,22 @@ def run_evaluation(config: EvalConfig, out: str | Path | None = None, *,
         group.close()
 
 
-def _evaluation_entry(spec: ModelSpec, unit: EvalUnit, results: list[VideoResult], dropped: list[int],
-                      text_sources: Sequence[str] | None = None) -> dict[str, Any]:
+def _evaluation_entry(
+    spec: ModelSpec,
+    unit: EvalUnit,
+    results: list[VideoResult],
+    dropped: list[int],
+    text_sources: Sequence[str] | None = None,
+) -> dict[str, Any]:
     classes = unit.videos.classes
     scored = [r for r in results if r.error is None]
     failed = [r for r in results if r.error is not None]
     metrics = compute_metrics([r.label for r in scored], [r.top for r in scored], len(classes))
     per_class = [
         {"class": name, "videos": n, "correct": c, "accuracy": _round(a)}
-        for name, n, c, a in zip(classes, metrics["per_class_videos"], metrics["per_class_correct"],
-                                 metrics["per_class_accuracy"])
+        for name, n, c, a in zip(
+            classes, metrics["per_class_videos"], metrics["per_class_correct"], metrics["per_class_accuracy"]
+        )
     ]
     for row, source in zip(per_class, text_sources or ()):
         row["text"] = source  # which class text scored it: "description" or "templates"
@@ -705,23 +828,39 @@ def summarize(protocol: str, specs: Sequence[ModelSpec], evaluations: Sequence[d
     for group, members in groups.items():
         ids = [m.id for m in members]
         mine = [e for e in evaluations if e["model"] in ids]
-        row: dict[str, Any] = {"group": group, "kind": members[0].kind, "shots": members[0].shots, "models": ids,
-                               "metrics": {}, "harmonic_mean_of_means": None, "gain_over_clip": None}
+        row: dict[str, Any] = {
+            "group": group,
+            "kind": members[0].kind,
+            "shots": members[0].shots,
+            "models": ids,
+            "metrics": {},
+            "harmonic_mean_of_means": None,
+            "gain_over_clip": None,
+        }
         if protocol == "base-to-novel":
-            base = [next((e["metrics"]["top1"] for e in mine if e["model"] == i and e["part"] == "base"), None) for i in ids]
-            novel = [next((e["metrics"]["top1"] for e in mine if e["model"] == i and e["part"] == "novel"), None) for i in ids]
+            base = [
+                next((e["metrics"]["top1"] for e in mine if e["model"] == i and e["part"] == "base"), None) for i in ids
+            ]
+            novel = [
+                next((e["metrics"]["top1"] for e in mine if e["model"] == i and e["part"] == "novel"), None)
+                for i in ids
+            ]
             row["metrics"] = {
                 "base_top1": mean_std(base),
                 "novel_top1": mean_std(novel),
                 "harmonic_mean": mean_std(harmonic_mean(b, n) for b, n in zip(base, novel)),
             }
-            row["harmonic_mean_of_means"] = harmonic_mean(row["metrics"]["base_top1"]["mean"],
-                                                          row["metrics"]["novel_top1"]["mean"])
+            row["harmonic_mean_of_means"] = harmonic_mean(
+                row["metrics"]["base_top1"]["mean"], row["metrics"]["novel_top1"]["mean"]
+            )
         else:
-            row["metrics"] = {name: mean_std(e["metrics"][name] for e in mine)
-                              for name in ("top1", "top5", "mean_class_accuracy")}
-        row["metrics"] = {k: {s: (_round(v) if s != "values" else [_round(x) for x in v]) for s, v in stat.items()}
-                          for k, stat in row["metrics"].items()}
+            row["metrics"] = {
+                name: mean_std(e["metrics"][name] for e in mine) for name in ("top1", "top5", "mean_class_accuracy")
+            }
+        row["metrics"] = {
+            k: {s: (_round(v) if s != "values" else [_round(x) for x in v]) for s, v in stat.items()}
+            for k, stat in row["metrics"].items()
+        }
         row["harmonic_mean_of_means"] = _round(row["harmonic_mean_of_means"])
         rows.append(row)
     clip = next((r for r in rows if r["kind"] == "clip"), None)
@@ -729,13 +868,21 @@ def summarize(protocol: str, specs: Sequence[ModelSpec], evaluations: Sequence[d
         if clip is not None and row is not clip:
             row["gain_over_clip"] = {
                 k: _round(row["metrics"][k]["mean"] - clip["metrics"][k]["mean"])
-                for k in row["metrics"] if row["metrics"][k]["mean"] is not None and clip["metrics"][k]["mean"] is not None
+                for k in row["metrics"]
+                if row["metrics"][k]["mean"] is not None and clip["metrics"][k]["mean"] is not None
             }
     return sorted(rows, key=lambda r: (r["kind"] == "clip", r["shots"] or 0))
 
 
-def build_report(config: EvalConfig, units: Sequence[EvalUnit], specs: Sequence[ModelSpec],
-                 evaluations: list[dict[str, Any]], notes: list[str], version: str, world_size: int) -> dict[str, Any]:
+def build_report(
+    config: EvalConfig,
+    units: Sequence[EvalUnit],
+    specs: Sequence[ModelSpec],
+    evaluations: list[dict[str, Any]],
+    notes: list[str],
+    version: str,
+    world_size: int,
+) -> dict[str, Any]:
     failures: dict[str, str] = {}
     for e in evaluations:
         for f in e["failures"]:
@@ -749,8 +896,14 @@ def build_report(config: EvalConfig, units: Sequence[EvalUnit], specs: Sequence[
         "root": str(config.root),
         "faithful": config.faithful,
         "notes": [
-            *(["FAITHFUL MODE: the reference code's protocol choices (docs/model.md 9), for comparison with "
-               "published numbers; not the standard protocol"] if config.faithful else []),
+            *(
+                [
+                    "FAITHFUL MODE: the reference code's protocol choices (docs/model.md 9), for comparison with "
+                    "published numbers; not the standard protocol"
+                ]
+                if config.faithful
+                else []
+            ),
             *notes,
             "accuracies divide by the scored videos; unreadable videos are failures, listed, and in no denominator",
             "std is the population standard deviation (ddof 0) over units (splits, subsets) and runs",
@@ -758,13 +911,27 @@ def build_report(config: EvalConfig, units: Sequence[EvalUnit], specs: Sequence[
         "config": config.to_dict(),
         "run": {"world_size": world_size},
         "splits": [
-            {"unit": u.name, "split": u.split, "fold": u.fold, "part": u.part, "num_classes": len(u.videos.classes),
-             "videos": len(u.videos), "missing_in_split": u.videos.missing}
+            {
+                "unit": u.name,
+                "split": u.split,
+                "fold": u.fold,
+                "part": u.part,
+                "num_classes": len(u.videos.classes),
+                "videos": len(u.videos),
+                "missing_in_split": u.videos.missing,
+            }
             for u in units
         ],
         "models": [
-            {"id": s.id, "kind": s.kind, "group": s.group, "checkpoint": s.checkpoint, "shots": s.shots, "seed": s.seed,
-             **s.info}
+            {
+                "id": s.id,
+                "kind": s.kind,
+                "group": s.group,
+                "checkpoint": s.checkpoint,
+                "shots": s.shots,
+                "seed": s.seed,
+                **s.info,
+            }
             for s in specs
         ],
         "evaluations": evaluations,
@@ -827,8 +994,15 @@ def plot_confusion(evaluation: dict[str, Any], path: Path) -> Path:
     if K <= 20:  # counts in the cells while they fit
         for (i, j), count in np.ndenumerate(matrix.astype(int)):
             if count:
-                ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                        color="black" if normalised[i, j] > 0.5 else "white")
+                ax.text(
+                    j,
+                    i,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if normalised[i, j] > 0.5 else "white",
+                )
     if K <= 60:
         size = 8 if K <= 20 else 5
         ax.set_xticks(range(K), names, rotation=90, fontsize=size)
@@ -925,8 +1099,11 @@ _STAT = {
     "type": "object",
     "required": ["mean", "std", "values"],
     "additionalProperties": False,
-    "properties": {"mean": _NUM_OR_NULL, "std": {"type": ["number", "null"], "minimum": 0},
-                   "values": {"type": "array", "items": {"type": "number"}}},
+    "properties": {
+        "mean": _NUM_OR_NULL,
+        "std": {"type": ["number", "null"], "minimum": 0},
+        "values": {"type": "array", "items": {"type": "number"}},
+    },
 }
 _COUNT = {"type": "integer", "minimum": 0}
 REPORT_SCHEMA: dict[str, Any] = {
@@ -934,12 +1111,29 @@ REPORT_SCHEMA: dict[str, Any] = {
     "$id": "report_schema.json",
     "title": "ezclip eval report",
     "description": "Written by `ezclip eval` to OUT/report.json. Accuracies are fractions in [0, 1] whose "
-                   "denominators are the scored videos; top5 is top-min(5, K) for K classes; unreadable videos are failures "
-                   "(listed, counted, in no denominator); 'dropped' counts videos left unscored by --faithful's drop_last; std is the "
-                   "population standard deviation over units and runs.",
+    "denominators are the scored videos; top5 is top-min(5, K) for K classes; unreadable videos are failures "
+    "(listed, counted, in no denominator); 'dropped' counts videos left unscored by --faithful's drop_last; std is the "
+    "population standard deviation over units and runs.",
     "type": "object",
-    "required": ["format", "format_version", "ezclip_version", "protocol", "dataset", "root", "faithful", "notes",
-                 "config", "run", "splits", "models", "evaluations", "summary", "counts", "failures", "plots"],
+    "required": [
+        "format",
+        "format_version",
+        "ezclip_version",
+        "protocol",
+        "dataset",
+        "root",
+        "faithful",
+        "notes",
+        "config",
+        "run",
+        "splits",
+        "models",
+        "evaluations",
+        "summary",
+        "counts",
+        "failures",
+        "plots",
+    ],
     "additionalProperties": False,
     "properties": {
         "format": {"const": REPORT_FORMAT},
@@ -950,70 +1144,170 @@ REPORT_SCHEMA: dict[str, Any] = {
         "root": {"type": "string"},
         "faithful": {"type": "boolean", "description": "true: the reference's protocol choices (docs/model.md 9)"},
         "notes": {"type": "array", "items": {"type": "string"}},
-        "config": {"type": "object", "description": "EvalConfig: the options of the run",
-                   "required": ["protocol", "dataset", "clips", "crops", "batch_size", "faithful"]},
-        "run": {"type": "object", "required": ["world_size"],
-                "properties": {"world_size": {"type": "integer", "minimum": 1}}},
-        "splits": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "additionalProperties": False,
-            "required": ["unit", "split", "fold", "part", "num_classes", "videos", "missing_in_split"],
-            "properties": {"unit": {"type": "string"}, "split": {"type": "string"},
-                           "fold": {"type": ["integer", "null"]}, "part": {"enum": ["base", "novel", None]},
-                           "num_classes": {"type": "integer", "minimum": 1}, "videos": _COUNT,
-                           "missing_in_split": _COUNT}}},
-        "models": {"type": "array", "minItems": 1, "items": {
+        "config": {
             "type": "object",
-            "required": ["id", "kind", "group", "checkpoint", "shots", "seed", "fingerprint", "backbone", "num_frames"],
-            "properties": {"id": {"type": "string"}, "kind": {"enum": ["ezclip", "clip"]}, "group": {"type": "string"},
-                           "checkpoint": {"type": ["string", "null"]}, "shots": {"type": ["integer", "null"]},
-                           "seed": {"type": ["integer", "null"]},
-                           "fingerprint": {"type": "string", "description": "loading.model_fingerprint"},
-                           "backbone": {"type": "string"}, "pretrained": {"type": ["string", "null"]},
-                           "num_frames": {"type": "integer", "minimum": 1}, "image_size": {"type": "integer"},
-                           "use_prompts": {"type": "boolean"}}}},
+            "description": "EvalConfig: the options of the run",
+            "required": ["protocol", "dataset", "clips", "crops", "batch_size", "faithful"],
+        },
+        "run": {
+            "type": "object",
+            "required": ["world_size"],
+            "properties": {"world_size": {"type": "integer", "minimum": 1}},
+        },
+        "splits": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["unit", "split", "fold", "part", "num_classes", "videos", "missing_in_split"],
+                "properties": {
+                    "unit": {"type": "string"},
+                    "split": {"type": "string"},
+                    "fold": {"type": ["integer", "null"]},
+                    "part": {"enum": ["base", "novel", None]},
+                    "num_classes": {"type": "integer", "minimum": 1},
+                    "videos": _COUNT,
+                    "missing_in_split": _COUNT,
+                },
+            },
+        },
+        "models": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": [
+                    "id",
+                    "kind",
+                    "group",
+                    "checkpoint",
+                    "shots",
+                    "seed",
+                    "fingerprint",
+                    "backbone",
+                    "num_frames",
+                ],
+                "properties": {
+                    "id": {"type": "string"},
+                    "kind": {"enum": ["ezclip", "clip"]},
+                    "group": {"type": "string"},
+                    "checkpoint": {"type": ["string", "null"]},
+                    "shots": {"type": ["integer", "null"]},
+                    "seed": {"type": ["integer", "null"]},
+                    "fingerprint": {"type": "string", "description": "loading.model_fingerprint"},
+                    "backbone": {"type": "string"},
+                    "pretrained": {"type": ["string", "null"]},
+                    "num_frames": {"type": "integer", "minimum": 1},
+                    "image_size": {"type": "integer"},
+                    "use_prompts": {"type": "boolean"},
+                },
+            },
+        },
         "evaluations": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/evaluation"}},
-        "summary": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "additionalProperties": False,
-            "required": ["group", "kind", "shots", "models", "metrics", "harmonic_mean_of_means", "gain_over_clip"],
-            "properties": {
-                "group": {"type": "string"}, "kind": {"enum": ["ezclip", "clip"]},
-                "shots": {"type": ["integer", "null"]},
-                "models": {"type": "array", "items": {"type": "string"}},
-                "metrics": {"type": "object", "description": "top1/top5/mean_class_accuracy, or for base-to-novel "
-                            "base_top1/novel_top1/harmonic_mean (per run)", "additionalProperties": {"$ref": "#/$defs/stat"}},
-                "harmonic_mean_of_means": {"type": ["number", "null"],
-                                           "description": "base-to-novel: HM of the mean base and mean novel top-1"},
-                "gain_over_clip": {"type": ["object", "null"], "additionalProperties": {"type": "number"},
-                                   "description": "mean minus the frozen CLIP baseline's mean, per metric"}}}},
-        "counts": {"type": "object", "additionalProperties": False,
-                   "required": ["evaluated", "scored", "failed", "dropped", "unreadable_videos"],
-                   "properties": {k: _COUNT for k in ("evaluated", "scored", "failed", "dropped", "unreadable_videos")}},
+        "summary": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["group", "kind", "shots", "models", "metrics", "harmonic_mean_of_means", "gain_over_clip"],
+                "properties": {
+                    "group": {"type": "string"},
+                    "kind": {"enum": ["ezclip", "clip"]},
+                    "shots": {"type": ["integer", "null"]},
+                    "models": {"type": "array", "items": {"type": "string"}},
+                    "metrics": {
+                        "type": "object",
+                        "description": "top1/top5/mean_class_accuracy, or for base-to-novel "
+                        "base_top1/novel_top1/harmonic_mean (per run)",
+                        "additionalProperties": {"$ref": "#/$defs/stat"},
+                    },
+                    "harmonic_mean_of_means": {
+                        "type": ["number", "null"],
+                        "description": "base-to-novel: HM of the mean base and mean novel top-1",
+                    },
+                    "gain_over_clip": {
+                        "type": ["object", "null"],
+                        "additionalProperties": {"type": "number"},
+                        "description": "mean minus the frozen CLIP baseline's mean, per metric",
+                    },
+                },
+            },
+        },
+        "counts": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["evaluated", "scored", "failed", "dropped", "unreadable_videos"],
+            "properties": {k: _COUNT for k in ("evaluated", "scored", "failed", "dropped", "unreadable_videos")},
+        },
         "failures": {"type": "array", "items": {"$ref": "#/$defs/failure"}},
         "plots": {"type": "array", "items": {"type": "string"}},
     },
     "$defs": {
         "stat": _STAT,
-        "failure": {"type": "object", "required": ["path", "error"], "additionalProperties": False,
-                    "properties": {"path": {"type": "string"}, "error": {"type": "string"}}},
+        "failure": {
+            "type": "object",
+            "required": ["path", "error"],
+            "additionalProperties": False,
+            "properties": {"path": {"type": "string"}, "error": {"type": "string"}},
+        },
         "evaluation": {
-            "type": "object", "additionalProperties": False,
-            "required": ["model", "unit", "split", "fold", "part", "num_classes", "videos", "scored", "failed",
-                         "dropped", "metrics", "per_class", "confusion", "failures"],
+            "type": "object",
+            "additionalProperties": False,
+            "required": [
+                "model",
+                "unit",
+                "split",
+                "fold",
+                "part",
+                "num_classes",
+                "videos",
+                "scored",
+                "failed",
+                "dropped",
+                "metrics",
+                "per_class",
+                "confusion",
+                "failures",
+            ],
             "properties": {
-                "model": {"type": "string"}, "unit": {"type": "string"}, "split": {"type": "string"},
-                "fold": {"type": ["integer", "null"]}, "part": {"enum": ["base", "novel", None]},
+                "model": {"type": "string"},
+                "unit": {"type": "string"},
+                "split": {"type": "string"},
+                "fold": {"type": ["integer", "null"]},
+                "part": {"enum": ["base", "novel", None]},
                 "num_classes": {"type": "integer", "minimum": 1},
-                "videos": _COUNT, "scored": _COUNT, "failed": _COUNT, "dropped": _COUNT,
-                "metrics": {"type": "object", "additionalProperties": False,
-                            "required": ["top1", "top5", "mean_class_accuracy"],
-                            "properties": {"top1": _NUM_OR_NULL, "top5": _NUM_OR_NULL, "mean_class_accuracy": _NUM_OR_NULL}},
-                "per_class": {"type": "array", "items": {
-                    "type": "object", "additionalProperties": False,
-                    "required": ["class", "videos", "correct", "accuracy"],
-                    "properties": {"class": {"type": "string"}, "videos": _COUNT, "correct": _COUNT,
-                                   "accuracy": _NUM_OR_NULL, "text": {"enum": ["description", "templates"]}}}},
-                "confusion": {"type": "array", "description": "rows: true class, columns: top-1 prediction",
-                              "items": {"type": "array", "items": _COUNT}},
+                "videos": _COUNT,
+                "scored": _COUNT,
+                "failed": _COUNT,
+                "dropped": _COUNT,
+                "metrics": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["top1", "top5", "mean_class_accuracy"],
+                    "properties": {"top1": _NUM_OR_NULL, "top5": _NUM_OR_NULL, "mean_class_accuracy": _NUM_OR_NULL},
+                },
+                "per_class": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["class", "videos", "correct", "accuracy"],
+                        "properties": {
+                            "class": {"type": "string"},
+                            "videos": _COUNT,
+                            "correct": _COUNT,
+                            "accuracy": _NUM_OR_NULL,
+                            "text": {"enum": ["description", "templates"]},
+                        },
+                    },
+                },
+                "confusion": {
+                    "type": "array",
+                    "description": "rows: true class, columns: top-1 prediction",
+                    "items": {"type": "array", "items": _COUNT},
+                },
                 "failures": {"type": "array", "items": {"$ref": "#/$defs/failure"}},
             },
         },

@@ -16,6 +16,7 @@ A bundle is a folder that needs no download to run:
 Reading and running bundles lives in onnx_runtime.py (numpy + onnxruntime, no torch) and
 loading.py (PyTorch); this module only writes and verifies them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,9 +26,10 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ezclip_cli.errors import ExportError, UsageError
 from ezclip_cli.onnx_runtime import (
@@ -149,8 +151,10 @@ def export_bundle(
             set_onnx_metadata(tmp, config)
         verify_bundle(model, tmp, config, prompts, report)
         config["verification"] = {
-            "tolerance": tolerance, "video_max_abs_diff": report.video_max_diff,
-            "text_max_abs_diff": report.text_max_diff, "reload_identical": report.reload_identical,
+            "tolerance": tolerance,
+            "video_max_abs_diff": report.video_max_diff,
+            "text_max_abs_diff": report.text_max_diff,
+            "reload_identical": report.reload_identical,
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         report.files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
@@ -198,7 +202,8 @@ def bundle_model_id(model: Any, include_backbone: bool) -> str:
     if not include_backbone or model.config.pretrained == "embedded":
         return model_fingerprint(model)
     reloaded = SimpleNamespace(
-        config=model.config.replace(pretrained="embedded"), clip=model.clip,
+        config=model.config.replace(pretrained="embedded"),
+        clip=model.clip,
         learned_named_parameters=model.learned_named_parameters,
     )
     return model_fingerprint(reloaded)
@@ -226,7 +231,10 @@ def _check_nameable(pretrained: str | None) -> None:
             "random or embedded weights, so they must ship in the bundle (drop --no-backbone)"
         )
     if os.sep in pretrained or Path(pretrained).suffix in (".bin", ".pt", ".pth", ".safetensors"):
-        log.warning("--no-backbone: the bundle refers to the local weights file %s; it loads only where that file is", pretrained)
+        log.warning(
+            "--no-backbone: the bundle refers to the local weights file %s; it loads only where that file is",
+            pretrained,
+        )
 
 
 def _put_in_place(tmp: Path, out: Path) -> None:
@@ -289,9 +297,15 @@ def _onnx_export(module: Any, example: Any, path: Path, input_name: str, output_
     module.eval()
     with _exporting():
         torch.onnx.export(
-            module, (example,), str(path), input_names=[input_name], output_names=[output_name],
-            dynamic_axes={input_name: {0: axis}, output_name: {0: axis}}, opset_version=OPSET,
-            do_constant_folding=True, dynamo=False,  # the TorchScript exporter: the proven path for CLIP
+            module,
+            (example,),
+            str(path),
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes={input_name: {0: axis}, output_name: {0: axis}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,  # the TorchScript exporter: the proven path for CLIP
         )
 
 
@@ -357,11 +371,17 @@ def set_onnx_metadata(folder: Path, config: dict[str, Any]) -> None:
     import onnx
 
     props = {
-        "format": BUNDLE_FORMAT, "format_version": str(BUNDLE_VERSION), "model_id": config["model_id"],
-        "backbone": str(config["backbone"]["name"]), "pretrained": str(config["backbone"]["pretrained"]),
-        "num_frames": str(config["num_frames"]), "image_size": str(config["image_size"]),
-        "mean": json.dumps(config["mean"]), "std": json.dumps(config["std"]),
-        "logit_scale": repr(config["logit_scale"]), "embed_dim": str(config["embed_dim"]),
+        "format": BUNDLE_FORMAT,
+        "format_version": str(BUNDLE_VERSION),
+        "model_id": config["model_id"],
+        "backbone": str(config["backbone"]["name"]),
+        "pretrained": str(config["backbone"]["pretrained"]),
+        "num_frames": str(config["num_frames"]),
+        "image_size": str(config["image_size"]),
+        "mean": json.dumps(config["mean"]),
+        "std": json.dumps(config["std"]),
+        "logit_scale": repr(config["logit_scale"]),
+        "embed_dim": str(config["embed_dim"]),
         "labels": json.dumps(config["labels"]["names"] if config["labels"] else [], ensure_ascii=False),
         "labelset": config["labels"]["name"] if config["labels"] else "",
         "input": "video: float32 (B, T, 3, S, S), pixels/255 normalised with mean/std",
@@ -378,7 +398,9 @@ def set_onnx_metadata(folder: Path, config: dict[str, Any]) -> None:
 
 
 # ---- verification ------------------------------------------------------------------------------
-def verify_bundle(model: Any, folder: Path, config: dict[str, Any], prompts: list[list[str]] | None, report: ExportReport) -> None:
+def verify_bundle(
+    model: Any, folder: Path, config: dict[str, Any], prompts: list[list[str]] | None, report: ExportReport
+) -> None:
     """onnxruntime vs PyTorch on random input and a rendered clip; the safetensors reload is bit-identical."""
     import numpy as np
     import torch
@@ -405,7 +427,9 @@ def verify_bundle(model: Any, folder: Path, config: dict[str, Any], prompts: lis
         with torch.inference_mode():
             classifier = model.build_text_classifier(prompts).float().numpy()
         if not np.array_equal(load_file(str(folder / TEXT_EMBEDDINGS_FILE))["text_embeddings"], classifier):
-            raise ExportError(f"verification failed: {TEXT_EMBEDDINGS_FILE} does not read back as written; bundle not written")
+            raise ExportError(
+                f"verification failed: {TEXT_EMBEDDINGS_FILE} does not read back as written; bundle not written"
+            )
     if "weights" in config["files"]:
         from ezclip_cli.loading import load_bundle_model
 
@@ -416,25 +440,38 @@ def verify_bundle(model: Any, folder: Path, config: dict[str, Any], prompts: lis
                 for k, v in inputs.items()
             )
         if not same:
-            raise ExportError(f"verification failed: {WEIGHTS_FILE} reloaded in PyTorch gives other embeddings; bundle not written")
+            raise ExportError(
+                f"verification failed: {WEIGHTS_FILE} reloaded in PyTorch gives other embeddings; bundle not written"
+            )
         report.reload_identical = True
 
 
-def _verify_text(model: Any, folder: Path, config: dict[str, Any], prompts: list[list[str]] | None, tolerance: float) -> float:
+def _verify_text(
+    model: Any, folder: Path, config: dict[str, Any], prompts: list[list[str]] | None, tolerance: float
+) -> float:
     """Our tokenizer gives open_clip's ids; the ONNX text encoder (and class averaging) match PyTorch."""
     import numpy as np
     import torch
     import torch.nn.functional as F
 
     tokenizer = ClipTokenizer(folder / VOCAB_FILE, config["tokenizer"]["context_length"])
-    texts = [
-        "a photo of action {}", "Look, the human is playing guitar", "Can you recognize the action of BMX?",
-        "ApplyEyeMakeup &amp; café — 3D-printing_stuff 2x", "x", "word " * 90,  # html, unicode, digits, truncation
-    ] + [t for group in (prompts or [])[:TEXT_CHECK_CLASSES] for t in group]
+    texts = (
+        [
+            "a photo of action {}",
+            "Look, the human is playing guitar",
+            "Can you recognize the action of BMX?",
+            "ApplyEyeMakeup &amp; café — 3D-printing_stuff 2x",
+            "x",
+            "word " * 90,  # html, unicode, digits, truncation
+        ]
+        + [t for group in (prompts or [])[:TEXT_CHECK_CLASSES] for t in group]
+    )
     ours, theirs = tokenizer(texts), model.tokenize(texts).cpu().numpy()
     if not np.array_equal(ours, theirs):
         bad = next(t for t, a, b in zip(texts, ours, theirs) if not np.array_equal(a, b))
-        raise ExportError(f"verification failed: the bundled tokenizer disagrees with open_clip's on {bad[:60]!r}; bundle not written")
+        raise ExportError(
+            f"verification failed: the bundled tokenizer disagrees with open_clip's on {bad[:60]!r}; bundle not written"
+        )
     session = onnx_session(folder / TEXT_ONNX)
     with torch.inference_mode():
         expected = F.normalize(model.encode_text(torch.from_numpy(theirs)).float(), dim=-1).numpy()
@@ -454,7 +491,8 @@ def _verify_text(model: Any, folder: Path, config: dict[str, Any], prompts: list
 def _check(diff: float, tolerance: float, what: str) -> None:
     if not diff <= tolerance:  # NaN fails too
         raise ExportError(
-            f"verification failed: onnxruntime and PyTorch {what} differ by {diff:.2e} (tolerance {tolerance:g}); bundle not written"
+            f"verification failed: onnxruntime and PyTorch {what} differ by {diff:.2e} (tolerance {tolerance:g}); "
+            "bundle not written"
         )
 
 

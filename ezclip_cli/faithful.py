@@ -18,6 +18,7 @@ Evaluation (EvalConfig keys):
     drop_last_batch        80: leave unscored exactly the videos a batch-80 drop_last loader left
                            out, whatever --batch-size is (ours: every video scored)
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -63,8 +64,10 @@ def template_classifier(model: Any, prompts: list[list[str]], cache_dir: str | N
     from ezclip_cli.tagging import build_classifier
 
     count = max(len(texts) for texts in prompts)
-    rows = [build_classifier(model, [[texts[m if len(texts) > 1 else 0]] for texts in prompts], cache_dir, model_id)
-            for m in range(count)]
+    rows = [
+        build_classifier(model, [[texts[m if len(texts) > 1 else 0]] for texts in prompts], cache_dir, model_id)
+        for m in range(count)
+    ]
     return torch.cat(rows)  # (M*K, D)
 
 

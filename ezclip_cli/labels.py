@@ -4,6 +4,7 @@ A label set is the ordered list of class names a video is scored against. Output
 the canonical label; prompts use a natural-text form of it (docs/model.md section 5), either the
 16 reference templates averaged per class or one free-text description per class.
 """
+
 from __future__ import annotations
 
 import csv
@@ -57,8 +58,7 @@ class LabelSet:
         object.__setattr__(self, "descriptions", tuple(self.descriptions))
         if len(self.labels) != len(self.descriptions):
             raise ValueError(
-                f"LabelSet {self.name!r}: {len(self.labels)} labels but "
-                f"{len(self.descriptions)} descriptions"
+                f"LabelSet {self.name!r}: {len(self.labels)} labels but {len(self.descriptions)} descriptions"
             )
 
     def __len__(self) -> int:
@@ -94,7 +94,7 @@ def load_labelset(spec: str | os.PathLike[str]) -> LabelSet:
     if not text:
         raise LabelsetError("empty label set spec; give a bundled name, a file, or 'a,b,c'")
     if text.startswith(_BUNDLED_PREFIX):
-        return _load_bundled(text[len(_BUNDLED_PREFIX):].strip())
+        return _load_bundled(text[len(_BUNDLED_PREFIX) :].strip())
     available = list_labelsets()
     if text.lower() in available:
         return _load_bundled(text.lower())
@@ -178,12 +178,11 @@ def labelset_fingerprint(prompts: list[list[str]]) -> str:
 
 # -- loading ---------------------------------------------------------------------------------
 
+
 def _load_bundled(name: str) -> LabelSet:
     available = list_labelsets()
     if name not in available:
-        raise LabelsetError(
-            f"unknown label set '{name}'; available: {', '.join(available) or '(none)'}"
-        )
+        raise LabelsetError(f"unknown label set '{name}'; available: {', '.join(available) or '(none)'}")
     path = labelset_dir() / f"{name}.txt"
     labels = _parse_txt(_read_text(path, str(path)), str(path))
     return LabelSet(name, labels, (None,) * len(labels), f"{_BUNDLED_PREFIX}{name}")
@@ -301,18 +300,16 @@ def _add_label(seen: dict[str, int], label: str, at: int, where: str, unit: str 
 
 # -- label text ------------------------------------------------------------------------------
 
+
 def _is_camel(word: str) -> bool:
     # "3DPrinting" counts; "iPhone" (starts lower-case) and "NASA" (no lower-case) do not
     return (
-        word.isalnum()
-        and not word[:1].islower()
-        and any(c.isupper() for c in word)
-        and any(c.islower() for c in word)
+        word.isalnum() and not word[:1].islower() and any(c.isupper() for c in word) and any(c.islower() for c in word)
     )
 
 
 def _split_camel(word: str) -> list[str]:
-    """"ApplyEyeMakeup" -> ["Apply", "Eye", "Makeup"]; "UsingATMCard" -> ["Using", "ATM", "Card"]."""
+    """ "ApplyEyeMakeup" -> ["Apply", "Eye", "Makeup"]; "UsingATMCard" -> ["Using", "ATM", "Card"]."""
     pieces, start = [], 0
     for i in range(1, len(word)):
         prev, cur, nxt = word[i - 1], word[i], word[i + 1 : i + 2]

@@ -5,6 +5,7 @@ A checkpoint's metadata alone decides how big a model is (width, layers, vocabul
 open_clip model config and refuses, with one line, what no real CLIP is or this machine cannot
 hold. The estimate is of the dominant terms (transformer blocks, embeddings), not exact.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,15 @@ from ezclip_cli.errors import CheckpointError
 MAX_PARAMETERS = 20_000_000_000
 # Each field: the most a plausible CLIP has, with room to spare.
 FIELD_LIMITS = {
-    "embed_dim": 16384, "width": 16384, "layers": 512, "heads": 1024, "head_width": 4096,
-    "patch_size": 1024, "image_size": 4096, "context_length": 16384, "vocab_size": 10_000_000,
+    "embed_dim": 16384,
+    "width": 16384,
+    "layers": 512,
+    "heads": 1024,
+    "head_width": 4096,
+    "patch_size": 1024,
+    "image_size": 4096,
+    "context_length": 16384,
+    "vocab_size": 10_000_000,
     "mlp_ratio": 64,
 }
 MAX_NUM_FRAMES = 1024
@@ -31,8 +39,9 @@ def _number(where: str, key: str, value: Any, integer: bool = True) -> float:
     if ok and integer:
         ok = float(value).is_integer()
     if not ok:
-        raise CheckpointError(f"{where}: model config field '{key}' = {value!r} is not a positive "
-                              f"{'whole ' if integer else ''}number")
+        raise CheckpointError(
+            f"{where}: model config field '{key}' = {value!r} is not a positive {'whole ' if integer else ''}number"
+        )
     limit = FIELD_LIMITS.get(key)
     if limit is not None and value > limit:
         raise CheckpointError(f"{where}: model config field '{key}' = {value} is beyond any CLIP (limit {limit})")

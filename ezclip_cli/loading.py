@@ -7,6 +7,7 @@ only when asked for (`--checkpoint none`, or `--model/--pretrained` without a ch
 prompts off, adapters at their identity init, so the result is exactly CLIP frame averaging
 (and we say so on stderr).
 """
+
 from __future__ import annotations
 
 import logging
@@ -139,15 +140,20 @@ def start_from(init: str, num_frames: int, use_prompts: bool, device: str) -> tu
         frames = source.num_frames
         raise UsageError(f"--init {init} has {frames} frames; train it with --num-frames {frames}")
     if source.config.use_prompts != use_prompts:
-        raise UsageError(f"--init {init} was trained {'with' if source.config.use_prompts else 'without'} prompts; "
-                         f"train it with {'--use-prompts' if source.config.use_prompts else '--no-prompts'}")
+        raise UsageError(
+            f"--init {init} was trained {'with' if source.config.use_prompts else 'without'} prompts; "
+            f"train it with {'--use-prompts' if source.config.use_prompts else '--no-prompts'}"
+        )
     learned = {k: v.clone() for k, v in source.learned_state_dict().items()}
     config = source.config
     if config.pretrained in (None, "embedded"):
         weights = backbone_state_dict(source)
         backbone = build_backbone_from_config(config.backbone_config, config.backbone, weights, device)
-        backbone.image_size, backbone.mean, backbone.std = (source.backbone.image_size, source.backbone.mean,
-                                                            source.backbone.std)
+        backbone.image_size, backbone.mean, backbone.std = (
+            source.backbone.image_size,
+            source.backbone.mean,
+            source.backbone.std,
+        )
     else:
         backbone = load_backbone(config.backbone, config.pretrained, device=device)
     log.info("training starts from %s (%s, %d frames)", init, config.backbone, num_frames)

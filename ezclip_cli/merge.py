@@ -6,13 +6,15 @@ of different models, label sets, top-k or window settings, keeps one row per vid
 window), preferring a finished row over a failed one, and returns the rows sorted by path
 and start, the order a single run over the whole folder writes.
 """
+
 from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ezclip_cli.errors import UsageError
 from ezclip_cli.output import FORMATS, read_rows
@@ -107,8 +109,12 @@ def merge_outputs(paths: Sequence[Path]) -> MergeResult:
             if kept.get("status") != "ok" and row.get("status") == "ok":
                 chosen[key] = row  # a later run finished what an earlier one could not read
             elif kept.get("status") == row.get("status") == "ok" and kept.get("video_id") != row.get("video_id"):
-                log.warning("%s: tagged as two versions of the file (video_id %s and %s); kept the first",
-                            kept["path"], kept.get("video_id"), row.get("video_id"))
+                log.warning(
+                    "%s: tagged as two versions of the file (video_id %s and %s); kept the first",
+                    kept["path"],
+                    kept.get("video_id"),
+                    row.get("video_id"),
+                )
         _check_one_identity(seen_identity)
         if len(top_ks) > 1:
             (k1, p1), (k2, p2) = list(top_ks.items())[:2]

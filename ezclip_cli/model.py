@@ -10,10 +10,11 @@ gradient checkpointing) run unchanged around our additions:
 
 Dims: B videos, T frames, N tokens per frame (CLS + patches), D width, K classes, L layers.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -126,8 +127,9 @@ class VisionBlock(WrappedBlock):
         """q = DropPath(Attn(LN1(Dropout(P) + mean of each frame's tokens))) across the T frames: (B, T, D)."""
         blk, (BT, N, D), T = self.block, x.shape, self.num_frames
         seeds = self.prompt_dropout(self.prompt).to(x.dtype) + x.view(BT // T, T, N, D).mean(dim=2)  # (B, T, D)
-        return drop_path(blk.attention(blk.ln_1(seeds)), self.drop_path_rate, self.training,
-                         positions=self.drop_positions)
+        return drop_path(
+            blk.attention(blk.ln_1(seeds)), self.drop_path_rate, self.training, positions=self.drop_positions
+        )
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:  # (B*T, ...): one draw per video
         return drop_path(x, self.drop_path_rate, self.training, group=self.num_frames, positions=self.drop_positions)
@@ -152,8 +154,12 @@ def prompted_attention(attn: nn.MultiheadAttention, tokens: torch.Tensor, num_qu
 def _packed_attention(attn: nn.Module) -> bool:
     """An nn.MultiheadAttention that `prompted_attention` reproduces exactly (open_clip builds these)."""
     return (
-        isinstance(attn, nn.MultiheadAttention) and attn._qkv_same_embed_dim and attn.batch_first
-        and attn.in_proj_bias is not None and attn.bias_k is None and not attn.add_zero_attn
+        isinstance(attn, nn.MultiheadAttention)
+        and attn._qkv_same_embed_dim
+        and attn.batch_first
+        and attn.in_proj_bias is not None
+        and attn.bias_k is None
+        and not attn.add_zero_attn
     )
 
 
@@ -178,8 +184,14 @@ class EZClip(nn.Module):
 
     def _wrap_blocks(self, vision_blocks, text_blocks, config: ModelConfig, device) -> None:
         # Rates grow linearly over depth in both towers, as in the reference.
-        rates_v, attn_v = _linspace(config.drop_path, len(vision_blocks)), _linspace(config.attn_dropout, len(vision_blocks))
-        rates_t, attn_t = _linspace(config.drop_path, len(text_blocks)), _linspace(config.attn_dropout, len(text_blocks))
+        rates_v, attn_v = (
+            _linspace(config.drop_path, len(vision_blocks)),
+            _linspace(config.attn_dropout, len(vision_blocks)),
+        )
+        rates_t, attn_t = (
+            _linspace(config.drop_path, len(text_blocks)),
+            _linspace(config.attn_dropout, len(text_blocks)),
+        )
         for i, blk in enumerate(vision_blocks):
             blk.attn.dropout = attn_v[i]  # used by nn.MultiheadAttention in train mode only
             width = blk.ln_1.normalized_shape[0]
@@ -230,7 +242,11 @@ class EZClip(nn.Module):
         """Counts for `ezclip info` and the 5.2M claim (docs/model.md 7)."""
         counts = {"prompts": 0, "vision_adapters": 0, "text_adapters": 0}
         for name, p in self.learned_named_parameters():
-            key = "prompts" if name.endswith("prompt") else ("vision_adapters" if name.startswith("vision") else "text_adapters")
+            key = (
+                "prompts"
+                if name.endswith("prompt")
+                else ("vision_adapters" if name.startswith("vision") else "text_adapters")
+            )
             counts[key] += p.numel()
         learned = {id(p) for p in self.learned_parameters()}
         counts["trainable"] = sum(counts.values())
@@ -257,7 +273,7 @@ class EZClip(nn.Module):
     def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
         """Per-frame embeddings e_t = ln_post(CLS_t) @ proj, unnormalised: (B, T, 3, H, W) -> (B, T, D)."""
         B, T = video.shape[:2]
-        if T != self.config.num_frames:
+        if self.config.num_frames != T:
             raise ValueError(f"model was built for {self.config.num_frames} frames, got {T}")
         frames = self.clip.encode_image(video.flatten(0, 1))  # (B*T, D)
         return frames.view(B, T, -1)

@@ -12,6 +12,7 @@ temporary name, checked (sha256 when the index has one, else the digest recorded
 download; then its structure: tensors only, recognised by the reference importer) and, when it
 is a reference EZ-CLIP `.pt`, converted to `NAME.ezclip` once. Nothing unverified is ever cached.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,7 +91,7 @@ def load_index() -> ModelIndex:
         raise UsageError(f"model index {where} is not readable JSON: {exc}") from None
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, dict):
-        raise UsageError(f"model index {where}: needs {{\"models\": {{NAME: {{\"url\": ...}}}}}}")
+        raise UsageError(f'model index {where}: needs {{"models": {{NAME: {{"url": ...}}}}}}')
     entries = {}
     known = set(ModelEntry.__dataclass_fields__) - {"name"}
     for name, spec in models.items():
@@ -187,14 +188,24 @@ def download_model(entry: ModelEntry) -> Path:
         target = root / final.name
         os.replace(final, target)
         record = {
-            "name": entry.name, "url": entry.url, "source_sha256": digest, "source_size": size, "file": target.name,
-            "size": target.stat().st_size, "downloaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "name": entry.name,
+            "url": entry.url,
+            "source_sha256": digest,
+            "source_size": size,
+            "file": target.name,
+            "size": target.stat().st_size,
+            "downloaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         tmp_record = work / "record.json"
         tmp_record.write_text(json.dumps(record, indent=2), encoding="utf-8")
         os.replace(tmp_record, _record_path(entry.name))
-        log.info("model %s: %s verified and cached as %s (%.1f s)", entry.name, _human(size), target,
-                 time.perf_counter() - started)
+        log.info(
+            "model %s: %s verified and cached as %s (%.1f s)",
+            entry.name,
+            _human(size),
+            target,
+            time.perf_counter() - started,
+        )
         return target
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -257,8 +268,9 @@ def _convert(entry: ModelEntry, source: Source, raw: Path, work: Path, digest: s
         return out
     except EzclipError as exc:
         reason = str(exc).replace(f"{raw.with_suffix('.pt')}: ", "").replace(f"{raw}: ", "")
-        raise DownloadError(f"download of {entry.name} from {url} is not a usable EZ-CLIP checkpoint ({reason}); "
-                            "nothing was cached") from exc
+        raise DownloadError(
+            f"download of {entry.name} from {url} is not a usable EZ-CLIP checkpoint ({reason}); nothing was cached"
+        ) from exc
 
 
 # ---- listing ------------------------------------------------------------------------------------------------
@@ -268,12 +280,23 @@ def describe_models(index: ModelIndex | None = None) -> list[dict[str, Any]]:
     rows = []
     for name, entry in index.models.items():
         path = cached_model(entry)
-        rows.append({
-            "name": name, "default": name == index.default, "backbone": entry.backbone, "num_frames": entry.num_frames,
-            "trained_on": entry.trained_on, "published": entry.published, "url": entry.url, "sha256": entry.sha256,
-            "cached": path is not None, "path": str(path) if path else None,
-            "size": path.stat().st_size if path else entry.size, "source": entry.source, "license": entry.license,
-        })
+        rows.append(
+            {
+                "name": name,
+                "default": name == index.default,
+                "backbone": entry.backbone,
+                "num_frames": entry.num_frames,
+                "trained_on": entry.trained_on,
+                "published": entry.published,
+                "url": entry.url,
+                "sha256": entry.sha256,
+                "cached": path is not None,
+                "path": str(path) if path else None,
+                "size": path.stat().st_size if path else entry.size,
+                "source": entry.source,
+                "license": entry.license,
+            }
+        )
     return rows
 
 

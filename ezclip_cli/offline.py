@@ -5,6 +5,7 @@ retries: before any download we ask the host once, with a short connect timeout 
 and give up at the first failure. `EZCLIP_OFFLINE=1` or `HF_HUB_OFFLINE=1` forbid downloads
 outright; then only caches are used.
 """
+
 from __future__ import annotations
 
 import contextlib

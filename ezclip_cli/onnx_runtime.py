@@ -4,11 +4,13 @@ The bundle layout is described in export.py, which writes it. Nothing here impor
 open_clip: a test runs `ezclip tag --runtime onnx` with torch made unimportable, and
 loading.py reads the same bundle in PyTorch.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ezclip_cli.errors import CheckpointError, ExportError, UsageError
 from ezclip_cli.preprocess import normalise
@@ -67,8 +69,13 @@ def bundle_fingerprint(path: str | Path) -> str:
 
 # config.json fields the loaders use, with the types they must have.
 _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
-    "model_id": (str,), "num_frames": (int,), "image_size": (int,), "mean": (list,), "std": (list,),
-    "logit_scale": (int, float), "files": (dict,),
+    "model_id": (str,),
+    "num_frames": (int,),
+    "image_size": (int,),
+    "mean": (list,),
+    "std": (list,),
+    "logit_scale": (int, float),
+    "files": (dict,),
 }
 
 
@@ -170,9 +177,7 @@ class OnnxPredictor:
         logits = logits - logits.max(axis=1, keepdims=True)
         probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         order = np.argsort(-probs, axis=1, kind="stable")[:, : self.top_k]
-        return [
-            ([self.labels[i] for i in row], [round(float(p[i]), 6) for i in row]) for row, p in zip(order, probs)
-        ]
+        return [([self.labels[i] for i in row], [round(float(p[i]), 6) for i in row]) for row, p in zip(order, probs)]
 
 
 def load_bundle_predictor(

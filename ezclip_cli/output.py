@@ -9,8 +9,10 @@ carriage return) are written with a leading apostrophe, as OWASP recommends; a f
 starts with an apostrophe gets one more, so `read_rows` restores every value exactly.
 `neutralise=False` writes them raw for machine pipelines.
 """
+
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -18,8 +20,9 @@ import math
 import os
 import stat
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable
+from typing import IO, Any
 
 from ezclip_cli.errors import EzclipError, UsageError
 
@@ -71,8 +74,10 @@ def to_csv_record(row: dict[str, Any], top_k: int, neutralise: bool = True) -> d
 def from_csv_record(record: dict[str, str], neutralised: bool = True) -> dict[str, Any]:
     """Inverse of `to_csv_record`, enough for resume (the path, ids and status)."""
     if neutralised:
-        record = {k: restore_formula(v) if (k in TEXT_COLUMNS or k.startswith("label_")) and v else v
-                  for k, v in record.items()}
+        record = {
+            k: restore_formula(v) if (k in TEXT_COLUMNS or k.startswith("label_")) and v else v
+            for k, v in record.items()
+        }
     row: dict[str, Any] = {k: (record.get(k) or None) for k in (*BASE_COLUMNS, *TRAILING_COLUMNS)}
     i, labels, scores = 1, [], []
     while f"label_{i}" in record:
@@ -126,7 +131,12 @@ class RowWriter:
     """Streams rows to a text stream in one of the formats; `close()` ends a JSON array."""
 
     def __init__(
-        self, stream: IO[str], fmt: str, top_k: int, write_header: bool = True, neutralise: bool = True,
+        self,
+        stream: IO[str],
+        fmt: str,
+        top_k: int,
+        write_header: bool = True,
+        neutralise: bool = True,
         sync: bool = False,
     ):
         if fmt not in FORMATS:
@@ -276,8 +286,15 @@ def resolve_target(path: Path) -> Path:
         if stat.S_ISDIR(info.st_mode):
             raise UsageError(f"-o {path} is a directory; name a file inside it")
         if not stat.S_ISREG(info.st_mode):
-            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or \
-                stat.S_ISBLK(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file"
+            kind = (
+                "a FIFO"
+                if stat.S_ISFIFO(info.st_mode)
+                else "a device"
+                if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+                else "a socket"
+                if stat.S_ISSOCK(info.st_mode)
+                else "not a regular file"
+            )
             raise UsageError(f"-o {path} is {kind}, not a regular file; use '-o -' for stdout or name a file")
         if not os.access(real, os.W_OK):
             raise EzclipError(f"cannot write -o {path}: the file is read-only")
@@ -303,7 +320,7 @@ class OutputLock:
         self.path = self.output.with_name(f".{self.output.name}.lock")
         self.fd: int | None = None
 
-    def acquire(self) -> "OutputLock":
+    def acquire(self) -> OutputLock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -333,14 +350,12 @@ class OutputLock:
     def release(self) -> None:
         if self.fd is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(self.path)  # while still holding it: nobody can lock a file about to vanish unseen
-        except OSError:
-            pass
         os.close(self.fd)
         self.fd = None
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
@@ -408,7 +423,7 @@ def rewrite_rows(path: Path, fmt: str, top_k: int, rows: Iterable[dict[str, Any]
 
 def open_for_append(path: Path, fmt: str, top_k: int, existing: int, neutralise: bool = True) -> RowWriter:
     """A writer that continues a file holding `existing` rows (written by `rewrite_rows`)."""
-    stream = open(path, "a", encoding="utf-8", newline="")
+    stream = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115 (the RowWriter owns and closes it)
     writer = RowWriter(stream, fmt, top_k, write_header=False, neutralise=neutralise, sync=True)
     writer.count = existing
     return writer

@@ -6,10 +6,11 @@ none at all. The resize is the separable triangle filter torchvision (and PIL) u
 antialias, widened by the scale factor when shrinking; tests hold it within one grey level
 of torchvision's uint8 result.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 

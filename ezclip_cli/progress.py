@@ -7,12 +7,14 @@ to its `cli()`. `Progress` shows a rich bar when stderr is a terminal and otherw
 line every `interval` seconds (SLURM logs, CI, `2>log`), each with done/total, failures,
 rate and ETA.
 """
+
 from __future__ import annotations
 
 import os
 import sys
 import time
-from typing import IO, Any, Callable
+from collections.abc import Callable
+from typing import IO, Any
 
 from ezclip_cli.errors import UsageError
 
@@ -57,8 +59,14 @@ class Progress:
     """
 
     def __init__(
-        self, what: str, unit: str, *, interval: float | None = None, stream: IO[str] | None = None,
-        terminal: bool | None = None, failures: bool = True,
+        self,
+        what: str,
+        unit: str,
+        *,
+        interval: float | None = None,
+        stream: IO[str] | None = None,
+        terminal: bool | None = None,
+        failures: bool = True,
     ):
         self.what, self.unit, self.failures = what, unit, failures
         self.interval = default_interval() if interval is None else interval
@@ -124,9 +132,14 @@ class Progress:
 
             console = Console(file=self.stream, force_terminal=True)
             self.bar = RichProgress(
-                TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[text]}"),
+                TextColumn(self.what),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[text]}"),
                 # stdout carries results (`ezclip tag ... > out.csv`): never route it through the bar.
-                console=console, transient=False, redirect_stdout=False,
+                console=console,
+                transient=False,
+                redirect_stdout=False,
             )
             self.task = self.bar.add_task(self.what, total=total, completed=done, text="")
             self.bar.start()
@@ -141,7 +154,7 @@ class Progress:
         elif self.lines and self.last != self.printed:
             self._print_line(time.monotonic())
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,13 +6,15 @@ so they resume into, and compare with, outputs of `tag`. Only the label set's te
 needed: from the text cache when it is warm (no model is loaded at all), else from the model that
 wrote the store, which is checked against the store's fingerprint.
 """
+
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, Any
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.embeddings import StoredEmbeddings, load_store, refuse_model
@@ -23,8 +25,12 @@ CHUNK = 8192  # embeddings scored per matrix product: (8192 x D) @ (D x K) stays
 
 
 def store_model(
-    stored: StoredEmbeddings, store: Path, checkpoint: Path | None = None, model: str | None = None,
-    pretrained: str | None = None, num_frames: int | None = None,
+    stored: StoredEmbeddings,
+    store: Path,
+    checkpoint: Path | None = None,
+    model: str | None = None,
+    pretrained: str | None = None,
+    num_frames: int | None = None,
 ) -> Any:
     """The model that wrote `store`: the one given by flags, else the one the store names; fingerprint checked."""
     from ezclip_cli.loading import load_model, model_identity
@@ -49,7 +55,11 @@ def store_model(
 
 
 def label_classifier(
-    stored: StoredEmbeddings, store: Path, prompts: list[list[str]], cache_dir: str | None, **model_flags: Any,
+    stored: StoredEmbeddings,
+    store: Path,
+    prompts: list[list[str]],
+    cache_dir: str | None,
+    **model_flags: Any,
 ) -> Any:
     """Text embeddings (K, D) of `prompts` for the store's model: cached, or computed with that model."""
     from ezclip_cli.tagging import build_classifier, read_cached_classifier
@@ -76,9 +86,16 @@ def stored_order(stored: StoredEmbeddings) -> list[int]:
 
 
 def run_relabel(
-    store: Path, config: TagConfig, *, checkpoint: Path | None = None, model: str | None = None,
-    pretrained: str | None = None, num_frames: int | None = None, output: Path | None = None,
-    overwrite: bool = False, stdout: IO[str] | None = None,
+    store: Path,
+    config: TagConfig,
+    *,
+    checkpoint: Path | None = None,
+    model: str | None = None,
+    pretrained: str | None = None,
+    num_frames: int | None = None,
+    output: Path | None = None,
+    overwrite: bool = False,
+    stdout: IO[str] | None = None,
 ) -> Any:
     """Write `tag`'s rows for every stored video (window) under the label set of `config`; returns a TagSummary."""
     from ezclip_cli.labels import build_prompts, labelset_fingerprint, load_labelset
@@ -99,17 +116,40 @@ def run_relabel(
         output = resolve_target(output)
         lock = OutputLock(output).acquire()
     try:
-        return _relabel(stored, store, config, prompts, labelset.labels, labels_id, output, overwrite, stdout,
-                        neutralise, started, checkpoint=checkpoint, model=model, pretrained=pretrained,
-                        num_frames=num_frames)
+        return _relabel(
+            stored,
+            store,
+            config,
+            prompts,
+            labelset.labels,
+            labels_id,
+            output,
+            overwrite,
+            stdout,
+            neutralise,
+            started,
+            checkpoint=checkpoint,
+            model=model,
+            pretrained=pretrained,
+            num_frames=num_frames,
+        )
     finally:
         if lock is not None:
             lock.release()
 
 
 def _relabel(
-    stored: StoredEmbeddings, store: Path, config: TagConfig, prompts: list[list[str]], labels: Sequence[str],
-    labels_id: str, output: Path | None, overwrite: bool, stdout: IO[str] | None, neutralise: bool, started: float,
+    stored: StoredEmbeddings,
+    store: Path,
+    config: TagConfig,
+    prompts: list[list[str]],
+    labels: Sequence[str],
+    labels_id: str,
+    output: Path | None,
+    overwrite: bool,
+    stdout: IO[str] | None,
+    neutralise: bool,
+    started: float,
     **model_flags: Any,
 ) -> Any:
     """run_relabel once its output is checked and locked."""
@@ -119,7 +159,7 @@ def _relabel(
     from ezclip_cli.resume import load_existing, prepare_output, settings_id, video_key
     from ezclip_cli.scoring import Scorer
     from ezclip_cli.segments import SegmentWriter
-    from ezclip_cli.tagging import Task, TagSummary, ok_row, score_options
+    from ezclip_cli.tagging import TagSummary, Task, ok_row, score_options
 
     classifier = label_classifier(stored, store, prompts, config.cache_dir, **model_flags)
     scorer = Scorer(classifier, stored.logit_scale, labels, config.top_k, score_options(config))
@@ -158,7 +198,10 @@ def _relabel(
     summary.seconds = summary.loop_seconds = time.perf_counter() - started
     log.info(
         "re-labelled %d stored embeddings with %d labels (%d already done), no video decoded; %.2f s",
-        summary.total, len(labels), summary.skipped, summary.seconds,
+        summary.total,
+        len(labels),
+        summary.skipped,
+        summary.seconds,
     )
     return summary
 

@@ -7,6 +7,7 @@ Every setting that changes rows is part of the output's identity: the model's co
 (model_id), the label set with its prompts (labels_id) and top-k, window, stride and CSV
 neutralisation (settings_id). An output holding rows of another identity is refused, never mixed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,14 +27,19 @@ from ezclip_cli.output import (
     rewrite_rows,
 )
 
-IDENTITY = (("model_id", "model"), ("labels_id", "label set or templates"),
-            ("settings_id", "--top-k/--window/--stride/--raw-csv"))
+IDENTITY = (
+    ("model_id", "model"),
+    ("labels_id", "label set or templates"),
+    ("settings_id", "--top-k/--window/--stride/--raw-csv"),
+)
 
 
 def settings_id(config: TagConfig) -> str:
     """Short id of the settings that change rows besides the model and the label set."""
     settings = {
-        "top_k": config.top_k, "window": config.window, "stride": config.stride,
+        "top_k": config.top_k,
+        "window": config.window,
+        "stride": config.stride,
         "raw_csv": config.raw_csv if config.output_format == "csv" else None,
     }
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
@@ -76,8 +82,14 @@ def load_existing(target: Path, fmt: str, top_k: int, overwrite: bool, neutralis
 
 
 def prepare_output(
-    output: Path, fmt: str, top_k: int, stamp: dict[str, str], overwrite: bool, rows: list[dict[str, Any]],
-    planned: Iterable[Any], neutralise: bool = True,
+    output: Path,
+    fmt: str,
+    top_k: int,
+    stamp: dict[str, str],
+    overwrite: bool,
+    rows: list[dict[str, Any]],
+    planned: Iterable[Any],
+    neutralise: bool = True,
 ) -> tuple[dict[tuple, str], int]:
     """Rewrite `output` with the earlier rows still valid; return {row key: video id} of those done.
 
@@ -99,7 +111,8 @@ def prepare_output(
         video_id = task.get("video_id") if isinstance(task, dict) else task.video_id
         current[video_key(video_id)] = video_id
     kept = [
-        r for r in rows
+        r
+        for r in rows
         if r.get("status") == "ok" and current.get(video_key(r.get("video_id")), r.get("video_id")) == r.get("video_id")
     ]
     unique = {row_key(r): r for r in kept}  # one row per video/window, whatever happened before

@@ -11,11 +11,13 @@ Multi-label and abstain: `threshold` keeps labels whose softmax probability reac
 `min_score` keeps labels whose cosine reaches it (both may be given: both must hold). A row may
 then list several labels, or none. `top_k` still caps the list (CSV has top_k label columns).
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
@@ -48,7 +50,11 @@ class Scorer:
     """Normalised video embeddings (B, D) -> per row the ranked (labels, scores) of the label set."""
 
     def __init__(
-        self, classifier: "torch.Tensor", logit_scale: "torch.Tensor | float", labels: Sequence[str], top_k: int,
+        self,
+        classifier: torch.Tensor,
+        logit_scale: torch.Tensor | float,
+        labels: Sequence[str],
+        top_k: int,
         options: ScoreOptions | None = None,
     ):
         import torch
@@ -61,7 +67,7 @@ class Scorer:
         if self.options.score not in SCORE_KINDS:
             raise ValueError(f"unknown score {self.options.score!r}; available: {', '.join(SCORE_KINDS)}")
 
-    def __call__(self, embeddings: "torch.Tensor") -> list[tuple[list[str], list[float]]]:
+    def __call__(self, embeddings: torch.Tensor) -> list[tuple[list[str], list[float]]]:
         import torch
 
         opts = self.options

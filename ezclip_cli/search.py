@@ -6,12 +6,14 @@ is not stored), then one matrix-vector product against the stored embeddings giv
 similarity of every row, and the top k are kept with `argpartition` (no full sort).
 Rows come out in `tag`'s formats: `labels` holds the query, `scores` the cosine similarity.
 """
+
 from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, Any
 
 from ezclip_cli.embeddings import StoredEmbeddings, load_store
 from ezclip_cli.errors import UsageError, VideoError
@@ -88,9 +90,18 @@ def video_query(
 
 
 def run_search(
-    store: Path, queries: Sequence[str], *, like: Path | None = None, k: int = 20, per_video: bool = False,
-    fmt: str = "csv", output: Path | None = None, overwrite: bool = False, stdout: IO[str] | None = None,
-    decoder: str = "auto", **model_flags: Any,
+    store: Path,
+    queries: Sequence[str],
+    *,
+    like: Path | None = None,
+    k: int = 20,
+    per_video: bool = False,
+    fmt: str = "csv",
+    output: Path | None = None,
+    overwrite: bool = False,
+    stdout: IO[str] | None = None,
+    decoder: str = "auto",
+    **model_flags: Any,
 ) -> int:
     """Write the k best rows per query; returns how many rows were written."""
     from ezclip_cli.output import RowWriter, atomic_write
@@ -116,12 +127,24 @@ def run_search(
         query_id = hashlib.sha1(query.encode()).hexdigest()[:16]
         for rank, (i, cosine) in enumerate(top_rows(stored.embeddings, vector, k, exclude, groups), start=1):
             row = stored.row(i)
-            rows.append({
-                "path": row["path"], "status": "ok", "error": None, "start": row["start"], "end": row["end"],
-                "duration": round(row["duration"], 3), "labels": [query], "scores": [round(cosine, 6)],
-                "num_frames": row["num_frames"], "timestamps": row["timestamps"], "video_id": row["video_id"],
-                "model_id": stored.model_id, "labels_id": query_id, "rank": rank,
-            })
+            rows.append(
+                {
+                    "path": row["path"],
+                    "status": "ok",
+                    "error": None,
+                    "start": row["start"],
+                    "end": row["end"],
+                    "duration": round(row["duration"], 3),
+                    "labels": [query],
+                    "scores": [round(cosine, 6)],
+                    "num_frames": row["num_frames"],
+                    "timestamps": row["timestamps"],
+                    "video_id": row["video_id"],
+                    "model_id": stored.model_id,
+                    "labels_id": query_id,
+                    "rank": rank,
+                }
+            )
 
     def write(stream: IO[str]) -> None:
         writer = RowWriter(stream, fmt, 1)
@@ -132,6 +155,7 @@ def run_search(
     if output is None:
         write(stdout or sys.stdout)
     else:
+
         def write_file(tmp: str) -> None:
             with open(tmp, "w", encoding="utf-8", newline="") as stream:
                 write(stream)

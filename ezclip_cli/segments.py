@@ -10,12 +10,14 @@ segments with no label, so the timeline has no holes.
 an optional "Timecode List:" line, then a header with "Start Time (seconds)" and
 "End Time (seconds)" columns, one row per scene.
 """
+
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ezclip_cli.errors import UsageError, VideoError
 
@@ -38,7 +40,9 @@ def merge_segments(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             end = min(end, groups[i + 1][0]["start"])  # overlapping windows: cut at the next segment
         scores = [r["scores"][0] for r in group if r["scores"]]
         segment = {
-            **first, "start": first["start"], "end": end,
+            **first,
+            "start": first["start"],
+            "end": end,
             "labels": first["labels"][:1],
             "scores": [round(sum(scores) / len(scores), 6)] if scores else [],
             "num_frames": sum(r.get("num_frames") or 0 for r in group),

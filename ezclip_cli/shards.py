@@ -4,10 +4,11 @@ In a job array (`sbatch --array=0-99`) every task runs the same command line; SL
 its place through SLURM_ARRAY_TASK_ID / _COUNT / _MIN / _STEP, so `ezclip tag` can pick its
 shard without per-task arguments.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from ezclip_cli.errors import UsageError
 

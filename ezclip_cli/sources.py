@@ -4,6 +4,7 @@ Every fetch streams into a file while hashing it (sha256), with a byte progress 
 on a terminal; a short transfer is an error. Whether the network may be used at all is decided
 before (models.py, with offline.py's probe); here there are no retry loops.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,9 +35,9 @@ class Source:
 def parse_source(url: str) -> Source:
     """What kind of place `url` is (see the module docstring for the forms)."""
     if url.startswith("gdrive:"):
-        return Source("gdrive", url[len("gdrive:"):])
+        return Source("gdrive", url[len("gdrive:") :])
     if url.startswith("hf-hub:"):
-        parts = url[len("hf-hub:"):].strip("/").split("/")
+        parts = url[len("hf-hub:") :].strip("/").split("/")
         if len(parts) < 2 or not all(parts):
             raise UsageError(f"bad source '{url}': use hf-hub:ORG/REPO or hf-hub:ORG/REPO/FILE")
         return Source("hf", "/".join(parts[:2]), "/".join(parts[2:]) or HF_DEFAULT_FILE)
@@ -66,7 +67,6 @@ def fetch_url(source: Source) -> str:
     return source.location
 
 
-
 def fetch(source: Source, dest: Path, *, name: str, size: int | None, offline: bool) -> tuple[str, int]:
     """Write the download of model `name` to `dest`; returns (sha256, bytes). Failures raise DownloadError.
 
@@ -89,8 +89,9 @@ def fetch(source: Source, dest: Path, *, name: str, size: int | None, offline: b
         raise
     except Exception as exc:  # urllib, gdown (requests) and the hub raise many types
         text = " ".join(str(exc).split())[:200]
-        raise DownloadError(f"download of {name} from {url} failed ({type(exc).__name__}: {text}); "
-                            "nothing was cached") from exc
+        raise DownloadError(
+            f"download of {name} from {url} failed ({type(exc).__name__}: {text}); nothing was cached"
+        ) from exc
 
 
 def _fetch_http(url: str, dest: Path, name: str, size: int | None) -> tuple[str, int]:
@@ -104,8 +105,9 @@ def _fetch_http(url: str, dest: Path, name: str, size: int | None) -> tuple[str,
         expected = int(length) if length and length.isdigit() else size
         digest, got = _stream(response, dest, expected, name)
     if expected is not None and got != expected:
-        raise DownloadError(f"download of {name} from {url} is incomplete ({got} of {expected} bytes); "
-                            "nothing was cached, try again")
+        raise DownloadError(
+            f"download of {name} from {url} is incomplete ({got} of {expected} bytes); nothing was cached, try again"
+        )
     return digest, got
 
 
@@ -113,11 +115,13 @@ def _fetch_gdrive(url: str, dest: Path) -> tuple[str, int]:
     import gdown
 
     # gdown follows Drive's confirmation page for large files; one try, short connect timeout.
-    result = gdown.download(url=url, output=str(dest), quiet=not _show_progress(),
-                            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), retries=0)
+    result = gdown.download(
+        url=url, output=str(dest), quiet=not _show_progress(), timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), retries=0
+    )
     if result is None or not dest.is_file():
-        raise DownloadError(f"Google Drive did not hand out {url} (quota, permissions or a removed file); "
-                            "nothing was cached")
+        raise DownloadError(
+            f"Google Drive did not hand out {url} (quota, permissions or a removed file); nothing was cached"
+        )
     return _digest(dest), dest.stat().st_size
 
 
@@ -187,8 +191,14 @@ class _progress:
 
             console = Console(stderr=True)
             if console.is_terminal:
-                bar = Progress(TextColumn(self.label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                               console=console, transient=True)
+                bar = Progress(
+                    TextColumn(self.label),
+                    BarColumn(),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    console=console,
+                    transient=True,
+                )
                 task = bar.add_task("download", total=self.total)
                 bar.start()
                 self.bar = bar
@@ -198,4 +208,3 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
-

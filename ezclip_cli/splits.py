@@ -6,6 +6,7 @@ The files under ``labelsets/splits/`` are the lists every paper since ViFi-CLIP 
 canonical names (``brush_hair``) by ``normalise_name``: case, spaces/underscores and the
 square brackets of SSv2 templates do not matter.
 """
+
 from __future__ import annotations
 
 import logging
@@ -77,19 +78,31 @@ def published_halves(dataset: str, classes: Sequence[str]) -> tuple[tuple[str, .
         keys.append({normalise_name(n) for n in read_name_list(path)})
     base_keys, novel_keys = keys
     if base_keys & novel_keys or (len(base_keys), len(novel_keys)) != HALF_SIZES[dataset]:
-        raise DatasetError(f"labelsets/splits/{dataset}_base.txt and _novel.txt are damaged: "
-                           f"want {HALF_SIZES[dataset]} distinct classes")
+        raise DatasetError(
+            f"labelsets/splits/{dataset}_base.txt and _novel.txt are damaged: "
+            f"want {HALF_SIZES[dataset]} distinct classes"
+        )
     stray = [c for key, c in present.items() if key not in base_keys | novel_keys]
     if stray:
         shown = ", ".join(repr(c) for c in stray[:10])
-        raise DatasetError(f"{len(stray)} {dataset} class(es) are in neither published half: {shown}; "
-                           f"is this the official {dataset} class list?")
+        raise DatasetError(
+            f"{len(stray)} {dataset} class(es) are in neither published half: {shown}; "
+            f"is this the official {dataset} class list?"
+        )
     absent = len((base_keys | novel_keys) - set(present))
     if absent:
-        log.warning("%s: %d of the published base/novel classes are not in this dataset's classes; "
-                    "the halves keep the %d present", dataset, absent, len(present))
-    return (tuple(c for c in classes if normalise_name(c) in base_keys),
-            tuple(c for c in classes if normalise_name(c) in novel_keys), absent)
+        log.warning(
+            "%s: %d of the published base/novel classes are not in this dataset's classes; "
+            "the halves keep the %d present",
+            dataset,
+            absent,
+            len(present),
+        )
+    return (
+        tuple(c for c in classes if normalise_name(c) in base_keys),
+        tuple(c for c in classes if normalise_name(c) in novel_keys),
+        absent,
+    )
 
 
 def published_k600_subsets(classes: Sequence[str]) -> list[tuple[str, ...]]:

@@ -5,6 +5,7 @@ a bounded number of clips in flight) -> batches of B clips through the model -> 
 in input order. Peak memory is bounded by the in-flight window, not by the number of videos
 or their length (only the sampled frames are decoded, docs/model.md section 8).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,15 +16,21 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError, VideoError
 from ezclip_cli.output import (
-    OutputLock, RowWriter, csv_columns, open_for_append, read_rows, resolve_target, rewrite_rows, scores_finite,
+    OutputLock,
+    RowWriter,
+    open_for_append,
+    read_rows,
+    resolve_target,
+    scores_finite,
 )
 from ezclip_cli.progress import ProgressCallback
 from ezclip_cli.resume import load_existing, prepare_output, settings_id, still_to_do, video_key
@@ -101,7 +108,8 @@ def plan_tasks(paths: Iterable[Path], config: TagConfig) -> Iterator[Task | dict
         try:
             info = probe_video(path, decoder=config.decoder)
             bounds = (
-                scene_bounds(path, config.scenes, len(paths), info.duration) if config.scenes is not None
+                scene_bounds(path, config.scenes, len(paths), info.duration)
+                if config.scenes is not None
                 else window_bounds(info.duration, config.window, config.stride)
             )
         except VideoError as exc:
@@ -186,12 +194,12 @@ def decode_task(task: Task, settings: dict[str, Any]) -> dict[str, Any]:
 
 def _torch_pixels(frames: Any, image_size: int) -> Any:
     """uint8 (T, H, W, 3) numpy -> uint8 (T, 3, S, S) numpy through data.eval_resize_crop (as `ezclip eval`)."""
+    import multiprocessing
+
     import numpy as np
     import torch
 
     from ezclip_cli.data import eval_resize_crop
-
-    import multiprocessing
 
     if multiprocessing.parent_process() is not None:
         torch.set_num_threads(1)  # a decoder worker: the main process owns the cores for the model
@@ -214,7 +222,9 @@ class Decoder:
 
             # spawn: decord and torch deadlock in forked workers.
             self.pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                max_workers=workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_init_worker,
                 initargs=(os.getpid(),),
             )
             for _ in range(workers):
@@ -314,8 +324,13 @@ class Predictor:
     """Batches of decoded clips -> top-k labels and scores (softmax over the label set by default)."""
 
     def __init__(
-        self, model: Any, classifier: Any, labels: Sequence[str], top_k: int, device: str,
-        score_options: "ScoreOptions | None" = None,
+        self,
+        model: Any,
+        classifier: Any,
+        labels: Sequence[str],
+        top_k: int,
+        device: str,
+        score_options: ScoreOptions | None = None,
     ):
         import torch
 
@@ -355,17 +370,33 @@ class Predictor:
 # ---- rows ----------------------------------------------------------------------------------------
 def error_row(task: Task, reason: str) -> dict[str, Any]:
     return {
-        "path": str(task.path), "status": "error", "error": reason, "start": task.start, "end": task.end,
-        "duration": task.duration, "labels": [], "scores": [], "num_frames": None, "timestamps": [],
+        "path": str(task.path),
+        "status": "error",
+        "error": reason,
+        "start": task.start,
+        "end": task.end,
+        "duration": task.duration,
+        "labels": [],
+        "scores": [],
+        "num_frames": None,
+        "timestamps": [],
         "video_id": task.video_id,
     }
 
 
 def ok_row(task: Task, decoded: dict[str, Any], labels: list[str], scores: list[float]) -> dict[str, Any]:
     return {
-        "path": str(task.path), "status": "ok", "error": None, "start": task.start, "end": task.end,
-        "duration": round(decoded["duration"], 3), "labels": labels, "scores": scores,
-        "num_frames": len(decoded["timestamps"]), "timestamps": decoded["timestamps"], "video_id": task.video_id,
+        "path": str(task.path),
+        "status": "ok",
+        "error": None,
+        "start": task.start,
+        "end": task.end,
+        "duration": round(decoded["duration"], 3),
+        "labels": labels,
+        "scores": scores,
+        "num_frames": len(decoded["timestamps"]),
+        "timestamps": decoded["timestamps"],
+        "video_id": task.video_id,
     }
 
 
@@ -395,10 +426,9 @@ def run_tagging(
     `progress(done, total, failed, status)` hears about every finished task of this process.
     `save_embeddings`: also append every video's (window's) embedding to that store (embeddings.py).
     """
+    from ezclip_cli.distributed import ProcessGroup
     from ezclip_cli.labels import build_prompts, labelset_fingerprint, load_labelset
     from ezclip_cli.video import list_videos
-
-    from ezclip_cli.distributed import ProcessGroup
 
     started = time.perf_counter()
     group = ProcessGroup()  # under torchrun each rank tags a disjoint part; rank 0 writes
@@ -428,7 +458,14 @@ def run_tagging(
         workers = default_workers() if config.workers < 0 else config.workers
         decoder = Decoder(workers, window=max(2 * workers, 1) + config.batch_size)  # starts workers now
         predictor, settings, model_id = build_predictor(
-            config, prompts, labelset.labels, checkpoint, model, pretrained, num_frames, group.local_rank if group.world > 1 else None
+            config,
+            prompts,
+            labelset.labels,
+            checkpoint,
+            model,
+            pretrained,
+            num_frames,
+            group.local_rank if group.world > 1 else None,
         )
         stamp = {"model_id": model_id, "labels_id": labels_id, "settings_id": settings_id(config)}
         if save_embeddings is not None:
@@ -481,15 +518,26 @@ def run_tagging(
     if group.is_main:
         log.info(
             "tagged %d %s: %d ok, %d failed, %d already done; %.1f s (%.2f/s)",
-            summary.total, "windows" if config.window else "videos", summary.ok, summary.failed, summary.skipped,
-            summary.seconds, summary.total / max(summary.seconds, 1e-9),
+            summary.total,
+            "windows" if config.window else "videos",
+            summary.ok,
+            summary.failed,
+            summary.skipped,
+            summary.seconds,
+            summary.total / max(summary.seconds, 1e-9),
         )
     return summary
 
 
 def build_predictor(
-    config: TagConfig, prompts: list[list[str]], labels: Sequence[str], checkpoint: Path | None,
-    model: str | None, pretrained: str | None, num_frames: int, local_rank: int | None,
+    config: TagConfig,
+    prompts: list[list[str]],
+    labels: Sequence[str],
+    checkpoint: Path | None,
+    model: str | None,
+    pretrained: str | None,
+    num_frames: int,
+    local_rank: int | None,
 ) -> tuple[Any, dict[str, Any], str]:
     """The model side of tagging: (predictor, decoding settings, model id) for the chosen runtime."""
     if config.runtime == "onnx":
@@ -501,7 +549,11 @@ def build_predictor(
         if bundle is None:
             raise UsageError("--runtime onnx needs an exported bundle: --model DIR (see `ezclip export`)")
         predictor, model_settings, model_id = load_bundle_predictor(
-            bundle, config.labels, config.top_k, templates=config.templates or None, use_descriptions=config.use_descriptions
+            bundle,
+            config.labels,
+            config.top_k,
+            templates=config.templates or None,
+            use_descriptions=config.use_descriptions,
         )
         # decord is imported after torch (it hangs otherwise), so "auto" means PyAV here: no torch at all.
         decoder = "pyav" if config.decoder == "auto" else config.decoder
@@ -519,7 +571,7 @@ def build_predictor(
     return Predictor(ezclip, classifier, labels, config.top_k, device, score_options(config)), settings, model_id
 
 
-def score_options(config: TagConfig) -> "ScoreOptions":
+def score_options(config: TagConfig) -> ScoreOptions:
     """The scoring choices of `config` (scoring.ScoreOptions)."""
     from ezclip_cli.scoring import ScoreOptions
 
@@ -527,9 +579,16 @@ def score_options(config: TagConfig) -> "ScoreOptions":
 
 
 def tag_tasks(
-    tasks: list[tuple[int, Any]], config: TagConfig, decoder: Decoder, settings: dict[str, Any],
-    predictor: "Predictor", writer: Any, stamp: dict[str, str], summary: TagSummary,
-    progress: ProgressCallback | None, sink: Any = None,
+    tasks: list[tuple[int, Any]],
+    config: TagConfig,
+    decoder: Decoder,
+    settings: dict[str, Any],
+    predictor: Predictor,
+    writer: Any,
+    stamp: dict[str, str],
+    summary: TagSummary,
+    progress: ProgressCallback | None,
+    sink: Any = None,
 ) -> None:
     """The pipeline proper: decode (workers) -> batch -> predict -> write, rows in task order."""
     report = progress or None  # callers that still pass progress=False mean "no progress"
@@ -574,7 +633,7 @@ class PartWriter:
 
     def __init__(self, folder: Path, rank: int):
         folder.mkdir(parents=True, exist_ok=True)
-        self.stream = open(folder / f"rank{rank}.{os.getpid()}.jsonl", "a", encoding="utf-8")
+        self.stream = open(folder / f"rank{rank}.{os.getpid()}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
 
     def write(self, row: dict[str, Any]) -> None:
         self.stream.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -599,8 +658,13 @@ def remove_parts(folder: Path) -> None:
 
 
 def merge_distributed(
-    group: Any, summary: TagSummary, folder: Path, output: Path | None, stdout: IO[str] | None,
-    config: TagConfig, existing: int,
+    group: Any,
+    summary: TagSummary,
+    folder: Path,
+    output: Path | None,
+    stdout: IO[str] | None,
+    config: TagConfig,
+    existing: int,
 ) -> TagSummary:
     """Rank 0 writes every rank's rows, in input order, to the one output; counts are summed."""
     group.barrier()
@@ -647,7 +711,9 @@ def flush_batch(pending: list[tuple[Any, dict[str, Any] | None]], predictor: Pre
             if scores_finite(scores):
                 emit(ok_row(task, decoded, labels, scores), task)
             else:  # NaN is no score (and not JSON): the model's weights are broken
-                emit(error_row(task, "the model gave non-finite scores (NaN or infinity); its weights are corrupt"), task)
+                emit(
+                    error_row(task, "the model gave non-finite scores (NaN or infinity); its weights are corrupt"), task
+                )
     pending.clear()
 
 
@@ -656,8 +722,15 @@ def default_workers() -> int:
 
 
 def tag_videos(
-    inputs: Sequence[str | Path], labels: str, *, checkpoint: str | Path | None = None, model: str | None = None,
-    pretrained: str | None = None, num_frames: int = 8, save_embeddings: str | Path | None = None, **options: Any,
+    inputs: Sequence[str | Path],
+    labels: str,
+    *,
+    checkpoint: str | Path | None = None,
+    model: str | None = None,
+    pretrained: str | None = None,
+    num_frames: int = 8,
+    save_embeddings: str | Path | None = None,
+    **options: Any,
 ) -> list[dict[str, Any]]:
     """Library entry point: tag videos and return the rows as dicts (only `save_embeddings`, a store, is written)."""
     import io
@@ -666,8 +739,13 @@ def tag_videos(
     config = TagConfig(labels=labels, output_format="jsonl", **options)
     buffer = io.StringIO()
     run_tagging(
-        [str(i) for i in inputs], config, checkpoint=Path(checkpoint) if checkpoint else None, model=model,
-        pretrained=pretrained, num_frames=num_frames, stdout=buffer,
+        [str(i) for i in inputs],
+        config,
+        checkpoint=Path(checkpoint) if checkpoint else None,
+        model=model,
+        pretrained=pretrained,
+        num_frames=num_frames,
+        stdout=buffer,
         save_embeddings=Path(save_embeddings) if save_embeddings else None,
     )
     return [json.loads(line) for line in buffer.getvalue().splitlines()]

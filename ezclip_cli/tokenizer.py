@@ -4,13 +4,15 @@ open_clip's own tokenizer imports torch; this one reads the BPE vocabulary a bun
 (`ezclip export --text-encoder`) and gives the same ids, which export checks before it
 reports success.
 """
+
 from __future__ import annotations
 
 import gzip
 import html
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 class ClipTokenizer:

@@ -17,6 +17,7 @@ augmentation and template of (seed, epoch, index), and the dropout RNG is saved 
 validation runs on a forked RNG. A run stopped after k steps and resumed therefore repeats
 the uninterrupted run. Nothing here is pickled; everything is safetensors + JSON.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,9 +29,10 @@ import random
 import shutil
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,7 +83,9 @@ def resume_files(resume: str | Path) -> tuple[Path, Path]:
     if not checkpoint.is_file():
         raise CheckpointError(f"nothing to resume: {checkpoint} not found")
     if not state.is_file():
-        raise CheckpointError(f"cannot resume from {checkpoint}: no training state {state.name} beside it (resume from last.ezclip)")
+        raise CheckpointError(
+            f"cannot resume from {checkpoint}: no training state {state.name} beside it (resume from last.ezclip)"
+        )
     return checkpoint, state
 
 
@@ -111,7 +115,9 @@ def epoch_order(num_items: int, seed: int, epoch: int, rank: int = 0, world_size
     return order[rank::world_size]
 
 
-def plan_epoch(num_items: int, config: TrainConfig, epoch: int, rank: int = 0, world_size: int = 1) -> list[list[list[int]]]:
+def plan_epoch(
+    num_items: int, config: TrainConfig, epoch: int, rank: int = 0, world_size: int = 1
+) -> list[list[list[int]]]:
     """Optimizer steps of one epoch, each a list of micro-batches of dataset indices.
 
     Incomplete micro-batches are dropped (the soft-target KL wants full batches) unless the shard
@@ -213,7 +219,9 @@ def load_video_lists(config: TrainConfig) -> tuple[Any, Any | None]:
         if not config.root:
             raise UsageError(f"--dataset {config.dataset} needs --root (the dataset's folder in its official layout)")
         if config.val_split == "test":
-            raise UsageError("val_split 'test': model selection never looks at a test split (docs/protocols.md); use 'val'")
+            raise UsageError(
+                "val_split 'test': model selection never looks at a test split (docs/protocols.md); use 'val'"
+            )
         root = Path(config.root)
         train = data.load_split(config.dataset, root, config.train_split, config.fold)
         val = data.load_split(config.dataset, root, config.val_split, config.fold) if config.val_split else None
@@ -229,8 +237,12 @@ def load_video_lists(config: TrainConfig) -> tuple[Any, Any | None]:
 
         halves = published_halves(config.dataset, full.classes) if config.dataset else None
         base, novel = halves[:2] if halves else data.split_base_novel(full)  # frequency: custom data only
-        log.info("base-to-novel: training on %d base classes (%d novel held out), %s", len(base), len(novel),
-                 "the published halves" if halves else "halves by training frequency (no published halves)")
+        log.info(
+            "base-to-novel: training on %d base classes (%d novel held out), %s",
+            len(base),
+            len(novel),
+            "the published halves" if halves else "halves by training frequency (no published halves)",
+        )
         train = data.restrict_classes(train, base)
         full = data.restrict_classes(full, base)
         val = data.restrict_classes(val, base) if val is not None else None
@@ -263,8 +275,9 @@ def _listed_kshot(config: TrainConfig, pool: Any, val: Any | None) -> tuple[Any,
     return train, val
 
 
-def build_datasets(config: TrainConfig, backbone: Any, lists: tuple[Any, Any | None] | None = None
-                   ) -> tuple[Any, Any | None, tuple[str, ...]]:
+def build_datasets(
+    config: TrainConfig, backbone: Any, lists: tuple[Any, Any | None] | None = None
+) -> tuple[Any, Any | None, tuple[str, ...]]:
     """VideoDatasets (decoded from the files, augmented as docs/model.md 8) and the class names."""
     from ezclip_cli.data import VideoDataset
     from ezclip_cli.train_defaults import choose_flip
@@ -276,10 +289,22 @@ def build_datasets(config: TrainConfig, backbone: Any, lists: tuple[Any, Any | N
     if flips.warning:
         log.warning("%s", flips.warning)
     flip = flips.flip
-    common = dict(num_frames=config.num_frames, image_size=backbone.image_size, mean=backbone.mean,
-                  std=backbone.std, seed=config.seed, decoder=config.decoder)
-    train = VideoDataset(train_list, train=True, flip=flip, jitter_per_frame=bool(config.jitter_per_frame),
-                         centre_frames=config.train_sampling == "centre", **common)
+    common = dict(
+        num_frames=config.num_frames,
+        image_size=backbone.image_size,
+        mean=backbone.mean,
+        std=backbone.std,
+        seed=config.seed,
+        decoder=config.decoder,
+    )
+    train = VideoDataset(
+        train_list,
+        train=True,
+        flip=flip,
+        jitter_per_frame=bool(config.jitter_per_frame),
+        centre_frames=config.train_sampling == "centre",
+        **common,
+    )
     val = VideoDataset(val_list, train=False, **common) if val_list is not None else None
     return train, val, tuple(train_list.classes)
 
@@ -334,8 +359,16 @@ def _loader(dataset: Any, batches: Any, workers: int, pin: bool) -> Any:
 class _RunBatches:
     """The run's micro-batches of (epoch, index) keys, from (epoch, step in epoch) to the last step."""
 
-    def __init__(self, num_items: int, config: TrainConfig, epoch: int, skip_steps: int, step: int, total_steps: int,
-                 ddp: "Distributed"):
+    def __init__(
+        self,
+        num_items: int,
+        config: TrainConfig,
+        epoch: int,
+        skip_steps: int,
+        step: int,
+        total_steps: int,
+        ddp: Distributed,
+    ):
         self.args = (num_items, config, epoch, skip_steps, step, total_steps, ddp)
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
@@ -348,14 +381,20 @@ class _RunBatches:
             step, epoch, skip = step + len(plan), epoch + 1, 0
 
 
-def class_prompts(classes: Sequence[str], templates: Sequence[str], descriptions: str | None = None,
-                  allow_missing: bool = False, raw_names: bool = False) -> list[list[str]]:
+def class_prompts(
+    classes: Sequence[str],
+    templates: Sequence[str],
+    descriptions: str | None = None,
+    allow_missing: bool = False,
+    raw_names: bool = False,
+) -> list[list[str]]:
     """Prompt texts per class: its description (training on descriptions, as every published model
     was), else every template filled with the label's text (descriptions.class_texts)."""
     from ezclip_cli.descriptions import class_texts
 
-    return class_texts(classes, templates=templates, descriptions=descriptions, allow_missing=allow_missing,
-                       raw_names=raw_names).prompts
+    return class_texts(
+        classes, templates=templates, descriptions=descriptions, allow_missing=allow_missing, raw_names=raw_names
+    ).prompts
 
 
 def pad_prompts(prompts: list[list[str]]) -> list[list[str]]:
@@ -373,8 +412,16 @@ def validation_batches(num_items: int, batch_size: int, ddp: Distributed | None 
 
 
 def evaluate_top_k(
-    model: Any, dataset: Any, prompts: list[list[str]], *, batch_size: int, device: str, precision: str = "fp32",
-    workers: int = 0, ddp: Distributed | None = None, loader: Any | None = None,
+    model: Any,
+    dataset: Any,
+    prompts: list[list[str]],
+    *,
+    batch_size: int,
+    device: str,
+    precision: str = "fp32",
+    workers: int = 0,
+    ddp: Distributed | None = None,
+    loader: Any | None = None,
 ) -> dict[str, Any]:
     """Top-1/top-5 over every readable clip (segment centres), text classifier from all templates.
 
@@ -434,8 +481,15 @@ def restore_rng(state: dict[str, Any], device: str) -> None:
         torch.cuda.set_rng_state(state["cuda"], torch.device(device))
 
 
-def save_train_state(path: Path, *, optimizer: Any, scaler: Any, param_names: list[str], rng: list[dict[str, Any]],
-                     counters: dict[str, Any]) -> None:
+def save_train_state(
+    path: Path,
+    *,
+    optimizer: Any,
+    scaler: Any,
+    param_names: list[str],
+    rng: list[dict[str, Any]],
+    counters: dict[str, Any],
+) -> None:
     """Optimizer moments, GradScaler, per-rank RNG states and loop counters: tensors + JSON metadata, atomic."""
     from safetensors.torch import save_file
 
@@ -452,7 +506,9 @@ def save_train_state(path: Path, *, optimizer: Any, scaler: Any, param_names: li
         version, internal, gauss = state["python"]
         kind, keys, pos, has_gauss, cached = state["numpy"]
         tensors[f"rng.{rank}.numpy"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
-        rng_json.append({"python": [version, list(internal), gauss], "numpy": [kind, int(pos), int(has_gauss), float(cached)]})
+        rng_json.append(
+            {"python": [version, list(internal), gauss], "numpy": [kind, int(pos), int(has_gauss), float(cached)]}
+        )
     metadata = {
         "format": STATE_FORMAT,
         "counters": json.dumps(counters),
@@ -469,7 +525,7 @@ def load_train_state(path: Path) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle)
     except SafetensorError as exc:
         raise CheckpointError(f"{path}: corrupt training state ({exc})") from exc
     if meta.get("format") != STATE_FORMAT:
@@ -640,7 +696,9 @@ def train(
     package_level = package.level
     try:
         if resume is None and files.last.exists():
-            raise UsageError(f"{files.out} already holds a run; continue it with --resume {files.out} or choose another --out")
+            raise UsageError(
+                f"{files.out} already holds a run; continue it with --resume {files.out} or choose another --out"
+            )
         files.open_log()
         if not ddp.main:
             package.setLevel(logging.WARNING)  # one rank speaks
@@ -660,8 +718,16 @@ def train(
 class _Run:
     """One training run: model, optimizer, schedule, counters, and the files rank 0 writes."""
 
-    def __init__(self, config: TrainConfig, ddp: Distributed, files: _RunFiles, train_data: Any, val_data: Any,
-                 classes: Sequence[str] | None, progress: ProgressCallback | None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        ddp: Distributed,
+        files: _RunFiles,
+        train_data: Any,
+        val_data: Any,
+        classes: Sequence[str] | None,
+        progress: ProgressCallback | None,
+    ):
         from ezclip_cli.backbone import load_backbone, text_transformer
         from ezclip_cli.labels import DEFAULT_TEMPLATES
         from ezclip_cli.model import build_model
@@ -680,10 +746,14 @@ class _Run:
             backbone, start = start_from(config.init, config.num_frames, config.use_prompts, self.device)
         else:
             backbone = load_backbone(config.model, config.pretrained, device=self.device, seed=config.seed)
-        model_config = ModelConfig(num_frames=config.num_frames, use_prompts=config.use_prompts,
-                                   prompt_dropout=config.prompt_dropout, drop_path=config.drop_path,
-                                   attn_dropout=config.attn_dropout,
-                                   drop_path_positions=bool(config.drop_path_positions))
+        model_config = ModelConfig(
+            num_frames=config.num_frames,
+            use_prompts=config.use_prompts,
+            prompt_dropout=config.prompt_dropout,
+            drop_path=config.drop_path,
+            attn_dropout=config.attn_dropout,
+            drop_path_positions=bool(config.drop_path_positions),
+        )
         self.model = build_model(backbone, model_config, seed=config.seed).to(self.device)
         if start is not None:
             self.model.load_learned_state_dict(start)
@@ -701,8 +771,9 @@ class _Run:
         self.train_data, self.val_data = train_data, val_data
         self.classes = tuple(classes if classes is not None else train_data.classes)
         self.templates = tuple(config.templates) or DEFAULT_TEMPLATES
-        self.prompts = class_prompts(self.classes, self.templates, config.labels, config.allow_missing_descriptions,
-                                     bool(config.raw_names))
+        self.prompts = class_prompts(
+            self.classes, self.templates, config.labels, config.allow_missing_descriptions, bool(config.raw_names)
+        )
         if config.labels:
             log.info("training on the class descriptions of %s", config.labels)
         padded = pad_prompts(self.prompts)  # with descriptions: one text per class (M = 1)
@@ -719,13 +790,16 @@ class _Run:
         if warmup is None:
             warmup = round(config.warmup_epochs * self.steps_per_epoch)
         if warmup > self.total_steps // 2:
-            log.warning("warmup (%d steps) takes over half of the %d-step run; set warmup_steps", warmup, self.total_steps)
+            log.warning(
+                "warmup (%d steps) takes over half of the %d-step run; set warmup_steps", warmup, self.total_steps
+            )
         self.warmup = min(warmup, self.total_steps)
 
         self.params = self.model.learned_parameters()
         self.param_names = [name for name, _ in self.model.learned_named_parameters()]
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=config.betas, eps=config.eps,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.forward: nn.Module = _TrainForward(self.model)
         if ddp.enabled:
@@ -777,7 +851,9 @@ class _Run:
         extra = json.loads(read_checkpoint_header(checkpoint).get("extra") or "{}")
         counters = state["counters"]
         if extra.get("state_token") != counters.get("state_token"):
-            raise CheckpointError(f"{checkpoint} and {state_file.name} are from different saves (a crash between the two?)")
+            raise CheckpointError(
+                f"{checkpoint} and {state_file.name} are from different saves (a crash between the two?)"
+            )
         if state["param_names"] != self.param_names:
             raise CheckpointError(f"{checkpoint}: its learned parameters do not match this config")
         saved = extra.get("train_config", {})
@@ -792,7 +868,9 @@ class _Run:
         self.step, self.epoch, self.skip_steps = counters["step"], counters["epoch"], counters["step_in_epoch"]
         self.best_top1 = counters["best_val_top1"]
         if len(state["rng"]) != self.ddp.world_size:
-            log.warning("resuming on %d processes, saved on %d: dropout draws differ", self.ddp.world_size, len(state["rng"]))
+            log.warning(
+                "resuming on %d processes, saved on %d: dropout draws differ", self.ddp.world_size, len(state["rng"])
+            )
         restore_rng(state["rng"][min(self.ddp.rank, len(state["rng"]) - 1)], self.device)
         self.files.truncate_metrics(self.step)
         log.info("resumed %s at step %d (epoch %d)", checkpoint, self.step, self.epoch + 1)
@@ -804,14 +882,33 @@ class _Run:
         if improved:
             self.best_top1 = val["val_top1"]
         token = uuid.uuid4().hex
-        counters = {"step": self.step, "epoch": epoch_done, "step_in_epoch": in_epoch, "best_val_top1": self.best_top1,
-                    "state_token": token, "world_size": self.ddp.world_size}
-        extra = {"train_config": self.config.to_dict(), "epoch": epoch_done, "step": self.step, "step_in_epoch": in_epoch,
-                 "classes": list(self.classes), "state_token": token, **(val or {})}
+        counters = {
+            "step": self.step,
+            "epoch": epoch_done,
+            "step_in_epoch": in_epoch,
+            "best_val_top1": self.best_top1,
+            "state_token": token,
+            "world_size": self.ddp.world_size,
+        }
+        extra = {
+            "train_config": self.config.to_dict(),
+            "epoch": epoch_done,
+            "step": self.step,
+            "step_in_epoch": in_epoch,
+            "classes": list(self.classes),
+            "state_token": token,
+            **(val or {}),
+        }
 
         def write_state(path: Path) -> None:
-            save_train_state(path, optimizer=self.optimizer, scaler=self.scaler, param_names=self.param_names, rng=rng,
-                             counters=counters)
+            save_train_state(
+                path,
+                optimizer=self.optimizer,
+                scaler=self.scaler,
+                param_names=self.param_names,
+                rng=rng,
+                counters=counters,
+            )
 
         best = improved or (self.val_data is None and in_epoch == 0)
         self.files.write_checkpoint(self.model, extra, write_state, best=best)
@@ -822,14 +919,26 @@ class _Run:
         self.files.write_config(config)
         log.info(
             "training %s on %d clips of %d classes: %d steps (%d per epoch) x %d clips x %d process(es), %s on %s; "
-            "%s trainable parameters", config.model, len(self.train_data), len(self.classes), self.total_steps,
-            self.steps_per_epoch, config.batch_size * config.grad_accum, ddp.world_size, self.precision, self.device,
+            "%s trainable parameters",
+            config.model,
+            len(self.train_data),
+            len(self.classes),
+            self.total_steps,
+            self.steps_per_epoch,
+            config.batch_size * config.grad_accum,
+            ddp.world_size,
+            self.precision,
+            self.device,
             f"{sum(p.numel() for p in self.params):,}",
         )
         # progress=False from older callers means none; one rank speaks
         bar = _StepProgress((self.progress or None) if ddp.main else None, self.total_steps, self.step)
-        sampler = _RunBatches(len(self.train_data), config, self.epoch, self.skip_steps, self.step, self.total_steps, ddp)
-        self.batches = iter(_loader(EpochIndexed(self.train_data), sampler, self.workers, self.device.startswith("cuda")))
+        sampler = _RunBatches(
+            len(self.train_data), config, self.epoch, self.skip_steps, self.step, self.total_steps, ddp
+        )
+        self.batches = iter(
+            _loader(EpochIndexed(self.train_data), sampler, self.workers, self.device.startswith("cuda"))
+        )
         stopped = False
         try:
             while self.step < self.total_steps and not stopped:
@@ -838,24 +947,41 @@ class _Run:
             self.batches = self.val_loader = None  # let the worker processes go
         curves = self.files.write_curves() if not stopped else None
         if os.environ.get(DEBUG_RANK_DIR_ENV):
-            _write_debug_rank(Path(os.environ[DEBUG_RANK_DIR_ENV]), self.model, self.debug_losses, ddp, sorted(self.files.written))
+            _write_debug_rank(
+                Path(os.environ[DEBUG_RANK_DIR_ENV]), self.model, self.debug_losses, ddp, sorted(self.files.written)
+            )
         seconds = time.perf_counter() - self.started
         top1 = f", best val top-1 {self.best_top1:.4f}" if self.best_top1 >= 0 else ""
-        log.info("done: %d steps in %.1f s%s; checkpoints %s and %s", self.step, seconds, top1, self.files.best, self.files.last)
+        log.info(
+            "done: %d steps in %.1f s%s; checkpoints %s and %s",
+            self.step,
+            seconds,
+            top1,
+            self.files.best,
+            self.files.last,
+        )
         return {
-            "steps": self.step, "epochs": self.epoch, "stopped": stopped,
+            "steps": self.step,
+            "epochs": self.epoch,
+            "stopped": stopped,
             **{k: self.last_row.get(k) for k in ("loss", "kl", "motion")},
             **(self.last_val or {}),
             "best_val_top1": self.best_top1 if self.best_top1 >= 0 else None,
-            "skipped": self.skipped_total, "seconds": seconds, "out": str(self.files.out),
-            "last": str(self.files.last), "best": str(self.files.best), "curves": str(curves) if curves else None,
+            "skipped": self.skipped_total,
+            "seconds": seconds,
+            "out": str(self.files.out),
+            "last": str(self.files.last),
+            "best": str(self.files.best),
+            "curves": str(curves) if curves else None,
         }
 
     def run_epoch(self, bar: _StepProgress, stop_at_step: int | None) -> bool:
         """The rest of the current epoch, then validation and checkpoints. True when stopped early."""
         config = self.config
         # The same plan _RunBatches walks: this loop consumes the loader step by step.
-        plan = plan_epoch(len(self.train_data), config, self.epoch, self.ddp.rank, self.ddp.world_size)[self.skip_steps:]
+        plan = plan_epoch(len(self.train_data), config, self.epoch, self.ddp.rank, self.ddp.world_size)[
+            self.skip_steps :
+        ]
         plan = plan[: self.total_steps - self.step]  # a max_steps run ends inside its last epoch
         self.skip_steps = 0
         skipped: list[str] = []
@@ -933,12 +1059,26 @@ class _Run:
         final = self.step >= self.total_steps
         val = None
         if self.val_data is not None and ((self.epoch + 1) % self.eval_every == 0 or final):
-            val = evaluate_top_k(self.model, self.val_data, self.prompts, batch_size=config.batch_size, device=self.device,
-                                 precision=self.precision, ddp=self.ddp, loader=self.val_loader)
+            val = evaluate_top_k(
+                self.model,
+                self.val_data,
+                self.prompts,
+                batch_size=config.batch_size,
+                device=self.device,
+                precision=self.precision,
+                ddp=self.ddp,
+                loader=self.val_loader,
+            )
             self.last_val = val
             self.files.append_metrics({"step": self.step, "epoch": self.epoch + 1, **val})
-            log.info("epoch %d step %d: val top-1 %.4f top-5 %.4f (%d videos)", self.epoch + 1, self.step,
-                     val["val_top1"], val["val_top5"], val["val_videos"])
+            log.info(
+                "epoch %d step %d: val top-1 %.4f top-5 %.4f (%d videos)",
+                self.epoch + 1,
+                self.step,
+                val["val_top1"],
+                val["val_top5"],
+                val["val_videos"],
+            )
         self.epoch += 1
         self.save(self.epoch, 0, val)
 
@@ -947,7 +1087,7 @@ def _read_learned(checkpoint: Path) -> dict[str, torch.Tensor]:
     from safetensors import safe_open
 
     with safe_open(str(checkpoint), framework="pt", device="cpu") as f:
-        return {k[len("learned."):]: f.get_tensor(k) for k in f.keys() if k.startswith("learned.")}
+        return {k[len("learned.") :]: f.get_tensor(k) for k in f.keys() if k.startswith("learned.")}  # noqa: SIM118
 
 
 def _all_ranks_have(have: bool, device: str, ddp: Distributed) -> bool:
@@ -958,18 +1098,30 @@ def _all_ranks_have(have: bool, device: str, ddp: Distributed) -> bool:
     return bool(flag.item())
 
 
-def _log_window(window: dict[str, Any], step: int, epoch: int, lr: float, device: str, ddp: Distributed) -> dict[str, Any]:
+def _log_window(
+    window: dict[str, Any], step: int, epoch: int, lr: float, device: str, ddp: Distributed
+) -> dict[str, Any]:
     """Mean losses over the micro-batches since the last row (all ranks), and global throughput."""
-    totals = torch.stack([torch.as_tensor(window[k], dtype=torch.float64, device=device)
-                          for k in ("loss", "kl", "motion")] +
-                         [torch.tensor(float(window["micro"]), dtype=torch.float64, device=device),
-                          torch.tensor(float(window["clips"]), dtype=torch.float64, device=device)])
+    totals = torch.stack(
+        [torch.as_tensor(window[k], dtype=torch.float64, device=device) for k in ("loss", "kl", "motion")]
+        + [
+            torch.tensor(float(window["micro"]), dtype=torch.float64, device=device),
+            torch.tensor(float(window["clips"]), dtype=torch.float64, device=device),
+        ]
+    )
     if ddp.enabled:
         dist.all_reduce(totals)
     loss, kl, motion, micro, clips = totals.tolist()
     now = time.perf_counter()
-    row = {"step": step, "epoch": epoch + 1, "loss": loss / max(micro, 1), "kl": kl / max(micro, 1),
-           "motion": motion / max(micro, 1), "lr": lr, "clips_per_s": clips / max(now - window["since"], 1e-9)}
+    row = {
+        "step": step,
+        "epoch": epoch + 1,
+        "loss": loss / max(micro, 1),
+        "kl": kl / max(micro, 1),
+        "motion": motion / max(micro, 1),
+        "lr": lr,
+        "clips_per_s": clips / max(now - window["since"], 1e-9),
+    }
     window.update(loss=0.0, kl=0.0, motion=0.0, micro=0, clips=0, since=now)
     return row
 
@@ -992,7 +1144,12 @@ def _write_debug_rank(folder: Path, model: Any, losses: list[float], ddp: Distri
 
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.learned_state_dict().items()}
-    meta = {"rank": str(ddp.rank), "world_size": str(ddp.world_size), "losses": json.dumps(losses), "written": json.dumps(written)}
+    meta = {
+        "rank": str(ddp.rank),
+        "world_size": str(ddp.world_size),
+        "losses": json.dumps(losses),
+        "written": json.dumps(written),
+    }
     save_file(tensors, str(folder / f"rank{ddp.rank}.safetensors"), metadata=meta)
 
 

@@ -13,6 +13,7 @@ validation therefore runs every `auto_eval_every` epochs: the fewest epochs that
 validation decodes under `VALIDATION_SHARE` of all clips decoded; large benchmarks (validation set
 at most a quarter of the training set) still validate every epoch. The last epoch always validates.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,11 +24,29 @@ from dataclasses import dataclass
 # Words naming a direction that a horizontal mirror turns into its opposite. Hyphenated and
 # CamelCase forms are split into words first ("counter-clockwise" and "TurnLeft" match).
 # Vertical directions (up, down) and depth (towards, away) survive a horizontal mirror.
-MIRROR_REVERSED_WORDS = frozenset({
-    "left", "right", "leftward", "leftwards", "rightward", "rightwards", "leftmost", "rightmost",
-    "lefthand", "righthand", "lefthanded", "righthanded", "leftside", "rightside",
-    "clockwise", "counterclockwise", "anticlockwise", "contraclockwise", "widdershins",
-})
+MIRROR_REVERSED_WORDS = frozenset(
+    {
+        "left",
+        "right",
+        "leftward",
+        "leftwards",
+        "rightward",
+        "rightwards",
+        "leftmost",
+        "rightmost",
+        "lefthand",
+        "righthand",
+        "lefthanded",
+        "righthanded",
+        "leftside",
+        "rightside",
+        "clockwise",
+        "counterclockwise",
+        "anticlockwise",
+        "contraclockwise",
+        "widdershins",
+    }
+)
 
 # Benchmarks whose label sets are direction-sensitive as a whole, by name.
 DIRECTION_SENSITIVE_DATASETS = frozenset({"ssv2"})
@@ -71,15 +90,18 @@ def choose_flip(requested: bool | None, dataset: str | None, classes: Sequence[s
     elif found:
         label, words = next(iter(found.items()))
         others = f" and {len(found) - 1} more" if len(found) > 1 else ""
-        why = (f"{len(found)} of {len(classes)} labels name a direction that a mirror reverses "
-               f"('{label}': {', '.join(words)}{others})")
+        why = (
+            f"{len(found)} of {len(classes)} labels name a direction that a mirror reverses "
+            f"('{label}': {', '.join(words)}{others})"
+        )
     else:
         return FlipChoice(True if requested is None else requested)
     if requested is None:
         return FlipChoice(False, message=f"horizontal flips off: {why}; --flip turns them on")
     if requested:
-        return FlipChoice(True, warning=f"--flip on a direction-sensitive label set: {why}, so mirrored clips "
-                                        "contradict their labels")
+        return FlipChoice(
+            True, warning=f"--flip on a direction-sensitive label set: {why}, so mirrored clips contradict their labels"
+        )
     return FlipChoice(False)
 
 
@@ -97,8 +119,9 @@ def auto_eval_every(train_clips_per_epoch: int, val_clips: int, share: float = V
     return max(1, math.ceil(need - 1e-9))  # the epsilon keeps exact ratios (4 * V == N) at 1
 
 
-def eval_every_message(eval_every: int, steps_per_epoch: int, train_clips_per_epoch: int, val_clips: int,
-                       chosen: bool) -> str:
+def eval_every_message(
+    eval_every: int, steps_per_epoch: int, train_clips_per_epoch: int, val_clips: int, chosen: bool
+) -> str:
     """The log line stating when validation runs and why."""
     steps = eval_every * steps_per_epoch
     when = "every epoch" if eval_every == 1 else f"every {eval_every} epochs"
@@ -106,6 +129,8 @@ def eval_every_message(eval_every: int, steps_per_epoch: int, train_clips_per_ep
     if not chosen:
         return f"validation {when} (--eval-every)"
     share = val_clips / (eval_every * train_clips_per_epoch + val_clips) if val_clips else 0.0
-    return (f"validation {when}: {val_clips} validation clips against {train_clips_per_epoch} training clips per epoch "
-            f"keep validation at {share:.0%} of the clips decoded (at most {VALIDATION_SHARE:.0%}; "
-            "--eval-every N to choose)")
+    return (
+        f"validation {when}: {val_clips} validation clips against {train_clips_per_epoch} training clips per epoch "
+        f"keep validation at {share:.0%} of the clips decoded (at most {VALIDATION_SHARE:.0%}; "
+        "--eval-every N to choose)"
+    )

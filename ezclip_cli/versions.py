@@ -3,6 +3,7 @@
 Versions come from the installed packages' metadata (no import); only the device check
 imports torch, and only when asked, so `--help` stays instant.
 """
+
 from __future__ import annotations
 
 import platform

@@ -6,6 +6,7 @@ frames are converted (the decoder seeks to the keyframe before a target and deco
 forward), so memory does not grow with video length. torch, decord and av are imported
 lazily: `--help` stays instant and a missing decord only matters when it is asked for.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,16 +16,33 @@ import os
 import random
 import stat
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, TextIO
+from typing import TextIO
 
 import numpy as np
 
 from ezclip_cli.errors import VideoError
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
-    ".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .wmv .flv .3gp .ts .mts .ogv .gif".split()
+    [
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".avi",
+        ".mkv",
+        ".webm",
+        ".mpg",
+        ".mpeg",
+        ".wmv",
+        ".flv",
+        ".3gp",
+        ".ts",
+        ".mts",
+        ".ogv",
+        ".gif",
+    ]
 )
 DECODERS = ("auto", "decord", "pyav")
 # Larger declared frames are refused before decoding (8K is 33 megapixels; one RGB frame here is 200 MB).
@@ -212,8 +230,15 @@ def nearest_distinct(times: Sequence[float], targets: Sequence[float]) -> list[i
     return chosen
 
 
-def _read_by_time(cursor: _FrameCursor, indices: list[int], info: VideoInfo, origin: float,
-                  size: tuple[int, int], first: int, stop: int) -> tuple[list[np.ndarray], list[float]]:
+def _read_by_time(
+    cursor: _FrameCursor,
+    indices: list[int],
+    info: VideoInfo,
+    origin: float,
+    size: tuple[int, int],
+    first: int,
+    stop: int,
+) -> tuple[list[np.ndarray], list[float]]:
     """Frames nearest the sample times origin + index / fps, distinct where the video has them.
 
     Frame times come from packet headers (demuxed, not decoded); then only the picked frames
@@ -221,8 +246,9 @@ def _read_by_time(cursor: _FrameCursor, indices: list[int], info: VideoInfo, ori
     """
     container, stream = cursor.container, cursor.stream
     cursor.seek(origin)
-    times = sorted(float(packet.pts * packet.time_base) - origin
-                   for packet in container.demux(stream) if packet.pts is not None)
+    times = sorted(
+        float(packet.pts * packet.time_base) - origin for packet in container.demux(stream) if packet.pts is not None
+    )
     low = first / info.fps - 1e-6
     high = stop / info.fps - 1e-6 if stop < info.num_frames else math.inf  # the header's end may be short
     times = [t for t in times if low <= t < high] or times
@@ -271,7 +297,7 @@ def _output_size(width: int, height: int, short_side: int | None) -> tuple[int, 
 # ---- PyAV -----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _import_av():
     try:
         import av
@@ -295,8 +321,13 @@ def _open_video(path: str | Path) -> Iterator[tuple]:
     if stat.S_ISDIR(info.st_mode):
         raise VideoError("is a directory, not a video file")
     if not stat.S_ISREG(info.st_mode):  # a FIFO would block, /dev/zero never ends: files only
-        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "a device" if (
-            stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)) else "a socket"
+        kind = (
+            "a FIFO (named pipe)"
+            if stat.S_ISFIFO(info.st_mode)
+            else "a device"
+            if (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode))
+            else "a socket"
+        )
         raise VideoError(f"not a regular file ({kind}); save the video to a file first")
     if info.st_size == 0:
         raise VideoError("empty file (0 bytes)")
@@ -317,8 +348,10 @@ def _open_video(path: str | Path) -> Iterator[tuple]:
             raise VideoError(f"no video stream{audio_only}")
         width, height = videos[0].codec_context.width or 0, videos[0].codec_context.height or 0
         if width * height > MAX_PIXELS:  # refuse before a frame buffer of that size is allocated
-            raise VideoError(f"declared resolution {width}x{height} is beyond what ezclip decodes "
-                             f"(at most {MAX_PIXELS // 1_000_000} megapixels); the header is likely corrupt")
+            raise VideoError(
+                f"declared resolution {width}x{height} is beyond what ezclip decodes "
+                f"(at most {MAX_PIXELS // 1_000_000} megapixels); the header is likely corrupt"
+            )
         videos[0].thread_type = "AUTO"
         try:
             yield container, videos[0]
@@ -333,9 +366,8 @@ def _ffmpeg_reason(path: Path) -> str | None:
     logs: list = []
     try:
         av.logging.set_level(av.logging.ERROR)
-        with av.logging.Capture(local=False) as logs:
-            with contextlib.suppress(Exception):
-                av.open(str(path), metadata_errors="ignore").close()
+        with av.logging.Capture(local=False) as logs, contextlib.suppress(Exception):
+            av.open(str(path), metadata_errors="ignore").close()
     except Exception:  # logging machinery differs between PyAV versions: the errno text remains
         return None
     finally:
@@ -455,8 +487,9 @@ def _rotation(frame, stream) -> int:
     return round(-counter_clockwise / 90) % 4 * 90
 
 
-def _read_with_pyav(cursor: _FrameCursor, indices: list[int], info: VideoInfo,
-                    origin: float, size: tuple[int, int]) -> dict[int, tuple[np.ndarray, float]]:
+def _read_with_pyav(
+    cursor: _FrameCursor, indices: list[int], info: VideoInfo, origin: float, size: tuple[int, int]
+) -> dict[int, tuple[np.ndarray, float]]:
     """Decode the frames at `indices` by time: {index: (image (H, W, 3), seconds)}."""
     av = _import_av()
     period = 1 / info.fps
@@ -477,8 +510,9 @@ def _read_with_pyav(cursor: _FrameCursor, indices: list[int], info: VideoInfo,
 def _to_image(frame, info: VideoInfo, size: tuple[int, int]) -> np.ndarray:
     """An RGB image (H, W, 3) of `size` (display orientation) from a decoded frame, upright."""
     width, height = size if info.rotation in (0, 180) else size[::-1]  # as stored
-    image = frame.to_ndarray(format="rgb24", width=width, height=height,
-                             interpolation="BICUBIC")  # (h, w, 3); decord scales bicubic too
+    image = frame.to_ndarray(
+        format="rgb24", width=width, height=height, interpolation="BICUBIC"
+    )  # (h, w, 3); decord scales bicubic too
     return np.ascontiguousarray(np.rot90(image, k=-info.rotation // 90))
 
 
@@ -492,11 +526,11 @@ _DECORD_EXACT_FORMATS = ("mp4", "matroska")
 _DECORD_EXACT_CODECS = frozenset({"h264", "vp8", "vp9", "ffv1"})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _decord_importable() -> bool:
     try:
-        import torch  # noqa: F401  (decord hangs when imported before torch)
         import decord  # noqa: F401
+        import torch  # noqa: F401  (decord hangs when imported before torch)
     except Exception:  # ImportError, or a broken native library
         return False
     return True
@@ -519,8 +553,10 @@ def _try_decord(path, indices, size, info, container, stream, decoder: str) -> d
     forced = decoder == "decord"
     if info.rotation:  # decord 0.6 transposes some rotated files and crashes resizing them
         if forced:
-            raise VideoError(f"rotated video ({info.rotation} degrees): decord cannot turn "
-                             "it upright reliably; use decoder 'pyav' or 'auto'")
+            raise VideoError(
+                f"rotated video ({info.rotation} degrees): decord cannot turn "
+                "it upright reliably; use decoder 'pyav' or 'auto'"
+            )
         return None
     exact_format = any(name in container.format.name for name in _DECORD_EXACT_FORMATS)
     if not forced and not (exact_format and stream.codec_context.name in _DECORD_EXACT_CODECS):
@@ -532,22 +568,23 @@ def _try_decord(path, indices, size, info, container, stream, decoder: str) -> d
             return None
         if isinstance(exc, VideoError):
             raise
-        raise VideoError(f"decord could not decode it ({type(exc).__name__}); "
-                         "try decoder 'pyav'") from exc
+        raise VideoError(f"decord could not decode it ({type(exc).__name__}); try decoder 'pyav'") from exc
 
 
-def _read_with_decord(path: str | Path, indices: list[int], size: tuple[int, int],
-                      info: VideoInfo) -> dict[int, tuple[np.ndarray, float]]:
+def _read_with_decord(
+    path: str | Path, indices: list[int], size: tuple[int, int], info: VideoInfo
+) -> dict[int, tuple[np.ndarray, float]]:
     """Decode the frames at `indices` with decord: {index: (image (H, W, 3), seconds)}."""
-    import torch  # noqa: F401  (decord hangs when imported before torch)
     import decord
+    import torch  # noqa: F401  (decord hangs when imported before torch)
 
     unique = sorted(set(indices))
     width, height = size
     native = size == (info.width, info.height)  # -1 skips decord's scaler
     with _stderr_silenced():  # decord's own FFmpeg writes warnings straight to fd 2
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), width=-1 if native else width,
-                                    height=-1 if native else height)  # scale while decoding
+        reader = decord.VideoReader(
+            str(path), ctx=decord.cpu(0), width=-1 if native else width, height=-1 if native else height
+        )  # scale while decoding
         if unique[-1] >= len(reader):
             raise _Unreachable(unique[-1])
         batch = reader.get_batch(unique).asnumpy()  # (U, H, W, 3)

@@ -3,6 +3,7 @@
 Plain helpers (paths, `make_backbone`, `run_cli`/`run_main`, file writers) live in tests/helpers.py;
 they are re-exported here for test files that import them from conftest.
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,7 +40,8 @@ def no_logging_leaks() -> Iterator[None]:
     """Whatever a test does to ezclip's loggers (a CLI run points a handler at capsys's stderr, which
     closes with the test) is undone, so a later test never logs into a closed stream."""
     loggers = [logging.getLogger("ezclip_cli")] + [
-        logger for name, logger in logging.Logger.manager.loggerDict.items()
+        logger
+        for name, logger in logging.Logger.manager.loggerDict.items()
         if name.startswith("ezclip_cli.") and isinstance(logger, logging.Logger)
     ]
     saved = [(logger, logger.handlers[:], logger.level, logger.propagate) for logger in loggers]

@@ -1,6 +1,7 @@
 """What the tests share: paths, the tiny random backbone, the in-process CLI runner, small file
 writers and the report-schema check. Fixtures live in conftest.py; plain functions live here so
 test files import them from one place instead of from each other."""
+
 from __future__ import annotations
 
 import csv

@@ -4,6 +4,7 @@ Tests import these helpers: `write_video` for real clips in any of the container
 codecs ezclip meets, `moving_ball_frames` for content whose motion a test can check, and
 `write_broken` for the bad inputs a batch must survive (corrupt, truncated, empty, audio-only, not a video).
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Backbone loading: config files, refusing non-ViT towers, offline errors."""
+
 from __future__ import annotations
 
 import json

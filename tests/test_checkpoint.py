@@ -1,4 +1,5 @@
 """Checkpoints: save/load round trip, the reference importer, and refusing unsafe files."""
+
 from __future__ import annotations
 
 import json
@@ -122,7 +123,7 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
     [
         (b"", "empty or truncated"),
         (b"hello world, not a model at all", "unknown file format"),
-        (b"\x0a\x00\x00\x00\x00\x00\x00\x00{\"a\": 1 garbage after the header", "corrupt"),
+        (b'\x0a\x00\x00\x00\x00\x00\x00\x00{"a": 1 garbage after the header', "corrupt"),
     ],
 )
 def test_bad_files_get_one_line_errors(tmp_path, content, message):

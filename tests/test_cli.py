@@ -1,4 +1,5 @@
 """The command line: instant help, the info breakdown, one-line errors and exit codes."""
+
 from __future__ import annotations
 
 import json
@@ -42,15 +43,23 @@ def test_every_subcommand_documents_its_options(command):
 
     result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
     assert result.exit_code == 0
-    options = [p for p in typer.main.get_command(app).commands[command].params
-               if p.param_type_name == "option" and not p.hidden]
+    options = [
+        p
+        for p in typer.main.get_command(app).commands[command].params
+        if p.param_type_name == "option" and not p.hidden
+    ]
     assert options
     for option in options:
         long_names = [name for name in option.opts + option.secondary_opts if name.startswith("--")]
         assert option.help and option.help.strip(), f"{command} {long_names}: no help text"
         assert all(name in result.output for name in long_names), (command, long_names)
-    expected = {"tag": "--labels", "train": "--dataset", "eval": "--protocol", "export": "--bundle-formats",
-                "info": "--num-frames"}
+    expected = {
+        "tag": "--labels",
+        "train": "--dataset",
+        "eval": "--protocol",
+        "export": "--bundle-formats",
+        "info": "--num-frames",
+    }
     assert expected[command] in result.output
 
 

@@ -1,4 +1,5 @@
 """CLI conventions: readable metavars, completion, a bug-report --version, environment variables in --help."""
+
 from __future__ import annotations
 
 import os
@@ -6,7 +7,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import pytest
 import typer
@@ -62,8 +62,14 @@ def test_metavars_cover_options_added_anywhere():
     extra = typer.Typer()
 
     @extra.command()
-    def new(videos: List[Path] = typer.Argument(...), limit: int = 3, rate: Optional[float] = None,
-            out: Optional[Path] = None, name: str = "x", keep: bool = False) -> None:
+    def new(
+        videos: list[Path] = typer.Argument(...),
+        limit: int = 3,
+        rate: float | None = None,
+        out: Path | None = None,
+        name: str = "x",
+        keep: bool = False,
+    ) -> None:
         """A command another helper might add."""
 
     command = apply_help_conventions(typer.main.get_command(extra))

@@ -1,4 +1,5 @@
 """Dataset loading (official layouts written in tmp dirs), subsets, and VideoDataset."""
+
 from __future__ import annotations
 
 import io
@@ -82,16 +83,24 @@ def test_missing_root_is_one_line(tmp_path):
 
 # ---------------------------------------------------------------------------- kinetics
 
+
 @pytest.fixture
 def kinetics_root(tmp_path, mp4_bytes) -> Path:
     root = tmp_path / "k400"
-    train = [["zumba", "zz1", 0, 10], ["abseiling", "ab1", 5, 15], ["abseiling", "ab2", 30, 40],
-             ["air drumming", "ad1", 1, 11], ["zumba", "zz2", 100, 110], ["zumba", "gone", 0, 10]]
+    train = [
+        ["zumba", "zz1", 0, 10],
+        ["abseiling", "ab1", 5, 15],
+        ["abseiling", "ab2", 30, 40],
+        ["air drumming", "ad1", 1, 11],
+        ["zumba", "zz2", 100, 110],
+        ["zumba", "gone", 0, 10],
+    ]
     write_csv(root / "annotations/train.csv", K_HEADER, [r + ["train"] for r in train])
     val = [["abseiling", "vab", 0, 10], ["zumba", "vzz", 20, 30]]
     write_csv(root / "annotations/validate.csv", K_HEADER, [r + ["val"] for r in val])
-    write_csv(root / "annotations/test.csv", ["youtube_id", "time_start", "time_end", "split"],
-              [["tt1", 0, 10, "test"]])
+    write_csv(
+        root / "annotations/test.csv", ["youtube_id", "time_start", "time_end", "split"], [["tt1", 0, 10, "test"]]
+    )
     for label, yid, start, end in train[:-1]:  # the last one is a dead link: never downloaded
         put(root / "train" / label / f"{yid}_{start:06d}_{end:06d}.mp4", mp4_bytes)
     for _, yid, start, end in val:  # flat layout
@@ -110,8 +119,7 @@ def test_kinetics_classes_counts_and_missing(kinetics_root, caplog):
     assert (kinetics_root / "train/zumba/zz2_000100_000110.mp4", 2) in train.items
     val = load_split("k400", kinetics_root, "val")
     assert (val.name, val.split, val.classes, val.missing) == ("k400", "val", train.classes, 0)
-    assert [(p.name, label) for p, label in val.items] == [("vab_000000_000010.mp4", 0),
-                                                           ("vzz_000020_000030.mp4", 2)]
+    assert [(p.name, label) for p, label in val.items] == [("vab_000000_000010.mp4", 0), ("vzz_000020_000030.mp4", 2)]
     assert load_split("k600", kinetics_root, "train").name == "k600"
 
 
@@ -224,8 +232,7 @@ def test_hmdb51_accepts_videos_directly_under_root(hmdb_root):
     for folder in (hmdb_root / "moved").iterdir():
         folder.rename(hmdb_root / folder.name)
     test = load_split("hmdb51", hmdb_root, "test")
-    assert sorted(p.relative_to(hmdb_root).as_posix() for p, _ in test.items) == [
-        "brush_hair/b_b.avi", "wave/w_b.avi"]
+    assert sorted(p.relative_to(hmdb_root).as_posix() for p, _ in test.items) == ["brush_hair/b_b.avi", "wave/w_b.avi"]
 
 
 def test_hmdb51_missing_split_file_is_named(hmdb_root):
@@ -241,18 +248,37 @@ def test_hmdb51_missing_split_file_is_named(hmdb_root):
 @pytest.fixture
 def ssv2_root(tmp_path, mp4_bytes) -> Path:
     root = tmp_path / "ssv2"
-    labels = {"Pushing something from left to right": "1", "Holding something next to something": "0",
-              "Putting something on a surface": "2"}
+    labels = {
+        "Pushing something from left to right": "1",
+        "Holding something next to something": "0",
+        "Putting something on a surface": "2",
+    }
     put(root / "labels/labels.json", json.dumps(labels))
     train = [
-        {"id": "11", "label": "pushing cup from left to right",
-         "template": "Pushing [something] from left to right", "placeholders": ["cup"]},
-        {"id": "12", "label": "holding pen next to mug",
-         "template": "Holding [something] next to [something]", "placeholders": ["pen", "mug"]},
-        {"id": "13", "label": "putting a box on a surface",
-         "template": "Putting [something] on a surface", "placeholders": ["a box"]},
-        {"id": "14", "label": "putting a box on a surface",
-         "template": "Putting [something] on a surface", "placeholders": ["a box"]},
+        {
+            "id": "11",
+            "label": "pushing cup from left to right",
+            "template": "Pushing [something] from left to right",
+            "placeholders": ["cup"],
+        },
+        {
+            "id": "12",
+            "label": "holding pen next to mug",
+            "template": "Holding [something] next to [something]",
+            "placeholders": ["pen", "mug"],
+        },
+        {
+            "id": "13",
+            "label": "putting a box on a surface",
+            "template": "Putting [something] on a surface",
+            "placeholders": ["a box"],
+        },
+        {
+            "id": "14",
+            "label": "putting a box on a surface",
+            "template": "Putting [something] on a surface",
+            "placeholders": ["a box"],
+        },
     ]
     put(root / "labels/something-something-v2-train.json", json.dumps(train))
     put(root / "labels/something-something-v2-validation.json", json.dumps(train[:2]))
@@ -263,8 +289,11 @@ def ssv2_root(tmp_path, mp4_bytes) -> Path:
 
 def test_ssv2_templates_map_to_labels_json(ssv2_root):
     train = load_split("ssv2", ssv2_root, "train")
-    assert train.classes == ("Holding something next to something",
-                             "Pushing something from left to right", "Putting something on a surface")
+    assert train.classes == (
+        "Holding something next to something",
+        "Pushing something from left to right",
+        "Putting something on a surface",
+    )
     assert [(p.name, label) for p, label in train.items] == [("11.webm", 1), ("12.webm", 0), ("13.webm", 2)]
     assert train.missing == 1
     assert len(load_split("ssv2", ssv2_root, "val").items) == 2
@@ -285,15 +314,15 @@ def test_ssv2_unknown_template_is_an_error(ssv2_root):
 def test_list_file(tmp_path, mp4_bytes):
     put(tmp_path / "clips/a.mp4", mp4_bytes)
     put(tmp_path / "clips/b c.mp4", mp4_bytes)
-    put(tmp_path / "list.txt", "# my clips\n\nclips/a.mp4\tair drumming\nclips/b c.mp4\tzumba\n"
-                               "clips/gone.mp4\tzumba\n")
+    put(tmp_path / "list.txt", "# my clips\n\nclips/a.mp4\tair drumming\nclips/b c.mp4\tzumba\nclips/gone.mp4\tzumba\n")
     videos = load_list_file(tmp_path / "list.txt")
     assert videos.classes == ("air drumming", "zumba")
     assert videos.items == ((tmp_path / "clips/a.mp4", 0), (tmp_path / "clips/b c.mp4", 1))
     assert videos.missing == 1
     put(tmp_path / "spaces.txt", "clips/a.mp4 air drumming\n")
     assert load_list_file(tmp_path / "spaces.txt", classes=["zumba", "air drumming"]).items == (
-        (tmp_path / "clips/a.mp4", 1),)
+        (tmp_path / "clips/a.mp4", 1),
+    )
     with pytest.raises(DatasetError) as e:
         load_list_file(tmp_path / "list.txt", classes=["air drumming"])
     assert one_line(e) == "list.txt:4: unknown label 'zumba'"
@@ -306,8 +335,11 @@ def test_folder_dataset(tmp_path, mp4_bytes):
     put(tmp_path / "jump/c.avi", mp4_bytes)
     videos = load_folder_dataset(tmp_path)
     assert videos.classes == ("jump", "run")
-    assert videos.items == ((tmp_path / "jump/c.avi", 0), (tmp_path / "run/a.mp4", 1),
-                            (tmp_path / "run/deeper/b.MKV", 1))
+    assert videos.items == (
+        (tmp_path / "jump/c.avi", 0),
+        (tmp_path / "run/a.mp4", 1),
+        (tmp_path / "run/deeper/b.MKV", 1),
+    )
 
 
 def test_empty_split_is_an_error(tmp_path):
@@ -382,7 +414,7 @@ def fake_read_clip(path, num_frames, short_side, decoder, rng):
     if name.startswith("split"):
         frames = np.zeros((num_frames, h, w, 3), np.uint8)
         frames[:, :, : w // 2, 0] = 255
-        frames[:, :, w // 2:, 2] = 255
+        frames[:, :, w // 2 :, 2] = 255
         return frames
     seed = rng.getrandbits(32) if rng is not None else 0
     return np.random.default_rng(seed).integers(0, 256, (num_frames, h, w, 3), dtype=np.uint8)
@@ -465,8 +497,9 @@ def test_real_videos_decode_through_a_spawn_worker(kinetics_root, tmp_path):
     broken = VideoList("k400", "train", train.classes, train.items[:1] + ((tmp_path / "empty.mp4", 0),))
     dataset = VideoDataset(broken, num_frames=4, image_size=16, mean=MEAN, std=STD, train=True, short_side=16)
     assert dataset[1] is None
-    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=1, collate_fn=collate_videos,
-                                         multiprocessing_context="spawn")
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=2, num_workers=1, collate_fn=collate_videos, multiprocessing_context="spawn"
+    )
     batch = next(iter(loader))
     assert batch["video"].shape == (1, 4, 3, 16, 16) and torch.isfinite(batch["video"]).all()
     assert batch["skipped"] == [str(tmp_path / "empty.mp4")]

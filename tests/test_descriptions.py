@@ -1,4 +1,5 @@
 """Description files: the reference's read as they are, names normalised, missing ones loud, training on them."""
+
 from __future__ import annotations
 
 import csv
@@ -18,7 +19,9 @@ from tests.test_train import CLASSES, clip_files, tiny_config  # noqa: F401  (fi
 REFERENCE_HEADER = ["SNo", "Class Name", "GPT3 discription"]  # sic, as in the EZ-CLIP repository
 
 
-def write_reference_csv(path, names, describe=lambda name: f"\n\n{name.capitalize()} is an action performed by humans."):
+def write_reference_csv(
+    path, names, describe=lambda name: f"\n\n{name.capitalize()} is an action performed by humans."
+):
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(REFERENCE_HEADER)
@@ -40,8 +43,11 @@ def test_reference_description_file_with_spaced_hmdb_names_describes_all_51_clas
 def test_our_csv_and_the_reference_csv_give_the_same_descriptions(tmp_path):
     ours = tmp_path / "ours.csv"
     ours.write_text("label,description\nApplyEyeMakeup,eye make-up\nYoYo,a yo-yo\n", encoding="utf-8")
-    theirs = write_reference_csv(tmp_path / "theirs.csv", ["ApplyEyeMakeup", "YoYo"],
-                                 lambda n: {"ApplyEyeMakeup": "eye make-up", "YoYo": "a yo-yo"}[n])
+    theirs = write_reference_csv(
+        tmp_path / "theirs.csv",
+        ["ApplyEyeMakeup", "YoYo"],
+        lambda n: {"ApplyEyeMakeup": "eye make-up", "YoYo": "a yo-yo"}[n],
+    )
     assert load_descriptions(ours) == load_descriptions(theirs) == {"applyeyemakeup": "eye make-up", "yoyo": "a yo-yo"}
     labelset = load_labelset(str(theirs))  # `ezclip tag --labels FILE.csv` reads the reference file too
     assert labelset.labels == ("ApplyEyeMakeup", "YoYo") and labelset.descriptions == ("eye make-up", "a yo-yo")
@@ -50,8 +56,11 @@ def test_our_csv_and_the_reference_csv_give_the_same_descriptions(tmp_path):
 def test_a_class_without_description_is_an_error_listing_it_or_a_loud_warning(tmp_path, caplog):
     path = write_reference_csv(tmp_path / "d.csv", ["brush hair", "cartwheel"])
     classes = ("brush_hair", "cartwheel", "kick_ball", "sword")
-    with pytest.raises(LabelsetError, match=r"2 of 4 classes have no description in .*d.csv: 'kick_ball', 'sword'; "
-                                            r".*--allow-missing-descriptions"):
+    with pytest.raises(
+        LabelsetError,
+        match=r"2 of 4 classes have no description in .*d.csv: 'kick_ball', 'sword'; "
+        r".*--allow-missing-descriptions",
+    ):
         class_texts(classes, descriptions=path)
     with caplog.at_level(logging.WARNING, logger="ezclip_cli"):
         texts = class_texts(classes, templates=("a video of {}",), descriptions=path, allow_missing=True)
@@ -69,9 +78,26 @@ def test_a_class_without_description_is_an_error_listing_it_or_a_loud_warning(tm
 
 def test_eval_report_says_which_text_each_class_used(ucf_videos, checkpoints, tmp_path, capsys):  # noqa: F811
     path = write_reference_csv(tmp_path / "ucf.csv", ["ApplyEyeMakeup", "Basketball"])
-    common = ["eval", "--checkpoint", str(checkpoints[0]), "--dataset", "ucf101", "--root", str(ucf_videos),
-              "--fold", "1", "--labels", str(path), "--workers", "0", "--device", "cpu", "--quiet",
-              "--cache-dir", str(tmp_path / "cache")]
+    common = [
+        "eval",
+        "--checkpoint",
+        str(checkpoints[0]),
+        "--dataset",
+        "ucf101",
+        "--root",
+        str(ucf_videos),
+        "--fold",
+        "1",
+        "--labels",
+        str(path),
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     code, err = run_main(*common, "--out", str(tmp_path / "refused"), capsys=capsys)
     assert code == 1 and "1 of 3 classes have no description" in err and "'YoYo'" in err
     assert not (tmp_path / "refused").exists()  # nothing scored, nothing written
@@ -80,7 +106,10 @@ def test_eval_report_says_which_text_each_class_used(ucf_videos, checkpoints, tm
     report = json.loads((tmp_path / "out/report.json").read_text())
     (evaluation,) = report["evaluations"]
     assert [(c["class"], c["text"]) for c in evaluation["per_class"]] == [
-        ("ApplyEyeMakeup", "description"), ("Basketball", "description"), ("YoYo", "templates")]
+        ("ApplyEyeMakeup", "description"),
+        ("Basketball", "description"),
+        ("YoYo", "templates"),
+    ]
     assert any("descriptions from" in n and "2 of 3" in n for n in report["notes"])
 
 
@@ -97,8 +126,13 @@ def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp
         return original(self, video, tokens)
 
     monkeypatch.setattr(train_module._TrainForward, "forward", spy)
-    config = tiny_config(tmp_path, train_list=str(clip_files / "train.txt"), max_steps=2, labels=str(path),
-                         templates=("a video of {}", "{}"))
+    config = tiny_config(
+        tmp_path,
+        train_list=str(clip_files / "train.txt"),
+        max_steps=2,
+        labels=str(path),
+        templates=("a video of {}", "{}"),
+    )
     train_module.train(config, progress=False)
     from ezclip_cli.backbone import load_backbone
 
@@ -108,5 +142,9 @@ def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp
     assert fed and fed <= expected  # every text the loss saw is a description, never a template
     missing = write_reference_csv(tmp_path / "three.csv", list(CLASSES[:3]))
     with pytest.raises(LabelsetError, match=r"1 of 4 classes have no description.*'a ball shrinking smaller'"):
-        train_module.train(tiny_config(tmp_path, train_list=str(clip_files / "train.txt"), labels=str(missing),
-                                       out=str(tmp_path / "run2")), progress=False)
+        train_module.train(
+            tiny_config(
+                tmp_path, train_list=str(clip_files / "train.txt"), labels=str(missing), out=str(tmp_path / "run2")
+            ),
+            progress=False,
+        )

@@ -1,4 +1,5 @@
 """Stored embeddings: relabel equals tag without the videos, kill -9 resume, model refusal, search, embed."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,14 @@ def render(folder: Path, count: int, frames: int = 16) -> list[Path]:
     return [
         write_video(
             folder / f"clip_{i:02d}.mp4",
-            moving_ball_frames(frames, 48 + 8 * (i % 3), ["right", "left", "grow", "shrink"][i % 4],
-                               color=colours[i % len(colours)], seed=i, background=["noise", "black"][i % 2]),
+            moving_ball_frames(
+                frames,
+                48 + 8 * (i % 3),
+                ["right", "left", "grow", "shrink"][i % 4],
+                color=colours[i % len(colours)],
+                seed=i,
+                background=["noise", "black"][i % 2],
+            ),
         )
         for i in range(count)
     ]
@@ -62,31 +69,75 @@ def test_relabel_equals_tag_with_the_videos_deleted(tmp_path, capsys):
     videos = render(folder, 5)
     store, cache = tmp_path / "store", tmp_path / "cache"
     common = [*TINY, "--workers", "0", "-k", "3", "--cache-dir", str(cache)]
-    code, err = run_main("tag", str(folder), "--labels", LABELS, *common, "-o", str(tmp_path / "a.jsonl"),
-                         "--save-embeddings", str(store), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        str(folder),
+        "--labels",
+        LABELS,
+        *common,
+        "-o",
+        str(tmp_path / "a.jsonl"),
+        "--save-embeddings",
+        str(store),
+        capsys=capsys,
+    )
     assert code == 0, err
     code, err = run_main("tag", str(folder), "--labels", OTHER, *common, "-o", str(tmp_path / "b.jsonl"), capsys=capsys)
     assert code == 0, err
     shutil.rmtree(folder)  # from here on, only the store is left
 
     # The label set tag used: its text embeddings are cached, so no model is even loaded.
-    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, "-k", "3",
-                         "--cache-dir", str(cache),
-                         "-o", str(tmp_path / "ra.jsonl"), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        "--from-embeddings",
+        str(store),
+        "--labels",
+        LABELS,
+        "-k",
+        "3",
+        "--cache-dir",
+        str(cache),
+        "-o",
+        str(tmp_path / "ra.jsonl"),
+        capsys=capsys,
+    )
     assert code == 0, err
     assert "no video decoded" in err and "model:" not in err
     assert_same_rows(jsonl(tmp_path / "a.jsonl"), jsonl(tmp_path / "ra.jsonl"))
     # A new label set with a cold cache: the store names its model, which is loaded and checked.
-    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", OTHER, "-k", "3",
-                         "--cache-dir", str(tmp_path / "cold"), "-o", str(tmp_path / "rb.jsonl"), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        "--from-embeddings",
+        str(store),
+        "--labels",
+        OTHER,
+        "-k",
+        "3",
+        "--cache-dir",
+        str(tmp_path / "cold"),
+        "-o",
+        str(tmp_path / "rb.jsonl"),
+        capsys=capsys,
+    )
     assert code == 0, err
     assert "model:" in err
     assert_same_rows(jsonl(tmp_path / "b.jsonl"), jsonl(tmp_path / "rb.jsonl"))
     assert len(jsonl(tmp_path / "rb.jsonl")) == len(videos)
     # Re-running into the same -o resumes like tag: nothing duplicated.
-    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", OTHER, "-k", "3",
-                         "--cache-dir", str(cache),
-                         "-o", str(tmp_path / "rb.jsonl"), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        "--from-embeddings",
+        str(store),
+        "--labels",
+        OTHER,
+        "-k",
+        "3",
+        "--cache-dir",
+        str(cache),
+        "-o",
+        str(tmp_path / "rb.jsonl"),
+        capsys=capsys,
+    )
     assert code == 0 and f"({len(videos)} already done)" in err
     assert len(jsonl(tmp_path / "rb.jsonl")) == len(videos)
 
@@ -94,8 +145,22 @@ def test_relabel_equals_tag_with_the_videos_deleted(tmp_path, capsys):
 def test_windows_relabel_equal_tag_and_store_carries_ids(tmp_path, capsys):
     clip = write_video(tmp_path / "long.mp4", moving_ball_frames(48, 40, "right"), fps=8)  # 6 s
     store = tmp_path / "store"
-    code, err = run_main("tag", str(clip), "--labels", LABELS, *TINY, "--workers", "0", "--window", "2",
-                         "-o", str(tmp_path / "w.jsonl"), "--save-embeddings", str(store), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        str(clip),
+        "--labels",
+        LABELS,
+        *TINY,
+        "--workers",
+        "0",
+        "--window",
+        "2",
+        "-o",
+        str(tmp_path / "w.jsonl"),
+        "--save-embeddings",
+        str(store),
+        capsys=capsys,
+    )
     assert code == 0, err
     from ezclip_cli.embeddings import load_store
 
@@ -108,15 +173,25 @@ def test_windows_relabel_equal_tag_and_store_carries_ids(tmp_path, capsys):
     assert [(r["start"], r["end"]) for r in rows] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
     assert all(r["path"] == str(clip) and r["num_frames"] == len(r["timestamps"]) == 8 for r in rows)
     assert stored.model_id == jsonl(tmp_path / "w.jsonl")[0]["model_id"]
-    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, "-o", str(tmp_path / "r.jsonl"),
-                         capsys=capsys)
+    code, err = run_main(
+        "tag", "--from-embeddings", str(store), "--labels", LABELS, "-o", str(tmp_path / "r.jsonl"), capsys=capsys
+    )
     assert code == 0, err
     assert_same_rows(jsonl(tmp_path / "w.jsonl"), jsonl(tmp_path / "r.jsonl"))
     # Segments straight from the store: the windows tag wrote, merged.
     from ezclip_cli.segments import merge_segments
 
-    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, "--segments",
-                         "-o", str(tmp_path / "s.jsonl"), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        "--from-embeddings",
+        str(store),
+        "--labels",
+        LABELS,
+        "--segments",
+        "-o",
+        str(tmp_path / "s.jsonl"),
+        capsys=capsys,
+    )
     assert code == 0, err
     expected = merge_segments(jsonl(tmp_path / "w.jsonl"))
     got = jsonl(tmp_path / "s.jsonl")
@@ -128,9 +203,25 @@ def test_killed_save_embeddings_run_resumed_holds_every_video_once(tmp_path):
     videos = render(tmp_path / "many", 30, frames=24)
     out, store = tmp_path / "tags.jsonl", tmp_path / "store"
     env = {**os.environ, "EZCLIP_CACHE": str(tmp_path / "cache")}
-    args = [sys.executable, "-m", "ezclip_cli", "tag", str(tmp_path / "many"), "--labels", LABELS, *TINY,
-            "-o", str(out),
-            "--save-embeddings", str(store), "--batch-size", "1", "--workers", "0", "-q"]
+    args = [
+        sys.executable,
+        "-m",
+        "ezclip_cli",
+        "tag",
+        str(tmp_path / "many"),
+        "--labels",
+        LABELS,
+        *TINY,
+        "-o",
+        str(out),
+        "--save-embeddings",
+        str(store),
+        "--batch-size",
+        "1",
+        "--workers",
+        "0",
+        "-q",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     manifest = store / "manifest.jsonl"
     deadline = time.time() + 300
@@ -160,10 +251,24 @@ def test_killed_save_embeddings_run_resumed_holds_every_video_once(tmp_path):
     assert manifest.read_text().endswith("\n")
     assert len(list((store / "shards").glob("*.safetensors"))) == 1  # the small per-batch shards were merged
     # Tagging the same videos into the same store again (stdout this time) stores nothing twice.
-    to_stdout = [sys.executable, "-m", "ezclip_cli", "tag", str(tmp_path / "many"), "--labels", LABELS, *TINY,
-                 "--save-embeddings", str(store), "--workers", "0", "-q", "-f", "jsonl"]
-    again = subprocess.run(to_stdout,
-                           capture_output=True, text=True, env=env, timeout=600)
+    to_stdout = [
+        sys.executable,
+        "-m",
+        "ezclip_cli",
+        "tag",
+        str(tmp_path / "many"),
+        "--labels",
+        LABELS,
+        *TINY,
+        "--save-embeddings",
+        str(store),
+        "--workers",
+        "0",
+        "-q",
+        "-f",
+        "jsonl",
+    ]
+    again = subprocess.run(to_stdout, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stderr
     assert len(load_store(store)) == len(videos)
 
@@ -171,17 +276,52 @@ def test_killed_save_embeddings_run_resumed_holds_every_video_once(tmp_path):
 def test_a_store_of_another_model_is_refused(tmp_path, capsys):
     clips = render(tmp_path / "v", 2)
     store = tmp_path / "store"
-    code, err = run_main("tag", *map(str, clips), "--labels", LABELS, *TINY, "--workers", "0", "-f", "jsonl",
-                         "-o", str(tmp_path / "t.jsonl"), "--save-embeddings", str(store), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        *map(str, clips),
+        "--labels",
+        LABELS,
+        *TINY,
+        "--workers",
+        "0",
+        "-f",
+        "jsonl",
+        "-o",
+        str(tmp_path / "t.jsonl"),
+        "--save-embeddings",
+        str(store),
+        capsys=capsys,
+    )
     assert code == 0, err
     before = (store / "manifest.jsonl").read_bytes()
     other = [*TINY, "--num-frames", "4"]  # another model: other frame count, other fingerprint
-    code, err = run_main("tag", *map(str, clips), "--labels", LABELS, *other, "--workers", "0", "-f", "jsonl",
-                         "--save-embeddings", str(store), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        *map(str, clips),
+        "--labels",
+        LABELS,
+        *other,
+        "--workers",
+        "0",
+        "-f",
+        "jsonl",
+        "--save-embeddings",
+        str(store),
+        capsys=capsys,
+    )
     assert code == 1 and "holds embeddings of model" in err and "Traceback" not in err
     assert (store / "manifest.jsonl").read_bytes() == before  # nothing written
-    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, *other,
-                         "-o", str(tmp_path / "r.jsonl"), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        "--from-embeddings",
+        str(store),
+        "--labels",
+        LABELS,
+        *other,
+        "-o",
+        str(tmp_path / "r.jsonl"),
+        capsys=capsys,
+    )
     assert code == 1 and "holds embeddings of model" in err
     code, err = run_main("search", str(store), "a ball", *other, capsys=capsys)
     assert code == 1 and "holds embeddings of model" in err
@@ -212,8 +352,17 @@ def unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def stored_row(path: str, start: float | None = None) -> dict:
-    return {"path": path, "video_id": f"id-{path}", "size": 1, "mtime_ns": 1, "start": start,
-            "end": None if start is None else start + 1, "duration": 10.0, "num_frames": 8, "timestamps": [0.0] * 8}
+    return {
+        "path": path,
+        "video_id": f"id-{path}",
+        "size": 1,
+        "mtime_ns": 1,
+        "start": start,
+        "end": None if start is None else start + 1,
+        "duration": 10.0,
+        "num_frames": 8,
+        "timestamps": [0.0] * 8,
+    }
 
 
 def test_search_returns_the_planted_nearest_video_first(tmp_path, capsys):
@@ -233,8 +382,9 @@ def test_search_returns_the_planted_nearest_video_first(tmp_path, capsys):
     planted = unit(text + 0.3 * unit(rng.standard_normal(dim)))  # nearest by construction
     decoy = unit(text + 1.0 * unit(rng.standard_normal(dim)))  # near, but less so
     store = tmp_path / "store"
-    writer = StoreWriter(store, model_fingerprint(ezclip), float(ezclip.logit_scale),
-                         model_spec(None, str(TINY_CONFIG), "none", 8))
+    writer = StoreWriter(
+        store, model_fingerprint(ezclip), float(ezclip.logit_scale), model_spec(None, str(TINY_CONFIG), "none", 8)
+    )
     writer.add(rows[:150], noise[:150])
     writer.add([stored_row("/lib/decoy.mp4"), stored_row("/lib/surfing.mp4")], np.stack([decoy, planted]))
     writer.add(rows[150:], noise[150:])
@@ -263,24 +413,40 @@ def test_search_like_a_video_and_per_video(tmp_path, capsys):
     (tmp_path / "a.mp4").write_bytes(b"stored: never decoded")
     rows = [stored_row(str(tmp_path / "a.mp4")), stored_row("/lib/a_copy.mp4")]
     rows += [stored_row("/lib/long.mp4", start=float(s)) for s in range(3)]  # three windows of one video
-    vectors = [base, near, unit(base + 0.2 * unit(rng.standard_normal(dim))),
-               unit(base + 0.25 * unit(rng.standard_normal(dim))), unit(rng.standard_normal(dim))]
+    vectors = [
+        base,
+        near,
+        unit(base + 0.2 * unit(rng.standard_normal(dim))),
+        unit(base + 0.25 * unit(rng.standard_normal(dim))),
+        unit(rng.standard_normal(dim)),
+    ]
     rows += [stored_row(f"/lib/other_{i}.mp4") for i in range(20)]
     vectors += list(unit(rng.standard_normal((20, dim))))
     writer = StoreWriter(tmp_path / "store", "m", 100.0, {})
     writer.add(rows, np.stack(vectors))
     writer.close()
     out = tmp_path / "like.jsonl"
-    code, err = run_main("search", str(tmp_path / "store"), "--like", str(tmp_path / "a.mp4"), "-k", "4",
-                         "-o", str(out),
-                         capsys=capsys)
+    code, err = run_main(
+        "search", str(tmp_path / "store"), "--like", str(tmp_path / "a.mp4"), "-k", "4", "-o", str(out), capsys=capsys
+    )
     assert code == 0, err
     hits = jsonl(out)
     assert hits[0]["path"] == "/lib/a_copy.mp4"
     assert str(tmp_path / "a.mp4") not in [h["path"] for h in hits]  # the query itself is left out
     assert [h["path"] for h in hits[1:3]] == ["/lib/long.mp4"] * 2
-    code, err = run_main("search", str(tmp_path / "store"), "--like", str(tmp_path / "a.mp4"), "-k", "4", "--per-video",
-                         "-o", str(out), "--overwrite", capsys=capsys)
+    code, err = run_main(
+        "search",
+        str(tmp_path / "store"),
+        "--like",
+        str(tmp_path / "a.mp4"),
+        "-k",
+        "4",
+        "--per-video",
+        "-o",
+        str(out),
+        "--overwrite",
+        capsys=capsys,
+    )
     assert code == 0, err
     paths = [h["path"] for h in jsonl(out)]
     assert paths[:2] == ["/lib/a_copy.mp4", "/lib/long.mp4"] and len(set(paths)) == len(paths) == 4
@@ -305,24 +471,42 @@ def test_search_like_an_unstored_video_decodes_it(tmp_path, capsys):
 def test_embed_resumes_and_relabels_like_tag(tmp_path, capsys):
     clips = render(tmp_path / "v", 3)
     store = tmp_path / "store"
-    code, err = run_main("embed", str(clips[0]), str(clips[1]), "--store", str(store), *TINY, "--workers", "0",
-                         capsys=capsys)
+    code, err = run_main(
+        "embed", str(clips[0]), str(clips[1]), "--store", str(store), *TINY, "--workers", "0", capsys=capsys
+    )
     assert code == 0, err
     code, err = run_main("embed", str(tmp_path / "v"), "--store", str(store), *TINY, "--workers", "0", capsys=capsys)
     assert code == 0 and "2 already stored" in err and "1 ok" in err
-    code, err = run_main("tag", str(tmp_path / "v"), "--labels", LABELS, *TINY, "--workers", "0", "-o",
-                         str(tmp_path / "t.jsonl"), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        str(tmp_path / "v"),
+        "--labels",
+        LABELS,
+        *TINY,
+        "--workers",
+        "0",
+        "-o",
+        str(tmp_path / "t.jsonl"),
+        capsys=capsys,
+    )
     assert code == 0, err
-    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, "-o", str(tmp_path / "r.jsonl"),
-                         capsys=capsys)
+    code, err = run_main(
+        "tag", "--from-embeddings", str(store), "--labels", LABELS, "-o", str(tmp_path / "r.jsonl"), capsys=capsys
+    )
     assert code == 0, err
     assert_same_rows(jsonl(tmp_path / "t.jsonl"), jsonl(tmp_path / "r.jsonl"))
     # The library entry point fills a store too.
     from ezclip_cli import tag_videos
     from ezclip_cli.embeddings import load_store
 
-    rows = tag_videos([tmp_path / "v"], LABELS, model=str(TINY_CONFIG), pretrained="none", workers=0,
-                      save_embeddings=tmp_path / "lib-store")
+    rows = tag_videos(
+        [tmp_path / "v"],
+        LABELS,
+        model=str(TINY_CONFIG),
+        pretrained="none",
+        workers=0,
+        save_embeddings=tmp_path / "lib-store",
+    )
     assert sorted(load_store(tmp_path / "lib-store").columns["path"]) == sorted(r["path"] for r in rows)
 
 
@@ -332,9 +516,9 @@ def test_relabel_threshold_can_abstain_and_flags_are_checked(tmp_path, capsys):
     code, err = run_main("embed", str(tmp_path / "v"), "--store", str(store), *TINY, "--workers", "0", capsys=capsys)
     assert code == 0, err
     out = tmp_path / "r.csv"
-    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, "--threshold", "1.0",
-                         "-o", str(out),
-                         capsys=capsys)
+    code, err = run_main(
+        "tag", "--from-embeddings", str(store), "--labels", LABELS, "--threshold", "1.0", "-o", str(out), capsys=capsys
+    )
     assert code == 0, err
     import csv
 

@@ -1,4 +1,5 @@
 """`tag --runtime onnx --save-embeddings`: a store written by onnxruntime re-labels like the ONNX run."""
+
 from __future__ import annotations
 
 import json
@@ -33,13 +34,28 @@ def test_onnx_store_relabels_to_the_onnx_rows(tmp_path, capsys, monkeypatch):
     for i, direction in enumerate(["right", "left", "grow"]):
         write_video(folder / f"c{i}.mp4", moving_ball_frames(16, 48, direction, seed=i))
     store = tmp_path / "store"
-    code, err = run_main("tag", str(folder), "--labels", LABELS, "--model", str(bundle), "--runtime", "onnx",
-                         "--workers", "0", "-o", str(tmp_path / "onnx.jsonl"), "--save-embeddings", str(store),
-                         capsys=capsys)
+    code, err = run_main(
+        "tag",
+        str(folder),
+        "--labels",
+        LABELS,
+        "--model",
+        str(bundle),
+        "--runtime",
+        "onnx",
+        "--workers",
+        "0",
+        "-o",
+        str(tmp_path / "onnx.jsonl"),
+        "--save-embeddings",
+        str(store),
+        capsys=capsys,
+    )
     assert code == 0, err
     # Cold text cache: the store names the bundle, which loads in PyTorch with the same fingerprint.
-    code, err = run_main("tag", "--from-embeddings", str(store), "--labels", LABELS, "-o", str(tmp_path / "re.jsonl"),
-                         capsys=capsys)
+    code, err = run_main(
+        "tag", "--from-embeddings", str(store), "--labels", LABELS, "-o", str(tmp_path / "re.jsonl"), capsys=capsys
+    )
     assert code == 0, err
     tagged = [json.loads(line) for line in (tmp_path / "onnx.jsonl").read_text().splitlines()]
     relabelled = {r["path"]: r for r in (json.loads(line) for line in (tmp_path / "re.jsonl").read_text().splitlines())}

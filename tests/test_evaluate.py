@@ -4,6 +4,7 @@ Protocol tests write the official annotation files of full-size label sets with 
 files (planning never decodes). Scoring tests use the tiny random backbone on a handful of
 rendered 32-px clips; its predictions are meaningless, the bookkeeping is what is checked.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,10 @@ def write_hmdb(root: Path) -> dict[int, set[Path]]:
             touch(root / "hmdb51" / name / video)
         for fold in (1, 2, 3):
             codes = ["2" if j == fold - 1 else ("0" if j < 3 else "1") for j in range(len(videos))]
-            put(root / "testTrainMulti_7030_splits" / f"{name}_test_split{fold}.txt",
-                "".join(f"{v} {c}\n" for v, c in zip(videos, codes)))
+            put(
+                root / "testTrainMulti_7030_splits" / f"{name}_test_split{fold}.txt",
+                "".join(f"{v} {c}\n" for v, c in zip(videos, codes)),
+            )
             tests[fold].add(root / "hmdb51" / name / videos[fold - 1])
     return tests
 
@@ -118,20 +121,32 @@ def test_zero_shot_hmdb_ucf_score_the_three_official_test_splits(tmp_path, datas
     assert [u.name for u in ev.plan_units("zero-shot", dataset, tmp_path, fold=2)[0]] == ["fold2"]
 
 
-@pytest.mark.parametrize("dataset, base_size, novel_size", [
-    ("hmdb51", 26, 25), ("ucf101", 51, 50), ("k400", 200, 200), ("ssv2", 87, 87),
-])
+@pytest.mark.parametrize(
+    "dataset, base_size, novel_size",
+    [
+        ("hmdb51", 26, 25),
+        ("ucf101", 51, 50),
+        ("k400", 200, 200),
+        ("ssv2", 87, 87),
+    ],
+)
 def test_base_to_novel_halves_are_the_published_lists(tmp_path, dataset, base_size, novel_size):
-    writers = {"hmdb51": write_hmdb, "ucf101": write_ucf, "k400": lambda r: write_kinetics(r, "k400"),
-               "ssv2": write_ssv2}
+    writers = {
+        "hmdb51": write_hmdb,
+        "ucf101": write_ucf,
+        "k400": lambda r: write_kinetics(r, "k400"),
+        "ssv2": write_ssv2,
+    }
     writers[dataset](tmp_path)
     units, notes = ev.plan_units("base-to-novel", dataset, tmp_path)
     base, novel = units
     assert (base.part, novel.part) == ("base", "novel")
     assert (len(base.videos.classes), len(novel.videos.classes)) == (base_size, novel_size)
     assert not set(base.videos.classes) & set(novel.videos.classes)
-    published = [{normalise_name(n) for n in read_name_list(splits_dir() / f"{dataset}_{part}.txt")}
-                 for part in ("base", "novel")]  # tests/test_splits.py checks these files themselves
+    published = [
+        {normalise_name(n) for n in read_name_list(splits_dir() / f"{dataset}_{part}.txt")}
+        for part in ("base", "novel")
+    ]  # tests/test_splits.py checks these files themselves
     assert [{normalise_name(c) for c in u.videos.classes} for u in units] == published
     test = load_split(dataset, tmp_path, ev.TEST_SPLITS[dataset])
     # Every test video is in exactly one half, labelled within that half's own class list.
@@ -188,8 +203,15 @@ def test_few_shot_and_closed_set_score_a_named_split(tmp_path):
 def test_metrics_against_hand_computed_values():
     # 6 classes, 7 videos; top-1 right on videos 0, 3, 6; the label is in the top 5 of all but video 5.
     labels = [0, 0, 1, 2, 2, 3, 5]
-    top = [[0, 1, 2, 3, 4], [1, 0, 2, 3, 4], [2, 1, 3, 4, 5], [2, 0, 1, 3, 4], [0, 2, 1, 3, 4],
-           [0, 1, 2, 4, 5], [5, 0, 1, 2, 3]]
+    top = [
+        [0, 1, 2, 3, 4],
+        [1, 0, 2, 3, 4],
+        [2, 1, 3, 4, 5],
+        [2, 0, 1, 3, 4],
+        [0, 2, 1, 3, 4],
+        [0, 1, 2, 4, 5],
+        [5, 0, 1, 2, 3],
+    ]
     m = ev.compute_metrics(labels, top, num_classes=6)
     assert m["top1"] == pytest.approx(3 / 7)
     assert m["top5"] == pytest.approx(6 / 7)
@@ -214,11 +236,19 @@ def test_summary_means_splits_and_seeds_and_shows_the_gain_over_clip():
         metrics = {"top1": top1, "top5": 1.0, "mean_class_accuracy": top1}
         return {"model": model, "unit": unit, "part": part, "metrics": metrics}
 
-    specs = [ev.ModelSpec("ezclip-1", "ezclip", "ezclip"), ev.ModelSpec("ezclip-2", "ezclip", "ezclip"),
-             ev.ModelSpec("clip", "clip", "clip")]
-    runs = [evaluation("ezclip-1", "base", 0.8, "base"), evaluation("ezclip-1", "novel", 0.4, "novel"),
-            evaluation("ezclip-2", "base", 0.6, "base"), evaluation("ezclip-2", "novel", 0.6, "novel"),
-            evaluation("clip", "base", 0.5, "base"), evaluation("clip", "novel", 0.5, "novel")]
+    specs = [
+        ev.ModelSpec("ezclip-1", "ezclip", "ezclip"),
+        ev.ModelSpec("ezclip-2", "ezclip", "ezclip"),
+        ev.ModelSpec("clip", "clip", "clip"),
+    ]
+    runs = [
+        evaluation("ezclip-1", "base", 0.8, "base"),
+        evaluation("ezclip-1", "novel", 0.4, "novel"),
+        evaluation("ezclip-2", "base", 0.6, "base"),
+        evaluation("ezclip-2", "novel", 0.6, "novel"),
+        evaluation("clip", "base", 0.5, "base"),
+        evaluation("clip", "novel", 0.5, "novel"),
+    ]
     ours, clip = ev.summarize("base-to-novel", specs, runs)
     assert ours["models"] == ["ezclip-1", "ezclip-2"] and clip["group"] == "clip"
     assert ours["metrics"]["base_top1"]["mean"] == pytest.approx(0.7)
@@ -341,8 +371,16 @@ def test_failures_are_listed_counted_and_outside_the_denominator(ucf_videos, che
     root = tmp_path / "ucf"
     shutil.copytree(ucf_videos, root)
     write_broken(root / "UCF-101/YoYo/v_YoYo_g01_c01.avi", "text")  # a fold-1 test video
-    config = ev.EvalConfig(protocol="closed-set", dataset="ucf101", root=str(root), checkpoints=(str(checkpoints[0]),),
-                           batch_size=2, workers=0, device="cpu", cache_dir=str(tmp_path / "cache"))
+    config = ev.EvalConfig(
+        protocol="closed-set",
+        dataset="ucf101",
+        root=str(root),
+        checkpoints=(str(checkpoints[0]),),
+        batch_size=2,
+        workers=0,
+        device="cpu",
+        cache_dir=str(tmp_path / "cache"),
+    )
     outcome = ev.run_evaluation(config, tmp_path / "out", progress=False)
     assert outcome.exit_code == 1
     report = outcome.report
@@ -357,14 +395,22 @@ def test_failures_are_listed_counted_and_outside_the_denominator(ucf_videos, che
 
 
 def test_few_shot_and_base_to_novel_runs_group_checkpoints(ucf_videos, checkpoints, tmp_path):
-    common = dict(dataset="ucf101", root=str(ucf_videos), checkpoints=tuple(map(str, checkpoints)), batch_size=4,
-                  workers=0, device="cpu", cache_dir=str(tmp_path / "cache"))
+    common = dict(
+        dataset="ucf101",
+        root=str(ucf_videos),
+        checkpoints=tuple(map(str, checkpoints)),
+        batch_size=4,
+        workers=0,
+        device="cpu",
+        cache_dir=str(tmp_path / "cache"),
+    )
     few = ev.run_evaluation(ev.EvalConfig(protocol="few-shot", **common), None, progress=False).report
     # K from the checkpoints
     assert [(r["group"], r["shots"]) for r in few["summary"]] == [("ezclip@2-shot", 2), ("ezclip@4-shot", 4)]
     assert [m["seed"] for m in few["models"]] == [1, 2]
-    explicit = ev.run_evaluation(ev.EvalConfig(protocol="few-shot", shots=(8, 16), baseline="clip", **common), None,
-                                 progress=False).report
+    explicit = ev.run_evaluation(
+        ev.EvalConfig(protocol="few-shot", shots=(8, 16), baseline="clip", **common), None, progress=False
+    ).report
     assert [r["group"] for r in explicit["summary"]] == ["ezclip@8-shot", "ezclip@16-shot", "clip"]
     assert explicit["summary"][0]["gain_over_clip"] is not None
     b2n = ev.run_evaluation(ev.EvalConfig(protocol="base-to-novel", **common), None, progress=False).report
@@ -389,8 +435,10 @@ def test_documented_schema_is_the_one_reports_are_checked_against():
     assert "$.counts.evaluated: 1.5 is not of type 'integer'" in report_errors(wrong_type)
     # The library's own check rejects them as well.
     assert ev.validate_report(partial)
-    assert any("expected integer" in e for e in ev.validate_report(
-        wrong_type, {"properties": {"counts": ev.REPORT_SCHEMA["properties"]["counts"]}}))
+    assert any(
+        "expected integer" in e
+        for e in ev.validate_report(wrong_type, {"properties": {"counts": ev.REPORT_SCHEMA["properties"]["counts"]}})
+    )
 
 
 def assert_png_is_a_picture(path: Path) -> None:
@@ -405,9 +453,28 @@ def assert_png_is_a_picture(path: Path) -> None:
 def test_ezclip_eval_cli_writes_a_valid_report_and_plots(ucf_videos, checkpoints, tmp_path, capsys):
     out = tmp_path / "report"
     code, err = run_main(
-        "eval", "--checkpoint", str(checkpoints[0]), "--dataset", "ucf101", "--root", str(ucf_videos),
-        "--protocol", "zero-shot", "--baseline", "clip", "--batch-size", "2", "--workers", "0", "--device", "cpu",
-        "--out", str(out), "--cache-dir", str(tmp_path / "cache"), capsys=capsys,
+        "eval",
+        "--checkpoint",
+        str(checkpoints[0]),
+        "--dataset",
+        "ucf101",
+        "--root",
+        str(ucf_videos),
+        "--protocol",
+        "zero-shot",
+        "--baseline",
+        "clip",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        capsys=capsys,
     )
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
@@ -429,9 +496,26 @@ def test_ezclip_eval_cli_writes_a_valid_report_and_plots(ucf_videos, checkpoints
     assert code == 2 and "--root" in err
     faithful = tmp_path / "faithful"
     code, err = run_main(
-        "eval", "--checkpoint", str(checkpoints[0]), "--dataset", "ucf101", "--root", str(ucf_videos), "--faithful",
-        "--batch-size", "2", "--workers", "0", "--device", "cpu", "--out", str(faithful), "--quiet",
-        "--cache-dir", str(tmp_path / "cache"), capsys=capsys,
+        "eval",
+        "--checkpoint",
+        str(checkpoints[0]),
+        "--dataset",
+        "ucf101",
+        "--root",
+        str(ucf_videos),
+        "--faithful",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(faithful),
+        "--quiet",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        capsys=capsys,
     )
     assert code == 0, err
     report = json.loads((faithful / "report.json").read_text())
@@ -447,15 +531,48 @@ def test_torchrun_two_processes_write_the_report_of_one(ucf_videos, checkpoints,
 
     shutil.copytree(ucf_videos, root)
     write_broken(root / "UCF-101/Basketball/v_Basketball_g02_c01.avi", "empty")  # fold 2: failures gather too
-    args = ["eval", "--checkpoint", str(checkpoints[0]), "--dataset", "ucf101", "--root", str(root),
-            "--batch-size", "1", "--workers", "0", "--device", "cpu", "--quiet", "--cache-dir", str(tmp_path / "cache")]
+    args = [
+        "eval",
+        "--checkpoint",
+        str(checkpoints[0]),
+        "--dataset",
+        "ucf101",
+        "--root",
+        str(root),
+        "--batch-size",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     code, err = run_main(*args, "--out", str(tmp_path / "one"), capsys=capsys)  # one process: this one
     assert code == 1, err[-3000:]  # one unreadable video
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     env.pop("WORLD_SIZE", None)
-    multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                            "-m", "ezclip_cli", *args, "--out", str(tmp_path / "two")], capture_output=True, text=True,
-                           env=env, cwd=REPO, timeout=300)
+    multi = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "ezclip_cli",
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
     assert multi.returncode == 1, multi.stderr[-3000:]  # torchrun passes the ranks' exit code 1 on
     one = json.loads((tmp_path / "one/report.json").read_text())
     two = json.loads((tmp_path / "two/report.json").read_text())

@@ -4,6 +4,7 @@ examples/model/tiny-motion.ezclip is made by examples/train_example_model.sh (`e
 examples/quickstart.sh renders the held-out example clips and tags them with it. Here the same
 clips are rendered and tagged in-process, and the score must be the one the README states.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -69,9 +70,27 @@ def heldout_clips(tmp_path_factory) -> Path:
 def test_shipped_model_tags_the_example_clips_as_the_readme_states(heldout_clips, tmp_path, capsys):
     hits_promised, total_promised = readme_score()
     tags = tmp_path / "tags.csv"
-    code, err = run_main("tag", str(heldout_clips / "heldout"), "--labels", str(heldout_clips / "labels.txt"),
-                         "--checkpoint", str(MODEL), "--template", "{}", "-k", "2", "--workers", "0",
-                         "--device", "cpu", "--cache-dir", str(tmp_path / "cache"), "-o", str(tags), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        str(heldout_clips / "heldout"),
+        "--labels",
+        str(heldout_clips / "labels.txt"),
+        "--checkpoint",
+        str(MODEL),
+        "--template",
+        "{}",
+        "-k",
+        "2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "-o",
+        str(tags),
+        capsys=capsys,
+    )
     assert code == 0, err
     assert "EZ-CLIP checkpoint" in err  # not plain CLIP frame averaging
     hits, total = example_module("score_tags").score(tags)

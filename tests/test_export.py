@@ -1,4 +1,5 @@
 """`ezclip export`: ONNX parity, the bundle round trip, offline and torch-free loading, clean failures."""
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,14 @@ def test_bundled_tokenizer_gives_open_clips_ids(exported):
     model, _ = load_checkpoint(exported["checkpoint"])
     ours = ClipTokenizer(exported["bundle"] / "bpe_simple_vocab_16e6.txt.gz")
     texts = [
-        "Playing a kind of action, ApplyEyeMakeup", "UsingATM's  café & naïve—résumé", "3D-printing_stuff 1999",
-        "Tom &amp; Jerry", "don't!!! ...", "", "长城 🚴", "word " * 100,
+        "Playing a kind of action, ApplyEyeMakeup",
+        "UsingATM's  café & naïve—résumé",
+        "3D-printing_stuff 1999",
+        "Tom &amp; Jerry",
+        "don't!!! ...",
+        "",
+        "长城 🚴",
+        "word " * 100,
     ]
     np.testing.assert_array_equal(ours(texts), model.tokenize(texts).numpy())
 
@@ -98,8 +105,13 @@ def test_bundle_layout_config_and_onnx_metadata(exported):
     bundle = exported["bundle"]
     names = {p.name for p in bundle.iterdir()}
     assert names == {
-        "config.json", "model.safetensors", "video_encoder.onnx", "text_encoder.onnx", "labels.txt",
-        "text_embeddings.safetensors", "bpe_simple_vocab_16e6.txt.gz",
+        "config.json",
+        "model.safetensors",
+        "video_encoder.onnx",
+        "text_encoder.onnx",
+        "labels.txt",
+        "text_embeddings.safetensors",
+        "bpe_simple_vocab_16e6.txt.gz",
     }
     assert not [p for p in bundle.parent.iterdir() if ".partial-" in p.name]  # no temporary folder left
     config = json.loads((bundle / "config.json").read_text())
@@ -132,7 +144,6 @@ def test_bundle_layout_config_and_onnx_metadata(exported):
 
 def test_round_trip_checkpoint_bundle_and_onnx_agree(exported, tmp_path):
     """Tag a rendered folder three ways: checkpoint, bundle in PyTorch, bundle in onnxruntime."""
-    from ezclip_cli.loading import load_model, model_fingerprint
     from ezclip_cli.onnx_runtime import load_bundle_predictor
     from ezclip_cli.tagging import Task, decode_task, tag_videos
 
@@ -141,11 +152,13 @@ def test_round_trip_checkpoint_bundle_and_onnx_agree(exported, tmp_path):
     for i, direction in enumerate(["right", "left", "grow", "shrink", "right"]):
         write_video(folder / f"{i}_{direction}.mp4", moving_ball_frames(16, 48, direction, seed=i))
     options = {"workers": 0, "device": "cpu", "top_k": 4}
-    by_checkpoint = tag_videos([folder], LABELS, checkpoint=exported["checkpoint"], cache_dir=str(tmp_path / "c1"),
-                               **options)
+    by_checkpoint = tag_videos(
+        [folder], LABELS, checkpoint=exported["checkpoint"], cache_dir=str(tmp_path / "c1"), **options
+    )
     by_bundle = tag_videos([folder], LABELS, checkpoint=exported["bundle"], cache_dir=str(tmp_path / "c2"), **options)
-    by_model_flag = tag_videos([folder], LABELS, model=str(exported["bundle"]), cache_dir=str(tmp_path / "c3"),
-                               **options)
+    by_model_flag = tag_videos(
+        [folder], LABELS, model=str(exported["bundle"]), cache_dir=str(tmp_path / "c3"), **options
+    )
 
     by_runtime = tag_videos([folder], LABELS, model=str(exported["bundle"]), runtime="onnx", **options)
     predictor, settings, model_id = load_bundle_predictor(exported["bundle"], LABELS, top_k=4)
@@ -193,8 +206,13 @@ def test_bundle_loads_offline_with_empty_caches_and_onnx_runs_without_torch(expo
     np.save(tmp_path / "pixels.npy", pixels)
     empty = tmp_path / "empty"
     env = {
-        **os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(empty / "hf"), "XDG_CACHE_HOME": str(empty / "xdg"),
-        "HOME": str(empty / "home"), "TORCH_HOME": str(empty / "torch"), "PYTHONPATH": str(REPO),
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(empty / "hf"),
+        "XDG_CACHE_HOME": str(empty / "xdg"),
+        "HOME": str(empty / "home"),
+        "TORCH_HOME": str(empty / "torch"),
+        "PYTHONPATH": str(REPO),
     }
     env.pop("EZCLIP_CACHE", None)  # every cache empty, the text cache too
     bundle = str(exported["bundle"])

@@ -1,4 +1,5 @@
 """Every faithful switch: what --faithful sets, and that each switch changes what it should and only that."""
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,10 @@ def test_faithful_training_sets_every_switch_that_was_not_set():
 def test_faithful_evaluation_sets_its_switches():
     common = {"protocol": "zero-shot", "dataset": "ucf101", "root": "."}
     assert (EvalConfig(**common).ensemble, EvalConfig(**common).raw_names, EvalConfig(**common).drop_last_batch) == (
-        None, None, None)
+        None,
+        None,
+        None,
+    )
     faithful = EvalConfig(faithful=True, **common)
     assert (faithful.ensemble, faithful.raw_names, faithful.drop_last_batch) == ("probability", True, 80)
     assert EvalConfig(faithful=True, ensemble="embedding", **common).ensemble == "embedding"
@@ -70,9 +74,12 @@ def test_per_frame_jitter_changes_only_the_jitter_of_frames_after_the_first():
     seed = next(s for s in range(40) if data.sample_clip_augmentation(random.Random(s), 64, 80, 32, True).jitter)
     still = torch.randint(0, 256, (1, 3, 64, 80), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     still = still.repeat(4, 1, 1, 1)  # four identical frames
-    per_clip = data.apply_clip_augmentation(still, data.sample_clip_augmentation(random.Random(seed), 64, 80, 32, True), 32)
+    per_clip = data.apply_clip_augmentation(
+        still, data.sample_clip_augmentation(random.Random(seed), 64, 80, 32, True), 32
+    )
     per_frame = data.apply_clip_augmentation(
-        still, data.sample_clip_augmentation(random.Random(seed), 64, 80, 32, True, jitter_frames=4), 32)
+        still, data.sample_clip_augmentation(random.Random(seed), 64, 80, 32, True, jitter_frames=4), 32
+    )
     assert all(torch.equal(per_clip[0], f) for f in per_clip)  # one jitter for the clip
     assert torch.allclose(per_frame[0], per_clip[0])  # frame 1 is jittered the same way
     assert not any(torch.allclose(per_frame[0], f) for f in per_frame[1:])
@@ -96,7 +103,10 @@ def test_drop_path_over_positions_shares_one_draw_per_position_across_the_batch(
 def test_drop_path_positions_reaches_every_block_and_leaves_inference_alone():
     default = build_model(make_backbone(0), ModelConfig(num_frames=4), seed=1)
     faithful = build_model(make_backbone(0), ModelConfig(num_frames=4, drop_path_positions=True), seed=1)
-    blocks = lambda m: [*m.clip.visual.transformer.resblocks, *m.clip.transformer.resblocks]
+
+    def blocks(m):
+        return [*m.clip.visual.transformer.resblocks, *m.clip.transformer.resblocks]
+
     assert not any(b.drop_positions for b in blocks(default)) and all(b.drop_positions for b in blocks(faithful))
     video = torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -199,16 +209,34 @@ def test_train_faithful_flag_and_single_switch_flags_reach_the_saved_config(tmp_
     from ezclip_cli.config import load_yaml
     from tests.conftest import TINY_CONFIG, run_main
 
-    common = ["train", "--train-list", str(clip_files / "train.txt"), "--model", str(TINY_CONFIG), "--pretrained",
-              "none", "--max-steps", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--val-split", "none",
-              "-q"]
+    common = [
+        "train",
+        "--train-list",
+        str(clip_files / "train.txt"),
+        "--model",
+        str(TINY_CONFIG),
+        "--pretrained",
+        "none",
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--val-split",
+        "none",
+        "-q",
+    ]
     code, err = run_main(*common, "--faithful", "--natural-names", "--out", str(tmp_path / "f"), capsys=capsys)
     assert code == 0, err
     saved = load_yaml(tmp_path / "f" / "config.yaml")
     assert saved["faithful"] is True and (saved["jitter_per_frame"], saved["drop_path_positions"]) == (True, True)
     assert saved["raw_names"] is False and saved["train_sampling"] == "random"  # a flag given wins; no recipe: random
-    code, err = run_main(*common, "--jitter-per-frame", "--train-sampling", "centre", "--out", str(tmp_path / "o"),
-                         capsys=capsys)
+    code, err = run_main(
+        *common, "--jitter-per-frame", "--train-sampling", "centre", "--out", str(tmp_path / "o"), capsys=capsys
+    )
     assert code == 0, err
     saved = load_yaml(tmp_path / "o" / "config.yaml")
     assert (saved["faithful"], saved["jitter_per_frame"], saved["train_sampling"]) == (False, True, "centre")
@@ -219,15 +247,43 @@ def test_eval_switches_one_by_one_from_the_command_line(ucf_videos, checkpoints,
     from ezclip_cli.evaluate import validate_report
     from tests.conftest import run_main
 
-    common = ["eval", "--checkpoint", str(checkpoints[0]), "--dataset", "ucf101", "--root", str(ucf_videos), "--fold",
-              "1", "--workers", "0", "--device", "cpu", "--quiet", "--cache-dir", str(tmp_path / "cache")]
-    code, err = run_main(*common, "--ensemble", "probability", "--raw-names", "--batch-size", "2",
-                         "--out", str(tmp_path / "p"), capsys=capsys)
+    common = [
+        "eval",
+        "--checkpoint",
+        str(checkpoints[0]),
+        "--dataset",
+        "ucf101",
+        "--root",
+        str(ucf_videos),
+        "--fold",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
+    code, err = run_main(
+        *common,
+        "--ensemble",
+        "probability",
+        "--raw-names",
+        "--batch-size",
+        "2",
+        "--out",
+        str(tmp_path / "p"),
+        capsys=capsys,
+    )
     assert code == 0, err
     report = json.loads((tmp_path / "p/report.json").read_text())
     assert validate_report(report) == [] and report["counts"]["scored"] == 3 and report["faithful"] is False
     assert (report["config"]["ensemble"], report["config"]["raw_names"], report["config"]["drop_last_batch"]) == (
-        "probability", True, None)
+        "probability",
+        True,
+        None,
+    )
     assert any("per-template softmax" in n for n in report["notes"])
     code, err = run_main(*common, "--drop-last-batch", "2", "--out", str(tmp_path / "d"), capsys=capsys)
     assert code == 0, err

@@ -1,4 +1,5 @@
 """benchmarks/gpu_check.py keeps working: its CPU tiny mode end to end, and its failure isolation."""
+
 from __future__ import annotations
 
 import importlib.util

@@ -1,4 +1,5 @@
 """Label sets: bundled files, every load format and error, prompt text, fingerprints."""
+
 from __future__ import annotations
 
 import re
@@ -32,6 +33,7 @@ def error_of(spec) -> str:
 
 # -- bundled label sets ----------------------------------------------------------------------
 
+
 def test_list_labelsets_names_every_bundled_file():
     assert list_labelsets() == sorted(BUNDLED_COUNTS)
     assert (labelset_dir() / "README.md").is_file()
@@ -63,8 +65,13 @@ def test_k600_is_official_alphabetical_list():
     k600 = load_labelset("k600").labels
     assert list(k600) == sorted(k600)
     assert (k600[0], k600[-1]) == ("abseiling", "zumba")
-    for name in ("dyeing hair", "tying necktie", "passing American football (in game)",
-                 "passing american football (not in game)", "opening bottle (not wine)"):
+    for name in (
+        "dyeing hair",
+        "tying necktie",
+        "passing American football (in game)",
+        "passing american football (not in game)",
+        "opening bottle (not wine)",
+    ):
         assert name in k600
     k400 = load_labelset("k400").labels
     missing = [name for name in k400 if name not in k600]
@@ -102,28 +109,32 @@ def test_ssv2_labels_json_form_and_order():
 
 # -- label_to_text ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("label,text", [
-    ("ApplyEyeMakeup", "apply eye makeup"),
-    ("YoYo", "yo yo"),
-    ("PlayingDaf", "playing daf"),
-    ("TaiChi", "tai chi"),
-    ("Archery", "archery"),
-    ("JumpRope", "jump rope"),
-    ("UsingATMCard", "using ATM card"),
-    ("3DPrinting", "3D printing"),
-    ("brush_hair", "brush hair"),
-    ("Brush_Hair", "brush hair"),
-    ("playing_NBA_game", "playing NBA game"),
-    ("rock-climbing", "rock climbing"),
-    ("abseiling", "abseiling"),
-    ("playing guitar", "playing guitar"),
-    ("passing American football (in game)", "passing American football (in game)"),
-    ("folding a t-shirt", "folding a t-shirt"),
-    ("Approaching something with your camera", "Approaching something with your camera"),
-    ("  playing   guitar ", "playing guitar"),
-    ("NASA", "NASA"),
-    ("iPhone", "iPhone"),
-])
+
+@pytest.mark.parametrize(
+    "label,text",
+    [
+        ("ApplyEyeMakeup", "apply eye makeup"),
+        ("YoYo", "yo yo"),
+        ("PlayingDaf", "playing daf"),
+        ("TaiChi", "tai chi"),
+        ("Archery", "archery"),
+        ("JumpRope", "jump rope"),
+        ("UsingATMCard", "using ATM card"),
+        ("3DPrinting", "3D printing"),
+        ("brush_hair", "brush hair"),
+        ("Brush_Hair", "brush hair"),
+        ("playing_NBA_game", "playing NBA game"),
+        ("rock-climbing", "rock climbing"),
+        ("abseiling", "abseiling"),
+        ("playing guitar", "playing guitar"),
+        ("passing American football (in game)", "passing American football (in game)"),
+        ("folding a t-shirt", "folding a t-shirt"),
+        ("Approaching something with your camera", "Approaching something with your camera"),
+        ("  playing   guitar ", "playing guitar"),
+        ("NASA", "NASA"),
+        ("iPhone", "iPhone"),
+    ],
+)
 def test_label_to_text(label, text):
     assert label_to_text(label) == text
 
@@ -140,6 +151,7 @@ def test_label_to_text_every_bundled_label_is_clean():
 
 
 # -- load_labelset: formats ------------------------------------------------------------------
+
 
 def test_txt_comments_blank_lines_and_whitespace(tmp_path):
     path = put(tmp_path / "mine.txt", "# my labels\n\n  surfing \r\n\t# indented comment\nskate boarding\n\n")
@@ -162,9 +174,10 @@ def test_relative_path_resolves_before_inline(tmp_path, monkeypatch):
 
 
 def test_csv_with_description_column(tmp_path):
-    path = put(tmp_path / "labels.csv",
-                 "id,Label,Description\n1,run,a person running fast\n"
-                 '2,walk,"a person walking, slowly"\n3,jump,\n')
+    path = put(
+        tmp_path / "labels.csv",
+        'id,Label,Description\n1,run,a person running fast\n2,walk,"a person walking, slowly"\n3,jump,\n',
+    )
     labelset = load_labelset(str(path))
     assert labelset.labels == ("run", "walk", "jump")
     assert labelset.descriptions == ("a person running fast", "a person walking, slowly", None)
@@ -200,6 +213,7 @@ def test_bundled_name_forms():
 
 
 # -- load_labelset: errors -------------------------------------------------------------------
+
 
 def test_unknown_bundled_name_lists_what_exists():
     assert error_of("bundled:x") == "unknown label set 'x'; available: hmdb51, k400, k600, ssv2, ucf101"
@@ -291,6 +305,7 @@ def test_undecodable_bytes_name_the_line(tmp_path, suffix):
 
 # -- prompts and fingerprints ----------------------------------------------------------------
 
+
 def test_default_templates_are_the_reference_sixteen():
     assert len(DEFAULT_TEMPLATES) == 16 == len(set(DEFAULT_TEMPLATES))
     assert all(t.count("{}") == 1 for t in DEFAULT_TEMPLATES)
@@ -320,8 +335,7 @@ def test_build_prompts_with_and_without_descriptions(tmp_path):
 def test_build_prompts_custom_templates():
     labelset = load_labelset("TaiChi,surfing")
     prompts = build_prompts(labelset, ["a video of {}.", "{} {literal}"])
-    assert prompts == [["a video of tai chi.", "tai chi {literal}"],
-                       ["a video of surfing.", "surfing {literal}"]]
+    assert prompts == [["a video of tai chi.", "tai chi {literal}"], ["a video of surfing.", "surfing {literal}"]]
 
 
 @pytest.mark.parametrize("templates", [["no placeholder"], ["{} and {}"], ["ok {}", "bad"]])
@@ -375,8 +389,8 @@ def test_labels_module_stays_light():
     import ezclip_cli.labels as labels
 
     tree = ast.parse(Path(labels.__file__).read_text(encoding="utf-8"))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom)}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not imported & {"torch", "typer", "open_clip", "numpy"}

@@ -1,4 +1,5 @@
 """Scale-out: shards from a SLURM array's variables, and `ezclip merge` joining their outputs once per video."""
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,12 @@ def test_shard_defaults_from_a_slurm_array():
     assert resolve_shard(None, None, env)[:2] == (10, 3)
     # --array=1-10 numbers tasks from 1; --array=0-18:2 in steps of 2: both are shards 0..9
     assert resolve_shard(None, None, {**env, "SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_MIN": "1"})[:2] == (10, 0)
-    stepped = {"SLURM_ARRAY_TASK_ID": "18", "SLURM_ARRAY_TASK_COUNT": "10", "SLURM_ARRAY_TASK_MIN": "0",
-               "SLURM_ARRAY_TASK_STEP": "2"}
+    stepped = {
+        "SLURM_ARRAY_TASK_ID": "18",
+        "SLURM_ARRAY_TASK_COUNT": "10",
+        "SLURM_ARRAY_TASK_MIN": "0",
+        "SLURM_ARRAY_TASK_STEP": "2",
+    }
     assert resolve_shard(None, None, stepped)[:2] == (10, 9)
     assert resolve_shard(4, 1, env) == (4, 1, None)  # flags win
     assert resolve_shard(None, 5, env)[:2] == (10, 5)
@@ -59,8 +64,9 @@ def folder(tmp_path_factory) -> Path:
 
 
 def tag(folder: Path, out: Path, capsys, *extra: str) -> int:
-    code, err = run_main("tag", str(folder), "-l", "a,b,c", *TINY, "-t", "4", "-j", "0", "-k", "2", "-o", str(out),
-                         *extra, capsys=capsys)
+    code, err = run_main(
+        "tag", str(folder), "-l", "a,b,c", *TINY, "-t", "4", "-j", "0", "-k", "2", "-o", str(out), *extra, capsys=capsys
+    )
     assert "Traceback" not in err, err
     return code
 
@@ -94,7 +100,11 @@ def test_slurm_array_shards_in_three_formats_merge_to_the_single_run(folder, tmp
     assert [r["path"] for r in ours] == [r["path"] for r in expected]  # the single run's order, each once
     for got, want in zip(ours, expected):
         assert (got["status"], got["labels"], got["video_id"], got["model_id"]) == (
-            want["status"], want["labels"], want["video_id"], want["model_id"])
+            want["status"],
+            want["labels"],
+            want["video_id"],
+            want["model_id"],
+        )
         assert got["scores"] == pytest.approx(want["scores"], abs=1e-6)  # CSV keeps 6 decimals
 
     for fmt in ("csv", "json"):  # any output format, readable by the usual tools
@@ -109,8 +119,9 @@ def test_every_video_once_when_parts_overlap_and_a_failure_is_retried(folder, tm
     tag(folder, first, capsys)
     rows = read_any(first)
     retried = tmp_path / "retried.jsonl"  # as if a rerun had read v0.mp4, which failed the first time
-    failed_first = [dict(r, status="error", error="boom", labels=[], scores=[]) if r["path"].endswith("v0.mp4") else r
-                    for r in rows]
+    failed_first = [
+        dict(r, status="error", error="boom", labels=[], scores=[]) if r["path"].endswith("v0.mp4") else r for r in rows
+    ]
     first.write_text("".join(json.dumps(r) + "\n" for r in failed_first))
     retried.write_text(json.dumps(next(r for r in rows if r["path"].endswith("v0.mp4"))) + "\n")
     code, err = run_main("merge", str(first), str(first), str(retried), "-o", str(tmp_path / "m.csv"), capsys=capsys)
@@ -132,8 +143,12 @@ def test_refuses_to_mix_models_label_sets_top_k_and_windows(folder, tmp_path, ca
     tag(folder, windows, capsys, "--window", "0.2")
     other_model = tmp_path / "model.jsonl"
     tag(folder, other_model, capsys, "-t", "2")
-    for other, words in ((other_labels, "label sets"), (other_k, "top-3"), (windows, "--window rows"),
-                         (other_model, "different models")):
+    for other, words in (
+        (other_labels, "label sets"),
+        (other_k, "top-3"),
+        (windows, "--window rows"),
+        (other_model, "different models"),
+    ):
         code, err = run_main("merge", str(base), str(other), "-o", str(tmp_path / "never.csv"), capsys=capsys)
         assert code == 2 and words in err and err.count("\n") == 1, (other, err)
         assert not (tmp_path / "never.csv").exists()
@@ -159,9 +174,24 @@ def test_merge_never_overwrites_a_file_or_reads_garbage(folder, tmp_path, capsys
 
 
 def test_json_output_is_a_complete_array(tmp_path, capsys):
-    rows = [{"path": f"/v/{name}.mp4", "status": "ok", "error": None, "start": None, "end": None, "duration": 1.0,
-             "labels": ["a"], "scores": [0.9], "num_frames": 4, "timestamps": [0.0], "video_id": name,
-             "model_id": "m", "labels_id": "l"} for name in ("b", "a")]
+    rows = [
+        {
+            "path": f"/v/{name}.mp4",
+            "status": "ok",
+            "error": None,
+            "start": None,
+            "end": None,
+            "duration": 1.0,
+            "labels": ["a"],
+            "scores": [0.9],
+            "num_frames": 4,
+            "timestamps": [0.0],
+            "video_id": name,
+            "model_id": "m",
+            "labels_id": "l",
+        }
+        for name in ("b", "a")
+    ]
     part = tmp_path / "part.jsonl"
     with part.open("w") as stream:
         writer = RowWriter(stream, "jsonl", 1)
@@ -177,8 +207,9 @@ def test_files_from_reads_a_manifest_and_a_bad_one_is_a_usage_error(folder, tmp_
     manifest = tmp_path / "manifest.txt"
     manifest.write_text(f"{folder / 'v0.mp4'}\n\n{folder / 'v1.mp4'}\n")
     out = tmp_path / "m.jsonl"
-    code, err = run_main("tag", "--files-from", str(manifest), "-l", "a,b", *TINY, "-t", "4", "-j", "0", "-o", str(out),
-                         capsys=capsys)
+    code, err = run_main(
+        "tag", "--files-from", str(manifest), "-l", "a,b", *TINY, "-t", "4", "-j", "0", "-o", str(out), capsys=capsys
+    )
     assert code == 0, err
     assert [Path(r["path"]).name for r in read_any(out)] == ["v0.mp4", "v1.mp4"]
     code, err = run_main("tag", "--files-from", str(tmp_path / "none.txt"), "-l", "a,b", capsys=capsys)

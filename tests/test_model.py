@@ -1,4 +1,5 @@
 """Invariants of the EZ-CLIP model (docs/model.md sections 2-7)."""
+
 from __future__ import annotations
 
 import pytest

@@ -4,6 +4,7 @@ The textbook form appends q_t to frame t's tokens, runs the block's own attentio
 tokens and then drops the extra token. The model computes the same thing without the copy (the
 prompt only serves as a key/value); these tests pin that the numbers and gradients agree.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -73,8 +74,9 @@ def test_prompted_attention_is_multihead_attention_on_the_kept_rows():
 
 
 def test_training_mode_without_dropout_matches_too(monkeypatch):
-    model = build_model(make_backbone(0), ModelConfig(num_frames=T, drop_path=0.0, attn_dropout=0.0,
-                                                      prompt_dropout=0.0), seed=0).train()
+    model = build_model(
+        make_backbone(0), ModelConfig(num_frames=T, drop_path=0.0, attn_dropout=0.0, prompt_dropout=0.0), seed=0
+    ).train()
     clip = video(1)
     ours = model.encode_frames(clip)
     monkeypatch.setattr(VisionBlock, "forward", textbook_forward)

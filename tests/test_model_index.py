@@ -1,4 +1,5 @@
 """Named models: the index, download once (from a server on 127.0.0.1), verify, convert once, cache, offline."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,13 @@ from tests.media import moving_ball_frames, write_video
 from tests.test_checkpoint import OPENAI_STYLE, trained_like, write_reference_checkpoint
 
 NAME = "tiny-ezclip"
-RELEASED = ["ezclip-b16-k400", "ezclip-b16-b2n-k400", "ezclip-b16-b2n-hmdb51", "ezclip-b16-b2n-ucf101",
-            "ezclip-b16-b2n-ssv2"]
+RELEASED = [
+    "ezclip-b16-k400",
+    "ezclip-b16-b2n-k400",
+    "ezclip-b16-b2n-hmdb51",
+    "ezclip-b16-b2n-ucf101",
+    "ezclip-b16-b2n-ssv2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +88,15 @@ def env(tmp_path, monkeypatch):
 
 
 def write_index(path: Path, url: str, sha256: str | None = None, **more: object) -> None:
-    entry = {"url": url, "sha256": sha256, "backbone": "tiny ViT", "num_frames": 8, "trained_on": "moving balls",
-             "published": {"protocol": "zero-shot", "metric": "top-1 %", "results": {"balls": 99.0}}, **more}
+    entry = {
+        "url": url,
+        "sha256": sha256,
+        "backbone": "tiny ViT",
+        "num_frames": 8,
+        "trained_on": "moving balls",
+        "published": {"protocol": "zero-shot", "metric": "top-1 %", "results": {"balls": 99.0}},
+        **more,
+    }
     path.write_text(json.dumps({"default": NAME, "models": {NAME: entry}}))
 
 
@@ -112,8 +125,20 @@ def test_models_lists_the_index_and_tag_by_name_downloads_converts_and_tags(serv
 
     video = write_video(env / "ball.mp4", moving_ball_frames(8, 32, "right"))
     out = env / "tags.jsonl"
-    code, err = run_main("tag", str(video), "--labels", "a ball,a cat", "--checkpoint", NAME, "-o", str(out),
-                         "--workers", "0", "-q", capsys=capsys)
+    code, err = run_main(
+        "tag",
+        str(video),
+        "--labels",
+        "a ball,a cat",
+        "--checkpoint",
+        NAME,
+        "-o",
+        str(out),
+        "--workers",
+        "0",
+        "-q",
+        capsys=capsys,
+    )
     assert code == 0, err
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["status"] == "ok"
@@ -127,8 +152,20 @@ def test_models_lists_the_index_and_tag_by_name_downloads_converts_and_tags(serv
 
     # Server gone: the cache answers, with the same model id (so -o resumes instead of refusing).
     served.stop()
-    code, err = run_main("tag", str(video), "--labels", "a ball,a cat", "--checkpoint", NAME, "-o",
-                         str(env / "again.jsonl"), "--workers", "0", "-q", capsys=capsys)
+    code, err = run_main(
+        "tag",
+        str(video),
+        "--labels",
+        "a ball,a cat",
+        "--checkpoint",
+        NAME,
+        "-o",
+        str(env / "again.jsonl"),
+        "--workers",
+        "0",
+        "-q",
+        capsys=capsys,
+    )
     assert code == 0, err
     again = json.loads((env / "again.jsonl").read_text())
     assert again["model_id"] == rows[0]["model_id"] and again["labels"] == rows[0]["labels"]
@@ -299,8 +336,11 @@ def test_hf_hub_sources(env, reference_bytes, monkeypatch):
     (env / "hub.pt").write_bytes(reference_bytes)
     asked = []
     monkeypatch.setattr(models, "unreachable", lambda url, timeout: None)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
-                        lambda repo, filename, local_files_only: asked.append((repo, filename)) or str(env / "hub.pt"))
+    monkeypatch.setattr(
+        huggingface_hub,
+        "hf_hub_download",
+        lambda repo, filename, local_files_only: asked.append((repo, filename)) or str(env / "hub.pt"),
+    )
     write_index(env / "index.json", "hf-hub:org/repo/ref.pt")
     assert models.ensure_model(NAME).is_file()
     assert asked == [("org/repo", "ref.pt")]
@@ -419,8 +459,9 @@ def test_listing_models_imports_no_torch(tmp_path):
     )
     env = {**__import__("os").environ, "EZCLIP_CACHE": str(tmp_path)}
     env.pop("EZCLIP_MODEL_INDEX", None)
-    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "ezclip-b16-k400" in result.stdout
 
@@ -440,8 +481,9 @@ def test_eval_and_export_take_names_and_eval_defaults_to_the_index_default(serve
         assert code == 0, err
     cached = str(env / "cache" / "models" / f"{NAME}.ezclip")
     assert seen == [(cached,), (cached,), ()]  # the default, by name, and plain CLIP explicitly
-    code, err = run_main("export", "-c", NAME, "--out", str(env / "bundle"), "--format", "safetensors", "-q",
-                         capsys=capsys)
+    code, err = run_main(
+        "export", "-c", NAME, "--out", str(env / "bundle"), "--format", "safetensors", "-q", capsys=capsys
+    )
     assert code == 0, err
     assert (env / "bundle" / "model.safetensors").is_file()
 
@@ -455,9 +497,29 @@ def test_train_init_from_a_name_keeps_the_released_parts(served, env, capsys):
         write_video(env / f"clip{i}.mp4", moving_ball_frames(8, 32, direction, seed=i))
         lines.append(f"clip{i}.mp4\t{direction}")
     (env / "train.txt").write_text("\n".join(lines) + "\n")
-    code, err = run_main("train", "--train-list", str(env / "train.txt"), "--init", NAME, "--max-steps", "1",
-                         "--batch-size", "2", "--lr", "1e-9", "--weight-decay", "0", "--workers", "0", "--device", "cpu",
-                         "--out", str(env / "run"), "-q", capsys=capsys)
+    code, err = run_main(
+        "train",
+        "--train-list",
+        str(env / "train.txt"),
+        "--init",
+        NAME,
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--lr",
+        "1e-9",
+        "--weight-decay",
+        "0",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(env / "run"),
+        "-q",
+        capsys=capsys,
+    )
     assert code == 0, err
     trained, extra = load_checkpoint(env / "run" / "last.ezclip")
     released = load_model(NAME).learned_state_dict()

@@ -1,4 +1,5 @@
 """`ezclip tag --runtime onnx` with PyTorch absent: numpy pre-processing, same top-1 as the torch path."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ LABELS = "moving right,moving left,growing,shrinking"
 
 # Installed before anything else in every process of the run (spawned decode workers too):
 # `import torch` (and what needs it) fails as it would where PyTorch is not installed.
-NO_TORCH = '''
+NO_TORCH = """
 import sys
 
 class _NoTorch:
@@ -34,11 +35,19 @@ class _NoTorch:
         return None
 
 sys.meta_path.insert(0, _NoTorch())
-'''
+"""
 
 
-@pytest.mark.parametrize("shape, size", [((4, 32, 32, 3), 32), ((3, 33, 47, 3), 32), ((2, 300, 200, 3), 224),
-                                         ((2, 256, 455, 3), 224), ((2, 500, 700, 3), 224)])
+@pytest.mark.parametrize(
+    "shape, size",
+    [
+        ((4, 32, 32, 3), 32),
+        ((3, 33, 47, 3), 32),
+        ((2, 300, 200, 3), 224),
+        ((2, 256, 455, 3), 224),
+        ((2, 500, 700, 3), 224),
+    ],
+)
 def test_numpy_resize_and_crop_match_torchvision(shape, size):
     import torch
     import torchvision.transforms.functional as F
@@ -90,9 +99,29 @@ def test_tag_runtime_onnx_runs_with_torch_blocked_and_agrees_with_torch(bundle, 
     assert check.returncode != 0 and "blocked" in check.stderr  # the blocker works
 
     result = subprocess.run(
-        [sys.executable, "-m", "ezclip_cli", "tag", str(bundle["videos"]), "--model", str(bundle["bundle"]),
-         "--runtime", "onnx", "--labels", LABELS, "-k", "4", "-f", "jsonl", "--workers", "1"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "ezclip_cli",
+            "tag",
+            str(bundle["videos"]),
+            "--model",
+            str(bundle["bundle"]),
+            "--runtime",
+            "onnx",
+            "--labels",
+            LABELS,
+            "-k",
+            "4",
+            "-f",
+            "jsonl",
+            "--workers",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 1, result.stderr  # the broken file, and only it
     assert "Traceback" not in result.stderr and "blocked" not in result.stderr
@@ -100,8 +129,16 @@ def test_tag_runtime_onnx_runs_with_torch_blocked_and_agrees_with_torch(bundle, 
     assert len(onnx_rows) == 7
     assert [Path(r["path"]).name for r in onnx_rows if r["status"] != "ok"] == ["broken.mp4"]
 
-    torch_rows = tag_videos([bundle["videos"]], LABELS, checkpoint=bundle["checkpoint"], workers=0, device="cpu",
-                            top_k=4, decoder="pyav", cache_dir=str(tmp_path / "c2"))
+    torch_rows = tag_videos(
+        [bundle["videos"]],
+        LABELS,
+        checkpoint=bundle["checkpoint"],
+        workers=0,
+        device="cpu",
+        top_k=4,
+        decoder="pyav",
+        cache_dir=str(tmp_path / "c2"),
+    )
     by_path = {r["path"]: r for r in torch_rows}
     ok = [r for r in onnx_rows if r["status"] == "ok"]
     assert len(ok) == 6

@@ -1,4 +1,5 @@
 """One progress display for tag, train and eval: plain timed lines off a terminal, a bar on one, --quiet silences."""
+
 from __future__ import annotations
 
 import io
@@ -106,8 +107,22 @@ def folder(tmp_path_factory):
 
 def test_tag_writes_progress_lines_when_stderr_is_not_a_terminal(folder, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("EZCLIP_CACHE", str(tmp_path / "cache"))
-    code, err = run_main("tag", str(folder), "-l", "a,b", *TINY, "-j", "0", "-b", "2", "-o", str(tmp_path / "t.csv"),
-                         "--progress-interval", "0", capsys=capsys)
+    code, err = run_main(
+        "tag",
+        str(folder),
+        "-l",
+        "a,b",
+        *TINY,
+        "-j",
+        "0",
+        "-b",
+        "2",
+        "-o",
+        str(tmp_path / "t.csv"),
+        "--progress-interval",
+        "0",
+        capsys=capsys,
+    )
     assert code == 1  # the broken file
     lines = [line for line in err.splitlines() if line.startswith("ezclip: tagging ")]
     parsed = [LINE.match(line) for line in lines]
@@ -120,11 +135,13 @@ def test_tag_writes_progress_lines_when_stderr_is_not_a_terminal(folder, capsys,
 def test_environment_variable_sets_the_interval_and_quiet_silences(folder, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("EZCLIP_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("EZCLIP_PROGRESS_INTERVAL", "0")
-    code, err = run_main("tag", str(folder), "-l", "a,b", *TINY, "-j", "0", "-o", str(tmp_path / "a.csv"),
-                         capsys=capsys)
+    code, err = run_main(
+        "tag", str(folder), "-l", "a,b", *TINY, "-j", "0", "-o", str(tmp_path / "a.csv"), capsys=capsys
+    )
     assert code == 1 and "ezclip: tagging 4/4 videos" in err
-    code, err = run_main("tag", str(folder), "-l", "a,b", *TINY, "-j", "0", "-o", str(tmp_path / "b.csv"), "-q",
-                         capsys=capsys)
+    code, err = run_main(
+        "tag", str(folder), "-l", "a,b", *TINY, "-j", "0", "-o", str(tmp_path / "b.csv"), "-q", capsys=capsys
+    )
     assert code == 1 and "tagging" not in err and "videos/s" not in err
 
 
@@ -138,8 +155,14 @@ def test_library_draws_nothing_without_a_callback(folder, capsys, tmp_path, monk
 
     rows = tag_videos([folder], "a,b", model=str(TINY_CONFIG), pretrained="none", workers=0)
     assert len(rows) == 4 and "videos/s" not in capsys.readouterr().err
-    run_tagging([str(folder)], TagConfig(labels="a,b", workers=0, output_format="jsonl"), model=str(TINY_CONFIG),
-                pretrained="none", stdout=io.StringIO(), progress=lambda *report: seen.append(report))
+    run_tagging(
+        [str(folder)],
+        TagConfig(labels="a,b", workers=0, output_format="jsonl"),
+        model=str(TINY_CONFIG),
+        pretrained="none",
+        stdout=io.StringIO(),
+        progress=lambda *report: seen.append(report),
+    )
     assert seen[0] == (0, 4, 0, "") and seen[-1] == (4, 4, 1, "")
     assert [s[0] for s in seen] == [0, 1, 2, 3, 4]
 
@@ -148,9 +171,27 @@ def test_train_writes_step_lines_with_loss_when_not_a_terminal(folder, capsys, t
     listing = tmp_path / "train.txt"
     listing.write_text("".join(f"{folder}/v{i}.mp4\t{label}\n" for i, label in enumerate(("right", "left", "grow"))))
     code, err = run_main(
-        "train", "--train-list", str(listing), *TINY, "--max-steps", "3", "--batch-size", "2", "--workers", "0",
-        "--device", "cpu", "--num-frames", "4", "--log-every", "1", "--out", str(tmp_path / "run"),
-        "--progress-interval", "0", capsys=capsys,
+        "train",
+        "--train-list",
+        str(listing),
+        *TINY,
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--num-frames",
+        "4",
+        "--log-every",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+        "--progress-interval",
+        "0",
+        capsys=capsys,
     )
     assert code == 0, err
     lines = [line for line in err.splitlines() if re.match(r"ezclip: training \d+/", line)]
@@ -176,9 +217,32 @@ def test_eval_counts_videos_and_failures(capsys, tmp_path):
         (root / "ucfTrainTestlist" / f"testlist0{fold}.txt").write_text("".join(tests))
         (root / "ucfTrainTestlist" / f"trainlist0{fold}.txt").write_text("")
     code, err = run_main(
-        "eval", *TINY, "--num-frames", "4", "--dataset", "ucf101", "--root", str(root), "--fold", "1",
-        "--protocol", "closed-set", "--split", "test", "--workers", "0", "--device", "cpu", "--batch-size", "2",
-        "--out", str(tmp_path / "report"), "--cache-dir", str(tmp_path / "cache"), "--progress-interval", "0",
+        "eval",
+        *TINY,
+        "--num-frames",
+        "4",
+        "--dataset",
+        "ucf101",
+        "--root",
+        str(root),
+        "--fold",
+        "1",
+        "--protocol",
+        "closed-set",
+        "--split",
+        "test",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "2",
+        "--out",
+        str(tmp_path / "report"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--progress-interval",
+        "0",
         capsys=capsys,
     )
     assert code == 1, err  # one unreadable video

@@ -1,4 +1,5 @@
 """The README's set-up commands stay true: the quickstart tags, CI runs exactly its test command."""
+
 from __future__ import annotations
 
 import re

@@ -6,6 +6,7 @@ and kills, no process left after SIGTERM/SIGKILL, no allocation from hostile met
 line and the documented exit code for every bad input. In-process through `run_main`, except
 where a real process is the point (signals, pipes, two writers).
 """
+
 from __future__ import annotations
 
 import csv
@@ -152,7 +153,7 @@ def rewrite_metadata(source: Path, dest: Path, tensors: dict | None = None, **me
 
     with safe_open(str(source), framework="pt") as f:
         meta = dict(f.metadata())
-        kept = {k: f.get_tensor(k) for k in f.keys()} if tensors is None else tensors
+        kept = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle) if tensors is None else tensors
     meta.update(meta_changes)
     save_file(kept, str(dest), metadata=meta)
     return dest
@@ -346,8 +347,9 @@ def test_bundle_with_a_swapped_onnx_graph_is_another_model(capsys, clips, tmp_pa
     flat = helper.make_node("Flatten", ["video"], ["flat"], axis=1)
     cut = helper.make_node("Slice", ["flat", "starts", "ends", "axes"], ["embedding"])
     consts = [helper.make_tensor(n, TensorProto.INT64, [1], [v]) for n, v in (("starts", 0), ("ends", 7), ("axes", 1))]
-    model = helper.make_model(helper.make_graph([flat, cut], "bad", [video], [emb], consts),
-                              opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(
+        helper.make_graph([flat, cut], "bad", [video], [emb], consts), opset_imports=[helper.make_opsetid("", 17)]
+    )
     onnx.save(model, str(bundle / "video_encoder.onnx"))
     code, err = tag(capsys, *args[:-2], "-f", "jsonl")
     assert code == 1 and "size 7" in one_error_line(err)
@@ -417,9 +419,26 @@ def test_no_process_left_after_the_main_one_is_killed(capsys, tmp_path, monkeypa
     temp = tmp_path / "tmp"
     temp.mkdir()
     log = (tmp_path / "stderr.txt").open("wb")  # a file, not a pipe: an orphan holding a pipe would hang the test
-    proc = cli("tag", str(tmp_path / "many"), "--labels", LABELS, "--model", str(TINY_CONFIG), "--pretrained", "none",
-               "-j", "1", "--batch-size", "1", "-o", str(out), mark=mark, tmpdir=temp,
-               stdout=subprocess.DEVNULL, stderr=log)
+    proc = cli(
+        "tag",
+        str(tmp_path / "many"),
+        "--labels",
+        LABELS,
+        "--model",
+        str(TINY_CONFIG),
+        "--pretrained",
+        "none",
+        "-j",
+        "1",
+        "--batch-size",
+        "1",
+        "-o",
+        str(out),
+        mark=mark,
+        tmpdir=temp,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     try:
         started = wait_for(lambda: out.exists() and out.read_text().count("\n") >= 3 or proc.poll() is not None, 300)
         assert started and proc.poll() is None, "the signal should land mid-run"
@@ -453,8 +472,20 @@ def test_no_process_left_after_the_main_one_is_killed(capsys, tmp_path, monkeypa
 
 def test_a_closed_pipe_ends_quietly_with_0(tmp_path):
     make_many(tmp_path / "many", 40)
-    proc = cli("tag", str(tmp_path / "many"), "--labels", LABELS, *TINY, "-f", "jsonl", "--batch-size", "1", "-q",
-               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli(
+        "tag",
+        str(tmp_path / "many"),
+        "--labels",
+        LABELS,
+        *TINY,
+        "-f",
+        "jsonl",
+        "--batch-size",
+        "1",
+        "-q",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     lines = [proc.stdout.readline(), proc.stdout.readline()]  # `| head -2`
     proc.stdout.close()
     code = proc.wait(timeout=300)
@@ -506,7 +537,7 @@ def test_learned_tensors_must_be_float_and_finite(capsys, clips, tmp_path):
 
     source = tiny_checkpoint(tmp_path / "ok.ezclip")
     with safe_open(str(source), framework="pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle)
     name = next(k for k in tensors if k.endswith(".prompt"))
     as_int = rewrite_metadata(source, tmp_path / "int.ezclip", {**tensors, name: (tensors[name] * 100).long()})
     code, err = tag(capsys, str(clips), "--labels", LABELS, "--checkpoint", str(as_int), "-j", "0")

@@ -1,4 +1,5 @@
 """The README's "Tagging a million videos" recipes run as written: a SLURM array and one torchrun per node."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,10 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="the recipe
 def manifest(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("scale-out")
     (root / "videos").mkdir()
-    paths = [write_video(root / "videos" / f"{i:03d}.mp4", moving_ball_frames(8, 32, d, seed=i))
-             for i, d in enumerate(("right", "left", "grow", "shrink", "right", "left"))]
+    paths = [
+        write_video(root / "videos" / f"{i:03d}.mp4", moving_ball_frames(8, 32, d, seed=i))
+        for i, d in enumerate(("right", "left", "grow", "shrink", "right", "left"))
+    ]
     paths.append(write_broken(root / "videos" / "bad.mp4", "truncated"))
     manifest = root / "manifest.txt"
     manifest.write_text("".join(f"{p}\n" for p in paths))
@@ -32,15 +35,26 @@ def manifest(tmp_path_factory) -> Path:
 def recipe_env(manifest: Path, out: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     return {
-        **env, "PYTHONPATH": str(REPO), "MANIFEST": str(manifest), "LABELS": "a,b,c", "OUT": str(out),
-        "EZCLIP_TAG_ARGS": f"--model {TINY_CONFIG} --pretrained none -t 4 -k 2", "EZCLIP_CACHE": str(out / "cache"),
-        "OMP_NUM_THREADS": "1", **extra,
+        **env,
+        "PYTHONPATH": str(REPO),
+        "MANIFEST": str(manifest),
+        "LABELS": "a,b,c",
+        "OUT": str(out),
+        "EZCLIP_TAG_ARGS": f"--model {TINY_CONFIG} --pretrained none -t 4 -k 2",
+        "EZCLIP_CACHE": str(out / "cache"),
+        "OMP_NUM_THREADS": "1",
+        **extra,
     }
 
 
 def merged(parts: list[Path], out: Path) -> list[dict]:
-    result = subprocess.run([sys.executable, "-m", "ezclip_cli", "merge", *map(str, parts), "-o", str(out)],
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "ezclip_cli", "merge", *map(str, parts), "-o", str(out)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -53,16 +67,24 @@ def check_every_video_once(rows: list[dict], manifest: Path) -> None:
 def test_slurm_array_script_then_merge(manifest, tmp_path):
     out = tmp_path / "tags"
     for task in ("1", "2"):  # sbatch --array=1-2: ids from 1, shards 0 and 1 of 2
-        env = recipe_env(manifest, out, EZCLIP=f"{sys.executable} -m ezclip_cli", SLURM_ARRAY_TASK_ID=task,
-                         SLURM_ARRAY_TASK_COUNT="2", SLURM_ARRAY_TASK_MIN="1", SLURM_CPUS_PER_TASK="1")
-        result = subprocess.run(["bash", str(EXAMPLES / "tag_slurm_array.sh")], env=env, capture_output=True,
-                                text=True, timeout=300)
+        env = recipe_env(
+            manifest,
+            out,
+            EZCLIP=f"{sys.executable} -m ezclip_cli",
+            SLURM_ARRAY_TASK_ID=task,
+            SLURM_ARRAY_TASK_COUNT="2",
+            SLURM_ARRAY_TASK_MIN="1",
+            SLURM_CPUS_PER_TASK="1",
+        )
+        result = subprocess.run(
+            ["bash", str(EXAMPLES / "tag_slurm_array.sh")], env=env, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stderr  # an unreadable video does not fail the task
         assert f"shard {int(task) - 1} of 2 (from SLURM_ARRAY_TASK_ID" in result.stderr
     parts = sorted(out.glob("part-*.jsonl"))
     assert [p.name for p in parts] == ["part-1.jsonl", "part-2.jsonl"]
     sizes = [len(p.read_text().splitlines()) for p in parts]
-    assert sum(sizes) == 7 and 0 < min(sizes)
+    assert sum(sizes) == 7 and min(sizes) > 0
     check_every_video_once(merged(parts, tmp_path / "all.jsonl"), manifest)
 
 
@@ -70,10 +92,17 @@ def test_slurm_array_script_then_merge(manifest, tmp_path):
 def test_torchrun_per_node_script_then_merge(manifest, tmp_path):
     out = tmp_path / "tags"
     for node in ("0", "1"):  # two "nodes", one torchrun each, run here one after the other
-        env = recipe_env(manifest, out, NODE_RANK=node, NUM_NODES="2", GPUS="1",
-                         TORCHRUN=f"{sys.executable} -m torch.distributed.run")
-        result = subprocess.run(["bash", str(EXAMPLES / "tag_torchrun_node.sh")], env=env, capture_output=True,
-                                text=True, timeout=300)
+        env = recipe_env(
+            manifest,
+            out,
+            NODE_RANK=node,
+            NUM_NODES="2",
+            GPUS="1",
+            TORCHRUN=f"{sys.executable} -m torch.distributed.run",
+        )
+        result = subprocess.run(
+            ["bash", str(EXAMPLES / "tag_torchrun_node.sh")], env=env, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stderr[-3000:]
     parts = sorted(out.glob("node-*.jsonl"))
     assert [p.name for p in parts] == ["node-0.jsonl", "node-1.jsonl"]

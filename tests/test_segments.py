@@ -1,4 +1,5 @@
 """Multi-label scoring and abstention on crafted scores; segments from windows; PySceneDetect scenes."""
+
 from __future__ import annotations
 
 import json
@@ -84,19 +85,37 @@ def test_score_options_change_the_label_set_id_only_when_set():
 
 # ---- segments ------------------------------------------------------------------------------------
 def window(start: float, end: float, label: str | None, score: float = 0.5, path: str = "v.mp4") -> dict:
-    return {"path": path, "status": "ok", "error": None, "start": start, "end": end, "duration": 10.0,
-            "labels": [label, "other"] if label else [], "scores": [score, 0.1] if label else [],
-            "num_frames": 8, "timestamps": [start], "video_id": "id-" + path}
+    return {
+        "path": path,
+        "status": "ok",
+        "error": None,
+        "start": start,
+        "end": end,
+        "duration": 10.0,
+        "labels": [label, "other"] if label else [],
+        "scores": [score, 0.1] if label else [],
+        "num_frames": 8,
+        "timestamps": [start],
+        "video_id": "id-" + path,
+    }
 
 
 def test_consecutive_windows_with_the_same_top_label_merge():
     from ezclip_cli.segments import merge_segments
 
-    rows = [window(4, 6, "b", 0.6), window(0, 2, "a", 0.9), window(2, 4, "a", 0.7), window(6, 8, None),
-            window(8, 10, "a", 0.5)]  # out of order on purpose
+    rows = [
+        window(4, 6, "b", 0.6),
+        window(0, 2, "a", 0.9),
+        window(2, 4, "a", 0.7),
+        window(6, 8, None),
+        window(8, 10, "a", 0.5),
+    ]  # out of order on purpose
     segments = merge_segments(rows)
     assert [(s["start"], s["end"], s["labels"], s["scores"], s["windows"]) for s in segments] == [
-        (0, 4, ["a"], [0.8], 2), (4, 6, ["b"], [0.6], 1), (6, 8, [], [], 1), (8, 10, ["a"], [0.5], 1),
+        (0, 4, ["a"], [0.8], 2),
+        (4, 6, ["b"], [0.6], 1),
+        (6, 8, [], [], 1),
+        (8, 10, ["a"], [0.5], 1),
     ]
     assert segments[0]["num_frames"] == 16 and segments[0]["timestamps"] == [0, 2]
 
@@ -123,13 +142,20 @@ def test_segment_writer_merges_per_video_and_passes_errors_through():
 
     inner = Collect()
     writer = SegmentWriter(inner)
-    for row in [window(0, 2, "a", path="1.mp4"), window(2, 4, "a", path="1.mp4"),
-                {"path": "bad.mp4", "status": "error", "error": "not a video"},
-                window(0, 2, "a", path="2.mp4"), window(2, 4, "b", path="2.mp4")]:
+    for row in [
+        window(0, 2, "a", path="1.mp4"),
+        window(2, 4, "a", path="1.mp4"),
+        {"path": "bad.mp4", "status": "error", "error": "not a video"},
+        window(0, 2, "a", path="2.mp4"),
+        window(2, 4, "b", path="2.mp4"),
+    ]:
         writer.write(row)
     writer.close()
     assert [(r["path"], r.get("start"), r.get("end")) for r in inner.rows] == [
-        ("1.mp4", 0, 4), ("bad.mp4", None, None), ("2.mp4", 0, 2), ("2.mp4", 2, 4),
+        ("1.mp4", 0, 4),
+        ("bad.mp4", None, None),
+        ("2.mp4", 0, 2),
+        ("2.mp4", 2, 4),
     ]
     assert inner.closed
 
@@ -165,8 +191,20 @@ def test_tag_scenes_and_segments_end_to_end(tmp_path, capsys):
     scenes = tmp_path / "long-Scenes.csv"
     scenes.write_text(SCENES_CSV)
     out = tmp_path / "scenes.jsonl"
-    code, err = run_main("tag", str(clip), "--labels", LABELS, *TINY, "--workers", "0", "--scenes", str(scenes),
-                         "-o", str(out), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        str(clip),
+        "--labels",
+        LABELS,
+        *TINY,
+        "--workers",
+        "0",
+        "--scenes",
+        str(scenes),
+        "-o",
+        str(out),
+        capsys=capsys,
+    )
     assert code == 0, err
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["start"], r["end"]) for r in rows] == [(0.0, 2.5), (2.5, 6.0)]
@@ -175,22 +213,49 @@ def test_tag_scenes_and_segments_end_to_end(tmp_path, capsys):
     (tmp_path / "other").mkdir()
     other = write_video(tmp_path / "other" / "none.mp4", moving_ball_frames(8, 32, "left"))
     out2 = tmp_path / "folder.jsonl"
-    code, err = run_main("tag", str(clip), str(other), "--labels", LABELS, *TINY, "--workers", "0",
-                         "--scenes", str(tmp_path), "-o", str(out2), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        str(clip),
+        str(other),
+        "--labels",
+        LABELS,
+        *TINY,
+        "--workers",
+        "0",
+        "--scenes",
+        str(tmp_path),
+        "-o",
+        str(out2),
+        capsys=capsys,
+    )
     rows = [json.loads(line) for line in out2.read_text().splitlines()]
     assert code == 1 and [r["status"] for r in rows] == ["ok", "ok", "error"] and "no scene list" in rows[2]["error"]
     # Segments: windows merged where the top label agrees; they tile the video without gaps.
     out3 = tmp_path / "segments.jsonl"
-    code, err = run_main("tag", str(clip), "--labels", LABELS, *TINY, "--workers", "0", "--window", "1",
-                         "--segments", "-o", str(out3), capsys=capsys)
+    code, err = run_main(
+        "tag",
+        str(clip),
+        "--labels",
+        LABELS,
+        *TINY,
+        "--workers",
+        "0",
+        "--window",
+        "1",
+        "--segments",
+        "-o",
+        str(out3),
+        capsys=capsys,
+    )
     assert code == 0, err
     segments = [json.loads(line) for line in out3.read_text().splitlines()]
     assert segments[0]["start"] == 0.0 and segments[-1]["end"] == 6.0
     assert all(a["end"] == b["start"] for a, b in zip(segments, segments[1:]))
     assert all(a["labels"] != b["labels"] for a, b in zip(segments, segments[1:]))
     assert sum(s["windows"] for s in segments) == 6
-    code, err = run_main("tag", str(clip), "--labels", LABELS, *TINY, "--window", "1", "--segments", "-o", str(out3),
-                         capsys=capsys)
+    code, err = run_main(
+        "tag", str(clip), "--labels", LABELS, *TINY, "--window", "1", "--segments", "-o", str(out3), capsys=capsys
+    )
     assert code == 2 and "--overwrite" in err  # a segments file is written whole, never resumed into
     code, err = run_main("tag", str(clip), "--labels", LABELS, *TINY, "--segments", capsys=capsys)
     assert code == 2 and "--window" in err

@@ -1,4 +1,5 @@
 """The published split data: the shipped files, the name normalisation, and the protocols that use them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,18 +53,24 @@ def test_shipped_k600_subsets_are_three_distinct_160_class_subsets_of_the_220_ne
     for subset in subsets:
         assert set(match_names(subset, k600, "k600")) <= new  # no K400 class, renamed or not
     assert [tuple(s) for s in published_k600_subsets(k600)] == [
-        tuple(c for c in k600 if c in set(match_names(s, k600, "k600"))) for s in subsets]
+        tuple(c for c in k600 if c in set(match_names(s, k600, "k600"))) for s in subsets
+    ]
 
 
 def test_name_normalisation_ignores_case_underscores_spaces_and_ssv2_brackets():
     assert normalise_name("Brush_Hair") == normalise_name("brush hair") == "brush hair"
     assert normalise_name("  kick   ball ") == normalise_name("kick_ball")
     assert normalise_name("Pushing [something] from left to right") == normalise_name(
-        "pushing something from left to right")
+        "pushing something from left to right"
+    )
     assert normalise_name("ApplyEyeMakeup") == "applyeyemakeup"  # CamelCase is one word; UCF lists keep it
     assert normalise_name("passing American football (not in game)") == normalise_name(
-        "passing american football (not in game)")
-    assert match_names(["brush hair", "Kick Ball"], ("brush_hair", "kick", "kick_ball"), "x") == ["brush_hair", "kick_ball"]
+        "passing american football (not in game)"
+    )
+    assert match_names(["brush hair", "Kick Ball"], ("brush_hair", "kick", "kick_ball"), "x") == [
+        "brush_hair",
+        "kick_ball",
+    ]
     with pytest.raises(DatasetError, match=r"2 class name\(s\) not in the dataset's classes: 'fly', 'swim'"):
         match_names(["fly", "kick", "swim"], ("kick",), "x")
     with pytest.raises(DatasetError, match="same after normalising"):
@@ -89,7 +96,8 @@ def test_k600_zero_shot_scores_the_three_published_subsets(tmp_path):
     assert [u.name for u in units] == ["subset1", "subset2", "subset3"]
     for number, unit in enumerate(units, start=1):
         assert {normalise_name(c) for c in unit.videos.classes} == {
-            normalise_name(n) for n in shipped(f"k600_zero_shot_{number}.txt")}
+            normalise_name(n) for n in shipped(f"k600_zero_shot_{number}.txt")
+        }
         assert len(unit.videos) == 160  # one validation video per class in this root
     assert any("published subsets" in n for n in notes)
 
@@ -143,7 +151,10 @@ def test_hmdb_and_ucf_kshot_lists_name_each_video_with_its_own_class():
 def test_published_kshot_names_follow_dataset_k_and_seed():
     assert published_kshot_name("hmdb51", 8, False, 1) == "hmdb51_8shot"
     assert [published_kshot_name("k400", 16, True, s) for s in (1, 2, 3)] == [
-        "k400_base_16shot_s1", "k400_base_16shot_s2", "k400_base_16shot_s3"]
+        "k400_base_16shot_s1",
+        "k400_base_16shot_s2",
+        "k400_base_16shot_s3",
+    ]
     with pytest.raises(UsageError, match="no published K-shot list 'k400_4shot'"):
         published_kshot_name("k400", 4, False, 1)
     with pytest.raises(UsageError, match="16 shots"):

@@ -1,4 +1,5 @@
 """`ezclip tag` end to end: formats, broken files, resume after SIGKILL, windows, shards, stdout."""
+
 from __future__ import annotations
 
 import csv
@@ -33,8 +34,10 @@ def media(tmp_path_factory) -> dict[str, list[Path]]:
         write_video(root / "e_odd.mp4", moving_ball_frames(9, (33, 47), "right")),
         write_video(root / "f_one_frame.mp4", moving_ball_frames(1, 32, "left")),
         write_video(root / "g_rotated.mp4", moving_ball_frames(8, (32, 64), "grow"), rotation=90),
-        write_video(root / "nested" / "deeper" / "h_1080p.mp4",
-                    _mkdir_frames(root, moving_ball_frames(3, (1080, 1920), "right"))),
+        write_video(
+            root / "nested" / "deeper" / "h_1080p.mp4",
+            _mkdir_frames(root, moving_ball_frames(3, (1080, 1920), "right")),
+        ),
     ]
     bad_dir = root / "broken"
     bad_dir.mkdir()
@@ -85,7 +88,7 @@ def test_jsonl_on_stdout_is_pure_and_pipes(media):
         f"{sys.executable} -m ezclip_cli tag {' '.join(files)} --labels '{LABELS}' "
         f"--model {TINY_CONFIG} --pretrained none -f jsonl --workers 0 "
         f"| {sys.executable} -c 'import sys, json; rows = [json.loads(l) for l in sys.stdin]; "
-        f"print(len(rows), rows[0][\"labels\"][0])'"
+        f'print(len(rows), rows[0]["labels"][0])\''
     )
     result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
@@ -108,8 +111,9 @@ def test_csv_and_json_on_stdout_parse(media, cli):
 def make_many(folder: Path, count: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     return [
-        write_video(folder / f"clip_{i:03d}.mp4",
-                    moving_ball_frames(24, 96, ["right", "left", "grow", "shrink"][i % 4], seed=i))
+        write_video(
+            folder / f"clip_{i:03d}.mp4", moving_ball_frames(24, 96, ["right", "left", "grow", "shrink"][i % 4], seed=i)
+        )
         for i in range(count)
     ]
 
@@ -121,8 +125,23 @@ def read_jsonl_paths(path: Path) -> list[str]:
 def test_sigkill_mid_run_then_resume_holds_each_video_once(tmp_path, cli):
     videos = make_many(tmp_path / "many", 40)
     out = tmp_path / "tags.jsonl"
-    args = [sys.executable, "-m", "ezclip_cli", "tag", str(tmp_path / "many"), "--labels", LABELS, *TINY,
-            "-o", str(out), "--batch-size", "1", "--workers", "0", "-q"]
+    args = [
+        sys.executable,
+        "-m",
+        "ezclip_cli",
+        "tag",
+        str(tmp_path / "many"),
+        "--labels",
+        LABELS,
+        *TINY,
+        "-o",
+        str(out),
+        "--batch-size",
+        "1",
+        "--workers",
+        "0",
+        "-q",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # a real process to SIGKILL
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -169,8 +188,9 @@ def test_windows_have_start_and_end(tmp_path, cli):
     assert [(r["start"], r["end"]) for r in rows] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
     for row in rows:
         assert all(row["start"] <= t < row["end"] for t in row["timestamps"])
-    strided = cli("tag", str(clip), "--labels", LABELS, *TINY, "-f", "jsonl", "--window", "4", "--stride", "2",
-                  "--workers", "0")
+    strided = cli(
+        "tag", str(clip), "--labels", LABELS, *TINY, "-f", "jsonl", "--window", "4", "--stride", "2", "--workers", "0"
+    )
     windows = [json.loads(line) for line in strided.out.splitlines()]
     assert [(w["start"], w["end"]) for w in windows] == [(0.0, 4.0), (2.0, 6.0)]
 
@@ -180,8 +200,22 @@ def test_shards_are_disjoint_and_complete_and_stdin_lists_paths(tmp_path, cli):
     listing = "\n".join(str(v) for v in videos) + "\n"
     seen = []
     for index in range(3):
-        result = cli("tag", "-", "--labels", LABELS, *TINY, "-f", "jsonl", "--num-shards", "3",
-                     "--shard-index", str(index), "--workers", "0", stdin=listing)
+        result = cli(
+            "tag",
+            "-",
+            "--labels",
+            LABELS,
+            *TINY,
+            "-f",
+            "jsonl",
+            "--num-shards",
+            "3",
+            "--shard-index",
+            str(index),
+            "--workers",
+            "0",
+            stdin=listing,
+        )
         assert result.code == 0, result.err
         seen += [json.loads(line)["path"] for line in result.out.splitlines()]
     assert sorted(seen) == sorted(str(v) for v in videos)
@@ -227,14 +261,28 @@ def test_torchrun_two_ranks_give_the_same_rows_as_one_process(tmp_path, cli):
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     multi = subprocess.run(
-        [str(torchrun), "--nproc-per-node", "2", "--master-port", "29533", "-m", "ezclip_cli", *common,
-         "-o", str(tmp_path / "two.jsonl")],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            str(torchrun),
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "29533",
+            "-m",
+            "ezclip_cli",
+            *common,
+            "-o",
+            str(tmp_path / "two.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert single.code == 1 and multi.returncode != 0, multi.stderr  # the broken file fails in both
     one = [json.loads(line) for line in (tmp_path / "one.jsonl").read_text().splitlines()]
     two = [json.loads(line) for line in (tmp_path / "two.jsonl").read_text().splitlines()]
     assert len(one) == len(videos) + 1
+
     def strip(rows: list[dict]) -> list[tuple]:
         return [(r["path"], r["status"], r["labels"], [round(s, 4) for s in r["scores"]]) for r in rows]
 

@@ -4,6 +4,7 @@ The motion experiment: a tiny random-weight backbone, four classes that differ
 only in the order of their frames, a held-out set of exact time-reversal pairs (frame averaging
 is capped at 0.50 there by construction).
 """
+
 from __future__ import annotations
 
 import json
@@ -92,9 +93,21 @@ def reversal_pairs(pairs: int, seed: int) -> ClipTensors:
 
 
 def tiny_config(tmp_path: Path, **changes) -> TrainConfig:
-    settings = dict(model=str(TINY_CONFIG), pretrained="none", num_frames=8, batch_size=4, max_steps=6, lr=3e-3,
-                    warmup_steps=2, workers=0, device="cpu", templates=("{}",), log_every=1, seed=0,
-                    out=str(tmp_path / "run"))
+    settings = dict(
+        model=str(TINY_CONFIG),
+        pretrained="none",
+        num_frames=8,
+        batch_size=4,
+        max_steps=6,
+        lr=3e-3,
+        warmup_steps=2,
+        workers=0,
+        device="cpu",
+        templates=("{}",),
+        log_every=1,
+        seed=0,
+        out=str(tmp_path / "run"),
+    )
     settings.update(changes)
     return TrainConfig(**settings)
 
@@ -150,19 +163,32 @@ MOTION_STEPS_OFF = 320
 def test_prompts_learn_frame_order_and_frame_averaging_cannot(tmp_path, record_property):
     train_data = training_clips(2048, seed=MOTION_SEED)
     held_out = reversal_pairs(64, seed=MOTION_SEED + 1)  # 128 clips, never trained on
-    common = dict(batch_size=32, lr=1e-2, weight_decay=0.2, warmup_steps=0, eval_every=8,
-                  drop_path=0.0, attn_dropout=0.0, prompt_dropout=0.0, seed=MOTION_SEED, log_every=100)
+    common = dict(
+        batch_size=32,
+        lr=1e-2,
+        weight_decay=0.2,
+        warmup_steps=0,
+        eval_every=8,
+        drop_path=0.0,
+        attn_dropout=0.0,
+        prompt_dropout=0.0,
+        seed=MOTION_SEED,
+        log_every=100,
+    )
     results = {}
     for prompts, steps in ((True, MOTION_STEPS), (False, MOTION_STEPS_OFF)):
-        config = tiny_config(tmp_path, use_prompts=prompts, out=str(tmp_path / f"prompts-{prompts}"), max_steps=steps,
-                             **common)
+        config = tiny_config(
+            tmp_path, use_prompts=prompts, out=str(tmp_path / f"prompts-{prompts}"), max_steps=steps, **common
+        )
         started = time.perf_counter()
         results[prompts] = train(config, train_data=train_data, val_data=held_out, progress=False)
         results[prompts]["wall"] = time.perf_counter() - started
     on, off = results[True], results[False]
-    summary = (f"motion experiment, seed {MOTION_SEED}, 32 clips per step: prompts on {on['val_top1']:.3f} "
-               f"({MOTION_STEPS} steps, {on['wall']:.1f} s), prompts off {off['val_top1']:.3f} "
-               f"({MOTION_STEPS_OFF} steps, {off['wall']:.1f} s)")
+    summary = (
+        f"motion experiment, seed {MOTION_SEED}, 32 clips per step: prompts on {on['val_top1']:.3f} "
+        f"({MOTION_STEPS} steps, {on['wall']:.1f} s), prompts off {off['val_top1']:.3f} "
+        f"({MOTION_STEPS_OFF} steps, {off['wall']:.1f} s)"
+    )
     print(summary)
     record_property("motion_experiment", summary)
     assert on["val_top1"] >= 0.90, summary
@@ -186,8 +212,16 @@ def _losses(run: Path) -> list[tuple[int, float]]:
 def test_a_stopped_and_resumed_run_equals_the_uninterrupted_one(tmp_path, clip_files):
     # Real files through the real pipeline (random frames, crops, jitter), dropout on: everything
     # random must come back identically after the stop, whichever process decoded the clips.
-    config = tiny_config(tmp_path, train_list=str(clip_files / "train.txt"), val_list=str(clip_files / "val.txt"),
-                         max_steps=7, batch_size=4, drop_path=0.1, attn_dropout=0.1, prompt_dropout=0.1)
+    config = tiny_config(
+        tmp_path,
+        train_list=str(clip_files / "train.txt"),
+        val_list=str(clip_files / "val.txt"),
+        max_steps=7,
+        batch_size=4,
+        drop_path=0.1,
+        attn_dropout=0.1,
+        prompt_dropout=0.1,
+    )
     # The uninterrupted run decodes in a (spawned, persistent) worker, the split one in-process;
     # its extra mid-epoch checkpoints must not disturb it either.
     whole = train(config.replace(out=str(tmp_path / "whole"), workers=1, save_every_steps=2), progress=False)
@@ -219,11 +253,42 @@ def test_torchrun_two_processes_synchronise_gradients(tmp_path, clip_files):
     out = tmp_path / "ddp"
     env = {**os.environ, "EZCLIP_DEBUG_RANK_DIR": str(debug), "OMP_NUM_THREADS": "1"}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "ezclip_cli",
-        "train", "--train-list", str(clip_files / "train.txt"), "--val-list", str(clip_files / "val.txt"),
-        "--model", str(TINY_CONFIG), "--pretrained", "none", "--max-steps", "3", "--batch-size", "2",
-        "--warmup-steps", "1", "--lr", "1e-2", "--workers", "0", "--device", "cpu", "--template", "{}",
-        "--log-every", "1", "--out", str(out), "--quiet",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "ezclip_cli",
+        "train",
+        "--train-list",
+        str(clip_files / "train.txt"),
+        "--val-list",
+        str(clip_files / "val.txt"),
+        "--model",
+        str(TINY_CONFIG),
+        "--pretrained",
+        "none",
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--warmup-steps",
+        "1",
+        "--lr",
+        "1e-2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--template",
+        "{}",
+        "--log-every",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
     ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -254,13 +319,38 @@ def test_torchrun_two_processes_synchronise_gradients(tmp_path, clip_files):
 def test_ezclip_train_on_list_files_writes_a_run_that_tags(tmp_path, clip_files, capsys):
     out = tmp_path / "run"
     code, err = run_main(
-        "train", "--train-list", str(clip_files / "train_with_broken.txt"), "--val-list", str(clip_files / "val.txt"),
-        "--model", str(TINY_CONFIG), "--pretrained", "none", "--max-steps", "2", "--batch-size", "13",  # all 13 clips
-        "--workers", "0", "--device", "cpu", "--no-flip", "--out", str(out), capsys=capsys,
+        "train",
+        "--train-list",
+        str(clip_files / "train_with_broken.txt"),
+        "--val-list",
+        str(clip_files / "val.txt"),
+        "--model",
+        str(TINY_CONFIG),
+        "--pretrained",
+        "none",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "13",  # all 13 clips
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-flip",
+        "--out",
+        str(out),
+        capsys=capsys,
     )
     assert code == 0, err
-    for name in ("last.ezclip", "best.ezclip", "last.state.safetensors", "metrics.jsonl", "config.yaml", "curves.png",
-                 "train.log"):
+    for name in (
+        "last.ezclip",
+        "best.ezclip",
+        "last.state.safetensors",
+        "metrics.jsonl",
+        "config.yaml",
+        "curves.png",
+        "train.log",
+    ):
         assert (out / name).is_file(), name
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert {"step", "epoch", "loss", "kl", "motion", "lr", "clips_per_s"} <= rows[0].keys()
@@ -279,8 +369,9 @@ def test_ezclip_train_on_list_files_writes_a_run_that_tags(tmp_path, clip_files,
 
     from ezclip_cli import tag_videos
 
-    rows = tag_videos([str(clip_files / "val")], ",".join(CLASSES), checkpoint=out / "best.ezclip", workers=0,
-                      device="cpu")
+    rows = tag_videos(
+        [str(clip_files / "val")], ",".join(CLASSES), checkpoint=out / "best.ezclip", workers=0, device="cpu"
+    )
     assert len(rows) == 4 and all(r["status"] == "ok" and r["labels"][0] in CLASSES for r in rows)
 
 
@@ -291,8 +382,9 @@ def test_yaml_config_with_flag_overrides_and_one_line_errors(tmp_path, clip_file
         "max_steps: 2\nbatch_size: 4\nlr: 1e-3\nworkers: 0\ndevice: cpu\nval_split: none\n"
     )
     out = tmp_path / "run"
-    code, err = run_main("train", "--config", str(config), "--max-steps", "3", "--seed", "7", "--out", str(out), "-q",
-                         capsys=capsys)
+    code, err = run_main(
+        "train", "--config", str(config), "--max-steps", "3", "--seed", "7", "--out", str(out), "-q", capsys=capsys
+    )
     assert code == 0, err
     saved = load_yaml(out / "config.yaml")
     assert (saved["max_steps"], saved["seed"], saved["lr"], saved["batch_size"]) == (3, 7, 1e-3, 4)
@@ -303,9 +395,20 @@ def test_yaml_config_with_flag_overrides_and_one_line_errors(tmp_path, clip_file
     assert code == 2
     assert err.count("\n") == 1 and "unknown training config key(s): learning_rate; known:" in err and "lr" in err
 
-    code, err = run_main("train", "--dataset", "hmdb51", "--root", str(tmp_path / "nowhere"),
-                         "--model", str(TINY_CONFIG), "--pretrained", "none", "--out", str(tmp_path / "x"),
-                         capsys=capsys)
+    code, err = run_main(
+        "train",
+        "--dataset",
+        "hmdb51",
+        "--root",
+        str(tmp_path / "nowhere"),
+        "--model",
+        str(TINY_CONFIG),
+        "--pretrained",
+        "none",
+        "--out",
+        str(tmp_path / "x"),
+        capsys=capsys,
+    )
     assert code == 1
     assert err.count("\n") == 1 and "root not found" in err and "nowhere" in err
 
@@ -328,9 +431,28 @@ def test_ezclip_train_on_an_ssv2_root_turns_flips_off(tmp_path, clip_files, caps
     for split in ("train", "validation"):
         (root / "labels" / f"something-something-v2-{split}.json").write_text(json.dumps(entries))
     out = tmp_path / "run"
-    code, err = run_main("train", "--dataset", "ssv2", "--root", str(root), "--model", str(TINY_CONFIG),
-                         "--pretrained", "none", "--max-steps", "1", "--batch-size", "4", "--workers", "0",
-                         "--device", "cpu", "--out", str(out), capsys=capsys)
+    code, err = run_main(
+        "train",
+        "--dataset",
+        "ssv2",
+        "--root",
+        str(root),
+        "--model",
+        str(TINY_CONFIG),
+        "--pretrained",
+        "none",
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        capsys=capsys,
+    )
     assert code == 0, err
     assert "horizontal flips off" in (out / "train.log").read_text()
     assert (out / "best.ezclip").is_file()
@@ -340,12 +462,24 @@ def test_ezclip_train_on_an_ssv2_root_turns_flips_off(tmp_path, clip_files, caps
 def test_shipped_configs_parse_and_follow_the_reference():
     recipes = {p.stem: TrainConfig.from_dict(load_yaml(p)) for p in sorted((REPO / "configs").glob("*.yaml"))}
     assert set(recipes) == {
-        "k400_zero_shot", "base_to_novel_k400", "base_to_novel_hmdb51", "base_to_novel_ucf101", "base_to_novel_ssv2",
-        "few_shot_hmdb51", "few_shot_ucf101", "few_shot_ssv2",
+        "k400_zero_shot",
+        "base_to_novel_k400",
+        "base_to_novel_hmdb51",
+        "base_to_novel_ucf101",
+        "base_to_novel_ssv2",
+        "few_shot_hmdb51",
+        "few_shot_ucf101",
+        "few_shot_ssv2",
     }
     k400 = recipes["k400_zero_shot"]
     assert (k400.model, k400.pretrained, k400.num_frames, k400.batch_size, k400.epochs, k400.lr) == (
-        "ViT-B-16-quickgelu", "openai", 8, 80, 150, 1e-4)
+        "ViT-B-16-quickgelu",
+        "openai",
+        8,
+        80,
+        150,
+        1e-4,
+    )
     assert (k400.warmup_epochs, k400.weight_decay, k400.betas, k400.eps) == (5, 0.2, (0.9, 0.98), 1e-8)
     for name, recipe in recipes.items():
         if name.startswith("base_to_novel"):
@@ -381,13 +515,22 @@ def test_precision_resolution_and_gradient_checkpointing(tmp_path, monkeypatch):
 
     calls = []
     checkpoint = open_clip.transformer.checkpoint
+
     def counting(block, *args, **kwargs):
         calls.append(type(block).__name__)
         return checkpoint(block, *args, **kwargs)
 
     monkeypatch.setattr(open_clip.transformer, "checkpoint", counting)
-    config = tiny_config(tmp_path, grad_checkpointing=True, max_steps=1, batch_size=8, drop_path=0, attn_dropout=0,
-                         prompt_dropout=0, val_split=None)
+    config = tiny_config(
+        tmp_path,
+        grad_checkpointing=True,
+        max_steps=1,
+        batch_size=8,
+        drop_path=0,
+        attn_dropout=0,
+        prompt_dropout=0,
+        val_split=None,
+    )
     before = _init_prompt(config)
     result = train(config, train_data=training_clips(8, seed=3), progress=False)
     assert sorted(set(calls)) == ["TextBlock", "VisionBlock"] and len(calls) == 4  # both towers, 2 layers each

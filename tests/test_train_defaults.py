@@ -3,6 +3,7 @@
 Unit tests of `ezclip_cli.train_defaults`, then two short in-process `ezclip train` runs on a
 tiny random-weight backbone and rendered clips that check the defaults reach the run and its log.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,37 +25,59 @@ from tests.media import moving_ball_frames, write_video
 
 
 # ---- the word list --------------------------------------------------------------------------------
-@pytest.mark.parametrize("label, words", [
-    ("sliding left to right", ("left", "right")),
-    ("Sliding right to left", ("right", "left")),
-    ("TurnLeft", ("left",)),
-    ("turn_right", ("right",)),
-    ("rotating clockwise", ("clockwise",)),
-    ("rotating counter-clockwise", ("clockwise",)),
-    ("rotating counterclockwise", ("counterclockwise",)),
-    ("rotating anti-clockwise", ("clockwise",)),
-    ("Rotating Anticlockwise", ("anticlockwise",)),
-    ("drifting leftwards", ("leftwards",)),
-    ("a rightward pan", ("rightward",)),
-    ("waving with the left-hand", ("left",)),
-    ("moving left2right", ("left", "right")),
-])
+@pytest.mark.parametrize(
+    "label, words",
+    [
+        ("sliding left to right", ("left", "right")),
+        ("Sliding right to left", ("right", "left")),
+        ("TurnLeft", ("left",)),
+        ("turn_right", ("right",)),
+        ("rotating clockwise", ("clockwise",)),
+        ("rotating counter-clockwise", ("clockwise",)),
+        ("rotating counterclockwise", ("counterclockwise",)),
+        ("rotating anti-clockwise", ("clockwise",)),
+        ("Rotating Anticlockwise", ("anticlockwise",)),
+        ("drifting leftwards", ("leftwards",)),
+        ("a rightward pan", ("rightward",)),
+        ("waving with the left-hand", ("left",)),
+        ("moving left2right", ("left", "right")),
+    ],
+)
 def test_labels_naming_a_mirrored_direction_are_found(label, words):
     assert mirror_reversed_words([label]) == {label: words}
 
 
-@pytest.mark.parametrize("label", [
-    "bright lights", "copyright notice", "playing guitar", "moving up", "moving down", "moving towards the camera",
-    "moving away from the camera", "spinning", "upright row", "leftover food", "ClockworkToy",
-])
+@pytest.mark.parametrize(
+    "label",
+    [
+        "bright lights",
+        "copyright notice",
+        "playing guitar",
+        "moving up",
+        "moving down",
+        "moving towards the camera",
+        "moving away from the camera",
+        "spinning",
+        "upright row",
+        "leftover food",
+        "ClockworkToy",
+    ],
+)
 def test_labels_without_a_mirrored_direction_are_not_found(label):
     assert mirror_reversed_words([label]) == {}
 
 
 def test_word_list_holds_both_sides_of_each_direction():
-    pairs = [("left", "right"), ("leftward", "rightward"), ("leftwards", "rightwards"), ("leftmost", "rightmost"),
-             ("lefthand", "righthand"), ("lefthanded", "righthanded"), ("clockwise", "counterclockwise"),
-             ("clockwise", "anticlockwise")]
+    pairs = [
+        ("left", "right"),
+        ("leftward", "rightward"),
+        ("leftwards", "rightwards"),
+        ("leftmost", "rightmost"),
+        ("lefthand", "righthand"),
+        ("lefthanded", "righthanded"),
+        ("clockwise", "counterclockwise"),
+        ("clockwise", "anticlockwise"),
+    ]
     for a, b in pairs:
         assert a in MIRROR_REVERSED_WORDS and b in MIRROR_REVERSED_WORDS
     assert not {"up", "down", "towards", "away", "forward", "backward"} & MIRROR_REVERSED_WORDS
@@ -125,13 +148,19 @@ def test_eval_every_message_states_the_rule():
     text = eval_every_message(3, 3, 96, 60, chosen=True)
     assert text.startswith("validation every 3 epochs (9 steps) and after the last step: 60 validation clips")
     assert "17% of the clips decoded (at most 20%; --eval-every N to choose)" in text
-    assert eval_every_message(1, 5, 160, 8, chosen=False) == \
-        "validation every epoch (5 steps) and after the last step (--eval-every)"
+    assert (
+        eval_every_message(1, 5, 160, 8, chosen=False)
+        == "validation every epoch (5 steps) and after the last step (--eval-every)"
+    )
 
 
 # ---- through `ezclip train` -----------------------------------------------------------------------
-CLASSES = {"right": "a ball sliding left to right", "left": "a ball sliding right to left",
-           "grow": "a ball growing bigger", "shrink": "a ball shrinking smaller"}
+CLASSES = {
+    "right": "a ball sliding left to right",
+    "left": "a ball sliding right to left",
+    "grow": "a ball growing bigger",
+    "shrink": "a ball shrinking smaller",
+}
 
 
 @pytest.fixture(scope="module")
@@ -151,9 +180,30 @@ def direction_clips(tmp_path_factory) -> Path:
 
 
 def train_args(clips: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--train-list", str(clips / "train.txt"), "--val-list", str(clips / "val.txt"),
-            "--model", str(TINY_CONFIG), "--pretrained", "none", "--batch-size", "4", "--workers", "0",
-            "--device", "cpu", "--num-frames", "4", "--template", "{}", "--out", str(out), *extra]
+    return [
+        "train",
+        "--train-list",
+        str(clips / "train.txt"),
+        "--val-list",
+        str(clips / "val.txt"),
+        "--model",
+        str(TINY_CONFIG),
+        "--pretrained",
+        "none",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--num-frames",
+        "4",
+        "--template",
+        "{}",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def validated_steps(run: Path) -> list[int]:
@@ -187,8 +237,9 @@ def test_build_datasets_gives_the_training_set_no_flips_for_direction_labels(dir
 
 def test_train_with_flip_and_eval_every_given_keeps_them(direction_clips, tmp_path, capsys):
     run = tmp_path / "run"
-    code, err = run_main(*train_args(direction_clips, run, "--max-steps", "4", "--flip", "--eval-every", "1"),
-                         capsys=capsys)
+    code, err = run_main(
+        *train_args(direction_clips, run, "--max-steps", "4", "--flip", "--eval-every", "1"), capsys=capsys
+    )
     assert code == 0, err
     log = (run / "train.log").read_text()
     assert "horizontal flips off" not in log and "--flip on a direction-sensitive label set" in log

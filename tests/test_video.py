@@ -4,6 +4,7 @@ Every clip is rendered by tests/media.py into a temporary folder. Frames returne
 `read_frames` are checked against an independent full decode with PyAV, so a seeking or
 sampling bug shows up as a wrong picture, not just a wrong shape.
 """
+
 from __future__ import annotations
 
 import io
@@ -72,18 +73,16 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     """A 16-frame rightward ball in every format, plus the special cases, written once."""
     folder = tmp_path_factory.mktemp("clips")
     frames = moving_ball_frames(16, SIZE)
-    paths = {f"{ext}-{codec}": write_video(folder / f"ball_{codec}.{ext}", frames, FPS, codec)
-             for ext, codec in FORMATS}
+    paths = {
+        f"{ext}-{codec}": write_video(folder / f"ball_{codec}.{ext}", frames, FPS, codec) for ext, codec in FORMATS
+    }
     paths["odd"] = write_video(folder / "odd.mp4", moving_ball_frames(6, (33, 47)), FPS)
     paths["one"] = write_video(folder / "one.mp4", moving_ball_frames(1, SIZE), FPS)
     paths["long"] = write_video(folder / "long.mp4", moving_ball_frames(40, SIZE), FPS)
-    paths["gop"] = write_video(folder / "gop.mp4", moving_ball_frames(120, SIZE), 25,
-                               keyframe_interval=10)
-    paths["gop-mkv"] = write_video(folder / "gop.mkv", moving_ball_frames(120, SIZE), 25,
-                                   keyframe_interval=10)
+    paths["gop"] = write_video(folder / "gop.mp4", moving_ball_frames(120, SIZE), 25, keyframe_interval=10)
+    paths["gop-mkv"] = write_video(folder / "gop.mkv", moving_ball_frames(120, SIZE), 25, keyframe_interval=10)
     # FLV indexes its last packet as a keyframe: a seek there decodes nothing.
-    paths["gop-flv"] = write_video(folder / "gop.flv", moving_ball_frames(120, SIZE), 25,
-                                   keyframe_interval=50)
+    paths["gop-flv"] = write_video(folder / "gop.flv", moving_ball_frames(120, SIZE), 25, keyframe_interval=50)
     return paths
 
 
@@ -151,8 +150,18 @@ def test_extensions_are_lower_case_and_matched_case_insensitively():
 
 def test_list_videos_walks_sorted_skips_hidden_and_survives_symlink_loops(tmp_path):
     root = tmp_path / "videos"
-    for name in ["b.mp4", "a.MOV", "sub/c.webm", "sub/deeper/d.MKV", "a_dir/e.avi",
-                 "notes.txt", "sub/readme.md", ".hidden.mp4", ".cache/f.mp4", "sub/.git/g.mp4"]:
+    for name in [
+        "b.mp4",
+        "a.MOV",
+        "sub/c.webm",
+        "sub/deeper/d.MKV",
+        "a_dir/e.avi",
+        "notes.txt",
+        "sub/readme.md",
+        ".hidden.mp4",
+        ".cache/f.mp4",
+        "sub/.git/g.mp4",
+    ]:
         touch(root / name)
     outside = tmp_path / "outside"
     touch(outside / "z.mp4")
@@ -163,8 +172,7 @@ def test_list_videos_walks_sorted_skips_hidden_and_survives_symlink_loops(tmp_pa
     found = list_videos([root])
 
     relative = [path.relative_to(root).as_posix() for path in found]
-    assert relative == ["a.MOV", "a_dir/e.avi", "b.mp4", "linked/z.mp4", "sub/c.webm",
-                        "sub/deeper/d.MKV"]
+    assert relative == ["a.MOV", "a_dir/e.avi", "b.mp4", "linked/z.mp4", "sub/c.webm", "sub/deeper/d.MKV"]
     assert list_videos([str(root)]) == found  # str and Path inputs alike
 
 
@@ -209,8 +217,9 @@ def test_read_frames_returns_the_sampled_frames(clips, fmt, decoder):
 @pytest.mark.parametrize("fmt", [f"{ext}-{codec}" for ext, codec in FORMATS])
 def test_probe_video_reads_the_header(clips, fmt):
     info = probe_video(clips[fmt])
-    assert info == VideoInfo(duration=pytest.approx(2.0), fps=pytest.approx(FPS),
-                             num_frames=16, width=SIZE[1], height=SIZE[0], rotation=0)
+    assert info == VideoInfo(
+        duration=pytest.approx(2.0), fps=pytest.approx(FPS), num_frames=16, width=SIZE[1], height=SIZE[0], rotation=0
+    )
 
 
 @needs_decord
@@ -218,8 +227,14 @@ def test_probe_video_reads_the_header(clips, fmt):
 def test_decord_and_pyav_agree(clips, fmt):
     for rng_seed in (None, 5):
         clips_by_decoder = [
-            read_frames(clips[fmt], 8, decoder=decoder, start=0.3, end=4.0,
-                        rng=None if rng_seed is None else random.Random(rng_seed))
+            read_frames(
+                clips[fmt],
+                8,
+                decoder=decoder,
+                start=0.3,
+                end=4.0,
+                rng=None if rng_seed is None else random.Random(rng_seed),
+            )
             for decoder in ("pyav", "decord")
         ]
         pyav_clip, decord_clip = clips_by_decoder
@@ -235,8 +250,13 @@ def test_seeking_lands_on_the_right_frames(clips, decoder):
         if key == "gop-flv" and decoder == "decord":
             continue  # decord miscounts FLV; "auto" reads it with PyAV
         reference = reference_frames(clips[key])
-        requests = [{}, {"start": 1.0, "end": 3.0}, {"start": 4.5},
-                    {"rng": random.Random(1)}, {"start": 0.3, "end": 4.1, "rng": random.Random(2)}]
+        requests = [
+            {},
+            {"start": 1.0, "end": 3.0},
+            {"start": 4.5},
+            {"rng": random.Random(1)},
+            {"start": 0.3, "end": 4.1, "rng": random.Random(2)},
+        ]
         for request in requests:
             clip = read_frames(clips[key], 8, decoder=decoder, **request)
             for image, time in zip(clip.frames, clip.timestamps):
@@ -287,8 +307,7 @@ def marked_frames(num_frames: int = 3) -> np.ndarray:
     return frames
 
 
-@pytest.mark.parametrize("rotation, corner", [(90, "top-right"), (180, "bottom-right"),
-                                              (270, "bottom-left")])
+@pytest.mark.parametrize("rotation, corner", [(90, "top-right"), (180, "bottom-right"), (270, "bottom-left")])
 def test_rotation_metadata_turns_frames_upright(tmp_path, rotation, corner):
     path = write_video(tmp_path / "rotated.mp4", marked_frames(), FPS, rotation=rotation)
 
@@ -300,7 +319,8 @@ def test_rotation_metadata_turns_frames_upright(tmp_path, rotation, corner):
     assert clip.frames.shape == (3, height, width, 3) and clip.decoder == "pyav"
     ys, xs = np.nonzero(clip.frames[0].mean(axis=-1) > 128)
     assert corner == ("top" if ys.mean() < height / 2 else "bottom") + "-" + (
-        "left" if xs.mean() < width / 2 else "right")
+        "left" if xs.mean() < width / 2 else "right"
+    )
 
 
 def test_rotation_convention_matches_phone_videos(tmp_path):
@@ -308,7 +328,7 @@ def test_rotation_convention_matches_phone_videos(tmp_path):
     path = write_video(tmp_path / "portrait.mp4", marked_frames(), FPS, rotation=90)
     data = path.read_bytes()
     matrix_at = data.index(b"tkhd") + 4 + 40  # version 0 track header: the matrix follows
-    a, b, _, c, d = struct.unpack(">5i", data[matrix_at:matrix_at + 20])
+    a, b, _, c, d = struct.unpack(">5i", data[matrix_at : matrix_at + 20])
     assert (a, b, c, d) == (0, 1 << 16, -(1 << 16), 0)
     assert probe_video(path).rotation == 90
 
@@ -469,9 +489,9 @@ def test_ffmpeg_logging_is_turned_off(monkeypatch):
 
 def test_importing_the_module_loads_no_decoder():
     repo = str(Path(__file__).resolve().parents[1])
-    code = ("import sys, ezclip_cli.video; "
-            "print(sorted(m for m in ('torch', 'decord', 'av') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=repo, env={**os.environ, "PYTHONPATH": repo})
+    code = "import sys, ezclip_cli.video; print(sorted(m for m in ('torch', 'decord', 'av') if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, env={**os.environ, "PYTHONPATH": repo}
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
