@@ -153,7 +153,7 @@ def rewrite_metadata(source: Path, dest: Path, tensors: dict | None = None, **me
 
     with safe_open(str(source), framework="pt") as f:
         meta = dict(f.metadata())
-        kept = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle) if tensors is None else tensors
+        kept = {k: f.get_tensor(k) for k in f.keys()} if tensors is None else tensors  # noqa: SIM118 (a safetensors handle)
     meta.update(meta_changes)
     save_file(kept, str(dest), metadata=meta)
     return dest

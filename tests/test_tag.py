@@ -253,6 +253,15 @@ def test_library_call_and_text_cache(media, tmp_path, monkeypatch):
     assert torch.get_num_threads() == threads
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now (torchrun's rendezvous must not meet another run's)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def test_torchrun_two_ranks_give_the_same_rows_as_one_process(tmp_path, cli):
     videos = make_many(tmp_path / "dist", 7)
     write_broken(tmp_path / "dist" / "zz_broken.mp4", "random")
@@ -266,7 +275,7 @@ def test_torchrun_two_ranks_give_the_same_rows_as_one_process(tmp_path, cli):
             "--nproc-per-node",
             "2",
             "--master-port",
-            "29533",
+            str(free_port()),
             "-m",
             "ezclip_cli",
             *common,
@@ -279,6 +288,7 @@ def test_torchrun_two_ranks_give_the_same_rows_as_one_process(tmp_path, cli):
         timeout=600,
     )
     assert single.code == 1 and multi.returncode != 0, multi.stderr  # the broken file fails in both
+    assert (tmp_path / "two.jsonl").exists(), multi.stderr[-3000:]
     one = [json.loads(line) for line in (tmp_path / "one.jsonl").read_text().splitlines()]
     two = [json.loads(line) for line in (tmp_path / "two.jsonl").read_text().splitlines()]
     assert len(one) == len(videos) + 1
