@@ -1,4 +1,4 @@
-"""Evaluation under the published protocols (docs/protocols.md; issue 5): plans, scoring, metrics, reports.
+"""Evaluation under the published protocols (docs/protocols.md): plans, scoring, metrics, reports.
 
     protocol + dataset + root -> units: one VideoList each (an official fold, a K600 subset,
                                  the base or the novel half, a named split)

@@ -1,4 +1,4 @@
-"""Export an EZ-CLIP model as a self-contained bundle, verified before it is reported (issue 6).
+"""Export an EZ-CLIP model as a self-contained bundle, verified before it is reported.
 
 A bundle is a folder that needs no download to run:
 

@@ -1,4 +1,4 @@
-"""The EZ-CLIP training loop: single process or DDP under torchrun (docs/model.md 6, 8; issue 4).
+"""The EZ-CLIP training loop: single process or DDP under torchrun (docs/model.md 6, 8).
 
     per step:  clips (B, T, 3, S, S) + one random template of each clip's class
                -> frames (B, T, D), text (B, D) -> L = KL_sym + w * L_motion (model.ezclip_loss)
