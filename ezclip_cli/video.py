@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, TextIO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def is_video_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def list_videos(inputs: Sequence[str | Path], stdin: TextIO | None = None, keep_missing: bool = False) -> list[Path]:
+def list_videos(inputs: Sequence[str | Path], stdin: IO[str] | None = None, keep_missing: bool = False) -> list[Path]:
     """Expand files, folders and "-" (paths from `stdin`, one per line) into video paths.
 
     Files are kept whatever their extension (the user named them); folders are walked
@@ -89,7 +89,7 @@ def list_videos(inputs: Sequence[str | Path], stdin: TextIO | None = None, keep_
     return videos
 
 
-def _expand_stdin(inputs: Sequence[str | Path], stdin: TextIO | None) -> Iterator[str | Path]:
+def _expand_stdin(inputs: Sequence[str | Path], stdin: IO[str] | None) -> Iterator[str | Path]:
     for item in inputs:
         if str(item) != "-":
             yield item
