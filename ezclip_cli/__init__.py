@@ -7,12 +7,14 @@ Public API (imports are lazy so `ezclip --help` never loads torch):
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "load_model", "tag_videos"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name == "load_model":
         from ezclip_cli.loading import load_model
 

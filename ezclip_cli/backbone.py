@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,7 +237,7 @@ def _weights_error(name: str, pretrained: str | None, exc: Exception) -> Backbon
 
 
 @contextlib.contextmanager
-def quiet_loggers(*names: str):
+def quiet_loggers(*names: str) -> Iterator[None]:
     """open_clip and huggingface_hub log their own failures; ours say it in one line instead."""
     loggers = [logging.getLogger(n) for n in ("", *names)]
     levels = [lg.level for lg in loggers]

@@ -278,7 +278,9 @@ def import_reference(path: str | Path, *, device: str = "cpu", model_config: str
     learned: dict[str, torch.Tensor] = {}
     raw_prompts = state.pop(REFERENCE_PROMPT_KEY)
     for key in [k for k in state if _REFERENCE_ADAPTER.match(k)]:
-        tower, layer, fc, kind = _REFERENCE_ADAPTER.match(key).groups()
+        match = _REFERENCE_ADAPTER.match(key)
+        assert match is not None  # only matching keys are listed
+        tower, layer, fc, kind = match.groups()
         learned[f"{'vision' if tower else 'text'}.{layer}.adapter.fc{fc}.{kind}"] = state.pop(key)
     check_learned(path, {REFERENCE_PROMPT_KEY: raw_prompts, **learned})  # before .float() hides an int64
     prompts = raw_prompts.float()  # (L, T, D)

@@ -13,7 +13,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -128,7 +128,7 @@ def close_displays() -> None:
         _open_displays.pop().close()
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"ezclip: error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -252,7 +252,7 @@ def _published(published: dict) -> str:
     results = published.get("results") or {}
     if not results:
         return "-"
-    label = {"zero-shot": "zero-shot top-1", "base-to-novel": "base-to-novel HM"}.get(published.get("protocol"), "")
+    label = {"zero-shot": "zero-shot top-1", "base-to-novel": "base-to-novel HM"}.get(published.get("protocol", ""), "")
     return f"{label} " + " / ".join(f"{k} {v}" for k, v in results.items())
 
 
@@ -956,7 +956,7 @@ def evaluate(
     from ezclip_cli.loading import resolve_checkpoint
 
     # Model names (and, with no model given, the default EZ-CLIP model) become local files here.
-    given = checkpoint or ([None] if model is None and pretrained is None else [])
+    given: list[Path] | list[None] = checkpoint or ([None] if model is None and pretrained is None else [])
     resolved = [resolve_checkpoint(c, model, pretrained) for c in given]
     config = EvalConfig(
         protocol=protocol.value,
@@ -1304,9 +1304,10 @@ def main() -> None:
     except (OutputClosed, BrokenPipeError):
         _stdout_gone()
     except Exception as exc:  # click usage errors (typer may vendor click) and anything unexpected
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            sys.exit(exc.exit_code)
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         if type(exc).__name__ == "Abort":  # click's wrapping of Ctrl-C, or of the SIGTERM handler's interrupt
             typer.echo("ezclip: terminated" if _terminated else "ezclip: interrupted", err=True)
             sys.exit(143 if _terminated else 130)

@@ -7,11 +7,16 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from ezclip_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_T = TypeVar("_T", bound="DataclassInstance")
 
 DEFAULT_BACKBONE = "ViT-B-16-quickgelu"  # reference release: ViT-B/16 + OpenAI weights (docs/model.md section 1)
 DEFAULT_PRETRAINED = "openai"
@@ -44,7 +49,7 @@ class ModelConfig:
         return from_dict(cls, data)
 
 
-def from_dict(cls: type, data: dict[str, Any]):
+def from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
     """Build a dataclass from a dict, refusing unknown keys with the list of known ones."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)

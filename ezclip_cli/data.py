@@ -340,10 +340,10 @@ def load_list_file(path: Path, classes: Sequence[str] | None = None) -> VideoLis
         classes = sorted({label for _, label, _ in rows})
     class_index = {c: i for i, c in enumerate(classes)}
     annotated: list[tuple[Path | None, int]] = []
-    for video, label, line_no in rows:
+    for video_path, label, line_no in rows:
         if label not in class_index:
             raise DatasetError(f"{path.name}:{line_no}: unknown label '{label}'")
-        annotated.append((video if video.is_file() else None, class_index[label]))
+        annotated.append((video_path if video_path.is_file() else None, class_index[label]))
     return _finish(path.name, "list", classes, annotated, path.parent)
 
 

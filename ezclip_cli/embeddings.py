@@ -113,7 +113,7 @@ def read_shard(path: Path, into: np.ndarray | None = None, names: Sequence[str] 
                     raise StoreError(
                         f"{path}: holds {meta['dtype']} {meta['shape']}, the manifest says F32 {list(into.shape)}"
                     )
-                if into.size and f.readinto(memoryview(into).cast("B")) != end - begin:
+                if into.size and f.readinto(into.data.cast("B")) != end - begin:
                     raise StoreError(f"{path} is truncated; the store is damaged")
                 continue
             data = f.read(end - begin)
@@ -470,7 +470,8 @@ def open_store_for_tagging(
     """The store `tag --save-embeddings` appends to, checked against this run's model."""
     if world > 1:
         raise UsageError("--save-embeddings is not supported under torchrun; run one process per shard (--num-shards)")
-    scale = getattr(getattr(predictor, "scorer", None), "logit_scale", None)
+    # `predictor` is a duck-typed TagPredictor or TagSession; both carry the scale (a float or a 0-d tensor).
+    scale: Any = getattr(getattr(predictor, "scorer", None), "logit_scale", None)
     if scale is None:
         scale = getattr(predictor, "logit_scale", None)
     return StoreWriter(store, model_id, float(scale), spec)

@@ -275,7 +275,7 @@ class _ClipOffset(random.Random):
     clip = 0
     clips = 1
 
-    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:  # type: ignore[override]
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:
         if stop is None:
             start, stop = 0, start
         return start + (2 * self.clip + 1) * (stop - start) // (2 * self.clips)
@@ -1034,6 +1034,7 @@ def plot_per_class(evaluation: dict[str, Any], path: Path, baseline: dict[str, A
     ours = [rows[i]["accuracy"] or 0.0 for i in order]
     ax.barh(y - (width / 2 if other else 0), ours, height=width, color="tab:blue", label=evaluation["model"])
     if other:
+        assert baseline is not None  # other is empty without it
         theirs = [other.get(rows[i]["class"]) or 0.0 for i in order]
         ax.barh(y + width / 2, theirs, height=width, color="tab:orange", label=f"{baseline['model']} (frozen)")
     ax.set_yticks(y, [rows[i]["class"] for i in order], fontsize=8 if K <= 60 else 5)

@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -275,7 +275,7 @@ def _write_labels(model: Any, spec: str, folder: Path, config: dict[str, Any]) -
 
 # ---- ONNX graphs -------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _exporting():
+def _exporting() -> Iterator[None]:
     """MultiheadAttention's fused fast path has no ONNX form; tracer warnings are expected (T, S fixed)."""
     import torch
 
@@ -417,7 +417,7 @@ def verify_bundle(
         session = onnx_session(folder / VIDEO_ONNX)
         diffs = {k: float(np.abs(session.run(None, {"video": v})[0] - expected[k]).max()) for k, v in inputs.items()}
         report.video_max_diff = max(diffs.values())
-        worst = max(diffs, key=diffs.get)
+        worst = max(diffs, key=diffs.__getitem__)
         _check(report.video_max_diff, report.tolerance, f"video embeddings ({worst})")
     if "text_encoder" in config["files"]:
         report.text_max_diff = _verify_text(model, folder, config, prompts, report.tolerance)
@@ -511,7 +511,7 @@ def moving_ball_clip(num_frames: int, size: int) -> Any:
     return frames.transpose(0, 3, 1, 2)
 
 
-def _human(size: int) -> str:
+def _human(size: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

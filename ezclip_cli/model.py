@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -22,6 +23,10 @@ import torch.nn.functional as F
 
 from ezclip_cli.backbone import Backbone, text_transformer
 from ezclip_cli.config import ModelConfig
+
+if TYPE_CHECKING:
+    # open_clip ships no type information, so mypy reads this as Any; it names what is wrapped.
+    from open_clip.transformer import ResidualAttentionBlock
 
 
 class Adapter(nn.Module):
@@ -60,7 +65,7 @@ def drop_path(x: torch.Tensor, rate: float, training: bool, group: int = 1, posi
 class WrappedBlock(nn.Module):
     """Base of our block wrappers: open_clip asks its blocks for their weight dtype."""
 
-    block: nn.Module
+    block: ResidualAttentionBlock
     drop_positions = False  # DropPath over token positions (faithful); set from ModelConfig.drop_path_positions
 
     def get_weight_dtype(self) -> torch.dtype:
@@ -70,13 +75,19 @@ class WrappedBlock(nn.Module):
 class TextBlock(WrappedBlock):
     """A frozen open_clip text block with an adapter between attention and MLP."""
 
-    def __init__(self, block: nn.Module, adapter: Adapter, drop_path_rate: float):
+    def __init__(self, block: ResidualAttentionBlock, adapter: Adapter, drop_path_rate: float):
         super().__init__()
         self.block = block
         self.adapter = adapter
         self.drop_path_rate = drop_path_rate
 
-    def forward(self, q_x, k_x=None, v_x=None, attn_mask=None):  # signature of open_clip's blocks
+    def forward(
+        self,
+        q_x: torch.Tensor,
+        k_x: torch.Tensor | None = None,
+        v_x: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # signature of open_clip's blocks
         blk = self.block
         x = q_x + self._drop(blk.ls_1(blk.attention(blk.ln_1(q_x), attn_mask=attn_mask)))  # (K, 77, D)
         x = self.adapter(x)
@@ -91,7 +102,7 @@ class VisionBlock(WrappedBlock):
 
     def __init__(
         self,
-        block: nn.Module,
+        block: ResidualAttentionBlock,
         adapter: Adapter,
         num_frames: int,
         prompt: nn.Parameter | None,
@@ -106,7 +117,13 @@ class VisionBlock(WrappedBlock):
         self.prompt_dropout = nn.Dropout(prompt_dropout)
         self.drop_path_rate = drop_path_rate
 
-    def forward(self, q_x, k_x=None, v_x=None, attn_mask=None):
+    def forward(
+        self,
+        q_x: torch.Tensor,
+        k_x: torch.Tensor | None = None,
+        v_x: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         blk, x = self.block, q_x  # x: (B*T, N, D), frames of a video contiguous
         BT, N, D = x.shape
         if self.prompt is None or not _packed_attention(blk.attn):
@@ -182,7 +199,9 @@ class EZClip(nn.Module):
             torch.manual_seed(seed)
             self._wrap_blocks(vision_blocks, text_blocks, config, device)
 
-    def _wrap_blocks(self, vision_blocks, text_blocks, config: ModelConfig, device) -> None:
+    def _wrap_blocks(
+        self, vision_blocks: nn.ModuleList, text_blocks: nn.ModuleList, config: ModelConfig, device: torch.device
+    ) -> None:
         # Rates grow linearly over depth in both towers, as in the reference.
         rates_v, attn_v = (
             _linspace(config.drop_path, len(vision_blocks)),
@@ -192,6 +211,7 @@ class EZClip(nn.Module):
             _linspace(config.drop_path, len(text_blocks)),
             _linspace(config.attn_dropout, len(text_blocks)),
         )
+        blk: ResidualAttentionBlock  # the ModuleLists hold open_clip blocks; their items are typed as plain Modules
         for i, blk in enumerate(vision_blocks):
             blk.attn.dropout = attn_v[i]  # used by nn.MultiheadAttention in train mode only
             width = blk.ln_1.normalized_shape[0]
@@ -201,13 +221,15 @@ class EZClip(nn.Module):
                 bound = math.sqrt(6.0 / (3 * 16 * 16 + width))  # docs/model.md 2 (reference fixes patch 16)
                 nn.init.uniform_(prompt, -bound, bound)
             adapter = Adapter(width, config.adapter_ratio).to(device)
-            vision_blocks[i] = VisionBlock(blk, adapter, config.num_frames, prompt, config.prompt_dropout, rates_v[i])
-            vision_blocks[i].drop_positions = config.drop_path_positions
+            vision_blocks[i] = wrapped_v = VisionBlock(
+                blk, adapter, config.num_frames, prompt, config.prompt_dropout, rates_v[i]
+            )
+            wrapped_v.drop_positions = config.drop_path_positions
         for i, blk in enumerate(text_blocks):
             blk.attn.dropout = attn_t[i]
             adapter = Adapter(blk.ln_1.normalized_shape[0], config.adapter_ratio).to(device)
-            text_blocks[i] = TextBlock(blk, adapter, rates_t[i])
-            text_blocks[i].drop_positions = config.drop_path_positions
+            text_blocks[i] = wrapped_t = TextBlock(blk, adapter, rates_t[i])
+            wrapped_t.drop_positions = config.drop_path_positions
 
     # ---- parameters -------------------------------------------------------------------
     def learned_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
@@ -309,11 +331,11 @@ class EZClip(nn.Module):
     def build_text_classifier(self, prompts: Sequence[Sequence[str]], batch_size: int = 256) -> torch.Tensor:
         """One normalised embedding per class: its prompts encoded, normalised and averaged (K, D)."""
         flat = [text for texts in prompts for text in texts]
-        embeds = []
+        chunks = []
         for start in range(0, len(flat), batch_size):
             tokens = self.tokenize(flat[start : start + batch_size])
-            embeds.append(F.normalize(self.encode_text(tokens).float(), dim=-1))
-        embeds = torch.cat(embeds)  # (sum of prompts, D)
+            chunks.append(F.normalize(self.encode_text(tokens).float(), dim=-1))
+        embeds = torch.cat(chunks)  # (sum of prompts, D)
         out, start = [], 0
         for texts in prompts:
             out.append(embeds[start : start + len(texts)].mean(dim=0))
@@ -355,7 +377,11 @@ def motion_loss(frames: torch.Tensor) -> torch.Tensor:
 
 
 def ezclip_loss(
-    frames: torch.Tensor, text: torch.Tensor, labels: torch.Tensor, logit_scale, motion_weight: float = 1.0
+    frames: torch.Tensor,
+    text: torch.Tensor,
+    labels: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    motion_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Total loss L = L_ce + w * L_motion with its parts, from per-frame embeddings (B, T, D)."""
     video = frames.mean(dim=1)

@@ -376,7 +376,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """Call `write(tmp_path)`, then move the file onto `path`: readers see the old or the new one.
 
     The data is on disk (fsync of the file and its folder) before and after the rename, so a

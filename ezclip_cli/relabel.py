@@ -187,7 +187,7 @@ def _relabel(
             for (_, meta), (labels, scores) in zip(chunk, scored):
                 # The stored path is already str(Path) of tag's task; ok_row only needs str() of it,
                 # and skipping Path() parsing here saves a fifth of the run.
-                task = Task(meta["path"], meta["video_id"], meta["start"], meta["end"])  # type: ignore[arg-type]
+                task = Task(meta["path"], meta["video_id"], meta["start"], meta["end"])
                 row = ok_row(task, meta, labels, scores)
                 row.update(stamp)
                 writer.write(row)

@@ -106,7 +106,7 @@ def prepare_output(
             f"{output} holds results of another model or label set or other settings ({', '.join(differs)} "
             f"differ in {len(foreign)} rows); use the same options, --overwrite, or another -o"
         )
-    current: dict[str, str] = {}
+    current: dict[str, str | None] = {}  # an error row may lack its video id
     for task in planned:
         video_id = task.get("video_id") if isinstance(task, dict) else task.video_id
         current[video_key(video_id)] = video_id

@@ -77,11 +77,13 @@ class Scorer:
             probs = (self.logit_scale * video @ self.classifier.t()).softmax(dim=-1)  # (B, K)
             cosine = video @ self.classifier.t() if opts.score == "cosine" or opts.min_score is not None else None
             shown = probs if opts.score == "softmax" else cosine
+            assert shown is not None  # __init__ checked that the score is softmax or cosine
             scores, index = shown.topk(self.top_k, dim=-1)
             keep = torch.ones_like(scores, dtype=torch.bool)
             if opts.threshold is not None:
                 keep &= probs.gather(1, index) >= opts.threshold
             if opts.min_score is not None:
+                assert cosine is not None  # computed above whenever min_score is set
                 keep &= cosine.gather(1, index) >= opts.min_score
         labels, out = self.labels, []
         if opts.threshold is None and opts.min_score is None:  # plain top-k: nothing to filter

@@ -37,7 +37,8 @@ def top_rows(embeddings: Any, query: Any, k: int, exclude: Any = None, groups: A
         top = np.argpartition(-sims, k - 1)[:k]
         top = top[np.argsort(-sims[top], kind="stable")]
     else:
-        picked, seen = [], set()
+        picked: list[np.intp] = []  # argsort indices
+        seen = set()
         for i in np.argsort(-sims, kind="stable"):
             if not np.isfinite(sims[i]) or len(picked) == k:
                 break

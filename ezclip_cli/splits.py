@@ -152,8 +152,8 @@ def load_kshot_list(spec: str) -> tuple[list[tuple[str, str]], str]:
         video, sep, name = line.partition("\t")
         if not sep or not video.strip() or not name.strip():
             raise DatasetError(f"{path}:{number}: want '<video><TAB><class>'")
-        video = Path(video.strip())
-        rows.append((video.stem if is_video_path(video.name) else video.name, name.strip()))
+        video_path = Path(video.strip())
+        rows.append((video_path.stem if is_video_path(video_path.name) else video_path.name, name.strip()))
     if not rows:
         raise DatasetError(f"{path}: no videos listed")
     return rows, f"bundled:{spec}" if path == bundled else str(path)

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,11 +107,11 @@ def plan_tasks(paths: Iterable[Path], config: TagConfig) -> Iterator[Task | dict
             continue
         try:
             info = probe_video(path, decoder=config.decoder)
-            bounds = (
-                scene_bounds(path, config.scenes, len(paths), info.duration)
-                if config.scenes is not None
-                else window_bounds(info.duration, config.window, config.stride)
-            )
+            if config.scenes is not None:
+                bounds = scene_bounds(path, config.scenes, len(paths), info.duration)
+            else:
+                assert config.window is not None  # the loop went on above when neither is set
+                bounds = window_bounds(info.duration, config.window, config.stride)
         except VideoError as exc:
             yield error_row(Task(path, vid), str(exc))
             continue
@@ -234,7 +234,7 @@ class Decoder:
         self, tasks: Iterable[Task | dict[str, Any]], settings: dict[str, Any]
     ) -> Iterator[tuple[Task | dict[str, Any], dict[str, Any] | None]]:
         self.settings = settings
-        pending: deque[tuple[Any, Future | dict | None]] = deque()
+        pending: deque[tuple[Any, Future | None]] = deque()
         for task in tasks:
             pending.append((task, self._submit(task)))
             while len(pending) >= self.window:
@@ -242,14 +242,14 @@ class Decoder:
         while pending:
             yield self._result(*pending.popleft())
 
-    def _submit(self, task: Task | dict[str, Any]) -> Future | dict | None:
+    def _submit(self, task: Task | dict[str, Any]) -> Future | None:
         if not isinstance(task, Task):
             return None  # already an error row
         if self.pool is None:
             return None  # decoded lazily in _result (in-process)
         return self.pool.submit(decode_task, task, self.settings)
 
-    def _result(self, task: Any, handle: Future | dict | None) -> tuple[Any, dict[str, Any] | None]:
+    def _result(self, task: Any, handle: Future | None) -> tuple[Any, dict[str, Any] | None]:
         if not isinstance(task, Task):
             return task, None
         if handle is None:
@@ -480,6 +480,7 @@ def run_tagging(
         if output is not None and group.is_main:
             # rows of an earlier distributed run that was killed count as part of the file
             leftover = [{k: v for k, v in r.items() if k != "_order"} for r in read_parts(parts_dir(output))]
+            assert target is not None  # resolved above under the same condition
             done, existing = prepare_output(
                 target, config.output_format, config.top_k, stamp, overwrite, earlier + leftover, planned, neutralise
             )
@@ -497,6 +498,7 @@ def run_tagging(
             writer: Any = PartWriter(Path(shared), group.rank)
             tasks = tasks[group.rank :: group.world]
         elif output is not None:
+            assert target is not None  # a single process is the main one, so it resolved -o above
             writer = open_for_append(target, config.output_format, config.top_k, existing, neutralise)
         else:
             writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k, neutralise=neutralise)
@@ -688,7 +690,12 @@ def merge_distributed(
     return total
 
 
-def flush_batch(pending: list[tuple[Any, dict[str, Any] | None]], predictor: Predictor, emit, sink: Any = None) -> None:
+def flush_batch(
+    pending: list[tuple[Any, dict[str, Any] | None]],
+    predictor: Predictor,
+    emit: Callable[[dict[str, Any], Any], None],
+    sink: Any = None,
+) -> None:
     """Predict the decoded clips of `pending` in one batch, then emit every row in input order.
 
     `sink(decoded_tasks, embeddings)` (the embedding store) gets the batch before its rows are written,

@@ -29,10 +29,10 @@ import random
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -43,6 +43,9 @@ from ezclip_cli.config import ModelConfig, TrainConfig, dump_yaml, load_yaml
 from ezclip_cli.errors import CheckpointError, UsageError
 from ezclip_cli.output import atomic_write
 from ezclip_cli.progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from ezclip_cli.model import EZClip
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +198,7 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
-def _autocast(device: str, precision: str):
+def _autocast(device: str, precision: str) -> torch.autocast:
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     return torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=precision != "fp32")
 
@@ -259,6 +262,7 @@ def _listed_kshot(config: TrainConfig, pool: Any, val: Any | None) -> tuple[Any,
     from ezclip_cli.splits import KSHOT_PUBLISHED, load_kshot_list, published_kshot_name
 
     spec = config.kshot_list
+    assert spec is not None  # called only when a K-shot list is set
     if spec == KSHOT_PUBLISHED:
         if not (config.dataset and config.kshot):
             raise UsageError("kshot_list 'published' needs --dataset and --kshot (which published list to take)")
@@ -569,7 +573,7 @@ def _gather_rng(device: str, ddp: Distributed) -> list[dict[str, Any]]:
 class _TrainForward(nn.Module):
     """The one forward DDP wraps: per-frame video embeddings and text embeddings."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: EZClip):
         super().__init__()
         self.model = model
 
@@ -636,7 +640,9 @@ class _RunFiles:
             dump_yaml(config.to_dict(), self.out / "config.yaml")
             self.written.add("config.yaml")
 
-    def write_checkpoint(self, model: Any, extra: dict[str, Any], write_state, best: bool) -> None:
+    def write_checkpoint(
+        self, model: Any, extra: dict[str, Any], write_state: Callable[[Path], None], best: bool
+    ) -> None:
         """The state file first, then the checkpoint; both carry one token, so resume spots a torn pair."""
         from ezclip_cli.checkpoint import save_checkpoint
 
@@ -815,7 +821,15 @@ class _Run:
         if val_data is not None:
             val_batches = validation_batches(len(val_data), config.batch_size, ddp)
             self.val_loader = _loader(val_data, val_batches, self.workers, self.device.startswith("cuda"))
-        self.window = {"loss": 0.0, "kl": 0.0, "motion": 0.0, "micro": 0, "clips": 0, "since": time.perf_counter()}
+        # the loss sums become 0-d tensors once a step adds to them (synced only when a row is logged)
+        self.window: dict[str, float | torch.Tensor] = {
+            "loss": 0.0,
+            "kl": 0.0,
+            "motion": 0.0,
+            "micro": 0,
+            "clips": 0,
+            "since": time.perf_counter(),
+        }
         self.last_row: dict[str, Any] = {}
         self.last_val: dict[str, Any] | None = None
         self.skipped_total = 0
@@ -880,6 +894,7 @@ class _Run:
         rng = _gather_rng(self.device, self.ddp)  # a collective: every rank calls save
         improved = val is not None and val["val_top1"] > self.best_top1
         if improved:
+            assert val is not None  # improved implies it
             self.best_top1 = val["val_top1"]
         token = uuid.uuid4().hex
         counters = {
@@ -986,6 +1001,7 @@ class _Run:
         self.skip_steps = 0
         skipped: list[str] = []
         for position, step_plan in enumerate(plan, start=1):
+            assert self.batches is not None  # fit() opened the loader before the first epoch
             lr = self.optimizer_step(step_plan, self.batches, skipped)
             last_of_epoch = position == len(plan)
             if self.step % config.log_every == 0 or last_of_epoch:

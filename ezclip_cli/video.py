@@ -18,12 +18,19 @@ import stat
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import TextIO
+from types import ModuleType
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
 from ezclip_cli.errors import VideoError
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
+    from av.video.frame import VideoFrame
+    from av.video.stream import VideoStream
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
     [
@@ -56,7 +63,7 @@ def is_video_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def list_videos(inputs: Sequence[str | Path], stdin: TextIO | None = None, keep_missing: bool = False) -> list[Path]:
+def list_videos(inputs: Sequence[str | Path], stdin: IO[str] | None = None, keep_missing: bool = False) -> list[Path]:
     """Expand files, folders and "-" (paths from `stdin`, one per line) into video paths.
 
     Files are kept whatever their extension (the user named them); folders are walked
@@ -82,7 +89,7 @@ def list_videos(inputs: Sequence[str | Path], stdin: TextIO | None = None, keep_
     return videos
 
 
-def _expand_stdin(inputs: Sequence[str | Path], stdin: TextIO | None) -> Iterator[str | Path]:
+def _expand_stdin(inputs: Sequence[str | Path], stdin: IO[str] | None) -> Iterator[str | Path]:
     for item in inputs:
         if str(item) != "-":
             yield item
@@ -201,7 +208,7 @@ def read_frames(
         if decoded is None:
             chosen, decoded = "pyav", _read_with_pyav(cursor, indices, info, origin, size)
         images = [decoded[index][0] for index in indices]
-        timestamps = tuple(decoded[index][1] for index in indices)
+        timestamps: Sequence[float] = tuple(decoded[index][1] for index in indices)
         if len(set(timestamps)) < min(len(indices), stop - first):
             # Variable frame rate: k / fps missed frames the video has. Sample by time instead.
             chosen = "pyav"
@@ -298,7 +305,7 @@ def _output_size(width: int, height: int, short_side: int | None) -> tuple[int, 
 
 
 @functools.cache
-def _import_av():
+def _import_av() -> ModuleType:
     try:
         import av
     except ImportError as exc:
@@ -310,7 +317,7 @@ def _import_av():
 
 
 @contextlib.contextmanager
-def _open_video(path: str | Path) -> Iterator[tuple]:
+def _open_video(path: str | Path) -> Iterator[tuple[InputContainer, VideoStream]]:
     """PyAV container and its video stream, or a VideoError saying why there is none."""
     av = _import_av()
     path = Path(path)
@@ -392,10 +399,10 @@ class _Unreachable(VideoError):
 class _FrameCursor:
     """Decodes one stream forward, seeking only when a keyframe lies ahead of the target."""
 
-    def __init__(self, container, stream):
+    def __init__(self, container: InputContainer, stream: VideoStream) -> None:
         self.container, self.stream = container, stream
         self._frames = container.decode(stream)
-        self.frame = None  # the last decoded frame
+        self.frame: VideoFrame | None = None  # the last decoded frame
         self.time = 0.0  # its presentation time, seconds
         self.seekable = True
 
@@ -408,8 +415,14 @@ class _FrameCursor:
         self.frame = frame
         return True
 
+    @property
+    def _time_base(self) -> Fraction:
+        base = self.stream.time_base
+        assert base is not None  # FFmpeg's demuxers give every stream a time base
+        return base
+
     def seek(self, time: float) -> None:
-        self.container.seek(int(time / self.stream.time_base), stream=self.stream, backward=True)
+        self.container.seek(int(time / self._time_base), stream=self.stream, backward=True)
         self._frames = self.container.decode(self.stream)
         self.frame = None
 
@@ -431,10 +444,10 @@ class _FrameCursor:
         entries = getattr(self.stream, "index_entries", None)  # PyAV >= 15
         if not entries:  # no keyframe index (e.g. MPEG-TS): seek only for a long jump
             return target - self.time > _SEEK_GAP_S
-        found = entries.search_timestamp(int(target / self.stream.time_base), backward=True)
-        return found >= 0 and entries[found].timestamp * self.stream.time_base > self.time
+        found = entries.search_timestamp(int(target / self._time_base), backward=True)
+        return found >= 0 and entries[found].timestamp * self._time_base > self.time
 
-    def frame_at(self, target: float, period: float):
+    def frame_at(self, target: float, period: float) -> VideoFrame | None:
         """The first frame shown at `target` or later (within half a frame); None past the end."""
         while self.frame is None or self.time < target - period / 2:
             last = self.frame
@@ -452,6 +465,7 @@ def _probe(cursor: _FrameCursor) -> tuple[VideoInfo, float]:
     if not cursor.advance():
         raise VideoError("no decodable video frames")
     first, origin = cursor.frame, cursor.time
+    assert first is not None  # advance() returned True, so it holds a frame
     duration = _duration(cursor.container, stream, origin)
     fps = float(stream.average_rate or stream.guessed_rate or 0)
     if not fps and stream.frames and duration:
@@ -465,7 +479,7 @@ def _probe(cursor: _FrameCursor) -> tuple[VideoInfo, float]:
     return info, origin
 
 
-def _duration(container, stream, origin: float) -> float:
+def _duration(container: InputContainer, stream: VideoStream, origin: float) -> float:
     """Seconds from the first frame to the end of the video stream; 0.0 when unknown."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
@@ -478,7 +492,7 @@ def _duration(container, stream, origin: float) -> float:
     return 0.0
 
 
-def _rotation(frame, stream) -> int:
+def _rotation(frame: VideoFrame, stream: VideoStream) -> int:
     """Clockwise display rotation, from the display matrix or the legacy 'rotate' tag."""
     counter_clockwise = getattr(frame, "rotation", 0)  # FFmpeg's matrix angle is CCW
     if not counter_clockwise:
@@ -507,7 +521,7 @@ def _read_with_pyav(
     return decoded
 
 
-def _to_image(frame, info: VideoInfo, size: tuple[int, int]) -> np.ndarray:
+def _to_image(frame: VideoFrame, info: VideoInfo, size: tuple[int, int]) -> np.ndarray:
     """An RGB image (H, W, 3) of `size` (display orientation) from a decoded frame, upright."""
     width, height = size if info.rotation in (0, 180) else size[::-1]  # as stored
     image = frame.to_ndarray(
@@ -548,7 +562,15 @@ def _choose_decoder(decoder: str) -> str:
     return decoder
 
 
-def _try_decord(path, indices, size, info, container, stream, decoder: str) -> dict | None:
+def _try_decord(
+    path: str | Path,
+    indices: list[int],
+    size: tuple[int, int],
+    info: VideoInfo,
+    container: InputContainer,
+    stream: VideoStream,
+    decoder: str,
+) -> dict[int, tuple[np.ndarray, float]] | None:
     """Frames from decord, or None where PyAV must read them; forced decord raises instead."""
     forced = decoder == "decord"
     if info.rotation:  # decord 0.6 transposes some rotated files and crashes resizing them
