@@ -68,6 +68,11 @@ def main() -> None:
         except Exception as exc:  # not installed here: say so and measure the others
             print(f"{name}: skipped ({exc})", file=sys.stderr)
     height, width = (int(v) for v in args.size.split("x"))
+    # Rows: (label, decoder, numpy resize). The torch runtime resizes with torchvision; --runtime onnx
+    # in numpy (preprocess.py, no torch): PyAV with the numpy resize is that path, measured alongside.
+    rows = [(name, name, False) for name in decoders]
+    if "pyav" in decoders:
+        rows.append(("pyav+numpy", "pyav", True))
 
     with tempfile.TemporaryDirectory() as tmp:
         videos = render(Path(tmp), args.videos, (height, width), args.frames)
@@ -83,12 +88,14 @@ def main() -> None:
             best: dict[tuple[str, int], float] = {}
             failures: dict[tuple[str, int], int] = {}
             for _ in range(args.rounds):
-                for name in decoders:
+                for label, name, numpy_resize in rows:
                     settings = {"num_frames": args.num_frames, "image_size": args.image_size, "decoder": name}
+                    if numpy_resize:
+                        settings["torch_free"] = True
                     for w, pool in pools.items():
                         seconds, failed = decode_all(pool, tasks, settings)
-                        best[(name, w)] = min(best.get((name, w), float("inf")), seconds)
-                        failures[(name, w)] = failed
+                        best[(label, w)] = min(best.get((label, w), float("inf")), seconds)
+                        failures[(label, w)] = failed
         finally:
             for pool in pools.values():
                 pool.close()
@@ -97,11 +104,13 @@ def main() -> None:
         f"{args.videos} clips {width}x{height}, {args.frames} frames, H.264; {args.num_frames} frames sampled, "
         f"resized + cropped to {args.image_size}; {cores} cores; best of {args.rounds} interleaved rounds"
     )
-    print("decoder   " + "".join(f"{f'workers={w}':>12}" for w in workers) + "   (videos/s)")
-    for name in decoders:
-        cells = "".join(f"{args.videos / best[(name, w)]:12.1f}" for w in workers)
-        failed = sum(failures[(name, w)] for w in workers)
-        print(f"{name:<10}{cells}" + (f"   {failed} failed" if failed else ""))
+    print("decoder     " + "".join(f"{f'workers={w}':>12}" for w in workers) + "   (videos/s)")
+    for label, _, _ in rows:
+        cells = "".join(f"{args.videos / best[(label, w)]:12.1f}" for w in workers)
+        failed = sum(failures[(label, w)] for w in workers)
+        print(f"{label:<12}{cells}" + (f"   {failed} failed" if failed else ""))
+    if "pyav" in decoders:
+        print("pyav+numpy: the --runtime onnx path (numpy resize, no torch); the other rows resize with torchvision")
 
 
 if __name__ == "__main__":
