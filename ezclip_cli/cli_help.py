@@ -1,0 +1,135 @@
+"""Help conventions applied to the built click command: readable metavars and the Environment epilogs.
+
+They work on the click command that typer builds (see `build_command` in cli.py), so options any module
+adds get them too. No typer import is needed here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# Metavars are words a reader understands (VIDEO, FILE, N, SECONDS) where typer would print Python
+# types (<list[str]>, <int range>). They are set on the built command, by parameter name and then by
+# type, so options that any module adds get them too; an explicit `metavar=` always wins.
+METAVARS_BY_NAME = {
+    "inputs": "VIDEO",
+    "parts": "FILE",
+    "labels": "LABELS",
+    "checkpoint": "PATH",
+    "model": "NAME",
+    "pretrained": "TAG",
+    "output": "FILE",
+    "out": "DIR",
+    "cache_dir": "DIR",
+    "root": "DIR",
+    "resume": "PATH",
+    "config": "FILE",
+    "train_list": "FILE",
+    "val_list": "FILE",
+    "descriptions": "FILE",
+    "files_from": "FILE",
+    "window": "SECONDS",
+    "stride": "SECONDS",
+    "progress_interval": "SECONDS",
+    "device": "DEVICE",
+    "template": "TEMPLATE",
+    "dataset": "NAME",
+    "split": "SPLIT",
+    "train_split": "SPLIT",
+    "val_split": "SPLIT",
+    "shard_index": "I",
+    "kshot": "K",
+    "shots": "K",
+    "base_novel": "base",
+    "baseline": "clip",
+    "formats": "FORMATS",
+    "lr": "LR",
+}
+METAVARS_BY_TYPE = {int: "N", float: "NUMBER", Path: "PATH"}
+
+
+def readable_metavar(param: Any) -> str | None:
+    """The metavar a parameter should show, or None to keep typer's (flags, and choices listed as a|b|c)."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is None or getattr(param, "is_flag", False):
+        return None
+    annotation = descriptor.annotation
+    inner = getattr(annotation, "__args__", (annotation,))[0] if descriptor.is_list else annotation
+    if inner is bool:
+        return None
+    if descriptor.is_choice:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in descriptor.choices or ()) + "]"
+    if param.name in METAVARS_BY_NAME:
+        return METAVARS_BY_NAME[param.name]
+    if param.param_type_name == "argument":  # positional: its name says what it is (VIDEOS, not PATH)
+        return param.name.upper()
+    return METAVARS_BY_TYPE.get(inner, param.name.upper())
+
+
+def apply_help_conventions(command: Any) -> Any:
+    """Give every parameter of `command` and its subcommands a readable metavar where none was set."""
+    for sub in getattr(command, "commands", {}).values():
+        apply_help_conventions(sub)
+    for param in command.params:
+        if param.metavar is not None:
+            continue
+        metavar = readable_metavar(param)
+        if metavar is None:
+            continue
+        param.metavar = metavar
+        if param.param_type_name == "argument":
+            # typer appends an argument's type (<list[str]>) after its name, and writes required ones
+            # as {name}; the usage line reads `FILE...` / `[VIDEO]...` as in click and argparse.
+            param.display_type_rich = lambda ctx: None
+            usage = metavar if param.required else f"[{metavar}]"
+            usage += "..." if param.nargs != 1 else ""
+            param._usage_display_name = lambda usage=usage: usage
+    return command
+
+
+# Every environment variable ezclip reads, and the commands it changes: listed under "Environment"
+# at the end of those commands' --help (the variables other modules read are named here too).
+MODEL_COMMANDS = ("tag", "eval", "export", "models")
+ENVIRONMENT = (
+    (
+        "EZCLIP_CACHE",
+        "text-embedding and model cache folder (default ~/.cache/ezclip)",
+        ("tag", "eval", "export", "models"),
+    ),
+    ("EZCLIP_MODEL_INDEX", "model index file or URL for model names (default: the built-in index)", MODEL_COMMANDS),
+    ("EZCLIP_OFFLINE", "1: download nothing; a model that is not cached fails at once", MODEL_COMMANDS),
+    (
+        "HF_HUB_OFFLINE",
+        "1: open_clip weights from the local Hugging Face cache only, no retries",
+        ("tag", "train", "eval", "export", "models"),
+    ),
+    (
+        "EZCLIP_PROGRESS_INTERVAL",
+        "seconds between progress lines off a terminal (default 30)",
+        ("tag", "train", "eval"),
+    ),
+    ("SLURM_ARRAY_TASK_ID, _COUNT", "in a SLURM job array: the defaults of --shard-index and --num-shards", ("tag",)),
+    ("EZCLIP_DEBUG", "1: show the traceback of an error instead of one line", ("*",)),
+)
+
+
+def environment_help(name: str) -> str:
+    """The "Environment" epilog of command `name` (every variable for ''; '' when none affects it)."""
+    rows = [(var, text) for var, text, commands in ENVIRONMENT if name == "" or name in commands or "*" in commands]
+    if not rows:
+        return ""
+    # \b keeps click from re-wrapping the table into one paragraph; the text goes on its own line so
+    # the table fits 80 columns.
+    return "\b\nEnvironment:\n" + "\n".join(f"  {var}\n      {text}" for var, text in rows)
+
+
+def add_environment_help(command: Any) -> Any:
+    """Append the Environment table to the help of every subcommand (and of the top-level command)."""
+    for name, sub in getattr(command, "commands", {}).items():
+        epilog = environment_help(name)
+        if epilog and "Environment:" not in (sub.epilog or ""):
+            sub.epilog = f"{sub.epilog}\n\n{epilog}" if sub.epilog else epilog
+    if not command.epilog:
+        command.epilog = environment_help("")  # all of them
+    return command

@@ -1,0 +1,124 @@
+"""What the `ezclip` commands share: choice enums, option definitions, logging, progress displays, `fail`.
+
+Imported by every command module (cli_tag, cli_embed, cli_train, cli_models) and by cli.py, which closes the
+progress displays when a command ends; it imports nothing heavy, so `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+
+log = logging.getLogger("ezclip_cli")
+
+
+class OutputFormat(str, Enum):
+    csv = "csv"
+    json = "json"
+    jsonl = "jsonl"
+
+
+class Decoder(str, Enum):
+    auto = "auto"
+    decord = "decord"
+    pyav = "pyav"
+
+
+class Runtime(str, Enum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+class ScoreKind(str, Enum):
+    softmax = "softmax"
+    cosine = "cosine"
+
+
+class Protocol(str, Enum):
+    zero_shot = "zero-shot"
+    base_to_novel = "base-to-novel"
+    few_shot = "few-shot"
+    closed_set = "closed-set"
+
+
+# ---- shared options -------------------------------------------------------------------------
+CheckpointOpt = typer.Option(
+    None,
+    "--checkpoint",
+    "-c",
+    help="A model name from `ezclip models` (downloaded once), an ezclip checkpoint (.ezclip) or a reference "
+    "EZ-CLIP .pt (auto-detected); 'none' = plain CLIP. Default (no --model either): ezclip-b16-k400.",
+)
+ModelOpt = typer.Option(
+    None,
+    "--model",
+    "-m",
+    help="open_clip model name (default ViT-B-16-quickgelu), a model-config JSON path, or a local model directory. "
+    "Without --checkpoint the model is plain CLIP frame averaging (no trained EZ-CLIP parts).",
+)
+PretrainedOpt = typer.Option(
+    None,
+    "--pretrained",
+    help="open_clip weights tag (default openai, from open_clip's cache), a local weights file, "
+    "or 'none' for random weights.",
+)
+NumFramesOpt = typer.Option(8, "--num-frames", "-t", min=1, help="Frames sampled per video (T).")
+DeviceOpt = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bar or progress lines.")
+ProgressIntervalOpt = typer.Option(
+    None,
+    "--progress-interval",
+    min=0.0,
+    envvar="EZCLIP_PROGRESS_INTERVAL",
+    show_envvar=True,
+    help="When stderr is not a terminal (job logs, CI, 2>log): seconds between progress lines (default 30).",
+)
+
+
+def setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ezclip: %(message)s"))
+    root = logging.getLogger("ezclip_cli")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.ERROR if quiet else logging.INFO)
+    root.propagate = False
+
+
+def make_progress(what: str, unit: str, quiet: bool, interval: float | None, failures: bool = True) -> Any:
+    """The progress display for one command (None with --quiet): a bar on a terminal, else timed lines.
+
+    `main()` closes it (bar stopped, last line written) when the command ends, however it ends.
+    """
+    if quiet:
+        return None
+    from ezclip_cli.progress import Progress
+
+    progress = Progress(what, unit, interval=interval, failures=failures)
+    _open_displays.append(progress)
+    return progress
+
+
+_open_displays: list[Any] = []  # progress displays of the running command, closed by main()
+
+
+def close_displays() -> None:
+    """Stop every progress display the command opened (before an error line is printed)."""
+    while _open_displays:
+        _open_displays.pop().close()
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"ezclip: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def format_from_suffix(output: Path | None) -> str:
+    """The output format a file name implies (csv, json, jsonl); csv for stdout or another suffix."""
+    if output is not None and output.suffix.lower().lstrip(".") in {"csv", "json", "jsonl"}:
+        return output.suffix.lower().lstrip(".")
+    return "csv"
