@@ -23,10 +23,11 @@ This module is the entry point (`train`); the parts live beside it, one job each
     train_schedule    learning rate and the (seed, epoch)-determined data order
     train_devices     device, precision and DDP process setup
     train_validation  top-1/top-5 on the validation split
+    train_model       the model a run trains (backbone + learned parts) and the forward DDP wraps
     train_state       RNG / optimizer / GradScaler state for exact resume
     train_files       the run directory (checkpoints, metrics.jsonl, train.log, curves.png)
     train_report      progress, metric rows, skipped videos, per-rank debug dumps
-    train_run         the run itself (_Run): model, optimizer and the step loop
+    train_run         the run itself (_Run): optimizer, schedule, counters and the step loop
 Their public names are re-exported here, so `from ezclip_cli.train import ...` keeps working.
 """
 
@@ -52,8 +53,9 @@ from ezclip_cli.train_data import (
 )
 from ezclip_cli.train_devices import Distributed, init_distributed, pick_train_device, resolve_precision
 from ezclip_cli.train_files import _RunFiles, plot_curves, read_metrics
+from ezclip_cli.train_model import _TrainForward, build_train_model
 from ezclip_cli.train_report import DEBUG_RANK_DIR_ENV
-from ezclip_cli.train_run import _Run, _TrainForward
+from ezclip_cli.train_run import _Run
 from ezclip_cli.train_schedule import epoch_order, learning_rate, plan_epoch, template_index
 from ezclip_cli.train_state import STATE_FORMAT, capture_rng, load_train_state, restore_rng, save_train_state
 from ezclip_cli.train_validation import evaluate_top_k, validation_batches
@@ -65,6 +67,7 @@ __all__ = [
     "EpochIndexed",
     "_TrainForward",
     "build_datasets",
+    "build_train_model",
     "capture_rng",
     "class_prompts",
     "epoch_order",

@@ -10,13 +10,13 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from ezclip_cli.config import ModelConfig, TrainConfig
+from ezclip_cli.config import TrainConfig
 from ezclip_cli.errors import CheckpointError, UsageError
 from ezclip_cli.progress import ProgressCallback
 from ezclip_cli.train_config import resume_files
@@ -30,26 +30,13 @@ from ezclip_cli.train_devices import (
     resolve_precision,
 )
 from ezclip_cli.train_files import _RunFiles
+from ezclip_cli.train_model import _TrainForward, build_train_model
 from ezclip_cli.train_report import DEBUG_RANK_DIR_ENV, _log_window, _report_skipped, _StepProgress, _write_debug_rank
 from ezclip_cli.train_schedule import _RunBatches, _seed_of, learning_rate, plan_epoch, template_index
 from ezclip_cli.train_state import _gather_rng, _read_learned, load_train_state, restore_rng, save_train_state
 from ezclip_cli.train_validation import evaluate_top_k, validation_batches
 
-if TYPE_CHECKING:
-    from ezclip_cli.model import EZClip
-
 log = logging.getLogger("ezclip_cli.train")  # one logger name for the whole run, as train.log has always shown
-
-
-class _TrainForward(nn.Module):
-    """The one forward DDP wraps: per-frame video embeddings and text embeddings."""
-
-    def __init__(self, model: EZClip):
-        super().__init__()
-        self.model = model
-
-    def forward(self, video: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.encode_frames(video), self.model.encode_text(tokens)  # (B, T, D), (U, D)
 
 
 class _Run:
@@ -65,9 +52,7 @@ class _Run:
         classes: Sequence[str] | None,
         progress: ProgressCallback | None,
     ):
-        from ezclip_cli.backbone import load_backbone, text_transformer
         from ezclip_cli.labels import DEFAULT_TEMPLATES
-        from ezclip_cli.model import build_model
 
         self.started = time.perf_counter()
         self.config, self.ddp, self.files, self.progress = config, ddp, files, progress
@@ -75,31 +60,7 @@ class _Run:
         self.precision = resolve_precision(config.precision, self.device)
         lists = load_video_lists(config) if train_data is None else None  # bad data fails before any model loads
 
-        # Frozen backbone and learned parts, both drawn from the seed (the same on every rank).
-        start = None
-        if config.init:  # fine-tune a released or earlier model: its backbone and learned parts (--init)
-            from ezclip_cli.loading import start_from
-
-            backbone, start = start_from(config.init, config.num_frames, config.use_prompts, self.device)
-        else:
-            backbone = load_backbone(config.model, config.pretrained, device=self.device, seed=config.seed)
-        model_config = ModelConfig(
-            num_frames=config.num_frames,
-            use_prompts=config.use_prompts,
-            prompt_dropout=config.prompt_dropout,
-            drop_path=config.drop_path,
-            attn_dropout=config.attn_dropout,
-            drop_path_positions=bool(config.drop_path_positions),
-        )
-        self.model = build_model(backbone, model_config, seed=config.seed).to(self.device)
-        if start is not None:
-            self.model.load_learned_state_dict(start)
-        if config.grad_checkpointing:
-            self.model.clip.visual.set_grad_checkpointing(True)
-            text_transformer(self.model.clip).grad_checkpointing = True
-        # Dropout and DropPath on; the backbone stays frozen (requires_grad False) but never runs
-        # under no_grad: the prompts of layer 0 need gradients through every layer above.
-        self.model.train()
+        self.model, backbone = build_train_model(config, self.device)
 
         if train_data is None:
             train_data, val_data, classes = build_datasets(config, backbone, lists)
