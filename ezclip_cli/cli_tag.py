@@ -225,6 +225,11 @@ def tag(
         resolved = resolve_checkpoint(checkpoint, model, pretrained)
         plain = resolved is None and model is None and pretrained is None
         checkpoint = Path(NO_CHECKPOINT) if plain else resolved
+        if resolved is None and pretrained is not None:  # plain CLIP on open_clip weights: offline fails at once
+            from ezclip_cli.config import DEFAULT_BACKBONE
+            from ezclip_cli.offline import refuse_unreachable_weights_early
+
+            refuse_unreachable_weights_early(model or DEFAULT_BACKBONE, pretrained)
     # Under torchrun rank 0 shows its own part's progress; the other ranks stay quiet.
     progress = make_progress(
         "tagging",

@@ -123,12 +123,48 @@ def create_open_clip(model_name: str, pretrained: str | None, *, device: str, ca
     endpoint = hub_endpoint()
     reason = offline_reason() or unreachable(endpoint)
     if reason is not None:
-        from ezclip_cli.errors import BackboneError
-
-        raise BackboneError(
-            f"no weights for {label} ({pretrained}) in the open_clip cache and they cannot be downloaded from "
-            f"{endpoint} ({reason}); fetch them once where there is network (then set HF_HUB_OFFLINE=1 or "
-            f"EZCLIP_OFFLINE=1 offline), pass local weights with --pretrained FILE, or use a released EZ-CLIP model "
-            f"(`ezclip models --download NAME`, then --checkpoint NAME)"
-        )
+        raise _no_weights(label, pretrained, endpoint, reason)
     return create()
+
+
+def _no_weights(label: str, pretrained: str, endpoint: str, reason: str) -> Exception:
+    from ezclip_cli.errors import BackboneError
+
+    return BackboneError(
+        f"no weights for {label} ({pretrained}) in the open_clip cache and they cannot be downloaded from "
+        f"{endpoint} ({reason}); fetch them once where there is network (then set HF_HUB_OFFLINE=1 or "
+        f"EZCLIP_OFFLINE=1 offline), pass local weights with --pretrained FILE, or use a released EZ-CLIP model "
+        f"(`ezclip models --download NAME`, then --checkpoint NAME)"
+    )
+
+
+def weights_caches_empty() -> bool:
+    """True when no open_clip weights can be on this machine: the Hugging Face hub cache holds no model and
+    open_clip's own download folder (~/.cache/clip) no file. Needs neither torch nor open_clip."""
+    try:
+        from huggingface_hub import constants
+
+        hub = constants.HF_HUB_CACHE
+    except ImportError:
+        hub = os.path.join(os.path.expanduser(os.environ.get("HF_HOME", "~/.cache/huggingface")), "hub")
+    for folder, kept in ((hub, lambda name: name.startswith("models--")), (os.path.expanduser("~/.cache/clip"), None)):
+        with contextlib.suppress(OSError):
+            if any(kept is None or kept(name) for name in os.listdir(folder)):
+                return False
+    return True
+
+
+def refuse_unreachable_weights_early(model_name: str, pretrained: str | None) -> None:
+    """The offline check of `create_open_clip`, made before torch and open_clip are imported (seconds on a small
+    machine), for the one case it can decide without them: a weights tag, nothing in any weights cache, and no
+    download possible. Everything else is left to `create_open_clip`."""
+    if not pretrained or pretrained.lower() == "none" or os.path.exists(pretrained):
+        return  # random or local weights: no download
+    if os.path.exists(model_name) or "/" in model_name or model_name.endswith(".json"):
+        return  # a local config or folder, or an hf-hub: name: open_clip decides what it needs
+    if not weights_caches_empty():
+        return  # the weights may be cached: only open_clip can tell
+    endpoint = hub_endpoint()
+    reason = offline_reason() or unreachable(endpoint)
+    if reason is not None:
+        raise _no_weights(model_name, pretrained, endpoint, reason)
