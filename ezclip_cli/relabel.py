@@ -156,7 +156,7 @@ def _relabel(
     import torch
 
     from ezclip_cli.output import RowWriter, open_for_append
-    from ezclip_cli.resume import load_existing, prepare_output, settings_id, video_key
+    from ezclip_cli.resume import load_existing, prepare_output, row_key, settings_id
     from ezclip_cli.scoring import Scorer
     from ezclip_cli.segments import SegmentWriter
     from ezclip_cli.tagging import TagSummary, Task, ok_row, score_options
@@ -176,7 +176,7 @@ def _relabel(
     else:
         writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k, neutralise=neutralise)
     every = zip(index, stored.rows(index))
-    order = [(i, r) for i, r in every if done.get(_resume_key(r, video_key)) != r["video_id"]]
+    order = [(i, r) for i, r in every if done.get(row_key(r)) != r["video_id"]]
     summary = TagSummary(skipped=len(stored) - len(order))
     if config.segments:
         writer = SegmentWriter(writer)
@@ -204,9 +204,3 @@ def _relabel(
         summary.seconds,
     )
     return summary
-
-
-def _resume_key(row: dict[str, Any], video_key: Any) -> tuple:
-    """resume.row_key of the row `tag` would write for this stored row."""
-    start = row.get("start")
-    return (video_key(row["video_id"]), None if start is None else round(float(start), 3))
