@@ -18,8 +18,8 @@ from typing import Any
 
 from ezclip_cli.config import ModelConfig
 from ezclip_cli.errors import CheckpointError, EzclipError
+from ezclip_cli.files import atomic_write
 from ezclip_cli.limits import check_model_size
-from ezclip_cli.output import atomic_write
 
 FORMAT = "ezclip"
 FORMAT_VERSION = 1

@@ -273,8 +273,9 @@ def merge(
     A video that failed in one part and was tagged in another keeps its tagged row.
     """
     setup_logging(quiet)
+    from ezclip_cli.files import atomic_write
     from ezclip_cli.merge import merge_outputs
-    from ezclip_cli.output import RowWriter, atomic_write
+    from ezclip_cli.output import RowWriter
 
     if output is not None:
         if output.exists() and not overwrite:
@@ -284,7 +285,7 @@ def merge(
     fmt_value = (fmt.value if fmt else None) or format_from_suffix(output)
     result = merge_outputs(parts)
     if output is not None:
-        from ezclip_cli.output import resolve_target
+        from ezclip_cli.files import resolve_target
         from ezclip_cli.resume import load_existing
 
         output = resolve_target(output)  # no directories or special files; a symlink is written through

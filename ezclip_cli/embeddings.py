@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ezclip_cli.errors import EzclipError, UsageError
-from ezclip_cli.output import atomic_write
+from ezclip_cli.files import atomic_write
 
 if TYPE_CHECKING:
     import numpy as np

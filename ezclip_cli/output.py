@@ -12,19 +12,17 @@ starts with an apostrophe gets one more, so `read_rows` restores every value exa
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
 import os
-import stat
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from ezclip_cli.errors import EzclipError, UsageError
+from ezclip_cli.errors import UsageError
+from ezclip_cli.files import atomic_write
 
 FORMATS = ("csv", "json", "jsonl")
 BASE_COLUMNS = ("path", "status", "error", "start", "end", "duration", "num_frames", "timestamps")
@@ -266,147 +264,6 @@ def not_ours(path: Path, fmt: str, why: str) -> UsageError:
         f"refusing to write -o {path}: it is not an ezclip {fmt.upper()} output ({why}); "
         "name a new file, or move this one away"
     )
-
-
-# ---- where an output may go -----------------------------------------------------------------------
-def resolve_target(path: Path) -> Path:
-    """The regular file `-o path` writes: symlinks are followed to their target (written through).
-
-    Directories, devices, FIFOs and sockets are refused (exit 2), as is a folder or file we cannot
-    write (exit 1): all before any model is loaded.
-    """
-    real = Path(os.path.realpath(path))
-    try:
-        info = os.stat(real)
-    except FileNotFoundError:
-        info = None
-    except OSError as exc:
-        raise EzclipError(f"cannot use -o {path}: {exc.strerror}") from exc
-    if info is not None:
-        if stat.S_ISDIR(info.st_mode):
-            raise UsageError(f"-o {path} is a directory; name a file inside it")
-        if not stat.S_ISREG(info.st_mode):
-            kind = (
-                "a FIFO"
-                if stat.S_ISFIFO(info.st_mode)
-                else "a device"
-                if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
-                else "a socket"
-                if stat.S_ISSOCK(info.st_mode)
-                else "not a regular file"
-            )
-            raise UsageError(f"-o {path} is {kind}, not a regular file; use '-o -' for stdout or name a file")
-        if not os.access(real, os.W_OK):
-            raise EzclipError(f"cannot write -o {path}: the file is read-only")
-    parent = real.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UsageError(f"cannot write -o {path}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise EzclipError(f"cannot write -o {path}: the folder {parent} is read-only")
-    return real
-
-
-class OutputLock:
-    """An exclusive `flock` on `.NAME.lock` beside the output: a second writer fails at once.
-
-    The lock file is removed on release; a writer that opened it just before that checks the
-    inode it locked is still the one on disk, and retries otherwise.
-    """
-
-    def __init__(self, output: Path):
-        self.output = Path(output)
-        self.path = self.output.with_name(f".{self.output.name}.lock")
-        self.fd: int | None = None
-
-    def acquire(self) -> OutputLock:
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(10):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 32).decode(errors="replace").strip()
-                os.close(fd)
-                who = f" (pid {holder})" if holder.isdigit() else ""
-                raise EzclipError(
-                    f"another ezclip{who} is writing {self.output}; wait for it to finish or use another -o"
-                ) from None
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                os.ftruncate(fd, 0)
-                os.write(fd, str(os.getpid()).encode())
-                self.fd = fd
-                return self
-            os.close(fd)  # the holder removed it as we opened it: lock the new one
-        raise EzclipError(f"could not lock {self.path}; is another ezclip starting on {self.output}?")
-
-    def release(self) -> None:
-        if self.fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)  # while still holding it: nobody can lock a file about to vanish unseen
-        os.close(self.fd)
-        self.fd = None
-
-    def __enter__(self) -> OutputLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-# ---- writing ---------------------------------------------------------------------------------------
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    """Call `write(tmp_path)`, then move the file onto `path`: readers see the old or the new one.
-
-    The data is on disk (fsync of the file and its folder) before and after the rename, so a
-    power cut leaves the old or the new file, never an empty one. A symlink is written through
-    to its target; an existing file keeps its permissions, a new one gets the usual ones
-    (mkstemp alone would make it owner-only).
-    """
-    path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except OSError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def rewrite_rows(path: Path, fmt: str, top_k: int, rows: Iterable[dict[str, Any]], neutralise: bool = True) -> None:

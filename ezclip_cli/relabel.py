@@ -98,8 +98,8 @@ def run_relabel(
     stdout: IO[str] | None = None,
 ) -> Any:
     """Write `tag`'s rows for every stored video (window) under the label set of `config`; returns a TagSummary."""
+    from ezclip_cli.files import OutputLock, resolve_target
     from ezclip_cli.labels import build_prompts, labelset_fingerprint, load_labelset
-    from ezclip_cli.output import OutputLock, resolve_target
     from ezclip_cli.scoring import scoring_id
     from ezclip_cli.tagging import score_options
 

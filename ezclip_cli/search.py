@@ -105,7 +105,8 @@ def run_search(
     **model_flags: Any,
 ) -> int:
     """Write the k best rows per query; returns how many rows were written."""
-    from ezclip_cli.output import RowWriter, atomic_write
+    from ezclip_cli.files import atomic_write
+    from ezclip_cli.output import RowWriter
 
     if bool(queries) == (like is not None):
         raise UsageError("search needs a text query or --like VIDEO (one of them)")

@@ -24,14 +24,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError, VideoError
-from ezclip_cli.output import (
-    OutputLock,
-    RowWriter,
-    open_for_append,
-    read_rows,
-    resolve_target,
-    scores_finite,
-)
+from ezclip_cli.files import OutputLock, resolve_target
+from ezclip_cli.output import RowWriter, open_for_append, read_rows, scores_finite
 from ezclip_cli.progress import ProgressCallback
 from ezclip_cli.resume import load_existing, prepare_output, settings_id, still_to_do, video_key
 

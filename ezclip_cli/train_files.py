@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ezclip_cli.config import TrainConfig, dump_yaml
-from ezclip_cli.output import atomic_write
+from ezclip_cli.files import atomic_write
 
 log = logging.getLogger("ezclip_cli.train")  # one logger name for the whole run, as train.log has always shown
 

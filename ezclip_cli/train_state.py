@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 
 from ezclip_cli.errors import CheckpointError
-from ezclip_cli.output import atomic_write
+from ezclip_cli.files import atomic_write
 from ezclip_cli.train_devices import Distributed
 
 STATE_FORMAT = "ezclip-train-state"

@@ -245,7 +245,7 @@ def test_read_only_output_is_refused_before_the_model_loads(capsys, clips, tmp_p
 
 # ---- 2. two writers -------------------------------------------------------------------------------
 def test_a_second_writer_fails_fast_while_the_first_holds_the_output(capsys, clips, tmp_path):
-    from ezclip_cli.output import OutputLock
+    from ezclip_cli.files import OutputLock
 
     out = tmp_path / "tags.csv"
     with OutputLock(out):
