@@ -4,7 +4,7 @@
                                      [--num-frames 8] [--size 240x320] [--frames 64] [--rounds 2]
 
 Renders N clips (H.264, 320x240, 64 frames by default), then for every (decoder, workers)
-pair runs the tagging pipeline's own decoding stage (`tagging.Decoder`: spawned worker
+pair runs the tagging pipeline's own decoding stage (`decode_pool.DecodePool`: spawned worker
 processes, the same in-flight window, frames sampled, resized and centre-cropped to 224)
 over all clips and prints videos/s. Worker start-up is not timed: each pool first decodes
 one round of warm-up clips. Pairs run in rounds, interleaved (every pair once per round),
@@ -35,10 +35,10 @@ def render(folder: Path, count: int, size: tuple[int, int], frames: int) -> list
     ]
 
 
-def decode_all(decoder, tasks: list, settings: dict) -> tuple[float, int]:
-    """Seconds to decode every task through `decoder`, and how many failed."""
+def decode_all(pool, tasks: list, settings) -> tuple[float, int]:
+    """Seconds to decode every task through `pool` (a DecodePool), and how many failed."""
     started = time.perf_counter()
-    failed = sum(1 for _, decoded in decoder.map(tasks, settings) if decoded is None or "error" in decoded)
+    failed = sum(1 for item in pool.map(tasks, settings) if not isinstance(item, tuple) or isinstance(item[1], str))
     return time.perf_counter() - started, failed
 
 
@@ -54,7 +54,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    from ezclip_cli.tagging import Decoder, Task, video_fingerprint
+    from ezclip_cli.decode_pool import DecodePool, DecodeSettings
+    from ezclip_cli.tag_plan import Task, video_fingerprint
     from ezclip_cli.video import DECODERS, _choose_decoder
 
     cores = os.cpu_count() or 1
@@ -77,21 +78,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         videos = render(Path(tmp), args.videos, (height, width), args.frames)
         tasks = [Task(v, video_fingerprint(v)) for v in videos]
-        pools = {w: Decoder(w, window=max(2 * w, 1) + 8) for w in workers}
+        pools = {w: DecodePool(w, window=max(2 * w, 1) + 8) for w in workers}
         try:
             for w, pool in pools.items():  # start-up and imports, untimed
                 decode_all(
                     pool,
                     tasks[: max(w, 1) * 2],
-                    {"num_frames": args.num_frames, "image_size": args.image_size, "decoder": decoders[0]},
+                    DecodeSettings(args.num_frames, args.image_size, decoders[0]),
                 )
             best: dict[tuple[str, int], float] = {}
             failures: dict[tuple[str, int], int] = {}
             for _ in range(args.rounds):
                 for label, name, numpy_resize in rows:
-                    settings = {"num_frames": args.num_frames, "image_size": args.image_size, "decoder": name}
-                    if numpy_resize:
-                        settings["torch_free"] = True
+                    settings = DecodeSettings(args.num_frames, args.image_size, name, torch_free=numpy_resize)
                     for w, pool in pools.items():
                         seconds, failed = decode_all(pool, tasks, settings)
                         best[(label, w)] = min(best.get((label, w), float("inf")), seconds)

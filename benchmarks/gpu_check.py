@@ -293,9 +293,12 @@ def section_tag(plan: Plan, rows: dict, folder: Path) -> None:
     import torch
 
     from ezclip_cli.config import TagConfig
+    from ezclip_cli.decode_pool import DecodedClip, DecodePool, DecodeSettings
     from ezclip_cli.labels import build_prompts, load_labelset
     from ezclip_cli.loading import model_fingerprint
-    from ezclip_cli.tagging import Decoder, Predictor, Task, build_classifier, run_tagging, video_fingerprint
+    from ezclip_cli.predictors import TorchPredictor, build_classifier
+    from ezclip_cli.tag_plan import Task, video_fingerprint
+    from ezclip_cli.tagging import run_tagging
 
     started = time.perf_counter()
     videos = render_videos(plan, folder / "videos")
@@ -306,31 +309,33 @@ def section_tag(plan: Plan, rows: dict, folder: Path) -> None:
 
     # Decoding alone, same workers and window as the pipeline; keeps the frames for the model-alone run.
     model = _model(plan)
-    settings = {"num_frames": plan.num_frames, "image_size": model.backbone.image_size, "decoder": "auto"}
-    decoder = Decoder(plan.workers, window=max(2 * plan.workers, 1) + plan.tag_batch)
+    settings = DecodeSettings(plan.num_frames, model.backbone.image_size)
+    pool = DecodePool(plan.workers, window=max(2 * plan.workers, 1) + plan.tag_batch)
     clips, stamps = [], []
     try:
         tasks = [Task(v, video_fingerprint(v)) for v in videos]
-        for _task, decoded in decoder.map(tasks, settings):
+        for item in pool.map(tasks, settings):
             stamps.append(time.perf_counter())
-            if decoded is None or "pixels" not in decoded:
-                raise RuntimeError(f"{_task.path.name} did not decode: {(decoded or {}).get('error')}")
-            clips.append(decoded["pixels"])
+            if not isinstance(item, tuple) or not isinstance(item[1], DecodedClip):
+                raise RuntimeError(f"a video did not decode: {item}")
+            clips.append(item[1].pixels)
     finally:
-        decoder.close()
+        pool.close()
     rows["decode_alone_videos_per_s"] = round(steady_rate(stamps, plan.tag_batch), 2)
 
     labelset = load_labelset("hmdb51")
     classifier = build_classifier(model, build_prompts(labelset), str(folder / "cache"), model_fingerprint(model))
     for precision in plan.precisions:
         if precision != "fp32":
-            torch.set_autocast_dtype("cuda", getattr(torch, DTYPES[precision]))  # what Predictor's autocast uses
-        predictor = Predictor(model, classifier, labelset.labels, 5, plan.device)
-        predictor(clips[: plan.tag_batch])  # warm-up, as the pipeline's first batch is
+            torch.set_autocast_dtype("cuda", getattr(torch, DTYPES[precision]))  # what TorchPredictor's autocast uses
+        predictor = TorchPredictor(model, classifier, labelset.labels, 5, plan.device)
+        scorer = predictor.scorer
+        assert scorer is not None  # a label set was given
+        scorer(predictor.embed(clips[: plan.tag_batch]))  # warm-up, as the pipeline's first batch is
         sync(plan.device)
         start = time.perf_counter()
         for i in range(0, len(clips), plan.tag_batch):
-            predictor(clips[i : i + plan.tag_batch])
+            scorer(predictor.embed(clips[i : i + plan.tag_batch]))
         model_rate = len(clips) / (time.perf_counter() - start)
 
         clock = RowClock()

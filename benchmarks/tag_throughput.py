@@ -61,9 +61,12 @@ def main() -> None:
     import torch
 
     from ezclip_cli.config import TagConfig
+    from ezclip_cli.decode_pool import DecodedClip, DecodeSettings, decode_task
     from ezclip_cli.labels import build_prompts, load_labelset
     from ezclip_cli.loading import load_model, model_fingerprint
-    from ezclip_cli.tagging import Predictor, Task, build_classifier, decode_task, run_tagging, video_fingerprint
+    from ezclip_cli.predictors import TorchPredictor, build_classifier
+    from ezclip_cli.tag_plan import Task, video_fingerprint
+    from ezclip_cli.tagging import run_tagging
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -92,13 +95,16 @@ def main() -> None:
         model = load_model(None, args.model, "none", args.num_frames, device="cpu")
         labelset = load_labelset(args.labels)
         classifier = build_classifier(model, build_prompts(labelset), str(folder / "cache"), model_fingerprint(model))
-        settings = {"num_frames": args.num_frames, "image_size": model.backbone.image_size, "decoder": "auto"}
-        clips = [decode_task(Task(v, video_fingerprint(v)), settings)["pixels"] for v in videos]
-        predictor = Predictor(model, classifier, labelset.labels, 5, "cpu")
-        predictor(clips[: args.batch_size])  # warm-up, as the pipeline's first batch is
+        settings = DecodeSettings(args.num_frames, model.backbone.image_size)
+        decoded = [decode_task(Task(v, video_fingerprint(v)), settings) for v in videos]
+        clips = [d.pixels for d in decoded if isinstance(d, DecodedClip)]
+        predictor = TorchPredictor(model, classifier, labelset.labels, 5, "cpu")
+        scorer = predictor.scorer
+        assert scorer is not None  # a label set was given
+        scorer(predictor.embed(clips[: args.batch_size]))  # warm-up, as the pipeline's first batch is
         started = time.perf_counter()
         for i in range(0, len(clips), args.batch_size):
-            predictor(clips[i : i + args.batch_size])
+            scorer(predictor.embed(clips[i : i + args.batch_size]))
         model_rate = len(clips) / (time.perf_counter() - started)
 
     print(

@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError
+from ezclip_cli.results import TagResult
 
 if TYPE_CHECKING:
     from ezclip_cli.progress import ProgressCallback
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 class _Discard:
     """A row writer that keeps nothing: `embed`'s result is the store."""
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, result: TagResult) -> None:
         pass
 
     def close(self) -> None:
@@ -45,17 +46,12 @@ def run_embedding(
     progress: ProgressCallback | None = None,
 ) -> Any:
     """Append the embeddings of `inputs` to `store`; returns a TagSummary (ok, failed, already stored)."""
+    from ezclip_cli.decode_pool import DecodePool, DecodeSettings
     from ezclip_cli.embeddings import StoreWriter, model_spec, row_key
     from ezclip_cli.loading import load_model, model_identity, pick_device
-    from ezclip_cli.tagging import (
-        Decoder,
-        Predictor,
-        TagSummary,
-        default_workers,
-        plan_tasks,
-        select_shard,
-        tag_tasks,
-    )
+    from ezclip_cli.predictors import TorchPredictor
+    from ezclip_cli.tag_plan import plan_tasks, select_shard
+    from ezclip_cli.tagging import TagSummary, default_workers, predict_tasks, write_results
     from ezclip_cli.video import list_videos
 
     if config.runtime != "torch":
@@ -63,7 +59,7 @@ def run_embedding(
     started = time.perf_counter()
     paths = select_shard(list_videos(inputs, stdin=stdin), config.num_shards, config.shard_index)
     workers = default_workers() if config.workers < 0 else config.workers
-    decoder = Decoder(workers, window=max(2 * workers, 1) + config.batch_size)  # workers start while the model loads
+    pool = DecodePool(workers, window=max(2 * workers, 1) + config.batch_size)  # workers start while the model loads
     writer = None
     try:
         device = pick_device(config.device)
@@ -71,33 +67,15 @@ def run_embedding(
         model_id = model_identity(ezclip, checkpoint if checkpoint is not None else model)
         spec = model_spec(checkpoint, model, pretrained, num_frames)
         writer = StoreWriter(store, model_id, float(ezclip.logit_scale), spec)
-        predictor = Predictor(ezclip, None, [], 1, device)
-        settings = {
-            "num_frames": ezclip.num_frames,
-            "image_size": ezclip.backbone.image_size,
-            "decoder": config.decoder,
-        }
+        predictor = TorchPredictor(ezclip, None, [], 1, device)
+        settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, config.decoder)
         planned = list(plan_tasks(paths, config))
-        tasks = [
-            (i, t)
-            for i, t in enumerate(planned)
-            if isinstance(t, dict) or row_key(t.video_id, t.start) not in writer.keys
-        ]
+        tasks = [t for t in planned if isinstance(t, TagResult) or row_key(t.video_id, t.start) not in writer.keys]
         summary = TagSummary(skipped=len(planned) - len(tasks))
-        tag_tasks(
-            tasks,
-            config,
-            decoder,
-            settings,
-            predictor,
-            _Discard(),
-            {"model_id": model_id},
-            summary,
-            progress,
-            writer.sink,
-        )
+        results = predict_tasks(tasks, pool, settings, predictor, config.batch_size, sink=writer.sink)
+        write_results(results, _Discard(), summary, len(tasks), progress)
     finally:
-        decoder.close()
+        pool.close()
         if writer is not None:
             writer.close()
     summary.seconds = time.perf_counter() - started

@@ -31,6 +31,9 @@ from ezclip_cli.files import atomic_write
 if TYPE_CHECKING:
     import numpy as np
 
+    from ezclip_cli.decode_pool import DecodedClip
+    from ezclip_cli.tag_plan import Task
+
 log = logging.getLogger(__name__)
 
 FORMAT = "ezclip-embeddings"
@@ -371,10 +374,12 @@ class StoreWriter:
         self.added += len(fresh)
         return len(fresh)
 
-    def sink(self, decoded: list[tuple[Any, dict[str, Any]]], embeddings: np.ndarray) -> None:
-        """tagging.flush_batch's hook: store the batch's decoded tasks with their embeddings."""
+    def sink(self, decoded: list[tuple[Task, DecodedClip]], embeddings: np.ndarray) -> None:
+        """tagging.predict_tasks's hook: store the batch's decoded tasks with their embeddings."""
         rows = []
-        for task, result in decoded:
+        for task, clip in decoded:
+            size: int | None
+            mtime: int | None
             try:
                 stat = task.path.stat()
                 size, mtime = stat.st_size, stat.st_mtime_ns
@@ -388,9 +393,9 @@ class StoreWriter:
                     "mtime_ns": mtime,
                     "start": task.start,
                     "end": task.end,
-                    "duration": result["duration"],
-                    "num_frames": len(result["timestamps"]),
-                    "timestamps": result["timestamps"],
+                    "duration": clip.duration,
+                    "num_frames": len(clip.timestamps),
+                    "timestamps": list(clip.timestamps),
                 }
             )
         self.add(rows, embeddings)

@@ -160,7 +160,8 @@ def run_evaluation(
     from ezclip_cli import __version__
     from ezclip_cli.distributed import ProcessGroup
     from ezclip_cli.loading import load_model, model_fingerprint, pick_device
-    from ezclip_cli.tagging import build_classifier, default_workers
+    from ezclip_cli.predictors import build_classifier
+    from ezclip_cli.tagging import default_workers
 
     group = ProcessGroup()
     try:

@@ -61,7 +61,7 @@ def template_classifier(model: Any, prompts: list[list[str]], cache_dir: str | N
     """
     import torch
 
-    from ezclip_cli.tagging import build_classifier
+    from ezclip_cli.predictors import build_classifier
 
     count = max(len(texts) for texts in prompts)
     rows = [

@@ -10,11 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ezclip_cli.decode_pool import DecodeSettings
 from ezclip_cli.errors import CheckpointError, ExportError, UsageError
 from ezclip_cli.preprocess import normalise
+from ezclip_cli.scoring import ScoreOptions, Scorer
 from ezclip_cli.tokenizer import ClipTokenizer
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BUNDLE_FORMAT = "ezclip-bundle"
 BUNDLE_VERSION = 1
@@ -136,48 +141,30 @@ def onnx_session(path: Path) -> Any:
 
 
 class OnnxPredictor:
-    """Batches of decoded clips -> top-k labels and scores with onnxruntime: tagging.Predictor's contract."""
+    """An exported bundle as a predictors.VideoPredictor: onnxruntime and numpy, no torch."""
 
-    def __init__(self, session: Any, classifier: Any, labels: Sequence[str], top_k: int, config: dict[str, Any]):
-        import numpy as np
-
-        self.session, self.labels = session, list(labels)
-        self.classifier = np.ascontiguousarray(classifier, dtype=np.float32)  # (K, D), normalised
-        self.top_k = min(top_k, len(self.labels))
+    def __init__(self, session: Any, scorer: Scorer, config: dict[str, Any]):
+        self.session, self.scorer = session, scorer
         self.mean, self.std = config["mean"], config["std"]
-        self.logit_scale = np.float32(config["logit_scale"])
         output = session.get_outputs()[0]
         width = output.shape[-1] if output.shape else None
-        if isinstance(width, int) and width != self.classifier.shape[1]:
+        if isinstance(width, int) and width != scorer.dim:
             raise CheckpointError(
-                f"{VIDEO_ONNX} gives embeddings of size {width}, the label embeddings have {self.classifier.shape[1]}; "
+                f"{VIDEO_ONNX} gives embeddings of size {width}, the label embeddings have {scorer.dim}; "
                 "the bundle's files do not belong together (re-export it)"
             )
 
-    def __call__(self, pixels: list[Any]) -> list[tuple[list[str], list[float]]]:
-        return self.predict(pixels)[1]
-
-    def predict(self, pixels: list[Any]) -> tuple[Any, list[tuple[list[str], list[float]]]]:
-        """(normalised embeddings (B, D) float32, ranked labels and scores): tagging.Predictor.predict."""
+    def embed(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
         import numpy as np
 
         video = normalise(np.stack(pixels), self.mean, self.std)  # (B, T, 3, S, S) uint8 -> float32
         embedding = self.session.run(None, {"video": video})[0]  # (B, D)
-        if embedding.ndim != 2 or embedding.shape[1] != self.classifier.shape[1]:
+        if embedding.ndim != 2 or embedding.shape[1] != self.scorer.dim:
             raise CheckpointError(
                 f"{VIDEO_ONNX} gave embeddings of shape {tuple(embedding.shape)}, "
-                f"expected (B, {self.classifier.shape[1]}); the bundle's files do not belong together (re-export it)"
+                f"expected (B, {self.scorer.dim}); the bundle's files do not belong together (re-export it)"
             )
-        return embedding, self._rank(embedding)
-
-    def _rank(self, embedding: Any) -> list[tuple[list[str], list[float]]]:
-        import numpy as np
-
-        logits = self.logit_scale * embedding @ self.classifier.T  # (B, K)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        order = np.argsort(-probs, axis=1, kind="stable")[:, : self.top_k]
-        return [([self.labels[i] for i in row], [round(float(p[i]), 6) for i in row]) for row, p in zip(order, probs)]
+        return embedding
 
 
 def load_bundle_predictor(
@@ -187,8 +174,9 @@ def load_bundle_predictor(
     *,
     templates: Sequence[str] | None = None,
     use_descriptions: bool = True,
-) -> tuple[OnnxPredictor, dict[str, int], str]:
-    """(predictor, {num_frames, image_size}, bundle fingerprint) for `ezclip tag --runtime onnx`, without torch.
+    score_options: ScoreOptions | None = None,
+) -> tuple[OnnxPredictor, DecodeSettings, str]:
+    """(predictor, decoding settings, bundle fingerprint) for `ezclip tag --runtime onnx`, without torch.
 
     `labels=None` uses the bundle's own label set; a label set whose prompts match the bundle's
     uses the shipped class embeddings; any other needs a bundle exported with --text-encoder.
@@ -225,8 +213,9 @@ def load_bundle_predictor(
             )
     if np.asarray(classifier).shape[0] != len(names):
         raise CheckpointError(f"{path}: {TEXT_EMBEDDINGS_FILE} does not match its {len(names)} labels")
-    predictor = OnnxPredictor(onnx_session(path / VIDEO_ONNX), classifier, names, top_k, config)
-    settings = {"num_frames": int(config["num_frames"]), "image_size": int(config["image_size"]), "torch_free": True}
+    scorer = Scorer(classifier, float(config["logit_scale"]), names, top_k, score_options)
+    predictor = OnnxPredictor(onnx_session(path / VIDEO_ONNX), scorer, config)
+    settings = DecodeSettings(int(config["num_frames"]), int(config["image_size"]), torch_free=True)
     return predictor, settings, bundle_fingerprint(path)  # resume keys on every file, ONNX graphs included
 
 

@@ -17,12 +17,13 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from ezclip_cli.errors import UsageError
 from ezclip_cli.files import atomic_write
+from ezclip_cli.results import TagResult
 
 FORMATS = ("csv", "json", "jsonl")
 BASE_COLUMNS = ("path", "status", "error", "start", "end", "duration", "num_frames", "timestamps")
@@ -53,7 +54,7 @@ def restore_formula(text: str) -> str:
     return text[1:] if text.startswith("'") else text
 
 
-def to_csv_record(row: dict[str, Any], top_k: int, neutralise: bool = True) -> dict[str, Any]:
+def to_csv_record(row: Mapping[str, Any], top_k: int, neutralise: bool = True) -> dict[str, Any]:
     """Flatten a result row (lists of labels/scores/timestamps) into CSV columns."""
     record = {k: row.get(k) for k in (*BASE_COLUMNS, *TRAILING_COLUMNS)}
     record["timestamps"] = " ".join(f"{t:.3f}" for t in row.get("timestamps") or [])
@@ -112,17 +113,13 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def finite_json(row: dict[str, Any]) -> str:
+def finite_json(row: Mapping[str, Any]) -> str:
     """JSON of a row, never NaN or infinity (not JSON): such a number becomes null.
 
     Scores never get here non-finite (tagging makes that row an error row); a duration from a
     hostile header might.
     """
-    return json.dumps(_finite(row), ensure_ascii=False, allow_nan=False)
-
-
-def scores_finite(scores: Iterable[float]) -> bool:
-    return all(math.isfinite(s) for s in scores)
+    return json.dumps(_finite(dict(row)), ensure_ascii=False, allow_nan=False)
 
 
 class RowWriter:
@@ -155,7 +152,9 @@ class RowWriter:
         except BrokenPipeError as exc:
             raise OutputClosed() from exc
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, result: TagResult | Mapping[str, Any]) -> None:
+        """Write one result, or one record (a row read back from a file, a search hit) as it is."""
+        row = result.to_record() if isinstance(result, TagResult) else result
         if self.fmt == "csv":
             record = to_csv_record(row, self.top_k, self.neutralise)
             self._put(csv_line(record[c] for c in self.columns))

@@ -62,7 +62,7 @@ def label_classifier(
     **model_flags: Any,
 ) -> Any:
     """Text embeddings (K, D) of `prompts` for the store's model: cached, or computed with that model."""
-    from ezclip_cli.tagging import build_classifier, read_cached_classifier
+    from ezclip_cli.predictors import build_classifier, read_cached_classifier
 
     given = any(model_flags.get(k) is not None for k in ("checkpoint", "model", "pretrained"))
     ezclip = store_model(stored, store, **model_flags) if given else None  # a given model is always checked
@@ -153,26 +153,25 @@ def _relabel(
     **model_flags: Any,
 ) -> Any:
     """run_relabel once its output is checked and locked."""
-    import torch
-
     from ezclip_cli.output import RowWriter, open_for_append
+    from ezclip_cli.results import ResultWriter, Stamp, TagResult
     from ezclip_cli.resume import load_existing, prepare_output, row_key, settings_id
     from ezclip_cli.scoring import Scorer
     from ezclip_cli.segments import SegmentWriter
-    from ezclip_cli.tagging import TagSummary, Task, ok_row, score_options
+    from ezclip_cli.tagging import TagSummary, score_options
 
     classifier = label_classifier(stored, store, prompts, config.cache_dir, **model_flags)
     scorer = Scorer(classifier, stored.logit_scale, labels, config.top_k, score_options(config))
-    stamp = {"model_id": stored.model_id, "labels_id": labels_id, "settings_id": settings_id(config)}
+    stamp = Stamp(stored.model_id, labels_id, settings_id(config))
     index = stored_order(stored)
     done: dict[tuple, str] = {}
     if output is not None:
         earlier = load_existing(output, config.output_format, config.top_k, overwrite, neutralise)
-        planned = [{"video_id": v} for v in dict.fromkeys(stored.columns["video_id"])]  # every stored video is current
+        current = dict.fromkeys(stored.columns["video_id"])  # every stored video is current
         done, existing = prepare_output(
-            output, config.output_format, config.top_k, stamp, overwrite, earlier, planned, neutralise
+            output, config.output_format, config.top_k, stamp, overwrite, earlier, current, neutralise
         )
-        writer: Any = open_for_append(output, config.output_format, config.top_k, existing, neutralise)
+        writer: ResultWriter = open_for_append(output, config.output_format, config.top_k, existing, neutralise)
     else:
         writer = RowWriter(stdout or sys.stdout, config.output_format, config.top_k, neutralise=neutralise)
     every = zip(index, stored.rows(index))
@@ -183,16 +182,21 @@ def _relabel(
     try:
         for begin in range(0, len(order), CHUNK):
             chunk = order[begin : begin + CHUNK]
-            scored = scorer(torch.from_numpy(stored.embeddings[[i for i, _ in chunk]]))
+            scored = scorer(stored.embeddings[[i for i, _ in chunk]])
             for (_, meta), (labels, scores) in zip(chunk, scored):
-                # The stored path is already str(Path) of tag's task; ok_row only needs str() of it,
-                # and skipping Path() parsing here saves a fifth of the run.
-                task = Task(meta["path"], meta["video_id"], meta["start"], meta["end"])
-                row = ok_row(task, meta, labels, scores)
-                row.update(stamp)
-                writer.write(row)
-                summary.total += 1
-                summary.ok += 1
+                result = TagResult(
+                    meta["path"],  # already str(Path) of tag's task
+                    meta["video_id"],
+                    start=meta["start"],
+                    end=meta["end"],
+                    duration=round(meta["duration"], 3),
+                    labels=tuple(labels),
+                    scores=tuple(scores),
+                    num_frames=len(meta["timestamps"]),
+                    timestamps=tuple(meta["timestamps"]),
+                ).stamped(stamp)
+                writer.write(result)
+                summary.count(result)
     finally:
         writer.close()
     summary.seconds = summary.loop_seconds = time.perf_counter() - started

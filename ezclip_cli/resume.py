@@ -1,6 +1,6 @@
 """Resuming `ezclip tag -o FILE`: which earlier rows are kept, which videos are still to do.
 
-A video is known by `WHO.WHAT` (tagging.video_fingerprint): WHO is its resolved path, so the
+A video is known by `WHO.WHAT` (tag_plan.video_fingerprint): WHO is its resolved path, so the
 same file named relatively, absolutely or from another folder is one video; WHAT is its size
 and modification time, so a changed file is tagged again and its new row replaces the old one.
 Every setting that changes rows is part of the output's identity: the model's content
@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError
@@ -26,6 +26,10 @@ from ezclip_cli.output import (
     read_rows,
     rewrite_rows,
 )
+from ezclip_cli.results import Stamp, TagResult
+
+if TYPE_CHECKING:
+    from ezclip_cli.tag_plan import Task
 
 IDENTITY = (
     ("model_id", "model"),
@@ -51,8 +55,14 @@ def video_key(video_id: Any) -> str:
 
 
 def row_key(row: dict[str, Any]) -> tuple:
+    """One video (window) of an output record: its file, whatever its spelling, and its start."""
     start = row.get("start")
     return (video_key(row.get("video_id")), None if start in (None, "") else round(float(start), 3))
+
+
+def task_key(item: Task | TagResult) -> tuple:
+    """`row_key` of the record a task (or a result) makes."""
+    return (video_key(item.video_id), None if item.start is None else round(item.start, 3))
 
 
 def load_existing(target: Path, fmt: str, top_k: int, overwrite: bool, neutralised: bool) -> list[dict[str, Any]]:
@@ -85,31 +95,28 @@ def prepare_output(
     output: Path,
     fmt: str,
     top_k: int,
-    stamp: dict[str, str],
+    stamp: Stamp,
     overwrite: bool,
     rows: list[dict[str, Any]],
-    planned: Iterable[Any],
+    current_ids: Iterable[str],
     neutralise: bool = True,
 ) -> tuple[dict[tuple, str], int]:
     """Rewrite `output` with the earlier rows still valid; return {row key: video id} of those done.
 
     Failed rows are dropped (tried again), rows of a video that changed since are dropped (its new
-    row replaces them), duplicates keep the last. `planned` are this run's tasks or error rows.
+    row replaces them), duplicates keep the last. `current_ids` are the video ids of this run's inputs.
     """
     if overwrite:
         rewrite_rows(output, fmt, top_k, [], neutralise)
         return {}, 0
-    foreign = [r for r in rows if any(r.get(key) != stamp[key] for key, _ in IDENTITY)]
+    foreign = [r for r in rows if any(r.get(key) != getattr(stamp, key) for key, _ in IDENTITY)]
     if foreign:
-        differs = [name for key, name in IDENTITY if any(r.get(key) != stamp[key] for r in foreign)]
+        differs = [name for key, name in IDENTITY if any(r.get(key) != getattr(stamp, key) for r in foreign)]
         raise UsageError(
             f"{output} holds results of another model or label set or other settings ({', '.join(differs)} "
             f"differ in {len(foreign)} rows); use the same options, --overwrite, or another -o"
         )
-    current: dict[str, str | None] = {}  # an error row may lack its video id
-    for task in planned:
-        video_id = task.get("video_id") if isinstance(task, dict) else task.video_id
-        current[video_key(video_id)] = video_id
+    current = {video_key(video_id): video_id for video_id in current_ids}
     kept = [
         r
         for r in rows
@@ -120,9 +127,8 @@ def prepare_output(
     return {key: str(r.get("video_id")) for key, r in unique.items()}, len(unique)
 
 
-def still_to_do(task: Any, done: dict[tuple, str], done_ids: set[str]) -> bool:
-    """Whether a planned task (or planned error row) is not already in the output."""
-    if isinstance(task, dict):
-        return task.get("video_id") not in done_ids
-    start = None if task.start is None else round(task.start, 3)
-    return done.get((video_key(task.video_id), start)) != task.video_id
+def still_to_do(task: Task | TagResult, done: dict[tuple, str], done_ids: set[str]) -> bool:
+    """Whether a planned task (or a video that failed in planning) is not already in the output."""
+    if isinstance(task, TagResult):
+        return task.video_id not in done_ids
+    return done.get(task_key(task)) != task.video_id

@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import torch
+    from numpy.typing import ArrayLike
 
 SCORE_KINDS = ("softmax", "cosine")
 
@@ -46,50 +46,65 @@ def scoring_id(labels_id: str, options: ScoreOptions) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
+Ranked = tuple[list[str], list[float]]  # one clip's labels, best first, and their scores
+
+
 class Scorer:
-    """Normalised video embeddings (B, D) -> per row the ranked (labels, scores) of the label set."""
+    """Normalised video embeddings (B, D) -> per row the ranked (labels, scores) of the label set.
+
+    numpy alone, so the torch model, the ONNX bundle (no torch at all) and re-labelling of stored
+    embeddings share it; on float32 it computes what EZClip.forward does (logit_scale * cos, softmax).
+    """
 
     def __init__(
         self,
-        classifier: torch.Tensor,
-        logit_scale: torch.Tensor | float,
+        classifier: ArrayLike,
+        logit_scale: float,
         labels: Sequence[str],
         top_k: int,
         options: ScoreOptions | None = None,
     ):
-        import torch
+        import numpy as np
 
-        self.classifier = classifier.float()  # (K, D), normalised class embeddings
-        self.logit_scale = torch.as_tensor(logit_scale, dtype=torch.float32).to(self.classifier.device)
+        self.classifier = np.ascontiguousarray(_numpy(classifier), dtype=np.float32)  # (K, D), normalised
+        self.logit_scale = np.float32(float(logit_scale))
         self.labels = list(labels)
+        if self.classifier.ndim != 2 or len(self.classifier) != len(self.labels):
+            raise ValueError(f"{len(self.labels)} labels but class embeddings of shape {self.classifier.shape}")
         self.top_k = min(top_k, len(self.labels))
         self.options = options or ScoreOptions()
         if self.options.score not in SCORE_KINDS:
             raise ValueError(f"unknown score {self.options.score!r}; available: {', '.join(SCORE_KINDS)}")
 
-    def __call__(self, embeddings: torch.Tensor) -> list[tuple[list[str], list[float]]]:
-        import torch
+    @property
+    def dim(self) -> int:
+        return int(self.classifier.shape[1])
+
+    def __call__(self, embeddings: ArrayLike) -> list[Ranked]:
+        import numpy as np
 
         opts = self.options
-        with torch.inference_mode():
-            video = embeddings.to(self.classifier.device).float()
-            # The same expression as EZClip.forward, so the probabilities match the model's logits bit for bit.
-            probs = (self.logit_scale * video @ self.classifier.t()).softmax(dim=-1)  # (B, K)
-            cosine = video @ self.classifier.t() if opts.score == "cosine" or opts.min_score is not None else None
-            shown = probs if opts.score == "softmax" else cosine
-            assert shown is not None  # __init__ checked that the score is softmax or cosine
-            scores, index = shown.topk(self.top_k, dim=-1)
-            keep = torch.ones_like(scores, dtype=torch.bool)
-            if opts.threshold is not None:
-                keep &= probs.gather(1, index) >= opts.threshold
-            if opts.min_score is not None:
-                assert cosine is not None  # computed above whenever min_score is set
-                keep &= cosine.gather(1, index) >= opts.min_score
-        labels, out = self.labels, []
-        if opts.threshold is None and opts.min_score is None:  # plain top-k: nothing to filter
-            for idx, sc in zip(index.cpu().tolist(), scores.cpu().tolist()):
-                out.append(([labels[i] for i in idx], [round(s, 6) for s in sc]))
-            return out
-        for idx, sc, ok in zip(index.cpu().tolist(), scores.cpu().tolist(), keep.cpu().tolist()):
-            out.append(([labels[i] for i, k in zip(idx, ok) if k], [round(s, 6) for s, k in zip(sc, ok) if k]))
-        return out
+        video = np.asarray(_numpy(embeddings), dtype=np.float32)
+        cosine = video @ self.classifier.T  # (B, K)
+        logits = self.logit_scale * cosine
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = exp / exp.sum(axis=1, keepdims=True)  # softmax over the label set
+        shown = probs if opts.score == "softmax" else cosine
+        index = np.argsort(-shown, axis=1, kind="stable")[:, : self.top_k]  # ties: the label set's order
+        keep = np.ones(index.shape, dtype=bool)
+        if opts.threshold is not None:
+            keep &= np.take_along_axis(probs, index, axis=1) >= opts.threshold
+        if opts.min_score is not None:
+            keep &= np.take_along_axis(cosine, index, axis=1) >= opts.min_score
+        scores = np.take_along_axis(shown, index, axis=1).tolist()
+        labels = self.labels
+        return [
+            ([labels[i] for i, k in zip(idx, ok) if k], [round(s, 6) for s, k in zip(sc, ok) if k])
+            for idx, sc, ok in zip(index.tolist(), scores, keep.tolist())
+        ]
+
+
+def _numpy(values: ArrayLike) -> Any:
+    """A torch tensor (any device) as a numpy array; anything else as it is."""
+    detach = getattr(values, "detach", None)
+    return detach().float().cpu().numpy() if detach is not None else values

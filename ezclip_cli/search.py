@@ -66,7 +66,7 @@ def video_query(
     """(normalised embedding (D,), mask of the video's own rows) for `--like VIDEO`."""
     import numpy as np
 
-    from ezclip_cli.tagging import video_fingerprint
+    from ezclip_cli.tag_plan import video_fingerprint
 
     if not video.is_file():
         raise UsageError(f"--like {video}: no such file")
@@ -78,15 +78,17 @@ def video_query(
     if own.any():  # stored: no decoding; windows are averaged into one video embedding
         mean = stored.embeddings[own].mean(axis=0)
         return mean / max(float(np.linalg.norm(mean)), 1e-12), own
+    from ezclip_cli.decode_pool import DecodeSettings, decode_task
+    from ezclip_cli.predictors import TorchPredictor
     from ezclip_cli.relabel import store_model
-    from ezclip_cli.tagging import Predictor, Task, decode_task
+    from ezclip_cli.tag_plan import Task
 
     ezclip = store_model(stored, store, **model_flags)
-    settings = {"num_frames": ezclip.num_frames, "image_size": ezclip.backbone.image_size, "decoder": decoder}
+    settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, decoder)
     decoded = decode_task(Task(video, video_fingerprint(video)), settings)
-    if "error" in decoded:
-        raise VideoError(f"--like {video}: {decoded['error']}")
-    embedding = Predictor(ezclip, None, [], 1, "cpu").embed([decoded["pixels"]]).numpy()[0]
+    if isinstance(decoded, str):
+        raise VideoError(f"--like {video}: {decoded}")
+    embedding = TorchPredictor(ezclip, None, [], 1, "cpu").embed([decoded.pixels])[0]
     return embedding, own
 
 

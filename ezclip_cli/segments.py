@@ -16,60 +16,59 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from ezclip_cli.errors import UsageError, VideoError
+from ezclip_cli.results import ResultWriter, TagResult
 
 
-def merge_segments(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Window rows of one video (any order) -> segment rows in time order."""
-    windows = sorted(rows, key=lambda r: float(r["start"] or 0.0))
-    groups: list[list[dict[str, Any]]] = []
-    for row in windows:
-        label = row["labels"][0] if row["labels"] else None
-        if groups and (groups[-1][0]["labels"][0] if groups[-1][0]["labels"] else None) == label:
-            groups[-1].append(row)
+def merge_segments(windows: Sequence[TagResult]) -> list[TagResult]:
+    """Window results of one video (any order) -> segment results in time order."""
+    ordered = sorted(windows, key=lambda r: float(r.start or 0.0))
+    groups: list[list[TagResult]] = []
+    for result in ordered:
+        if groups and groups[-1][0].label == result.label:
+            groups[-1].append(result)
         else:
-            groups.append([row])
+            groups.append([result])
     segments = []
     for i, group in enumerate(groups):
         first, last = group[0], group[-1]
-        end = last["end"]
+        end = last.end
         if i + 1 < len(groups) and end is not None:
-            end = min(end, groups[i + 1][0]["start"])  # overlapping windows: cut at the next segment
-        scores = [r["scores"][0] for r in group if r["scores"]]
-        segment = {
-            **first,
-            "start": first["start"],
-            "end": end,
-            "labels": first["labels"][:1],
-            "scores": [round(sum(scores) / len(scores), 6)] if scores else [],
-            "num_frames": sum(r.get("num_frames") or 0 for r in group),
-            "timestamps": [t for r in group for t in r.get("timestamps") or []],
-            "windows": len(group),
-        }
+            end = min(end, groups[i + 1][0].start or 0.0)  # overlapping windows: cut at the next segment
+        scores = [r.scores[0] for r in group if r.scores]
+        segment = replace(
+            first,
+            end=end,
+            labels=first.labels[:1],
+            scores=(round(sum(scores) / len(scores), 6),) if scores else (),
+            num_frames=sum(r.num_frames or 0 for r in group),
+            timestamps=tuple(t for r in group for t in r.timestamps),
+            windows=len(group),
+        )
         segments.append(segment)
     return segments
 
 
 class SegmentWriter:
-    """Wraps a row writer: buffers one video's window rows, writes its segments when the video ends.
+    """Wraps a result writer: buffers one video's window results, writes its segments when the video ends.
 
-    Rows arrive in input order, so a video's windows are consecutive; error rows pass straight through.
+    Results arrive in input order, so a video's windows are consecutive; failures pass straight through.
     """
 
-    def __init__(self, inner: Any):
+    def __init__(self, inner: ResultWriter):
         self.inner = inner
-        self.buffer: list[dict[str, Any]] = []
+        self.buffer: list[TagResult] = []
 
-    def write(self, row: dict[str, Any]) -> None:
-        if self.buffer and (row.get("status") != "ok" or _video(row) != _video(self.buffer[0])):
+    def write(self, result: TagResult) -> None:
+        if self.buffer and (not result.ok or _video(result) != _video(self.buffer[0])):
             self.flush()
-        if row.get("status") == "ok":
-            self.buffer.append(row)
+        if result.ok:
+            self.buffer.append(result)
         else:
-            self.inner.write(row)
+            self.inner.write(result)
 
     def flush(self) -> None:
         for segment in merge_segments(self.buffer):
@@ -81,8 +80,8 @@ class SegmentWriter:
         self.inner.close()
 
 
-def _video(row: dict[str, Any]) -> tuple:
-    return (row["path"], row.get("video_id"))
+def _video(result: TagResult) -> tuple[str, str]:
+    return (result.path, result.video_id)
 
 
 # ---- PySceneDetect scene lists ----------------------------------------------------------------

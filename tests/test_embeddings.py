@@ -179,6 +179,7 @@ def test_windows_relabel_equal_tag_and_store_carries_ids(tmp_path, capsys):
     assert code == 0, err
     assert_same_rows(jsonl(tmp_path / "w.jsonl"), jsonl(tmp_path / "r.jsonl"))
     # Segments straight from the store: the windows tag wrote, merged.
+    from ezclip_cli.results import TagResult
     from ezclip_cli.segments import merge_segments
 
     code, err = run_main(
@@ -193,7 +194,7 @@ def test_windows_relabel_equal_tag_and_store_carries_ids(tmp_path, capsys):
         capsys=capsys,
     )
     assert code == 0, err
-    expected = merge_segments(jsonl(tmp_path / "w.jsonl"))
+    expected = [s.to_record() for s in merge_segments([TagResult.from_record(r) for r in jsonl(tmp_path / "w.jsonl")])]
     got = jsonl(tmp_path / "s.jsonl")
     assert [(s["start"], s["end"], s["labels"]) for s in got] == [(s["start"], s["end"], s["labels"]) for s in expected]
     assert np.allclose([s["scores"] for s in got], [s["scores"] for s in expected], atol=1e-5)
@@ -507,7 +508,7 @@ def test_embed_resumes_and_relabels_like_tag(tmp_path, capsys):
         workers=0,
         save_embeddings=tmp_path / "lib-store",
     )
-    assert sorted(load_store(tmp_path / "lib-store").columns["path"]) == sorted(r["path"] for r in rows)
+    assert sorted(load_store(tmp_path / "lib-store").columns["path"]) == sorted(r.path for r in rows)
 
 
 def test_relabel_threshold_can_abstain_and_flags_are_checked(tmp_path, capsys):

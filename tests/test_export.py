@@ -144,8 +144,10 @@ def test_bundle_layout_config_and_onnx_metadata(exported):
 
 def test_round_trip_checkpoint_bundle_and_onnx_agree(exported, tmp_path):
     """Tag a rendered folder three ways: checkpoint, bundle in PyTorch, bundle in onnxruntime."""
+    from ezclip_cli.decode_pool import DecodeSettings, decode_task
     from ezclip_cli.onnx_runtime import load_bundle_predictor
-    from ezclip_cli.tagging import Task, decode_task, tag_videos
+    from ezclip_cli.tag_plan import Task
+    from ezclip_cli.tagging import tag_videos
 
     folder = tmp_path / "videos"
     folder.mkdir()
@@ -162,24 +164,24 @@ def test_round_trip_checkpoint_bundle_and_onnx_agree(exported, tmp_path):
 
     by_runtime = tag_videos([folder], LABELS, model=str(exported["bundle"]), runtime="onnx", **options)
     predictor, settings, model_id = load_bundle_predictor(exported["bundle"], LABELS, top_k=4)
-    assert settings == {"num_frames": T, "image_size": 32, "torch_free": True}  # pixels resized in numpy
-    decoded = [decode_task(Task(Path(row["path"]), "id"), {**settings, "decoder": "auto"}) for row in by_checkpoint]
-    by_onnx = predictor([d["pixels"] for d in decoded])
+    assert settings == DecodeSettings(T, 32, torch_free=True)  # pixels resized in numpy
+    decoded = [decode_task(Task(Path(row.path), "id"), settings) for row in by_checkpoint]
+    by_onnx = predictor.scorer(predictor.embed([d.pixels for d in decoded]))
 
-    assert [r["status"] for r in by_checkpoint] == ["ok"] * 5
-    top1 = [r["labels"][0] for r in by_checkpoint]
-    assert [r["labels"][0] for r in by_bundle] == top1
-    assert [r["labels"][0] for r in by_model_flag] == top1
+    assert [r.status for r in by_checkpoint] == ["ok"] * 5
+    top1 = [r.label for r in by_checkpoint]
+    assert [r.label for r in by_bundle] == top1
+    assert [r.label for r in by_model_flag] == top1
     assert [labels[0] for labels, _ in by_onnx] == top1
-    assert [r["labels"][0] for r in by_runtime] == top1  # `ezclip tag --model DIR --runtime onnx`
+    assert [r.label for r in by_runtime] == top1  # `ezclip tag --model DIR --runtime onnx`
     for row, (labels, scores) in zip(by_checkpoint, by_onnx):
-        assert labels == row["labels"]
-        assert max(abs(a - b) for a, b in zip(scores, row["scores"])) <= 1e-4
+        assert tuple(labels) == row.labels
+        assert max(abs(a - b) for a, b in zip(scores, row.scores)) <= 1e-4
     # One bundle, one id (all its files, ONNX included): results of either runtime resume each other.
     from ezclip_cli.onnx_runtime import bundle_fingerprint
 
-    assert model_id == bundle_fingerprint(exported["bundle"]) == by_bundle[0]["model_id"] == by_runtime[0]["model_id"]
-    assert by_model_flag[0]["model_id"] == model_id
+    assert model_id == bundle_fingerprint(exported["bundle"]) == by_bundle[0].model_id == by_runtime[0].model_id
+    assert by_model_flag[0].model_id == model_id
 
 
 def test_new_label_set_through_the_onnx_text_encoder(exported):
@@ -191,8 +193,8 @@ def test_new_label_set_through_the_onnx_text_encoder(exported):
     model, _ = load_checkpoint(exported["checkpoint"])
     with torch.no_grad():
         expected = model.eval().build_text_classifier(build_prompts(load_labelset(spec))).numpy()
-    assert predictor.labels == spec.split(",")
-    assert float(np.abs(predictor.classifier - expected).max()) <= TOLERANCE
+    assert predictor.scorer.labels == spec.split(",")
+    assert float(np.abs(predictor.scorer.classifier - expected).max()) <= TOLERANCE
 
 
 def test_bundle_loads_offline_with_empty_caches_and_onnx_runs_without_torch(exported, tmp_path):
@@ -235,15 +237,16 @@ def test_bundle_loads_offline_with_empty_caches_and_onnx_runs_without_torch(expo
         f"pixels = np.load({str(tmp_path / 'pixels.npy')!r})\n"
         f"shipped, settings, model_id = load_bundle_predictor({bundle!r}, None, 2)\n"
         f"fresh, _, _ = load_bundle_predictor({bundle!r}, 'juggling,surfing,reading a book', 2)\n"
-        "rows = shipped(list(pixels)) + fresh(list(pixels))\n"
+        "rows = [p.scorer(p.embed(list(pixels))) for p in (shipped, fresh)]\n"
+        "rows = rows[0] + rows[1]\n"
         "heavy = [m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules]\n"
-        "print(json.dumps({'rows': rows, 'heavy': heavy, 'settings': settings}))\n"
+        "print(json.dumps({'rows': rows, 'heavy': heavy, 'settings': vars(settings)}))\n"
     )
     result = subprocess.run([sys.executable, "-c", onnx_code], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["heavy"] == []  # numpy + onnxruntime only, new labels tokenised without torch too
-    assert data["settings"] == {"num_frames": T, "image_size": 32, "torch_free": True}
+    assert data["settings"] == {"num_frames": T, "image_size": 32, "decoder": "auto", "torch_free": True}
     assert [len(labels) for labels, _ in data["rows"]] == [2, 2, 2, 2]
     assert {labels[0] for labels, _ in data["rows"][:2]} <= set(LABELS.split(","))
 

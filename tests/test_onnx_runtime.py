@@ -139,7 +139,7 @@ def test_tag_runtime_onnx_runs_with_torch_blocked_and_agrees_with_torch(bundle, 
         decoder="pyav",
         cache_dir=str(tmp_path / "c2"),
     )
-    by_path = {r["path"]: r for r in torch_rows}
+    by_path = {r.path: r.to_record() for r in torch_rows}
     ok = [r for r in onnx_rows if r["status"] == "ok"]
     assert len(ok) == 6
     for row in ok:

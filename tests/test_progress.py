@@ -153,8 +153,8 @@ def test_library_draws_nothing_without_a_callback(folder, capsys, tmp_path, monk
     from ezclip_cli.config import TagConfig
     from ezclip_cli.tagging import run_tagging
 
-    rows = tag_videos([folder], "a,b", model=str(TINY_CONFIG), pretrained="none", workers=0)
-    assert len(rows) == 4 and "videos/s" not in capsys.readouterr().err
+    results = tag_videos([folder], "a,b", model=str(TINY_CONFIG), pretrained="none", workers=0)
+    assert len(results) == 4 and "videos/s" not in capsys.readouterr().err
     run_tagging(
         [str(folder)],
         TagConfig(labels="a,b", workers=0, output_format="jsonl"),

@@ -84,20 +84,24 @@ def test_score_options_change_the_label_set_id_only_when_set():
 
 
 # ---- segments ------------------------------------------------------------------------------------
-def window(start: float, end: float, label: str | None, score: float = 0.5, path: str = "v.mp4") -> dict:
-    return {
-        "path": path,
-        "status": "ok",
-        "error": None,
-        "start": start,
-        "end": end,
-        "duration": 10.0,
-        "labels": [label, "other"] if label else [],
-        "scores": [score, 0.1] if label else [],
-        "num_frames": 8,
-        "timestamps": [start],
-        "video_id": "id-" + path,
-    }
+def window(start: float, end: float, label: str | None, score: float = 0.5, path: str = "v.mp4"):
+    from ezclip_cli.results import TagResult
+
+    return TagResult.from_record(
+        {
+            "path": path,
+            "status": "ok",
+            "error": None,
+            "start": start,
+            "end": end,
+            "duration": 10.0,
+            "labels": [label, "other"] if label else [],
+            "scores": [score, 0.1] if label else [],
+            "num_frames": 8,
+            "timestamps": [start],
+            "video_id": "id-" + path,
+        }
+    )
 
 
 def test_consecutive_windows_with_the_same_top_label_merge():
@@ -111,31 +115,29 @@ def test_consecutive_windows_with_the_same_top_label_merge():
         window(8, 10, "a", 0.5),
     ]  # out of order on purpose
     segments = merge_segments(rows)
-    assert [(s["start"], s["end"], s["labels"], s["scores"], s["windows"]) for s in segments] == [
-        (0, 4, ["a"], [0.8], 2),
-        (4, 6, ["b"], [0.6], 1),
-        (6, 8, [], [], 1),
-        (8, 10, ["a"], [0.5], 1),
+    assert [(s.start, s.end, s.labels, s.scores, s.windows) for s in segments] == [
+        (0, 4, ("a",), (0.8,), 2),
+        (4, 6, ("b",), (0.6,), 1),
+        (6, 8, (), (), 1),
+        (8, 10, ("a",), (0.5,), 1),
     ]
-    assert segments[0]["num_frames"] == 16 and segments[0]["timestamps"] == [0, 2]
+    assert segments[0].num_frames == 16 and segments[0].timestamps == (0, 2)
+    assert segments[0].to_record()["windows"] == 2  # the record ends with how many windows it merges
 
 
 def test_overlapping_windows_give_segments_that_do_not_overlap():
     from ezclip_cli.segments import merge_segments
 
     rows = [window(0, 2, "a"), window(1, 3, "a"), window(2, 4, "b"), window(3, 5, "b")]
-    assert [(s["start"], s["end"], s["labels"]) for s in merge_segments(rows)] == [(0, 2, ["a"]), (2, 5, ["b"])]
+    assert [(s.start, s.end, s.labels) for s in merge_segments(rows)] == [(0, 2, ("a",)), (2, 5, ("b",))]
 
 
 def test_segment_writer_merges_per_video_and_passes_errors_through():
+    from ezclip_cli.results import ResultList, TagResult
     from ezclip_cli.segments import SegmentWriter
 
-    class Collect:
-        def __init__(self):
-            self.rows, self.closed = [], False
-
-        def write(self, row):
-            self.rows.append(row)
+    class Collect(ResultList):
+        closed = False
 
         def close(self):
             self.closed = True
@@ -145,13 +147,13 @@ def test_segment_writer_merges_per_video_and_passes_errors_through():
     for row in [
         window(0, 2, "a", path="1.mp4"),
         window(2, 4, "a", path="1.mp4"),
-        {"path": "bad.mp4", "status": "error", "error": "not a video"},
+        TagResult.failed("bad.mp4", "id-bad", "not a video"),
         window(0, 2, "a", path="2.mp4"),
         window(2, 4, "b", path="2.mp4"),
     ]:
         writer.write(row)
     writer.close()
-    assert [(r["path"], r.get("start"), r.get("end")) for r in inner.rows] == [
+    assert [(r.path, r.start, r.end) for r in inner.results] == [
         ("1.mp4", 0, 4),
         ("bad.mp4", None, None),
         ("2.mp4", 0, 2),

@@ -239,6 +239,9 @@ def test_library_call_and_text_cache(media, tmp_path, monkeypatch):
     import torch
 
     from ezclip_cli import tag_videos
+    from ezclip_cli.config import TagConfig
+    from ezclip_cli.results import TagResult
+    from ezclip_cli.tagging import run_tagging
 
     monkeypatch.setenv("EZCLIP_CACHE", str(tmp_path / "cache"))
     threads = torch.get_num_threads()
@@ -246,8 +249,14 @@ def test_library_call_and_text_cache(media, tmp_path, monkeypatch):
     cached = list((tmp_path / "cache" / "text").glob("*.safetensors"))
     assert len(cached) == 1
     again = tag_videos(media["good"][:2], LABELS, model=str(TINY_CONFIG), pretrained="none", workers=0)
-    assert [r["labels"] for r in rows] == [r["labels"] for r in again]  # same seed, same output
-    assert all(r["status"] == "ok" for r in rows)
+    assert [r.labels for r in rows] == [r.labels for r in again]  # same seed, same output
+    assert all(isinstance(r, TagResult) and r.ok and len(r.labels) == 4 for r in rows)
+    # The CLI writes exactly these results: each JSONL line is a result's record.
+    out = io.StringIO()
+    config = TagConfig(labels=LABELS, workers=0, output_format="jsonl")
+    run_tagging([str(p) for p in media["good"][:2]], config, model=str(TINY_CONFIG), pretrained="none", stdout=out)
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == [r.to_record() for r in rows]
+    assert [TagResult.from_record(r.to_record()) for r in rows] == rows
     # Decoding in this process (workers=0) leaves the caller's torch thread count alone; only
     # worker processes drop to one thread.
     assert torch.get_num_threads() == threads

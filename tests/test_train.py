@@ -372,7 +372,7 @@ def test_ezclip_train_on_list_files_writes_a_run_that_tags(tmp_path, clip_files,
     rows = tag_videos(
         [str(clip_files / "val")], ",".join(CLASSES), checkpoint=out / "best.ezclip", workers=0, device="cpu"
     )
-    assert len(rows) == 4 and all(r["status"] == "ok" and r["labels"][0] in CLASSES for r in rows)
+    assert len(rows) == 4 and all(r.ok and r.label in CLASSES for r in rows)
 
 
 def test_yaml_config_with_flag_overrides_and_one_line_errors(tmp_path, clip_files, capsys):
