@@ -50,9 +50,13 @@ def video_key(video_id: Any) -> str:
     return str(video_id or "").split(".")[0]
 
 
+def start_key(start: float | str | None) -> float | None:
+    """A window's start as row keys compare it: to the millisecond rows carry; None (or CSV's "") for a whole video."""
+    return None if start is None or start == "" else round(float(start), 3)
+
+
 def row_key(row: dict[str, Any]) -> tuple:
-    start = row.get("start")
-    return (video_key(row.get("video_id")), None if start in (None, "") else round(float(start), 3))
+    return (video_key(row.get("video_id")), start_key(row.get("start")))
 
 
 def load_existing(target: Path, fmt: str, top_k: int, overwrite: bool, neutralised: bool) -> list[dict[str, Any]]:
@@ -124,5 +128,4 @@ def still_to_do(task: Any, done: dict[tuple, str], done_ids: set[str]) -> bool:
     """Whether a planned task (or planned error row) is not already in the output."""
     if isinstance(task, dict):
         return task.get("video_id") not in done_ids
-    start = None if task.start is None else round(task.start, 3)
-    return done.get((video_key(task.video_id), start)) != task.video_id
+    return done.get((video_key(task.video_id), start_key(task.start))) != task.video_id
