@@ -45,8 +45,8 @@ def run_embedding(
     progress: ProgressCallback | None = None,
 ) -> Any:
     """Append the embeddings of `inputs` to `store`; returns a TagSummary (ok, failed, already stored)."""
-    from ezclip_cli.embeddings import StoreWriter, model_spec, row_key
     from ezclip_cli.loading import load_model, model_identity, pick_device
+    from ezclip_cli.store_writer import StoreWriter, model_spec, stored_key
     from ezclip_cli.tagging import (
         Decoder,
         Predictor,
@@ -81,7 +81,7 @@ def run_embedding(
         tasks = [
             (i, t)
             for i, t in enumerate(planned)
-            if isinstance(t, dict) or row_key(t.video_id, t.start) not in writer.keys
+            if isinstance(t, dict) or stored_key(t.video_id, t.start) not in writer.keys
         ]
         summary = TagSummary(skipped=len(planned) - len(tasks))
         tag_tasks(
