@@ -18,6 +18,7 @@ from ezclip_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from ezclip_cli.progress import ProgressCallback
+    from ezclip_cli.tagging import TagSummary
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def run_embedding(
     num_frames: int = 8,
     stdin: IO[str] | None = None,
     progress: ProgressCallback | None = None,
-) -> Any:
+) -> TagSummary:
     """Append the embeddings of `inputs` to `store`; returns a TagSummary (ok, failed, already stored)."""
     from ezclip_cli.loading import load_model, model_identity, pick_device
     from ezclip_cli.store_writer import StoreWriter, model_spec, stored_key

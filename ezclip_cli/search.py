@@ -13,13 +13,22 @@ import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ezclip_cli.embeddings import StoredEmbeddings, load_store
 from ezclip_cli.errors import UsageError, VideoError
 
+if TYPE_CHECKING:
+    import numpy as np
 
-def top_rows(embeddings: Any, query: Any, k: int, exclude: Any = None, groups: Any = None) -> list[tuple[int, float]]:
+
+def top_rows(
+    embeddings: np.ndarray,
+    query: np.ndarray,
+    k: int,
+    exclude: np.ndarray | None = None,
+    groups: Sequence[str] | None = None,
+) -> list[tuple[int, float]]:
     """(row index, cosine) of the k rows most similar to `query` (D,), best first.
 
     `exclude`: boolean mask of rows never returned; `groups`: a group id per row (a video),
@@ -49,7 +58,7 @@ def top_rows(embeddings: Any, query: Any, k: int, exclude: Any = None, groups: A
     return [(int(i), float(sims[i])) for i in top]
 
 
-def text_queries(stored: StoredEmbeddings, store: Path, queries: Sequence[str], **model_flags: Any) -> Any:
+def text_queries(stored: StoredEmbeddings, store: Path, queries: Sequence[str], **model_flags: Any) -> np.ndarray:
     """Normalised text embeddings (Q, D) of the raw queries under the store's model."""
     import torch
 
@@ -62,7 +71,7 @@ def text_queries(stored: StoredEmbeddings, store: Path, queries: Sequence[str], 
 
 def video_query(
     stored: StoredEmbeddings, store: Path, video: Path, decoder: str, **model_flags: Any
-) -> tuple[Any, Any]:
+) -> tuple[np.ndarray, np.ndarray]:
     """(normalised embedding (D,), mask of the video's own rows) for `--like VIDEO`."""
     import numpy as np
 
@@ -118,7 +127,7 @@ def run_search(
     exclude = None
     if like is not None:
         vector, exclude = video_query(stored, store, like, decoder, **model_flags)
-        named: list[tuple[str, Any]] = [(f"like:{like}", vector)]
+        named: list[tuple[str, np.ndarray]] = [(f"like:{like}", vector)]
     else:
         named = list(zip(queries, text_queries(stored, store, queries, **model_flags)))
     groups = None
