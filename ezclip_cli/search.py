@@ -116,6 +116,7 @@ def run_search(
     """Write the k best rows per query; returns how many rows were written."""
     from ezclip_cli.files import atomic_write
     from ezclip_cli.output import RowWriter
+    from ezclip_cli.tagging import Task, ok_row
 
     if bool(queries) == (like is not None):
         raise UsageError("search needs a text query or --like VIDEO (one of them)")
@@ -137,25 +138,11 @@ def run_search(
     for query, vector in named:
         query_id = hashlib.sha1(query.encode()).hexdigest()[:16]
         for rank, (i, cosine) in enumerate(top_rows(stored.embeddings, vector, k, exclude, groups), start=1):
-            row = stored.row(i)
-            rows.append(
-                {
-                    "path": row["path"],
-                    "status": "ok",
-                    "error": None,
-                    "start": row["start"],
-                    "end": row["end"],
-                    "duration": round(row["duration"], 3),
-                    "labels": [query],
-                    "scores": [round(cosine, 6)],
-                    "num_frames": row["num_frames"],
-                    "timestamps": row["timestamps"],
-                    "video_id": row["video_id"],
-                    "model_id": stored.model_id,
-                    "labels_id": query_id,
-                    "rank": rank,
-                }
-            )
+            meta = stored.row(i)
+            task = Task(meta["path"], meta["video_id"], meta["start"], meta["end"])
+            row = ok_row(task, meta, [query], [round(cosine, 6)])  # tag's row, the query as its one label
+            row.update({"model_id": stored.model_id, "labels_id": query_id, "rank": rank})
+            rows.append(row)
 
     def write(stream: IO[str]) -> None:
         writer = RowWriter(stream, fmt, 1)
