@@ -52,7 +52,7 @@ def synthetic_store(path: Path, rows: int, dim: int, model_id: str, logit_scale:
     """A store of `rows` random unit vectors with realistic metadata; returns the seconds it took to write."""
     import numpy as np
 
-    from ezclip_cli.embeddings import StoreWriter
+    from ezclip_cli.store_writer import StoreWriter
 
     rng = np.random.default_rng(0)
     started = time.perf_counter()
@@ -123,9 +123,10 @@ def main() -> None:
 
     from ezclip_cli.config import TagConfig
     from ezclip_cli.embed import run_embedding  # noqa: F401  (import cost outside the timings)
-    from ezclip_cli.embeddings import load_store, model_spec
+    from ezclip_cli.embeddings import load_store
     from ezclip_cli.relabel import run_relabel
     from ezclip_cli.search import top_rows
+    from ezclip_cli.store_writer import model_spec
     from ezclip_cli.tagging import run_tagging
 
     with tempfile.TemporaryDirectory(prefix="ezclip-bench-") as tmp:

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError
@@ -19,6 +19,7 @@ from ezclip_cli.results import TagResult
 
 if TYPE_CHECKING:
     from ezclip_cli.progress import ProgressCallback
+    from ezclip_cli.tagging import TagSummary
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,12 @@ def run_embedding(
     num_frames: int = 8,
     stdin: IO[str] | None = None,
     progress: ProgressCallback | None = None,
-) -> Any:
+) -> TagSummary:
     """Append the embeddings of `inputs` to `store`; returns a TagSummary (ok, failed, already stored)."""
     from ezclip_cli.decode_pool import DecodePool, DecodeSettings
-    from ezclip_cli.embeddings import StoreWriter, model_spec, row_key
     from ezclip_cli.loading import load_model, model_identity, pick_device
     from ezclip_cli.predictors import TorchPredictor
+    from ezclip_cli.store_writer import StoreWriter, model_spec, stored_key
     from ezclip_cli.tag_plan import plan_tasks, select_shard
     from ezclip_cli.tagging import TagSummary, default_workers, predict_tasks, write_results
     from ezclip_cli.video import list_videos
@@ -70,7 +71,7 @@ def run_embedding(
         predictor = TorchPredictor(ezclip, None, [], 1, device)
         settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, config.decoder)
         planned = list(plan_tasks(paths, config))
-        tasks = [t for t in planned if isinstance(t, TagResult) or row_key(t.video_id, t.start) not in writer.keys]
+        tasks = [t for t in planned if isinstance(t, TagResult) or stored_key(t.video_id, t.start) not in writer.keys]
         summary = TagSummary(skipped=len(planned) - len(tasks))
         results = predict_tasks(tasks, pool, settings, predictor, config.batch_size, sink=writer.sink)
         write_results(results, _Discard(), summary, len(tasks), progress)

@@ -78,11 +78,10 @@ def _identity(row: dict[str, Any]) -> tuple[Any, Any, bool]:
 def _key(row: dict[str, Any]) -> tuple[str, float | None]:
     """One video (window): by its video id's resolved-path part where the row has one (resume.row_key), so the
     same file named relatively in one shard and absolutely in another is one video; else by path."""
-    from ezclip_cli.resume import video_key
+    from ezclip_cli.resume import start_key, video_key
 
-    start = row.get("start")
     who = video_key(row.get("video_id")) if row.get("video_id") else str(row["path"])
-    return who, None if start in (None, "") else round(float(start), 3)
+    return who, start_key(row.get("start"))
 
 
 def merge_outputs(paths: Sequence[Path]) -> MergeResult:

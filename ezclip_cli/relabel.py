@@ -14,11 +14,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ezclip_cli.config import TagConfig
-from ezclip_cli.embeddings import StoredEmbeddings, load_store, refuse_model
+from ezclip_cli.embeddings import StoredEmbeddings, load_store, refuse_model, stored_result
 from ezclip_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+    from ezclip_cli.model import EZClip
+    from ezclip_cli.tagging import TagSummary
 
 log = logging.getLogger(__name__)
 CHUNK = 8192  # embeddings scored per matrix product: (8192 x D) @ (D x K) stays small in memory
@@ -31,7 +37,7 @@ def store_model(
     model: str | None = None,
     pretrained: str | None = None,
     num_frames: int | None = None,
-) -> Any:
+) -> EZClip:
     """The model that wrote `store`: the one given by flags, else the one the store names; fingerprint checked."""
     from ezclip_cli.loading import load_model, model_identity
 
@@ -60,7 +66,7 @@ def label_classifier(
     prompts: list[list[str]],
     cache_dir: str | None,
     **model_flags: Any,
-) -> Any:
+) -> torch.Tensor:
     """Text embeddings (K, D) of `prompts` for the store's model: cached, or computed with that model."""
     from ezclip_cli.predictors import build_classifier, read_cached_classifier
 
@@ -96,7 +102,7 @@ def run_relabel(
     output: Path | None = None,
     overwrite: bool = False,
     stdout: IO[str] | None = None,
-) -> Any:
+) -> TagSummary:
     """Write `tag`'s rows for every stored video (window) under the label set of `config`; returns a TagSummary."""
     from ezclip_cli.files import OutputLock, resolve_target
     from ezclip_cli.labels import build_prompts, labelset_fingerprint, load_labelset
@@ -151,10 +157,10 @@ def _relabel(
     neutralise: bool,
     started: float,
     **model_flags: Any,
-) -> Any:
+) -> TagSummary:
     """run_relabel once its output is checked and locked."""
     from ezclip_cli.output import RowWriter, open_for_append
-    from ezclip_cli.results import ResultWriter, Stamp, TagResult
+    from ezclip_cli.results import ResultWriter, Stamp
     from ezclip_cli.resume import load_existing, prepare_output, row_key, settings_id
     from ezclip_cli.scoring import Scorer
     from ezclip_cli.segments import SegmentWriter
@@ -184,17 +190,7 @@ def _relabel(
             chunk = order[begin : begin + CHUNK]
             scored = scorer(stored.embeddings[[i for i, _ in chunk]])
             for (_, meta), (labels, scores) in zip(chunk, scored):
-                result = TagResult(
-                    meta["path"],  # already str(Path) of tag's task
-                    meta["video_id"],
-                    start=meta["start"],
-                    end=meta["end"],
-                    duration=round(meta["duration"], 3),
-                    labels=tuple(labels),
-                    scores=tuple(scores),
-                    num_frames=len(meta["timestamps"]),
-                    timestamps=tuple(meta["timestamps"]),
-                ).stamped(stamp)
+                result = stored_result(meta, labels, scores).stamped(stamp)
                 writer.write(result)
                 summary.count(result)
     finally:

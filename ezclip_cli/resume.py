@@ -54,15 +54,19 @@ def video_key(video_id: Any) -> str:
     return str(video_id or "").split(".")[0]
 
 
+def start_key(start: float | str | None) -> float | None:
+    """A window's start as row keys compare it: to the millisecond rows carry; None (or CSV's "") for a whole video."""
+    return None if start is None or start == "" else round(float(start), 3)
+
+
 def row_key(row: dict[str, Any]) -> tuple:
     """One video (window) of an output record: its file, whatever its spelling, and its start."""
-    start = row.get("start")
-    return (video_key(row.get("video_id")), None if start in (None, "") else round(float(start), 3))
+    return (video_key(row.get("video_id")), start_key(row.get("start")))
 
 
 def task_key(item: Task | TagResult) -> tuple:
     """`row_key` of the record a task (or a result) makes."""
-    return (video_key(item.video_id), None if item.start is None else round(item.start, 3))
+    return (video_key(item.video_id), start_key(item.start))
 
 
 def load_existing(target: Path, fmt: str, top_k: int, overwrite: bool, neutralised: bool) -> list[dict[str, Any]]:

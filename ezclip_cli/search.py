@@ -13,13 +13,22 @@ import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ezclip_cli.embeddings import StoredEmbeddings, load_store
 from ezclip_cli.errors import UsageError, VideoError
 
+if TYPE_CHECKING:
+    import numpy as np
 
-def top_rows(embeddings: Any, query: Any, k: int, exclude: Any = None, groups: Any = None) -> list[tuple[int, float]]:
+
+def top_rows(
+    embeddings: np.ndarray,
+    query: np.ndarray,
+    k: int,
+    exclude: np.ndarray | None = None,
+    groups: Sequence[str] | None = None,
+) -> list[tuple[int, float]]:
     """(row index, cosine) of the k rows most similar to `query` (D,), best first.
 
     `exclude`: boolean mask of rows never returned; `groups`: a group id per row (a video),
@@ -49,7 +58,7 @@ def top_rows(embeddings: Any, query: Any, k: int, exclude: Any = None, groups: A
     return [(int(i), float(sims[i])) for i in top]
 
 
-def text_queries(stored: StoredEmbeddings, store: Path, queries: Sequence[str], **model_flags: Any) -> Any:
+def text_queries(stored: StoredEmbeddings, store: Path, queries: Sequence[str], **model_flags: Any) -> np.ndarray:
     """Normalised text embeddings (Q, D) of the raw queries under the store's model."""
     import torch
 
@@ -62,7 +71,7 @@ def text_queries(stored: StoredEmbeddings, store: Path, queries: Sequence[str], 
 
 def video_query(
     stored: StoredEmbeddings, store: Path, video: Path, decoder: str, **model_flags: Any
-) -> tuple[Any, Any]:
+) -> tuple[np.ndarray, np.ndarray]:
     """(normalised embedding (D,), mask of the video's own rows) for `--like VIDEO`."""
     import numpy as np
 
@@ -107,6 +116,7 @@ def run_search(
     **model_flags: Any,
 ) -> int:
     """Write the k best rows per query; returns how many rows were written."""
+    from ezclip_cli.embeddings import stored_result
     from ezclip_cli.files import atomic_write
     from ezclip_cli.output import RowWriter
 
@@ -120,7 +130,7 @@ def run_search(
     exclude = None
     if like is not None:
         vector, exclude = video_query(stored, store, like, decoder, **model_flags)
-        named: list[tuple[str, Any]] = [(f"like:{like}", vector)]
+        named: list[tuple[str, np.ndarray]] = [(f"like:{like}", vector)]
     else:
         named = list(zip(queries, text_queries(stored, store, queries, **model_flags)))
     groups = None
@@ -130,25 +140,8 @@ def run_search(
     for query, vector in named:
         query_id = hashlib.sha1(query.encode()).hexdigest()[:16]
         for rank, (i, cosine) in enumerate(top_rows(stored.embeddings, vector, k, exclude, groups), start=1):
-            row = stored.row(i)
-            rows.append(
-                {
-                    "path": row["path"],
-                    "status": "ok",
-                    "error": None,
-                    "start": row["start"],
-                    "end": row["end"],
-                    "duration": round(row["duration"], 3),
-                    "labels": [query],
-                    "scores": [round(cosine, 6)],
-                    "num_frames": row["num_frames"],
-                    "timestamps": row["timestamps"],
-                    "video_id": row["video_id"],
-                    "model_id": stored.model_id,
-                    "labels_id": query_id,
-                    "rank": rank,
-                }
-            )
+            result = stored_result(stored.row(i), [query], [round(cosine, 6)])  # the query as its one label
+            rows.append({**result.to_record(), "model_id": stored.model_id, "labels_id": query_id, "rank": rank})
 
     def write(stream: IO[str]) -> None:
         writer = RowWriter(stream, fmt, 1)

@@ -219,7 +219,7 @@ def run_tagging(
         )
         stamp = Stamp(model_id, labels_id, settings_id(config))
         if save_embeddings is not None:
-            from ezclip_cli.embeddings import model_spec, open_store_for_tagging
+            from ezclip_cli.store_writer import model_spec, open_store_for_tagging
 
             spec = model_spec(checkpoint, model, pretrained, num_frames)
             store = open_store_for_tagging(save_embeddings, predictor, model_id, spec, group.world)
@@ -244,7 +244,7 @@ def run_tagging(
             remove_parts(parts_dir(output))
         done = group.broadcast(done)
         if store is not None:
-            from ezclip_cli.embeddings import warn_unstored
+            from ezclip_cli.store_writer import warn_unstored
 
             warn_unstored(done, store)
         done_ids = set(done.values())

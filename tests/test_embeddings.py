@@ -332,8 +332,9 @@ def test_a_store_of_another_model_is_refused(tmp_path, capsys):
 
 
 def test_store_never_takes_a_foreign_folder_and_has_one_writer(tmp_path):
-    from ezclip_cli.embeddings import StoreError, StoreWriter
+    from ezclip_cli.embeddings import StoreError
     from ezclip_cli.errors import UsageError
+    from ezclip_cli.store_writer import StoreWriter
 
     foreign = tmp_path / "photos"
     foreign.mkdir()
@@ -369,8 +370,8 @@ def stored_row(path: str, start: float | None = None) -> dict:
 def test_search_returns_the_planted_nearest_video_first(tmp_path, capsys):
     import torch
 
-    from ezclip_cli.embeddings import StoreWriter, model_spec
     from ezclip_cli.loading import load_model, model_fingerprint
+    from ezclip_cli.store_writer import StoreWriter, model_spec
 
     ezclip = load_model(None, str(TINY_CONFIG), "none", 8)
     query = "a person surfing a big wave"
@@ -405,7 +406,7 @@ def test_search_returns_the_planted_nearest_video_first(tmp_path, capsys):
 
 
 def test_search_like_a_video_and_per_video(tmp_path, capsys):
-    from ezclip_cli.embeddings import StoreWriter
+    from ezclip_cli.store_writer import StoreWriter
 
     rng = np.random.default_rng(1)
     dim = 16
