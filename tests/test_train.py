@@ -304,12 +304,12 @@ def test_torchrun_two_processes_train_as_one_process_with_their_batches_accumula
     from ezclip_cli.train import build_datasets, epoch_order
     from tests.helpers import make_backbone
 
-    # Dropout off: each rank draws its own dropout masks, which one process cannot repeat.
-    flags = dict(max_steps=3, batch_size=2, warmup_steps=1, lr=1e-2, drop_path=0.0, attn_dropout=0.0)
-    flags.update(prompt_dropout=0.0, flip=False)
+    # What both runs set (flips off too). Dropout off: each rank draws its own masks, which one process cannot.
+    shared = {"max_steps": 3, "batch_size": 2, "warmup_steps": 1, "lr": 1e-2}
+    shared |= {"drop_path": 0.0, "attn_dropout": 0.0, "prompt_dropout": 0.0}
     launcher = tmp_path / "launch.py"
     launcher.write_text(RANK_FOLDER_LAUNCHER, encoding="utf-8")
-    cli_flags = [f"--{k.replace('_', '-')}={v}" for k, v in flags.items() if k != "flip"]
+    cli_flags = [f"--{key.replace('_', '-')}={value}" for key, value in shared.items()]
     command = [
         sys.executable,
         "-m",
@@ -359,8 +359,9 @@ def test_torchrun_two_processes_train_as_one_process_with_their_batches_accumula
         train_list=str(clip_files / "train.txt"),
         val_list=str(clip_files / "val.txt"),
         grad_accum=2,
+        flip=False,
         out=str(tmp_path / "single"),
-        **flags,
+        **shared,
     )
     train_set, val_set, classes = build_datasets(config, make_backbone())
     order = epoch_order(len(train_set), config.seed, 0)
