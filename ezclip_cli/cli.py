@@ -1,8 +1,8 @@
 """The `ezclip` command line: flags -> config -> one library call -> writer.
 
 The app, its command list, and `main()` (errors, SIGTERM, closed pipes). The cli_*.py modules are the
-only other typer importers: shared options in cli_options, commands in cli_tag, cli_embed, cli_train
-and cli_models, help conventions in cli_help. Heavy imports (torch, open_clip) happen inside command
+only other typer importers: shared options in cli_options, commands in cli_tag, cli_embed, cli_train,
+cli_eval and cli_models, help conventions in cli_help. Heavy imports (torch, open_clip) happen inside command
 bodies so `--help` stays instant. Known errors print one line; `EZCLIP_DEBUG=1` shows tracebacks.
 Exit codes: 0 all inputs done, 1 some input failed or a known error, 2 usage error.
 """
@@ -17,11 +17,12 @@ import typer
 
 from ezclip_cli import __version__
 from ezclip_cli.cli_embed import embed, search
+from ezclip_cli.cli_eval import evaluate
 from ezclip_cli.cli_help import add_environment_help, apply_help_conventions, environment_help, readable_metavar
 from ezclip_cli.cli_models import export, info, models_command
 from ezclip_cli.cli_options import close_displays
 from ezclip_cli.cli_tag import merge, tag
-from ezclip_cli.cli_train import evaluate, train
+from ezclip_cli.cli_train import train
 from ezclip_cli.errors import EzclipError
 
 __all__ = [

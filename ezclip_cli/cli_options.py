@@ -1,6 +1,6 @@
 """What the `ezclip` commands share: choice enums, option definitions, logging, progress displays, `fail`.
 
-Imported by every command module (cli_tag, cli_embed, cli_train, cli_models) and by cli.py, which closes the
+Imported by every command module (cli_tag, cli_embed, cli_train, cli_eval, cli_models) and by cli.py, which closes the
 progress displays when a command ends; it imports nothing heavy, so `--help` stays instant.
 """
 

@@ -203,14 +203,9 @@ class EZClip(nn.Module):
         self, vision_blocks: nn.ModuleList, text_blocks: nn.ModuleList, config: ModelConfig, device: torch.device
     ) -> None:
         # Rates grow linearly over depth in both towers, as in the reference.
-        rates_v, attn_v = (
-            _linspace(config.drop_path, len(vision_blocks)),
-            _linspace(config.attn_dropout, len(vision_blocks)),
-        )
-        rates_t, attn_t = (
-            _linspace(config.drop_path, len(text_blocks)),
-            _linspace(config.attn_dropout, len(text_blocks)),
-        )
+        depth_v, depth_t = len(vision_blocks), len(text_blocks)
+        rates_v, attn_v = _linspace(config.drop_path, depth_v), _linspace(config.attn_dropout, depth_v)
+        rates_t, attn_t = _linspace(config.drop_path, depth_t), _linspace(config.attn_dropout, depth_t)
         blk: ResidualAttentionBlock  # the ModuleLists hold open_clip blocks; their items are typed as plain Modules
         for i, blk in enumerate(vision_blocks):
             blk.attn.dropout = attn_v[i]  # used by nn.MultiheadAttention in train mode only
@@ -264,12 +259,8 @@ class EZClip(nn.Module):
         """Counts for `ezclip info` and the 5.2M claim (docs/model.md 7)."""
         counts = {"prompts": 0, "vision_adapters": 0, "text_adapters": 0}
         for name, p in self.learned_named_parameters():
-            key = (
-                "prompts"
-                if name.endswith("prompt")
-                else ("vision_adapters" if name.startswith("vision") else "text_adapters")
-            )
-            counts[key] += p.numel()
+            adapters = "vision_adapters" if name.startswith("vision") else "text_adapters"
+            counts["prompts" if name.endswith("prompt") else adapters] += p.numel()
         learned = {id(p) for p in self.learned_parameters()}
         counts["trainable"] = sum(counts.values())
         counts["frozen_backbone"] = sum(p.numel() for p in self.parameters() if id(p) not in learned)

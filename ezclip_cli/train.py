@@ -14,8 +14,9 @@ A run directory holds:
 
 Exact resume: the data order is a function of (seed, epoch) only, each clip's frames,
 augmentation and template of (seed, epoch, index), and the dropout RNG is saved and restored;
-validation runs on a forked RNG. A run stopped after k steps and resumed therefore repeats
-the uninterrupted run. Nothing here is pickled; everything is safetensors + JSON.
+validation runs on a forked RNG. A run interrupted after its checkpoint at step k (every epoch,
+or every save_every_steps) and resumed therefore repeats the uninterrupted run; metrics.jsonl
+rows logged after step k are dropped on resume. Nothing here is pickled; everything is safetensors + JSON.
 
 This module is the entry point (`train`); the parts live beside it, one job each:
     train_config      the resolved config (defaults < resumed run < YAML < flags)
@@ -26,7 +27,7 @@ This module is the entry point (`train`); the parts live beside it, one job each
     train_model       the model a run trains (backbone + learned parts) and the forward DDP wraps
     train_state       RNG / optimizer / GradScaler state for exact resume
     train_files       the run directory (checkpoints, metrics.jsonl, train.log, curves.png)
-    train_report      progress, metric rows, skipped videos, per-rank debug dumps
+    train_report      progress, metric rows, skipped videos
     train_run         the run itself (_Run): optimizer, schedule, counters and the step loop
 Their public names are re-exported here, so `from ezclip_cli.train import ...` keeps working.
 """
@@ -54,14 +55,12 @@ from ezclip_cli.train_data import (
 from ezclip_cli.train_devices import Distributed, init_distributed, pick_train_device, resolve_precision
 from ezclip_cli.train_files import _RunFiles, plot_curves, read_metrics
 from ezclip_cli.train_model import _TrainForward, build_train_model
-from ezclip_cli.train_report import DEBUG_RANK_DIR_ENV
 from ezclip_cli.train_run import _Run
 from ezclip_cli.train_schedule import epoch_order, learning_rate, plan_epoch, template_index
 from ezclip_cli.train_state import STATE_FORMAT, capture_rng, load_train_state, restore_rng, save_train_state
 from ezclip_cli.train_validation import evaluate_top_k, validation_batches
 
 __all__ = [
-    "DEBUG_RANK_DIR_ENV",
     "STATE_FORMAT",
     "Distributed",
     "EpochIndexed",
@@ -100,7 +99,6 @@ def train(
     val_data: Any | None = None,
     classes: Sequence[str] | None = None,
     resume: str | Path | None = None,
-    stop_at_step: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Train the temporal prompts and adapters; returns final metrics and the paths of best/last.
@@ -108,9 +106,7 @@ def train(
     Data comes from `config` (benchmark or list files) unless `train_data` (and optionally
     `val_data`) are given: map-style datasets whose items are VideoDataset's dicts
     (`video` (T, 3, S, S) normalised, `label`, `index`), with `classes` passed or as an attribute.
-    `resume` is a run directory or a `last.ezclip` beside its state. `stop_at_step` ends the run
-    after that many optimizer steps with checkpoints written, as an interruption would (the
-    schedule is unchanged, so resuming continues the same run). Under torchrun, runs DDP.
+    `resume` is a run directory or a `last.ezclip` beside its state. Under torchrun, runs DDP.
     """
     ddp = init_distributed(config.device)
     files = _RunFiles(Path(config.out), ddp.main)
@@ -129,7 +125,7 @@ def train(
             run.restore(resume)
         else:
             run.seed_training_rng()
-        return run.fit(stop_at_step)
+        return run.fit()
     finally:
         files.close_log()
         package.setLevel(package_level)

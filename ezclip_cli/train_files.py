@@ -25,13 +25,11 @@ class _RunFiles:
         self.metrics = out / "metrics.jsonl"
         self.handler: logging.Handler | None = None
         self.saved_level: int | None = None
-        self.written: set[str] = set()  # names this process wrote (the DDP test checks rank 1 wrote none)
 
     def open_log(self) -> None:
         if not self.main:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        self.written.add("train.log")
         self.handler = logging.FileHandler(self.out / "train.log", encoding="utf-8")
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         self.handler.setLevel(logging.INFO)
@@ -57,7 +55,6 @@ class _RunFiles:
     def write_config(self, config: TrainConfig) -> None:
         if self.main:
             dump_yaml(config.to_dict(), self.out / "config.yaml")
-            self.written.add("config.yaml")
 
     def write_checkpoint(
         self, model: Any, extra: dict[str, Any], write_state: Callable[[Path], None], best: bool
@@ -69,22 +66,16 @@ class _RunFiles:
             return
         write_state(self.state)
         save_checkpoint(self.last, model, extra=extra)
-        self.written.update((self.state.name, self.last.name))
         if best:
             atomic_write(self.best, lambda tmp: shutil.copyfile(self.last, tmp))
-            self.written.add(self.best.name)
 
     def write_curves(self) -> Path | None:
         if not self.main:
             return None
-        curves = plot_curves(self.metrics, self.out / "curves.png")
-        if curves is not None:
-            self.written.add(curves.name)
-        return curves
+        return plot_curves(self.metrics, self.out / "curves.png")
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         if self.main:
-            self.written.add(self.metrics.name)
             with open(self.metrics, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
 

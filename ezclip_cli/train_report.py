@@ -1,11 +1,9 @@
-"""What a run reports as it goes: progress, logged metric rows, skipped videos, per-rank debug dumps."""
+"""What a run reports as it goes: progress, logged metric rows, skipped videos."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,7 +14,6 @@ from ezclip_cli.train_devices import Distributed
 from ezclip_cli.train_files import _RunFiles
 
 log = logging.getLogger("ezclip_cli.train")  # one logger name for the whole run, as train.log has always shown
-DEBUG_RANK_DIR_ENV = "EZCLIP_DEBUG_RANK_DIR"  # tests: every rank writes its learned params and losses here
 
 
 class _StepProgress:
@@ -73,17 +70,3 @@ def _report_skipped(skipped: list[str], epoch: int, ddp: Distributed, files: _Ru
         for path in sorted(set(skipped)):
             files.note(f"skipped unreadable video: {path}")
     return len(skipped)
-
-
-def _write_debug_rank(folder: Path, model: Any, losses: list[float], ddp: Distributed, written: list[str]) -> None:
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.learned_state_dict().items()}
-    meta = {
-        "rank": str(ddp.rank),
-        "world_size": str(ddp.world_size),
-        "losses": json.dumps(losses),
-        "written": json.dumps(written),
-    }
-    save_file(tensors, str(folder / f"rank{ddp.rank}.safetensors"), metadata=meta)

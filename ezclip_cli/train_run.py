@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 import uuid
@@ -31,7 +30,7 @@ from ezclip_cli.train_devices import (
 )
 from ezclip_cli.train_files import _RunFiles
 from ezclip_cli.train_model import _TrainForward, build_train_model
-from ezclip_cli.train_report import DEBUG_RANK_DIR_ENV, _log_window, _report_skipped, _StepProgress, _write_debug_rank
+from ezclip_cli.train_report import _log_window, _report_skipped, _StepProgress
 from ezclip_cli.train_schedule import _RunBatches, _seed_of, learning_rate, plan_epoch, template_index
 from ezclip_cli.train_state import _gather_rng, _read_learned, load_train_state, restore_rng, save_train_state
 from ezclip_cli.train_validation import evaluate_top_k, validation_batches
@@ -125,7 +124,6 @@ class _Run:
         self.last_row: dict[str, Any] = {}
         self.last_val: dict[str, Any] | None = None
         self.skipped_total = 0
-        self.debug_losses: list[float] = []
 
     def choose_eval_every(self) -> int:
         """--eval-every, or epochs that keep validation a small share of the work (train_defaults)."""
@@ -221,7 +219,7 @@ class _Run:
         self.files.write_checkpoint(self.model, extra, write_state, best=best)
 
     # ---- the loop ---------------------------------------------------------------------------------
-    def fit(self, stop_at_step: int | None) -> dict[str, Any]:
+    def fit(self) -> dict[str, Any]:
         config, ddp = self.config, self.ddp
         self.files.write_config(config)
         log.info(
@@ -246,17 +244,12 @@ class _Run:
         self.batches = iter(
             _loader(EpochIndexed(self.train_data), sampler, self.workers, self.device.startswith("cuda"))
         )
-        stopped = False
         try:
-            while self.step < self.total_steps and not stopped:
-                stopped = self.run_epoch(bar, stop_at_step)
+            while self.step < self.total_steps:
+                self.run_epoch(bar)
         finally:
             self.batches = self.val_loader = None  # let the worker processes go
-        curves = self.files.write_curves() if not stopped else None
-        if os.environ.get(DEBUG_RANK_DIR_ENV):
-            _write_debug_rank(
-                Path(os.environ[DEBUG_RANK_DIR_ENV]), self.model, self.debug_losses, ddp, sorted(self.files.written)
-            )
+        curves = self.files.write_curves()
         seconds = time.perf_counter() - self.started
         top1 = f", best val top-1 {self.best_top1:.4f}" if self.best_top1 >= 0 else ""
         log.info(
@@ -270,7 +263,6 @@ class _Run:
         return {
             "steps": self.step,
             "epochs": self.epoch,
-            "stopped": stopped,
             **{k: self.last_row.get(k) for k in ("loss", "kl", "motion")},
             **(self.last_val or {}),
             "best_val_top1": self.best_top1 if self.best_top1 >= 0 else None,
@@ -282,8 +274,8 @@ class _Run:
             "curves": str(curves) if curves else None,
         }
 
-    def run_epoch(self, bar: _StepProgress, stop_at_step: int | None) -> bool:
-        """The rest of the current epoch, then validation and checkpoints. True when stopped early."""
+    def run_epoch(self, bar: _StepProgress) -> None:
+        """The rest of the current epoch, then validation and checkpoints."""
         config = self.config
         # The same plan _RunBatches walks: this loop consumes the loader step by step.
         plan = plan_epoch(len(self.train_data), config, self.epoch, self.ddp.rank, self.ddp.world_size)[
@@ -305,15 +297,10 @@ class _Run:
                 bar.update(self.step)
             if last_of_epoch:
                 break
-            if stop_at_step is not None and self.step >= stop_at_step:
-                self.skipped_total += _report_skipped(skipped, self.epoch, self.ddp, self.files)
-                self.save(self.epoch, self.step - self.epoch * self.steps_per_epoch, None)
-                return True
             if config.save_every_steps and self.step % config.save_every_steps == 0:
                 self.save(self.epoch, self.step - self.epoch * self.steps_per_epoch, None)
         self.skipped_total += _report_skipped(skipped, self.epoch, self.ddp, self.files)
         self.end_epoch()
-        return stop_at_step is not None and self.step >= stop_at_step
 
     def optimizer_step(self, step_plan: list[list[int]], batches: Iterator[Any], skipped: list[str]) -> float:
         """Accumulate the step's micro-batches, clip, step AdamW at the scheduled lr. Returns the lr."""
@@ -357,8 +344,6 @@ class _Run:
         self.window["micro"] += ran
         for i, key in enumerate(("loss", "kl", "motion")):
             self.window[key] += losses[i]
-        if os.environ.get(DEBUG_RANK_DIR_ENV):
-            self.debug_losses.append(float(losses[0]) / max(ran, 1))
         return lr
 
     def end_epoch(self) -> None:

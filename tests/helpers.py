@@ -9,6 +9,7 @@ import functools
 import io
 import json
 import logging
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,7 +126,11 @@ def _report_validator() -> Any:
     schema = json.loads(REPORT_SCHEMA_PATH.read_text(encoding="utf-8"))
     validator = jsonschema.validators.validator_for(schema)
     validator.check_schema(schema)  # a broken schema would accept anything
-    return validator(schema)
+    # A report is strict JSON: NaN and infinity are not numbers there (report.json is written with allow_nan=False).
+    numbers = validator.TYPE_CHECKER.redefine(
+        "number", lambda checker, v: validator.TYPE_CHECKER.is_type(v, "number") and math.isfinite(v)
+    )
+    return jsonschema.validators.extend(validator, type_checker=numbers)(schema)
 
 
 def report_errors(report: Any) -> list[str]:

@@ -13,6 +13,7 @@ from ezclip_cli.descriptions import class_texts, load_descriptions
 from ezclip_cli.errors import LabelsetError
 from ezclip_cli.labels import load_labelset
 from tests.conftest import run_main
+from tests.helpers import report_errors
 from tests.test_evaluate import checkpoints, ucf_videos  # noqa: F401  (fixtures)
 from tests.test_train import CLASSES, clip_files, tiny_config  # noqa: F401  (fixtures)
 
@@ -104,6 +105,7 @@ def test_eval_report_says_which_text_each_class_used(ucf_videos, checkpoints, tm
     code, err = run_main(*common, "--allow-missing-descriptions", "--out", str(tmp_path / "out"), capsys=capsys)
     assert code == 0, err
     report = json.loads((tmp_path / "out/report.json").read_text())
+    assert report_errors(report) == []
     (evaluation,) = report["evaluations"]
     assert [(c["class"], c["text"]) for c in evaluation["per_class"]] == [
         ("ApplyEyeMakeup", "description"),

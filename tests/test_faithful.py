@@ -244,8 +244,8 @@ def test_train_faithful_flag_and_single_switch_flags_reach_the_saved_config(tmp_
 
 
 def test_eval_switches_one_by_one_from_the_command_line(ucf_videos, checkpoints, tmp_path, capsys):  # noqa: F811
-    from ezclip_cli.evaluate import validate_report
     from tests.conftest import run_main
+    from tests.helpers import report_errors
 
     common = [
         "eval",
@@ -278,7 +278,7 @@ def test_eval_switches_one_by_one_from_the_command_line(ucf_videos, checkpoints,
     )
     assert code == 0, err
     report = json.loads((tmp_path / "p/report.json").read_text())
-    assert validate_report(report) == [] and report["counts"]["scored"] == 3 and report["faithful"] is False
+    assert report_errors(report) == [] and report["counts"]["scored"] == 3 and report["faithful"] is False
     assert (report["config"]["ensemble"], report["config"]["raw_names"], report["config"]["drop_last_batch"]) == (
         "probability",
         True,
@@ -288,6 +288,7 @@ def test_eval_switches_one_by_one_from_the_command_line(ucf_videos, checkpoints,
     code, err = run_main(*common, "--drop-last-batch", "2", "--out", str(tmp_path / "d"), capsys=capsys)
     assert code == 0, err
     report = json.loads((tmp_path / "d/report.json").read_text())
+    assert report_errors(report) == []
     assert (report["counts"]["scored"], report["counts"]["dropped"]) == (2, 1)  # 3 mod 2 = 1 left out
     code, err = run_main(*common, "--ensemble", "vote", "--out", str(tmp_path / "v"), capsys=capsys)
     assert code == 2 and "ensemble must be one of embedding, probability" in err

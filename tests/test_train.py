@@ -209,9 +209,26 @@ def _losses(run: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["loss"]) for r in rows if "loss" in r]
 
 
-def test_a_stopped_and_resumed_run_equals_the_uninterrupted_one(tmp_path, clip_files):
+def _checkpoint_step(path: Path) -> int:
+    from ezclip_cli.checkpoint import read_checkpoint_header
+
+    return json.loads(read_checkpoint_header(path)["extra"])["step"]
+
+
+class CtrlCAfter:
+    """A progress callback that presses Ctrl-C once the run has finished `step` optimizer steps."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def __call__(self, done: int, total: int, failed: int, status: str) -> None:
+        if done >= self.step:
+            raise KeyboardInterrupt
+
+
+def test_a_run_interrupted_and_resumed_equals_the_uninterrupted_one(tmp_path, clip_files):
     # Real files through the real pipeline (random frames, crops, jitter), dropout on: everything
-    # random must come back identically after the stop, whichever process decoded the clips.
+    # random must come back identically after the interruption, whichever process decoded the clips.
     config = tiny_config(
         tmp_path,
         train_list=str(clip_files / "train.txt"),
@@ -222,12 +239,16 @@ def test_a_stopped_and_resumed_run_equals_the_uninterrupted_one(tmp_path, clip_f
         attn_dropout=0.1,
         prompt_dropout=0.1,
     )
-    # The uninterrupted run decodes in a (spawned, persistent) worker, the split one in-process;
-    # its extra mid-epoch checkpoints must not disturb it either.
-    whole = train(config.replace(out=str(tmp_path / "whole"), workers=1, save_every_steps=2), progress=False)
-    stopped = train(config.replace(out=str(tmp_path / "split")), stop_at_step=4, progress=False)
-    assert stopped["stopped"] and stopped["steps"] == 4  # 3 steps per epoch: stopped inside epoch 2
-    resumed = train(config.replace(out=str(tmp_path / "split")), resume=tmp_path / "split", progress=False)
+    # The uninterrupted run decodes in a (spawned, persistent) worker and saves only at epoch ends;
+    # the interrupted one decodes in-process and also saves every 2 steps, which must not disturb it.
+    whole = train(config.replace(out=str(tmp_path / "whole"), workers=1), progress=False)
+    split = config.replace(out=str(tmp_path / "split"), save_every_steps=2)
+    # 3 steps per epoch: Ctrl-C after step 5, inside epoch 2, one step past its last checkpoint (step 4).
+    with pytest.raises(KeyboardInterrupt):
+        train(split, progress=CtrlCAfter(5))
+    assert _checkpoint_step(tmp_path / "split" / "last.ezclip") == 4
+    assert [s for s, _ in _losses(tmp_path / "split")] == [1, 2, 3, 4, 5]  # step 5 was logged, never saved
+    resumed = train(split, resume=tmp_path / "split", progress=False)
     assert resumed["steps"] == whole["steps"] == 7
 
     a, b = _learned(tmp_path / "whole" / "last.ezclip"), _learned(tmp_path / "split" / "last.ezclip")
@@ -236,7 +257,7 @@ def test_a_stopped_and_resumed_run_equals_the_uninterrupted_one(tmp_path, clip_f
     print(f"resume: max |param difference| {max_diff:.3g}")
     assert max_diff <= 1e-6
     whole_losses, split_losses = _losses(tmp_path / "whole"), _losses(tmp_path / "split")
-    assert [s for s, _ in split_losses] == list(range(1, 8))
+    assert [s for s, _ in split_losses] == list(range(1, 8))  # the lost step 5 logged once, by the resumed run
     assert max(abs(x - y) for (_, x), (_, y) in zip(whole_losses, split_losses)) <= 1e-6
     assert any(a[k].abs().sum() > 0 for k in a if "fc2" in k)  # it did train
 
@@ -245,13 +266,50 @@ def test_a_stopped_and_resumed_run_equals_the_uninterrupted_one(tmp_path, clip_f
 
 
 # ---- 3. DDP under torchrun ----------------------------------------------------------------------------
-@pytest.mark.slow
-def test_torchrun_two_processes_synchronise_gradients(tmp_path, clip_files):
-    from safetensors import safe_open
+# Each rank runs in a folder of its own, so whatever rank 1 writes would show in rank1/.
+RANK_FOLDER_LAUNCHER = """
+import os, runpy, sys
+folder = "rank" + os.environ["RANK"]
+os.mkdir(folder)
+os.chdir(folder)
+sys.argv[0] = "ezclip"
+runpy.run_module("ezclip_cli", run_name="__main__")
+"""
 
-    debug = tmp_path / "ranks"
-    out = tmp_path / "ddp"
-    env = {**os.environ, "EZCLIP_DEBUG_RANK_DIR": str(debug), "OMP_NUM_THREADS": "1"}
+
+class Regrouped(torch.utils.data.Dataset):
+    """`dataset` with some items moved (position -> the index it shows), each keeping its own augmentation."""
+
+    def __init__(self, dataset, moved: dict[int, int]):
+        self.dataset, self.moved, self.classes = dataset, moved, dataset.classes
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return self.dataset[self.moved.get(index, index)]
+
+
+def _rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_as_one_process_with_their_batches_accumulated(tmp_path, clip_files):
+    """DDP's defining property: 2 ranks x batch 2 give the parameters, losses and validation of one
+    process that accumulates the same two micro-batches per step (the soft-target KL is per batch)."""
+    from ezclip_cli.train import build_datasets, epoch_order
+    from tests.helpers import make_backbone
+
+    # What both runs set (flips off too). Dropout off: each rank draws its own masks, which one process cannot.
+    shared = {"max_steps": 3, "batch_size": 2, "warmup_steps": 1, "lr": 1e-2}
+    shared |= {"drop_path": 0.0, "attn_dropout": 0.0, "prompt_dropout": 0.0}
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(RANK_FOLDER_LAUNCHER, encoding="utf-8")
+    cli_flags = [f"--{key.replace('_', '-')}={value}" for key, value in shared.items()]
     command = [
         sys.executable,
         "-m",
@@ -259,8 +317,7 @@ def test_torchrun_two_processes_synchronise_gradients(tmp_path, clip_files):
         "--standalone",
         "--nproc-per-node",
         "2",
-        "-m",
-        "ezclip_cli",
+        str(launcher),
         "train",
         "--train-list",
         str(clip_files / "train.txt"),
@@ -270,14 +327,8 @@ def test_torchrun_two_processes_synchronise_gradients(tmp_path, clip_files):
         str(TINY_CONFIG),
         "--pretrained",
         "none",
-        "--max-steps",
-        "3",
-        "--batch-size",
-        "2",
-        "--warmup-steps",
-        "1",
-        "--lr",
-        "1e-2",
+        *cli_flags,
+        "--no-flip",
         "--workers",
         "0",
         "--device",
@@ -287,32 +338,52 @@ def test_torchrun_two_processes_synchronise_gradients(tmp_path, clip_files):
         "--log-every",
         "1",
         "--out",
-        str(out),
+        "run",  # relative: each rank's own folder
         "--quiet",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": python_path}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    ddp = tmp_path / "rank0" / "run"
+    assert list((tmp_path / "rank1").iterdir()) == []  # rank 0 writes the run, rank 1 nothing at all
+    run_files = {"last.ezclip", "last.state.safetensors", "best.ezclip", "metrics.jsonl", "config.yaml", "train.log"}
+    assert run_files <= {p.name for p in ddp.iterdir()}
+    assert (ddp / "train.log").read_text().count("x 2 process(es)") == 1
 
-    ranks = {}
-    for rank in (0, 1):
-        with safe_open(str(debug / f"rank{rank}.safetensors"), framework="pt") as f:
-            meta = f.metadata()
-            ranks[rank] = ({k: f.get_tensor(k) for k in list(f.keys())}, meta)  # a safe_open handle, not a dict
-    (params0, meta0), (params1, meta1) = ranks[0], ranks[1]
-    assert meta0["world_size"] == meta1["world_size"] == "2"
-    losses0, losses1 = json.loads(meta0["losses"]), json.loads(meta1["losses"])
-    assert len(losses0) == len(losses1) == 3
-    assert losses0 != losses1  # each rank saw its own shard of the data...
-    for name in params0:  # ...yet the parameters are identical: gradients were all-reduced
-        assert torch.equal(params0[name], params1[name]), name
-    # Rank 0 wrote the run, rank 1 nothing.
-    run_files = {"last.ezclip", "last.state.safetensors", "best.ezclip", "metrics.jsonl", "config.yaml"}
-    assert run_files <= set(json.loads(meta0["written"]))
-    assert json.loads(meta1["written"]) == []
-    assert _learned(out / "last.ezclip").keys() == {f"learned.{k}" for k in params0}
-    for name, value in _learned(out / "last.ezclip").items():
-        assert torch.equal(value, params0[name.removeprefix("learned.")])
-    assert "2 process(es)" in (out / "train.log").read_text()
+    # Rank r takes every other clip of the epoch's order (r::2); one process takes them in turn.
+    # Swapping order[4j + 1] and order[4j + 2] gives its two micro-batches of step j the clips of
+    # rank 0 and rank 1; each clip keeps the frames and augmentation drawn for its own index.
+    config = tiny_config(
+        tmp_path,
+        train_list=str(clip_files / "train.txt"),
+        val_list=str(clip_files / "val.txt"),
+        grad_accum=2,
+        flip=False,
+        out=str(tmp_path / "single"),
+        **shared,
+    )
+    train_set, val_set, classes = build_datasets(config, make_backbone())
+    order = epoch_order(len(train_set), config.seed, 0)
+    assert len(order) == 12  # 3 steps of 4 clips: one epoch
+    moved = {}
+    for j in range(3):
+        moved[order[4 * j + 1]], moved[order[4 * j + 2]] = order[4 * j + 2], order[4 * j + 1]
+    single = train(config, train_data=Regrouped(train_set, moved), val_data=val_set, classes=classes, progress=False)
+    assert single["steps"] == 3
+
+    a, b = _learned(ddp / "last.ezclip"), _learned(tmp_path / "single" / "last.ezclip")
+    assert a.keys() == b.keys()
+    max_diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+    print(f"DDP vs one process: max |param difference| {max_diff:.3g}")
+    assert max_diff <= 1e-6
+    assert any(a[k].abs().sum() > 0 for k in a if "fc2" in k)  # it did train
+    ddp_rows, single_rows = _rows(ddp), _rows(tmp_path / "single")
+    assert [r["step"] for r in ddp_rows] == [r["step"] for r in single_rows] == [1, 2, 3, 3]  # one row each
+    for x, y in zip(ddp_rows, single_rows):
+        for key in ("loss", "kl", "motion", "lr", "val_top1", "val_top5", "val_videos"):
+            assert x.get(key) == pytest.approx(y.get(key), abs=1e-6), key
+    assert ddp_rows[-1]["val_videos"] == 4  # each rank scored half, rank 0 reported all
 
 
 # ---- 4. the command line -----------------------------------------------------------------------------
