@@ -5,7 +5,6 @@ A plain function; cli.py registers it on the app. Heavy imports stay inside the 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -24,6 +23,7 @@ from ezclip_cli.cli_options import (
     make_progress,
     setup_logging,
 )
+from ezclip_cli.distributed import is_main_process
 
 
 def evaluate(
@@ -124,7 +124,7 @@ def evaluate(
     Exit 0 when every video was scored, 1 when some could not be read (listed in the report).
     Under torchrun each process scores a disjoint part and rank 0 writes the one report.
     """
-    setup_logging(quiet or os.environ.get("RANK", "0") != "0")
+    setup_logging(quiet or not is_main_process())
     if dataset is None or root is None:
         fail("eval needs --dataset and --root (the dataset's folder in its official layout)", 2)
     from ezclip_cli.data import list_datasets
@@ -166,7 +166,7 @@ def evaluate(
         drop_last_batch=drop_last_batch,
         cache_dir=str(cache_dir) if cache_dir else None,
     )
-    progress = make_progress("evaluating", "videos", quiet or os.environ.get("RANK", "0") != "0", progress_interval)
+    progress = make_progress("evaluating", "videos", quiet or not is_main_process(), progress_interval)
     outcome = run_evaluation(config, out or Path(f"eval-{dataset}-{protocol.value}"), progress=progress)
     if outcome.files:
         log.info("report: %s (%d plots)", outcome.files[0], len(outcome.files) - 1)

@@ -5,7 +5,6 @@ Plain functions; cli.py registers them on the app. Heavy imports stay inside the
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from ezclip_cli.cli_options import (
     make_progress,
     setup_logging,
 )
+from ezclip_cli.distributed import is_main_process
 
 
 # ---- tag -------------------------------------------------------------------------------------
@@ -173,9 +173,10 @@ def tag(
         log.info("shard %d of %d (from %s)", shard_index, num_shards, shard_source)
     if stride is not None and window is None:
         fail("--stride needs --window", 2)
-    for text in template or ():
-        if text.count("{}") != 1:
-            fail(f"--template {text!r} must contain '{{}}' once, where the label goes", 2)
+    from ezclip_cli.labels import template_problem
+
+    for problem in filter(None, map(template_problem, template or ())):
+        fail(f"--{problem}", 2)
     if output is not None and str(output) == "-":
         output = None  # `-o -`: stdout, as everywhere in Unix
     from ezclip_cli.tagging import TagConfig, run_tagging
@@ -234,7 +235,7 @@ def tag(
     progress = make_progress(
         "tagging",
         "windows" if window or scenes else "videos",
-        quiet or os.environ.get("RANK", "0") != "0",
+        quiet or not is_main_process(),
         progress_interval,
     )
     summary = run_tagging(
@@ -251,7 +252,7 @@ def tag(
         save_embeddings=save_embeddings,
     )
     # Under torchrun only rank 0 reports failures: torchrun stops every rank once one exits non-zero.
-    is_main = os.environ.get("RANK", "0") == "0"
+    is_main = is_main_process()
     raise typer.Exit(1 if summary.failed and is_main else 0)
 
 

@@ -218,9 +218,9 @@ class TrainConfig:
             problems.append("warmup must be >= 0")
         if self.clip_grad is not None and self.clip_grad <= 0:
             problems.append("clip_grad must be > 0")
-        for template in self.templates:
-            if not isinstance(template, str) or template.count("{}") != 1:
-                problems.append(f"template must contain '{{}}' once: {template!r}")
+        from ezclip_cli.labels import template_problem
+
+        problems += [p for p in map(template_problem, self.templates) if p]
         from ezclip_cli.faithful import SAMPLINGS, check_choice, faithful_train_values
 
         problems += check_choice("train_sampling", self.train_sampling, SAMPLINGS)

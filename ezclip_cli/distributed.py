@@ -7,16 +7,37 @@ a single process. Objects are exchanged over a gloo group (CPU), which works nex
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Launch:
+    """This process's place under torchrun (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+
+def launch() -> Launch:
+    """torchrun's RANK / WORLD_SIZE / LOCAL_RANK, read without importing torch (the one place that reads them)."""
+    return Launch(
+        int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
+    )
+
+
+def is_main_process() -> bool:
+    """Whether this process reports and writes: the only one, or torchrun's rank 0."""
+    return launch().rank == 0
 
 
 class ProcessGroup:
     """Rank, world size and object collectives; `world == 1` needs no torch.distributed."""
 
     def __init__(self) -> None:
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        here = launch()
+        self.rank, self.world, self.local_rank = here.rank, here.world, here.local_rank
         self._owned = False
         if self.world > 1:
             import torch.distributed as dist

@@ -93,9 +93,9 @@ class EvalConfig:
             problems.append("shots must be >= 1")
         if self.fold is not None and self.fold < 1:
             problems.append("fold must be >= 1")
-        for template in self.templates:
-            if template.count("{}") != 1:
-                problems.append(f"template must contain '{{}}' once: {template!r}")
+        from ezclip_cli.labels import template_problem
+
+        problems += [p for p in map(template_problem, self.templates) if p]
         from ezclip_cli.faithful import ENSEMBLES, check_choice, faithful_eval_values
 
         problems += check_choice("ensemble", self.ensemble, ENSEMBLES)

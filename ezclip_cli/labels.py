@@ -146,6 +146,13 @@ def prompt_name(label: str, raw: bool = False) -> str:
     return " ".join(label.replace("_", " ").split()) if raw else label_to_text(label)
 
 
+def template_problem(template: object) -> str | None:
+    """What is wrong with a prompt template (it must hold '{}' once, where the label goes), or None."""
+    if isinstance(template, str) and template.count("{}") == 1:
+        return None
+    return f"template must contain '{{}}' once, where the label goes: {template!r}"
+
+
 def build_prompts(
     labelset: LabelSet,
     templates: Sequence[str] | None = None,
@@ -157,8 +164,8 @@ def build_prompts(
     if not templates:
         raise LabelsetError("no prompt templates given; pass at least one template with '{}'")
     for template in templates:
-        if not isinstance(template, str) or template.count("{}") != 1:
-            raise LabelsetError(f"template must contain '{{}}' once: {template!r}")
+        if problem := template_problem(template):
+            raise LabelsetError(problem)
     prompts: list[list[str]] = []
     for label, description in zip(labelset.labels, labelset.descriptions):
         if use_descriptions and description is not None:

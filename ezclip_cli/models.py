@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ezclip_cli.errors import CheckpointError, DownloadError, EzclipError, UsageError
+from ezclip_cli.files import atomic_write
 from ezclip_cli.offline import CONNECT_TIMEOUT, offline_reason, unreachable
 from ezclip_cli.sources import Source, fetch, fetch_url, hub_cached, parse_source
 
@@ -186,7 +187,7 @@ def download_model(entry: ModelEntry) -> Path:
             )
         final = _convert(entry, source, raw, work, digest)
         target = root / final.name
-        os.replace(final, target)
+        atomic_write(target, lambda tmp: os.replace(final, tmp))  # a rename within the cache, then fsync'd
         record = {
             "name": entry.name,
             "url": entry.url,
@@ -196,9 +197,8 @@ def download_model(entry: ModelEntry) -> Path:
             "size": target.stat().st_size,
             "downloaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        tmp_record = work / "record.json"
-        tmp_record.write_text(json.dumps(record, indent=2), encoding="utf-8")
-        os.replace(tmp_record, _record_path(entry.name))
+        text = json.dumps(record, indent=2)
+        atomic_write(_record_path(entry.name), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         log.info(
             "model %s: %s verified and cached as %s (%.1f s)",
             entry.name,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ezclip_cli.eval_config import REPORT_FORMAT, REPORT_VERSION
+from ezclip_cli.files import atomic_write
 from ezclip_cli.metrics import as_percent, compute_metrics, harmonic_mean, mean_std
 from ezclip_cli.report_plots import write_plots
 
@@ -196,9 +196,8 @@ def write_report(report: dict[str, Any], out: Path) -> list[Path]:
     plots = write_plots(report, out)
     report["plots"] = [p.name for p in plots]
     path = out / "report.json"
-    tmp = out / f".report.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(report, indent=1, allow_nan=False) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return [path, *plots]
 
 

@@ -29,10 +29,12 @@ class Distributed:
 
 def init_distributed(device: str) -> Distributed:
     """DDP from torchrun's env vars (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); nccl on CUDA, gloo on CPU."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    from ezclip_cli.distributed import launch
+
+    here = launch()
+    if here.world <= 1:
         return Distributed()
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world_size, local_rank = here.rank, here.world, here.local_rank
     owns = not dist.is_initialized()
     if owns:
         cuda = device != "cpu" and torch.cuda.is_available()

@@ -340,7 +340,7 @@ def test_build_prompts_custom_templates():
 
 @pytest.mark.parametrize("templates", [["no placeholder"], ["{} and {}"], ["ok {}", "bad"]])
 def test_build_prompts_rejects_bad_templates(templates):
-    with pytest.raises(LabelsetError, match=r"^template must contain '\{\}' once: "):
+    with pytest.raises(LabelsetError, match=r"^template must contain '\{\}' once, where the label goes: "):
         build_prompts(load_labelset("run,"), templates)
 
 
