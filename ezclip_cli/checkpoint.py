@@ -14,12 +14,15 @@ import json
 import re
 import struct
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ezclip_cli.config import ModelConfig
 from ezclip_cli.errors import CheckpointError, EzclipError
 from ezclip_cli.files import atomic_write
 from ezclip_cli.limits import check_model_size
+
+if TYPE_CHECKING:
+    from ezclip_cli.model import EZClip
 
 FORMAT = "ezclip"
 FORMAT_VERSION = 1
@@ -28,7 +31,7 @@ REFERENCE_PROMPT_KEY = "visual.transformer.T_prompt_embeddings"
 
 def save_checkpoint(
     path: str | Path,
-    model: Any,
+    model: EZClip,
     *,
     include_backbone: bool | None = None,
     extra: dict[str, Any] | None = None,
@@ -196,7 +199,7 @@ def _check_header(path: Path, meta: dict[str, str]) -> None:
         )
 
 
-def _build(config: ModelConfig, backbone_sd: dict | None, device: str, cache_dir: str | None) -> Any:
+def _build(config: ModelConfig, backbone_sd: dict | None, device: str, cache_dir: str | None) -> EZClip:
     from ezclip_cli.backbone import build_backbone_from_config, load_backbone
     from ezclip_cli.model import build_model
 

@@ -7,7 +7,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,6 +15,9 @@ import torch
 from ezclip_cli.data import VideoList, eval_resize_crop
 from ezclip_cli.errors import VideoError
 from ezclip_cli.eval_config import TOP_K
+
+if TYPE_CHECKING:
+    from ezclip_cli.model import EZClip
 
 
 # ---- test-time views ---------------------------------------------------------------------------------
@@ -155,7 +158,7 @@ def plan_batches(
 
 
 def score_videos(
-    model: Any,
+    model: EZClip,
     classifier: torch.Tensor,
     videos: VideoList,
     *,
@@ -215,7 +218,7 @@ def score_videos(
 
 
 def _average_softmax(
-    model: Any,
+    model: EZClip,
     classifier: torch.Tensor,
     views: list[torch.Tensor],
     chunk: int,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -72,6 +72,9 @@ from ezclip_cli.metrics import compute_metrics, harmonic_mean, mean_std
 from ezclip_cli.progress import ProgressCallback
 from ezclip_cli.report import build_report, evaluation_entry, report_console, summarize, write_report
 from ezclip_cli.report_plots import plot_confusion, plot_per_class, write_plots
+
+if TYPE_CHECKING:
+    from ezclip_cli.model import EZClip
 
 # The evaluation API as it was when this module held all of it (tests and scripts import it from here).
 __all__ = [
@@ -121,7 +124,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def build_clip_baseline(ezclip: Any, device: str) -> Any:
+def build_clip_baseline(ezclip: EZClip, device: str) -> EZClip:
     """Plain CLIP frame averaging on the same backbone weights: prompts off, adapters at their identity init."""
     from ezclip_cli.backbone import build_backbone_from_config
     from ezclip_cli.checkpoint import backbone_state_dict

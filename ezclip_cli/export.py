@@ -195,18 +195,11 @@ def bundle_model_id(model: Any, include_backbone: bool) -> str:
 
     An embedded backbone reloads under the tag 'embedded' (checkpoint.py), whatever it was called before.
     """
-    from types import SimpleNamespace
-
     from ezclip_cli.loading import model_fingerprint
 
     if not include_backbone or model.config.pretrained == "embedded":
         return model_fingerprint(model)
-    reloaded = SimpleNamespace(
-        config=model.config.replace(pretrained="embedded"),
-        clip=model.clip,
-        learned_named_parameters=model.learned_named_parameters,
-    )
-    return model_fingerprint(reloaded)
+    return model_fingerprint(model, reloaded_as="embedded")
 
 
 def _check_out_dir(out: Path, overwrite: bool) -> None:

@@ -24,6 +24,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from ezclip_cli.model import EZClip
+
 if TYPE_CHECKING:  # --help stays free of torch
     import torch
 
@@ -53,7 +56,7 @@ def faithful_eval_values(config: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if getattr(config, k) is None}
 
 
-def template_classifier(model: Any, prompts: list[list[str]], cache_dir: str | None, model_id: str) -> torch.Tensor:
+def template_classifier(model: EZClip, prompts: list[list[str]], cache_dir: str | None, model_id: str) -> torch.Tensor:
     """One normalised text embedding per (template, class): (M*K, D), template-major.
 
     A class with one text (a description) repeats it in every template slot, so each slot's

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ezclip_cli.config import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, ModelConfig
 from ezclip_cli.errors import CheckpointError, UsageError
 from ezclip_cli.onnx_runtime import WEIGHTS_FILE, is_bundle, read_bundle_config
+
+if TYPE_CHECKING:
+    from ezclip_cli.model import EZClip
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ def load_model(
     num_frames: int = 8,
     device: str = "cpu",
     cache_dir: str | None = None,
-) -> Any:
+) -> EZClip:
     """An EZClip ready for inference (eval mode, frozen), from a checkpoint or a plain CLIP backbone.
 
     `checkpoint` (or `model`) may also be an exported bundle folder (`ezclip export`). `checkpoint` may
@@ -162,7 +165,7 @@ def start_from(init: str, num_frames: int, use_prompts: bool, device: str) -> tu
 
 def load_bundle_model(
     path: str | Path, *, device: str = "cpu", cache_dir: str | None = None, config: dict[str, Any] | None = None
-) -> Any:
+) -> EZClip:
     """The EZClip of an exported bundle in PyTorch (eval mode), from its model.safetensors."""
     from ezclip_cli.checkpoint import load_checkpoint
 
@@ -264,25 +267,26 @@ def _named_model(checkpoint: str | Path | None, model: str | None, pretrained: s
     return text if text in load_index().models else None
 
 
-def model_fingerprint(model: Any) -> str:
+def model_fingerprint(model: EZClip, reloaded_as: str | None = None) -> str:
     """A short id of what the model computes: config, learned tensors and backbone identity.
 
     Named backbones are identified by name + tag; random or embedded ones by their tensors; a model
     converted from a named download by that download's sha256 (stable, and no hashing of 150M weights).
-    Resume and the text-embedding cache key on it.
+    Resume and the text-embedding cache key on it. `reloaded_as="embedded"`: the id this model gets
+    once saved with its backbone and loaded back (export.bundle_model_id).
     """
     import hashlib
     import json
 
     digest = hashlib.sha256()
-    config = model.config.to_dict()
-    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
-    content_id = getattr(model, "content_id", None)
+    config = model.config if reloaded_as is None else model.config.replace(pretrained=reloaded_as)
+    digest.update(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
+    content_id = getattr(model, "content_id", None) if reloaded_as is None else None
     if content_id:
         digest.update(f"content:{content_id}".encode())
         return digest.hexdigest()[:16]
     tensors = dict(model.learned_named_parameters())
-    if model.config.pretrained in (None, "embedded"):
+    if config.pretrained in (None, "embedded"):
         tensors.update({f"backbone.{k}": v for k, v in model.clip.state_dict().items() if ".adapter." not in k})
     for name in sorted(tensors):
         digest.update(name.encode())
@@ -290,7 +294,7 @@ def model_fingerprint(model: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def model_identity(model: Any, source: str | Path | None = None) -> str:
+def model_identity(model: EZClip, source: str | Path | None = None) -> str:
     """The id outputs, stores and text caches key on for `model` loaded from `source` (checkpoint or --model).
 
     An exported bundle is known by all its files, ONNX graphs included (the same id for both runtimes);

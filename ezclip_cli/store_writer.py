@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ezclip_cli.decode_pool import DecodedClip
+    from ezclip_cli.predictors import VideoPredictor
     from ezclip_cli.tag_plan import Task
 
 log = logging.getLogger(__name__)
@@ -285,7 +286,7 @@ def model_spec(
 
 def open_store_for_tagging(
     store: Path,
-    predictor: Any,
+    predictor: VideoPredictor,
     model_id: str,
     spec: dict[str, Any],
     world: int,
@@ -293,11 +294,9 @@ def open_store_for_tagging(
     """The store `tag --save-embeddings` appends to, checked against this run's model."""
     if world > 1:
         raise UsageError("--save-embeddings is not supported under torchrun; run one process per shard (--num-shards)")
-    # `predictor` is a duck-typed TagPredictor or TagSession; both carry the scale (a float or a 0-d tensor).
-    scale: Any = getattr(getattr(predictor, "scorer", None), "logit_scale", None)
-    if scale is None:
-        scale = getattr(predictor, "logit_scale", None)
-    return StoreWriter(store, model_id, float(scale), spec)
+    if predictor.scorer is None:
+        raise UsageError("--save-embeddings needs a label set's scorer (it records the model's logit scale)")
+    return StoreWriter(store, model_id, float(predictor.scorer.logit_scale), spec)
 
 
 def warn_unstored(done: dict[tuple, str], writer: StoreWriter) -> None:
