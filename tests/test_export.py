@@ -253,7 +253,7 @@ def test_failed_verification_exits_1_with_one_line_and_writes_nothing(exported, 
     import onnx
     from onnx import numpy_helper
 
-    import ezclip_cli.export as export_module
+    import ezclip_cli.onnx_export as export_module
 
     original = export_module.write_video_encoder
 
