@@ -16,13 +16,12 @@ from ezclip_cli.onnx_runtime import (
     TEXT_EMBEDDINGS_FILE,
     TEXT_ONNX,
     VIDEO_ONNX,
-    VOCAB_FILE,
     WEIGHTS_FILE,
+    bundle_tokenizer,
     encode_prompts,
     onnx_session,
 )
 from ezclip_cli.preprocess import normalise
-from ezclip_cli.tokenizer import ClipTokenizer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,7 +101,7 @@ def _verify_text(
     import torch
     import torch.nn.functional as F
 
-    tokenizer = ClipTokenizer(folder / VOCAB_FILE, config["tokenizer"]["context_length"])
+    tokenizer = bundle_tokenizer(folder, config)  # the file the runtime reads, read as the runtime does
     texts = (
         [
             "a photo of action {}",
@@ -110,7 +109,10 @@ def _verify_text(
             "Can you recognize the action of BMX?",
             "ApplyEyeMakeup &amp; café — 3D-printing_stuff 2x",
             "x",
-            "word " * 90,  # html, unicode, digits, truncation
+            "",
+            "it's  the player's turn, don't they're",
+            "ΟΔΟΣ",
+            "word " * 90,  # html, unicode, digits, apostrophes, spaces, a final sigma, empty, truncation
         ]
         + [t for group in (prompts or [])[:TEXT_CHECK_CLASSES] for t in group]
     )

@@ -10,8 +10,9 @@ A bundle is a folder that needs no download to run:
     labels.txt                    with --labels: one label a line ...
     text_embeddings.safetensors   ... and their class embeddings `text_embeddings` (K, D), normalised
     text_encoder.onnx             with --text-encoder: tokens (K, 77) int64 -> embedding (K, D), normalised
-    bpe_simple_vocab_16e6.txt.gz  ... and CLIP's BPE vocabulary, so new label sets need neither torch
-                                  nor open_clip (open_clip's tokenizer imports torch)
+    tokenizer.json                ... and CLIP's BPE tokenizer for Hugging Face `tokenizers` (tokenizer.py),
+                                  so new label sets need neither torch nor open_clip (open_clip's
+                                  tokenizer imports torch); format 1 shipped bpe_simple_vocab_16e6.txt.gz
 
 This module runs the export: it checks the request and the --out folder, writes config.json, the
 labels and the weights, has onnx_export.py write the ONNX graphs and bundle_verify.py check them,
@@ -114,7 +115,7 @@ def export_bundle(
     if tolerance < 0:
         raise UsageError("--tolerance must be >= 0")
     if "onnx" in formats:
-        require_onnx()
+        require_onnx(text=text_encoder)
     out = Path(out)
     _check_out_dir(out, overwrite)
 

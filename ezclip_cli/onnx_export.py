@@ -9,14 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ezclip_cli.errors import ExportError
-from ezclip_cli.onnx_runtime import BUNDLE_FORMAT, BUNDLE_VERSION, TEXT_ONNX, VIDEO_ONNX, VOCAB_FILE
+from ezclip_cli.onnx_runtime import BUNDLE_FORMAT, BUNDLE_VERSION, TEXT_ONNX, TOKENIZER_FILE, VIDEO_ONNX
 
 if TYPE_CHECKING:
     import torch
@@ -37,7 +36,7 @@ def write_onnx_graphs(model: EZClip, folder: Path, config: dict[str, Any], text_
     if text_encoder:
         log.info("exporting the text encoder to ONNX")
         config["tokenizer"] = write_text_files(model, folder)
-        config["files"]["text_encoder"] = TEXT_ONNX
+        config["files"].update(text_encoder=TEXT_ONNX, tokenizer=TOKENIZER_FILE)
     set_onnx_metadata(folder, config)
 
 
@@ -120,8 +119,11 @@ def write_text_encoder(model: EZClip, path: Path) -> None:
 
 
 def write_text_files(model: EZClip, folder: Path) -> dict[str, Any]:
-    """text_encoder.onnx and the BPE vocabulary it needs; refuses tokenizers ClipTokenizer cannot match."""
+    """text_encoder.onnx and its tokenizer.json (CLIP's BPE, built from open_clip's vocabulary);
+    refuses a model whose open_clip tokenizer is not that one. Returns config.json's 'tokenizer'."""
     from open_clip.tokenizer import SimpleTokenizer, default_bpe
+
+    from ezclip_cli.tokenizer import ClipTokenizer
 
     tokenizer = model.tokenizer
     clean = getattr(getattr(tokenizer, "clean_fn", None), "__name__", "")
@@ -131,8 +133,14 @@ def write_text_files(model: EZClip, folder: Path) -> dict[str, Any]:
             f"{type(tokenizer).__name__}: export without --text-encoder and ship --labels instead"
         )
     write_text_encoder(model, folder / TEXT_ONNX)
-    shutil.copyfile(default_bpe(), folder / VOCAB_FILE)
-    return {"kind": "clip-bpe", "vocab": VOCAB_FILE, "context_length": int(tokenizer.context_length)}
+    context_length = int(tokenizer.context_length)
+    ClipTokenizer.from_vocab(default_bpe(), context_length).save(folder / TOKENIZER_FILE)
+    return {
+        "kind": "clip-bpe",
+        "context_length": context_length,
+        # tokenizer.json cannot hold these steps; ClipTokenizer runs them before it (tokenizer.py).
+        "clean": "open_clip 'lower': ftfy.fix_text, html.unescape twice, whitespace runs to one space, str.lower",
+    }
 
 
 def set_onnx_metadata(folder: Path, config: dict[str, Any]) -> None:
