@@ -58,8 +58,8 @@ class ClipTokenizer:
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
 
-        # encode() one text at a time: encode_batch's thread pool makes a later fork (decode
-        # workers) print a warning about disabled parallelism.
+        # encode() one text at a time: label sets are small, and tokenizers warns on stderr when a
+        # process forks (decode workers) after its thread pool (encode_batch) has run.
         rows = [self.tokenizer.encode(clean_text(text)).ids for text in texts]
         return np.array(rows, dtype=np.int64).reshape(len(rows), self.context_length)
 
@@ -94,8 +94,8 @@ def build_clip_tokenizer(vocab: str | Path, context_length: int = 77) -> Tokeniz
         [
             # No NFC here: open_clip composes (ftfy) before it lower-cases and never after, and
             # composing lower-cased text changes some (a Greek capital with a combining mark).
-            # open_clip's case-insensitive pattern matches U+0345 (a combining mark that case-folds to
-            # a letter) by none of its alternatives, so the mark splits words and is dropped.
+            # U+0345, a combining mark that case-folds to a letter, matches none of the alternatives
+            # of open_clip's case-insensitive pattern: it splits words and is dropped.
             normalizers.Replace("\u0345", " "),
             normalizers.Replace(Regex(r"\s+"), " "),
             normalizers.Strip(),
