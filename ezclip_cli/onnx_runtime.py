@@ -56,7 +56,7 @@ def is_bundle(path: str | Path) -> bool:
 
 def bundle_fingerprint(path: str | Path) -> str:
     """Id of everything in a bundle that computes a result: every file (ONNX graphs, weights,
-    config, label embeddings, vocabulary), by name and content. Tagging's resume key for bundles."""
+    config, label embeddings, tokenizer), by name and content. Tagging's resume key for bundles."""
     import hashlib
 
     digest = hashlib.sha256()
