@@ -488,7 +488,8 @@ def section_onnx(plan: Plan, rows: dict, folder: Path) -> None:
     if cuda and "CUDAExecutionProvider" not in providers:
         rows["skipped"] = "onnxruntime has no CUDA provider (pip install onnxruntime-gpu)"
         return
-    from ezclip_cli.export import require_onnx, write_video_encoder
+    from ezclip_cli.onnx_export import write_video_encoder
+    from ezclip_cli.onnx_runtime import require_onnx
 
     require_onnx()
     model = _model(Plan(**{**asdict(plan), "device": "cpu"}))  # exported on the CPU, in fp32

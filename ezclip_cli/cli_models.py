@@ -147,7 +147,7 @@ def export(
     text_encoder: bool = typer.Option(
         False,
         "--text-encoder",
-        help="Also export an ONNX text encoder and CLIP's BPE vocabulary (new label sets without PyTorch).",
+        help="Also export an ONNX text encoder and CLIP's tokenizer.json (new label sets without PyTorch).",
     ),
     tolerance: float = typer.Option(
         1e-4,

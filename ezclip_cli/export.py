@@ -10,51 +10,48 @@ A bundle is a folder that needs no download to run:
     labels.txt                    with --labels: one label a line ...
     text_embeddings.safetensors   ... and their class embeddings `text_embeddings` (K, D), normalised
     text_encoder.onnx             with --text-encoder: tokens (K, 77) int64 -> embedding (K, D), normalised
-    bpe_simple_vocab_16e6.txt.gz  ... and CLIP's BPE vocabulary, so new label sets need neither torch
-                                  nor open_clip (open_clip's tokenizer imports torch)
+    tokenizer.json                ... and CLIP's BPE tokenizer for Hugging Face `tokenizers` (tokenizer.py),
+                                  so new label sets need neither torch nor open_clip (open_clip's
+                                  tokenizer imports torch); format 1 shipped bpe_simple_vocab_16e6.txt.gz
 
-Reading and running bundles lives in onnx_runtime.py (numpy + onnxruntime, no torch) and
-loading.py (PyTorch); this module only writes and verifies them.
+This module runs the export: it checks the request and the --out folder, writes config.json, the
+labels and the weights, has onnx_export.py write the ONNX graphs and bundle_verify.py check them,
+and only then puts the bundle in place. Reading and running bundles lives in onnx_runtime.py
+(numpy + onnxruntime, no torch) and loading.py (PyTorch).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ezclip_cli.bundle_verify import verify_bundle
 from ezclip_cli.errors import ExportError, UsageError
+from ezclip_cli.onnx_export import write_onnx_graphs
 from ezclip_cli.onnx_runtime import (
     BUNDLE_FORMAT,
     BUNDLE_VERSION,
     CONFIG_FILE,
     LABELS_FILE,
     TEXT_EMBEDDINGS_FILE,
-    TEXT_ONNX,
-    VIDEO_ONNX,
-    VOCAB_FILE,
     WEIGHTS_FILE,
-    encode_prompts,
     is_bundle,
-    onnx_session,
     require_onnx,
 )
-from ezclip_cli.preprocess import normalise
-from ezclip_cli.tokenizer import ClipTokenizer
+
+if TYPE_CHECKING:
+    from ezclip_cli.model import EZClip
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "safetensors")
-OPSET = 17
-TEXT_CHECK_CLASSES = 8  # classes re-encoded through the ONNX text path at export (all of k400 takes minutes)
 
 
 @dataclass
@@ -118,7 +115,7 @@ def export_bundle(
     if tolerance < 0:
         raise UsageError("--tolerance must be >= 0")
     if "onnx" in formats:
-        require_onnx()
+        require_onnx(text=text_encoder)
     out = Path(out)
     _check_out_dir(out, overwrite)
 
@@ -141,15 +138,10 @@ def export_bundle(
             config["files"]["weights"] = WEIGHTS_FILE
             config["backbone"]["weights"] = "embedded" if include_backbone else "reference"
         if "onnx" in formats:
-            log.info("exporting the video encoder to ONNX (opset %d)", OPSET)
-            write_video_encoder(model, tmp / VIDEO_ONNX)
-            config["files"]["video_encoder"] = VIDEO_ONNX
-            if text_encoder:
-                log.info("exporting the text encoder to ONNX")
-                config["tokenizer"] = _write_text_encoder(model, tmp)
-                config["files"]["text_encoder"] = TEXT_ONNX
-            set_onnx_metadata(tmp, config)
-        verify_bundle(model, tmp, config, prompts, report)
+            write_onnx_graphs(model, tmp, config, text_encoder)
+        checks = verify_bundle(model, tmp, config, prompts, tolerance)
+        report.video_max_diff, report.text_max_diff = checks.video_max_diff, checks.text_max_diff
+        report.reload_identical = checks.reload_identical
         config["verification"] = {
             "tolerance": tolerance,
             "video_max_abs_diff": report.video_max_diff,
@@ -165,7 +157,7 @@ def export_bundle(
     return report
 
 
-def bundle_config(model: Any, model_id: str) -> dict[str, Any]:
+def bundle_config(model: EZClip, model_id: str) -> dict[str, Any]:
     """config.json of the bundle (the ONNX metadata carries the same settings)."""
     from ezclip_cli import __version__
 
@@ -190,7 +182,7 @@ def bundle_config(model: Any, model_id: str) -> dict[str, Any]:
     }
 
 
-def bundle_model_id(model: Any, include_backbone: bool) -> str:
+def bundle_model_id(model: EZClip, include_backbone: bool) -> str:
     """loading.model_fingerprint of the model `load_model(bundle)` gives back, so both runtimes share it.
 
     An embedded backbone reloads under the tag 'embedded' (checkpoint.py), whatever it was called before.
@@ -241,7 +233,7 @@ def _put_in_place(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def _write_labels(model: Any, spec: str, folder: Path, config: dict[str, Any]) -> list[list[str]]:
+def _write_labels(model: EZClip, spec: str, folder: Path, config: dict[str, Any]) -> list[list[str]]:
     """labels.txt and the normalised class embeddings (K, D), as `ezclip tag` builds them."""
     import torch
     from safetensors.torch import save_file
@@ -264,244 +256,6 @@ def _write_labels(model: Any, spec: str, folder: Path, config: dict[str, Any]) -
     }
     config["files"].update(labels=LABELS_FILE, text_embeddings=TEXT_EMBEDDINGS_FILE)
     return prompts
-
-
-# ---- ONNX graphs -------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _exporting() -> Iterator[None]:
-    """MultiheadAttention's fused fast path has no ONNX form; tracer warnings are expected (T, S fixed)."""
-    import torch
-
-    previous = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(previous)
-
-
-def _onnx_export(module: Any, example: Any, path: Path, input_name: str, output_name: str, axis: str) -> None:
-    import torch
-
-    # torch.onnx.export restores the wrapper's train flag onto the whole tree afterwards; a fresh
-    # nn.Module is in train mode, which would leave dropout and drop-path on in the eager model.
-    module.eval()
-    with _exporting():
-        torch.onnx.export(
-            module,
-            (example,),
-            str(path),
-            input_names=[input_name],
-            output_names=[output_name],
-            dynamic_axes={input_name: {0: axis}, output_name: {0: axis}},
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,  # the TorchScript exporter: the proven path for CLIP
-        )
-
-
-def write_video_encoder(model: Any, path: Path) -> None:
-    """video_encoder.onnx: video (B, T, 3, S, S) float -> embedding (B, D), dynamic B."""
-    import torch
-
-    class VideoEncoder(torch.nn.Module):
-        def __init__(self, ezclip: Any):
-            super().__init__()
-            self.ezclip = ezclip
-
-        def forward(self, video: torch.Tensor) -> torch.Tensor:
-            return self.ezclip.encode_video(video)  # (B, T, 3, S, S) -> (B, D), normalised
-
-    size = model.backbone.image_size
-    example = torch.randn(2, model.num_frames, 3, size, size)  # B=2 so no size-1 broadcast is baked in
-    _onnx_export(VideoEncoder(model), example, path, "video", "embedding", "B")
-    model.eval()
-
-
-def write_text_encoder(model: Any, path: Path) -> None:
-    """text_encoder.onnx: tokens (K, L) int64 -> embedding (K, D), normalised, dynamic K.
-
-    EZClip.encode_text cuts the batch to its longest prompt, a length a traced graph would
-    freeze; open_clip's own encode_text runs all L positions, which gives the same numbers
-    (CLIP pools the EOT token under a causal mask).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    class TextEncoder(torch.nn.Module):
-        def __init__(self, ezclip: Any):
-            super().__init__()
-            self.ezclip = ezclip
-
-        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-            return F.normalize(self.ezclip.clip.encode_text(tokens), dim=-1)  # (K, L) -> (K, D)
-
-    example = model.tokenize(["a video of action", "{}"])  # (2, L)
-    _onnx_export(TextEncoder(model), example, path, "tokens", "embedding", "K")
-    model.eval()
-
-
-def _write_text_encoder(model: Any, folder: Path) -> dict[str, Any]:
-    """text_encoder.onnx and the BPE vocabulary it needs; refuses tokenizers ClipTokenizer cannot match."""
-    from open_clip.tokenizer import SimpleTokenizer, default_bpe
-
-    tokenizer = model.tokenizer
-    clean = getattr(getattr(tokenizer, "clean_fn", None), "__name__", "")
-    if not isinstance(tokenizer, SimpleTokenizer) or clean != "_clean_lower" or tokenizer.reduction_fn is not None:
-        raise ExportError(
-            f"--text-encoder supports open_clip's CLIP BPE tokenizer only; {model.config.backbone} uses "
-            f"{type(tokenizer).__name__}: export without --text-encoder and ship --labels instead"
-        )
-    write_text_encoder(model, folder / TEXT_ONNX)
-    shutil.copyfile(default_bpe(), folder / VOCAB_FILE)
-    return {"kind": "clip-bpe", "vocab": VOCAB_FILE, "context_length": int(tokenizer.context_length)}
-
-
-def set_onnx_metadata(folder: Path, config: dict[str, Any]) -> None:
-    """Labels and preprocessing settings in each graph's metadata_props, so a .onnx file stands alone."""
-    import onnx
-
-    props = {
-        "format": BUNDLE_FORMAT,
-        "format_version": str(BUNDLE_VERSION),
-        "model_id": config["model_id"],
-        "backbone": str(config["backbone"]["name"]),
-        "pretrained": str(config["backbone"]["pretrained"]),
-        "num_frames": str(config["num_frames"]),
-        "image_size": str(config["image_size"]),
-        "mean": json.dumps(config["mean"]),
-        "std": json.dumps(config["std"]),
-        "logit_scale": repr(config["logit_scale"]),
-        "embed_dim": str(config["embed_dim"]),
-        "labels": json.dumps(config["labels"]["names"] if config["labels"] else [], ensure_ascii=False),
-        "labelset": config["labels"]["name"] if config["labels"] else "",
-        "input": "video: float32 (B, T, 3, S, S), pixels/255 normalised with mean/std",
-    }
-    for name in (VIDEO_ONNX, TEXT_ONNX):
-        path = folder / name
-        if not path.is_file():
-            continue
-        graph = onnx.load(str(path), load_external_data=False)
-        extra = {"input": "tokens: int64 (K, context_length), CLIP BPE"} if name == TEXT_ONNX else {}
-        onnx.helper.set_model_props(graph, {**props, **extra})
-        onnx.save(graph, str(path))
-        onnx.checker.check_model(str(path))
-
-
-# ---- verification ------------------------------------------------------------------------------
-def verify_bundle(
-    model: Any, folder: Path, config: dict[str, Any], prompts: list[list[str]] | None, report: ExportReport
-) -> None:
-    """onnxruntime vs PyTorch on random input and a rendered clip; the safetensors reload is bit-identical."""
-    import numpy as np
-    import torch
-
-    T, S = model.num_frames, model.backbone.image_size
-    rng = np.random.default_rng(0)
-    inputs = {  # (B, T, 3, S, S), B = 2 and 1: the dynamic batch is exercised too
-        "random input": rng.standard_normal((2, T, 3, S, S)).astype(np.float32),
-        "rendered clip": normalise(moving_ball_clip(T, S)[None], config["mean"], config["std"]),
-    }
-    with torch.inference_mode():
-        expected = {k: model.encode_video(torch.from_numpy(v)).float().numpy() for k, v in inputs.items()}
-    if "video_encoder" in config["files"]:
-        session = onnx_session(folder / VIDEO_ONNX)
-        diffs = {k: float(np.abs(session.run(None, {"video": v})[0] - expected[k]).max()) for k, v in inputs.items()}
-        report.video_max_diff = max(diffs.values())
-        worst = max(diffs, key=diffs.__getitem__)
-        _check(report.video_max_diff, report.tolerance, f"video embeddings ({worst})")
-    if "text_encoder" in config["files"]:
-        report.text_max_diff = _verify_text(model, folder, config, prompts, report.tolerance)
-    if prompts is not None:
-        from safetensors.numpy import load_file
-
-        with torch.inference_mode():
-            classifier = model.build_text_classifier(prompts).float().numpy()
-        if not np.array_equal(load_file(str(folder / TEXT_EMBEDDINGS_FILE))["text_embeddings"], classifier):
-            raise ExportError(
-                f"verification failed: {TEXT_EMBEDDINGS_FILE} does not read back as written; bundle not written"
-            )
-    if "weights" in config["files"]:
-        from ezclip_cli.loading import load_bundle_model
-
-        reloaded = load_bundle_model(folder, config=config)
-        with torch.inference_mode():
-            same = all(
-                torch.equal(reloaded.encode_video(torch.from_numpy(v)).float(), torch.from_numpy(expected[k]))
-                for k, v in inputs.items()
-            )
-        if not same:
-            raise ExportError(
-                f"verification failed: {WEIGHTS_FILE} reloaded in PyTorch gives other embeddings; bundle not written"
-            )
-        report.reload_identical = True
-
-
-def _verify_text(
-    model: Any, folder: Path, config: dict[str, Any], prompts: list[list[str]] | None, tolerance: float
-) -> float:
-    """Our tokenizer gives open_clip's ids; the ONNX text encoder (and class averaging) match PyTorch."""
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-
-    tokenizer = ClipTokenizer(folder / VOCAB_FILE, config["tokenizer"]["context_length"])
-    texts = (
-        [
-            "a photo of action {}",
-            "Look, the human is playing guitar",
-            "Can you recognize the action of BMX?",
-            "ApplyEyeMakeup &amp; café — 3D-printing_stuff 2x",
-            "x",
-            "word " * 90,  # html, unicode, digits, truncation
-        ]
-        + [t for group in (prompts or [])[:TEXT_CHECK_CLASSES] for t in group]
-    )
-    ours, theirs = tokenizer(texts), model.tokenize(texts).cpu().numpy()
-    if not np.array_equal(ours, theirs):
-        bad = next(t for t, a, b in zip(texts, ours, theirs) if not np.array_equal(a, b))
-        raise ExportError(
-            f"verification failed: the bundled tokenizer disagrees with open_clip's on {bad[:60]!r}; bundle not written"
-        )
-    session = onnx_session(folder / TEXT_ONNX)
-    with torch.inference_mode():
-        expected = F.normalize(model.encode_text(torch.from_numpy(theirs)).float(), dim=-1).numpy()
-    diff = float(np.abs(session.run(None, {"tokens": ours})[0] - expected).max())
-    _check(diff, tolerance, "text embeddings")
-    if prompts:
-        from safetensors.numpy import load_file
-
-        shipped = load_file(str(folder / TEXT_EMBEDDINGS_FILE))["text_embeddings"][:TEXT_CHECK_CLASSES]
-        rebuilt = encode_prompts(session, tokenizer, prompts[:TEXT_CHECK_CLASSES])
-        class_diff = float(np.abs(rebuilt - shipped).max())
-        _check(class_diff, tolerance, "class embeddings")
-        diff = max(diff, class_diff)
-    return diff
-
-
-def _check(diff: float, tolerance: float, what: str) -> None:
-    if not diff <= tolerance:  # NaN fails too
-        raise ExportError(
-            f"verification failed: onnxruntime and PyTorch {what} differ by {diff:.2e} (tolerance {tolerance:g}); "
-            "bundle not written"
-        )
-
-
-def moving_ball_clip(num_frames: int, size: int) -> Any:
-    """A ball crossing a dim noisy background: uint8 (T, 3, S, S), content the ViT cannot ignore."""
-    import numpy as np
-
-    background = np.random.default_rng(1).integers(0, 96, (size, size, 3), dtype=np.uint8)
-    ys, xs = np.mgrid[0:size, 0:size] + 0.5
-    radius = 0.25 * size
-    frames = np.empty((num_frames, size, size, 3), np.uint8)
-    for t in range(num_frames):
-        centre = radius + (size - 2 * radius) * t / max(num_frames - 1, 1)
-        frames[t] = background
-        frames[t][(xs - centre) ** 2 + (ys - size / 2) ** 2 <= radius**2] = (255, 0, 0)
-    return frames.transpose(0, 3, 1, 2)
 
 
 def _human(size: float) -> str:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 BUNDLE_FORMAT = "ezclip-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2: the text tokenizer is tokenizer.json (1 shipped CLIP's BPE vocabulary; still read)
 ONNX_EXTRA = "pip install 'ezclip[onnx]'"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -30,16 +30,18 @@ VIDEO_ONNX = "video_encoder.onnx"
 TEXT_ONNX = "text_encoder.onnx"
 LABELS_FILE = "labels.txt"
 TEXT_EMBEDDINGS_FILE = "text_embeddings.safetensors"
-VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
+TOKENIZER_FILE = "tokenizer.json"
 
 
-def require_onnx(runtime_only: bool = False) -> None:
-    """onnx and onnxruntime are the optional `onnx` extra: say how to get them in one line."""
+def require_onnx(runtime_only: bool = False, text: bool = False) -> None:
+    """onnx, onnxruntime and tokenizers (`text`) are the optional `onnx` extra: say how to get them in one line."""
     try:
         import onnxruntime  # noqa: F401
 
         if not runtime_only:
             import onnx  # noqa: F401
+        if text:
+            import tokenizers  # noqa: F401
     except ImportError:
         what = "the ONNX runtime" if runtime_only else "ONNX export"
         raise ExportError(f"{what} needs the onnx extra: {ONNX_EXTRA}") from None
@@ -59,7 +61,7 @@ def is_bundle(path: str | Path) -> bool:
 
 def bundle_fingerprint(path: str | Path) -> str:
     """Id of everything in a bundle that computes a result: every file (ONNX graphs, weights,
-    config, label embeddings, vocabulary), by name and content. Tagging's resume key for bundles."""
+    config, label embeddings, tokenizer), by name and content. Tagging's resume key for bundles."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -204,8 +206,7 @@ def load_bundle_predictor(
         if shipped and shipped["fingerprint"] == labelset_fingerprint(prompts):
             classifier = _shipped_embeddings(path)
         elif "text_encoder" in config["files"]:
-            tokenizer = ClipTokenizer(path / config["tokenizer"]["vocab"], config["tokenizer"]["context_length"])
-            classifier = encode_prompts(onnx_session(path / TEXT_ONNX), tokenizer, prompts)
+            classifier = encode_prompts(onnx_session(path / TEXT_ONNX), bundle_tokenizer(path, config), prompts)
         else:
             have = f"only for label set '{shipped['name']}'" if shipped else "no text embeddings"
             raise UsageError(
@@ -226,6 +227,25 @@ def _shipped_embeddings(path: Path) -> Any:
         return load_file(str(path / TEXT_EMBEDDINGS_FILE))["text_embeddings"]  # (K, D)
     except Exception as exc:  # missing or damaged file
         raise CheckpointError(f"{path}: cannot read {TEXT_EMBEDDINGS_FILE} ({type(exc).__name__})") from exc
+
+
+def bundle_tokenizer(path: Path, config: dict[str, Any]) -> ClipTokenizer:
+    """The text tokenizer of a bundle exported with --text-encoder (its tokenizer.json)."""
+    require_onnx(runtime_only=True, text=True)
+    name = config["files"].get("tokenizer")  # read_bundle_config checked that it names a file inside
+    try:
+        if name is not None:
+            return ClipTokenizer.from_file(path / name)
+        # Format 1 shipped CLIP's BPE vocabulary instead: the same tokenizer is built from it (0.3 s).
+        spec = config.get("tokenizer") or {}
+        vocab = spec["vocab"]
+        if Path(vocab).name != vocab or vocab in ("", ".", ".."):
+            raise ValueError(f"'tokenizer.vocab' must name a file inside the bundle, not {vocab!r}")
+        return ClipTokenizer.from_vocab(path / vocab, int(spec["context_length"]))
+    except Exception as exc:  # missing or damaged file (tokenizers raises plain Exception)
+        raise CheckpointError(
+            f"{path}: cannot read its text tokenizer ({type(exc).__name__}); re-export it with --text-encoder"
+        ) from exc
 
 
 def encode_prompts(session: Any, tokenizer: ClipTokenizer, prompts: list[list[str]], batch_size: int = 256) -> Any:

@@ -1,7 +1,9 @@
-"""CLIP's byte-level BPE tokenizer on numpy alone, for bundles that encode new label sets without torch.
+"""CLIP's BPE tokenizer as a standard Hugging Face `tokenizer.json`, for the torch-free text path.
 
-open_clip's own tokenizer imports torch; this one reads the BPE vocabulary a bundle ships
-(`ezclip export --text-encoder`) and gives the same ids, which export checks before it
+open_clip's tokenizer imports torch. `ezclip export --text-encoder` builds the same tokenizer with
+the `tokenizers` library from open_clip's vocabulary (bpe_simple_vocab_16e6.txt.gz: CLIP's byte
+alphabet and merges) and writes it into the bundle as tokenizer.json; `ezclip tag --runtime onnx`
+loads it with `Tokenizer.from_file`. Export checks that it gives open_clip's ids before it
 reports success.
 """
 
@@ -12,69 +14,126 @@ import html
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from tokenizers import Tokenizer
+
+SOT, EOT = "<start_of_text>", "<end_of_text>"  # open_clip's names for ids 49406 and 49407
+END_OF_WORD = "</w>"
+NUM_MERGES = 49152 - 256 - 2  # the vocabulary file's lines after its header that CLIP uses (48,894)
+# open_clip's word pattern. It sees lower-cased text, so its re.IGNORECASE matters for U+0345 alone.
+WORD_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
 
 
 class ClipTokenizer:
-    """CLIP's byte-level BPE (open_clip SimpleTokenizer, 'lower' cleaning, truncation) on numpy alone.
+    """Texts -> int64 (K, context_length) ids, exactly as open_clip's `tokenize` gives them.
 
-    Export checks it against open_clip's ids. ftfy and `regex` (open_clip's own dependencies)
-    are used when installed; without them text is only html-unescaped and a close `re`
-    pattern splits words, which differs only for rare Unicode.
+    <start> ids <end>, zero-padded; a text too long is cut and keeps <end> last.
     """
 
-    def __init__(self, vocab: str | Path, context_length: int = 77):
-        with gzip.open(vocab, "rt", encoding="utf-8") as f:
-            lines = f.read().split("\n")
-        merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]  # CLIP's 48,894 merges
-        alphabet = list(byte_alphabet().values())
-        tokens = alphabet + [a + "</w>" for a in alphabet] + ["".join(m) for m in merges]
-        tokens += ["<start_of_text>", "<end_of_text>"]
-        self.ids = {token: i for i, token in enumerate(tokens)}
-        self.ranks = {pair: i for i, pair in enumerate(merges)}
-        self.sot, self.eot = self.ids["<start_of_text>"], self.ids["<end_of_text>"]
-        self.context_length = context_length
-        self.pattern = _word_pattern()
-        self._cache: dict[str, list[int]] = {}
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer = tokenizer
+        truncation = tokenizer.truncation
+        if truncation is None or tokenizer.padding is None:
+            raise ValueError("a CLIP tokenizer pads and truncates to its context length")
+        self.context_length = int(truncation["max_length"])
 
-    def __call__(self, texts: Sequence[str]) -> Any:
-        """int64 (K, context_length): <start> ids <end>, zero-padded; too long keeps <end> last."""
+    @classmethod
+    def from_file(cls, path: str | Path) -> ClipTokenizer:
+        """A tokenizer.json written by `save` (or by `ezclip export --text-encoder`)."""
+        from tokenizers import Tokenizer
+
+        return cls(Tokenizer.from_file(str(path)))
+
+    @classmethod
+    def from_vocab(cls, vocab: str | Path, context_length: int = 77) -> ClipTokenizer:
+        """Built from CLIP's gzipped BPE vocabulary, as open_clip's SimpleTokenizer reads it."""
+        return cls(build_clip_tokenizer(vocab, context_length))
+
+    def save(self, path: str | Path) -> None:
+        self.tokenizer.save(str(path))
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
 
-        out = np.zeros((len(texts), self.context_length), np.int64)
-        for row, text in enumerate(texts):
-            ids = [self.sot, *self.encode(text), self.eot][: self.context_length]
-            ids[-1] = self.eot
-            out[row, : len(ids)] = ids
-        return out
+        # encode() one text at a time: label sets are small, and tokenizers warns on stderr when a
+        # process forks (decode workers) after its thread pool (encode_batch) has run.
+        rows = [self.tokenizer.encode(clean_text(text)).ids for text in texts]
+        return np.array(rows, dtype=np.int64).reshape(len(rows), self.context_length)
 
-    def encode(self, text: str) -> list[int]:
-        alphabet = byte_alphabet()
-        ids: list[int] = []
-        for word in self.pattern.findall(_clean(text)):
-            if word not in self._cache:
-                symbols = "".join(alphabet[b] for b in word.encode("utf-8"))
-                self._cache[word] = [self.ids[piece] for piece in self._merge(symbols)]
-            ids += self._cache[word]
-        return ids
 
-    def _merge(self, word: str) -> list[str]:
-        """Apply the lowest-ranked merge until none applies; the last symbol carries '</w>'."""
-        parts = [*word[:-1], word[-1] + "</w>"]
-        while len(parts) > 1:
-            best = min(zip(parts, parts[1:]), key=lambda pair: self.ranks.get(pair, len(self.ranks)))
-            if best not in self.ranks:
-                break
-            merged, i = [], 0
-            while i < len(parts):
-                if i + 1 < len(parts) and (parts[i], parts[i + 1]) == best:
-                    merged.append(parts[i] + parts[i + 1])
-                    i += 2
-                else:
-                    merged.append(parts[i])
-                    i += 1
-            parts = merged
-        return parts
+def build_clip_tokenizer(vocab: str | Path, context_length: int = 77) -> Tokenizer:
+    """CLIP's tokenizer (open_clip SimpleTokenizer, 'lower' cleaning, truncation) as a `tokenizers` Tokenizer.
+
+    Ids: the 256 byte symbols, the same with the end-of-word suffix, one per merge, then <start>
+    and <end>. The normalizer (whitespace runs to one space, strip, lower case) and the word
+    pattern are CLIP's; open_clip's cleaning has steps no `tokenizers` normalizer has (ftfy, which
+    also composes to NFC, html entities, Python's lower case), so texts go through `clean_text`
+    first, as ClipTokenizer does.
+    """
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    with gzip.open(vocab, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    merges = [tuple(line.split()) for line in lines[1 : NUM_MERGES + 1]]
+    alphabet = list(byte_alphabet().values())
+    tokens = [*alphabet, *(a + END_OF_WORD for a in alphabet), *("".join(m) for m in merges), SOT, EOT]
+    ids = {token: i for i, token in enumerate(tokens)}
+    tokenizer = Tokenizer(
+        models.BPE(
+            vocab=ids,
+            merges=[(a, b) for a, b in merges],
+            end_of_word_suffix=END_OF_WORD,
+            continuing_subword_prefix="",
+            fuse_unk=False,
+        )
+    )
+    tokenizer.normalizer = normalizers.Sequence(
+        [
+            # No NFC here: open_clip composes (ftfy) before it lower-cases and never after, and
+            # composing lower-cased text changes some (a Greek capital with a combining mark).
+            # U+0345, a combining mark that case-folds to a letter, matches none of the alternatives
+            # of open_clip's case-insensitive pattern: it splits words and is dropped.
+            normalizers.Replace("\u0345", " "),
+            normalizers.Replace(Regex(r"\s+"), " "),
+            normalizers.Strip(),
+            normalizers.Lowercase(),
+        ]
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(WORD_PATTERN), behavior="removed", invert=True),  # keep the words
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),  # bytes -> CLIP's byte symbols
+        ]
+    )
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.ByteLevel(), decoders.Replace(END_OF_WORD, " "), decoders.Strip(" ", 0, 1)]
+    )
+    # open_clip reads its special tokens' names in the text as those tokens (after lower-casing).
+    tokenizer.add_special_tokens([AddedToken(SOT, normalized=True), AddedToken(EOT, normalized=True)])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{SOT} $A {EOT}", special_tokens=[(SOT, ids[SOT]), (EOT, ids[EOT])]
+    )
+    tokenizer.enable_truncation(max_length=context_length)  # room is left for <start> and <end>
+    tokenizer.enable_padding(length=context_length, pad_id=0, pad_token=tokens[0])  # open_clip pads with 0
+    return tokenizer
+
+
+def clean_text(text: str) -> str:
+    """open_clip's 'lower' cleaning: ftfy (NFC included), html entities twice, whitespace runs, lower case.
+
+    Lower-casing here keeps Python's rules (a final sigma), which the normalizer's per-character
+    lower case lacks. ftfy is open_clip's dependency; where it is missing the text is not fixed.
+    """
+    try:
+        import ftfy
+
+        text = ftfy.fix_text(text)
+    except ImportError:
+        pass
+    return " ".join(html.unescape(html.unescape(text)).split()).lower()
 
 
 @lru_cache(maxsize=1)
@@ -86,25 +145,3 @@ def byte_alphabet() -> dict[int, str]:
     others = [b for b in range(256) if b not in alphabet]
     alphabet.update({b: chr(256 + n) for n, b in enumerate(others)})
     return alphabet
-
-
-def _word_pattern() -> Any:
-    specials = r"<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|"
-    try:
-        import regex
-
-        return regex.compile(specials + r"[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+", regex.IGNORECASE)
-    except ImportError:
-        import re
-
-        return re.compile(specials + r"[^\W\d_]+|\d|(?:[^\w\s]|_)+", re.IGNORECASE)
-
-
-def _clean(text: str) -> str:
-    try:
-        import ftfy
-
-        text = ftfy.fix_text(text)
-    except ImportError:
-        pass
-    return " ".join(html.unescape(html.unescape(text)).split()).lower()

@@ -82,18 +82,27 @@ def test_bundled_tokenizer_gives_open_clips_ids(exported):
     from ezclip_cli.tokenizer import ClipTokenizer
 
     model, _ = load_checkpoint(exported["checkpoint"])
-    ours = ClipTokenizer(exported["bundle"] / "bpe_simple_vocab_16e6.txt.gz")
+    ours = ClipTokenizer.from_file(exported["bundle"] / "tokenizer.json")
     texts = [
         "Playing a kind of action, ApplyEyeMakeup",
         "UsingATM's  café & naïve—résumé",
         "3D-printing_stuff 1999",
         "Tom &amp; Jerry",
         "don't!!! ...",
+        "it's the dog's ball, they're sure, I'd've, we'll, I'm, you've",
+        "IT'S LOUD, DON'T",
         "",
+        "   ",
+        "multiple     spaces\tand\nnewlines  ",
         "长城 🚴",
+        "ΟΔΟΣ Σίσυφος",
         "word " * 100,
+        "9" * 80,
     ]
-    np.testing.assert_array_equal(ours(texts), model.tokenize(texts).numpy())
+    got, expected = ours(texts), model.tokenize(texts).numpy()
+    np.testing.assert_array_equal(got, expected)
+    assert got.shape == (len(texts), 77) and got.dtype == np.int64
+    assert got[-2, -1] == got[-1, -1] == 49407  # truncated at 77 with <end> kept last, as open_clip does
 
 
 # ---- the bundle -------------------------------------------------------------------------------
@@ -111,11 +120,12 @@ def test_bundle_layout_config_and_onnx_metadata(exported):
         "text_encoder.onnx",
         "labels.txt",
         "text_embeddings.safetensors",
-        "bpe_simple_vocab_16e6.txt.gz",
+        "tokenizer.json",
     }
     assert not [p for p in bundle.parent.iterdir() if ".partial-" in p.name]  # no temporary folder left
     config = json.loads((bundle / "config.json").read_text())
-    assert config["format"] == "ezclip-bundle" and config["format_version"] == 1
+    assert config["format"] == "ezclip-bundle" and config["format_version"] == 2
+    assert config["files"]["tokenizer"] == "tokenizer.json" and config["tokenizer"]["context_length"] == 77
     assert config["num_frames"] == T and config["image_size"] == 32 and config["embed_dim"] == 64
     assert config["model"]["backbone_config"]["vision_cfg"]["width"] == 64  # open_clip model config travels
     assert config["backbone"]["weights"] == "embedded" and len(config["mean"]) == len(config["std"]) == 3
@@ -197,6 +207,42 @@ def test_new_label_set_through_the_onnx_text_encoder(exported):
     assert float(np.abs(predictor.scorer.classifier - expected).max()) <= TOLERANCE
 
 
+def test_format_1_bundle_with_the_bpe_vocabulary_still_encodes_new_labels(exported, tmp_path):
+    """Bundles exported before tokenizer.json shipped open_clip's vocabulary file; it still works."""
+    import shutil
+
+    from open_clip.tokenizer import default_bpe
+
+    from ezclip_cli.onnx_runtime import load_bundle_predictor
+
+    old = tmp_path / "old"
+    shutil.copytree(exported["bundle"], old)
+    (old / "tokenizer.json").unlink()
+    shutil.copyfile(default_bpe(), old / "bpe_simple_vocab_16e6.txt.gz")
+    config = json.loads((old / "config.json").read_text())
+    del config["files"]["tokenizer"]
+    config["format_version"] = 1
+    config["tokenizer"] = {"kind": "clip-bpe", "vocab": "bpe_simple_vocab_16e6.txt.gz", "context_length": 77}
+    (old / "config.json").write_text(json.dumps(config))
+
+    spec = "juggling,ApplyEyeMakeup,riding a bike"
+    new, _, _ = load_bundle_predictor(exported["bundle"], spec, top_k=2)
+    before, _, _ = load_bundle_predictor(old, spec, top_k=2)
+    np.testing.assert_array_equal(before.classifier, new.classifier)
+
+
+def test_damaged_tokenizer_is_one_clear_line(exported, tmp_path):
+    import shutil
+
+    from ezclip_cli.onnx_runtime import load_bundle_predictor
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(exported["bundle"], bundle)
+    (bundle / "tokenizer.json").write_text("{not json")
+    with pytest.raises(EzclipError, match=r"cannot read its text tokenizer .*re-export it with --text-encoder$"):
+        load_bundle_predictor(bundle, "juggling,surfing", top_k=1)
+
+
 def test_bundle_loads_offline_with_empty_caches_and_onnx_runs_without_torch(exported, tmp_path):
     # Fresh processes are the point: empty caches from the start, and no torch in the ONNX one.
     model, _ = load_checkpoint(exported["checkpoint"])
@@ -256,7 +302,7 @@ def test_failed_verification_exits_1_with_one_line_and_writes_nothing(exported, 
     import onnx
     from onnx import numpy_helper
 
-    import ezclip_cli.export as export_module
+    import ezclip_cli.onnx_export as export_module
 
     original = export_module.write_video_encoder
 
