@@ -228,7 +228,7 @@ def test_format_1_bundle_with_the_bpe_vocabulary_still_encodes_new_labels(export
     spec = "juggling,ApplyEyeMakeup,riding a bike"
     new, _, _ = load_bundle_predictor(exported["bundle"], spec, top_k=2)
     before, _, _ = load_bundle_predictor(old, spec, top_k=2)
-    np.testing.assert_array_equal(before.classifier, new.classifier)
+    np.testing.assert_array_equal(before.scorer.classifier, new.scorer.classifier)
 
 
 def test_damaged_tokenizer_is_one_clear_line(exported, tmp_path):
