@@ -67,8 +67,10 @@ class Progress:
         stream: IO[str] | None = None,
         terminal: bool | None = None,
         failures: bool = True,
+        scale: float = 1.0,
     ):
         self.what, self.unit, self.failures = what, unit, failures
+        self.scale = scale  # counts are shown divided by it: bytes as MB with unit="MB", scale=1e6
         self.interval = default_interval() if interval is None else interval
         self.stream = stream if stream is not None else sys.stderr
         self.terminal = _is_terminal(self.stream) if terminal is None else terminal
@@ -103,15 +105,18 @@ class Progress:
             return f"0 {self.unit}"
         done, total, failed, status = self.last
         now = time.monotonic() if now is None else now
-        rate = (done - self.base[1]) / max(now - self.base[0], 1e-9)
-        parts = [f"{done}/{total} {self.unit}" + (f" ({100 * done / total:.0f}%)" if total else "")]
+        rate = (done - self.base[1]) / max(now - self.base[0], 1e-9) / self.scale
+        shown = f"{done / self.scale:.1f}" if self.scale != 1 else str(done)
+        if total:
+            shown += f"/{total / self.scale:.1f}" if self.scale != 1 else f"/{total}"
+        parts = [f"{shown} {self.unit}" + (f" ({100 * done / total:.0f}%)" if total else "")]
         if self.failures:
             parts.append(f"{failed} failed")
         parts.append(f"{rate:.2f} {self.unit}/s" if rate < 100 else f"{rate:.0f} {self.unit}/s")
-        if done >= total:
+        if total and done >= total:
             parts.append(f"took {format_duration(now - self.base[0])}")
-        elif rate > 0:
-            parts.append(f"ETA {format_duration((total - done) / rate)}")
+        elif rate > 0 and total:
+            parts.append(f"ETA {format_duration((total - done) / self.scale / rate)}")
         else:
             parts.append("ETA unknown")
         if status:
@@ -141,10 +146,10 @@ class Progress:
                 transient=False,
                 redirect_stdout=False,
             )
-            self.task = self.bar.add_task(self.what, total=total, completed=done, text="")
+            self.task = self.bar.add_task(self.what, total=total / self.scale or None, completed=0, text="")
             self.bar.start()
         text = self.describe(now).split(", ", 1)[1] if self.last else ""  # the bar shows done/total itself
-        self.bar.update(self.task, total=total, completed=done, text=text)
+        self.bar.update(self.task, total=total / self.scale or None, completed=done / self.scale, text=text)
 
     def close(self) -> None:
         """Stop the bar, or write the final plain line (only if the run wrote one before)."""

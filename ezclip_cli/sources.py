@@ -13,11 +13,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ezclip_cli.errors import DownloadError, EzclipError, UsageError
 from ezclip_cli.offline import CONNECT_TIMEOUT, READ_TIMEOUT, hub_endpoint
+from ezclip_cli.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -178,33 +179,25 @@ def _show_progress() -> bool:
 
 
 class _progress:
-    """A rich download bar on stderr (only on a terminal, and not under --quiet)."""
+    """Bytes copied, through the one progress display (progress.Progress, in MB); nothing under --quiet."""
 
     def __init__(self, total: int | None, label: str):
-        self.total, self.label = total, label
-        self.bar: Any = None  # a rich Progress once started
+        self.total, self.label = total or 0, label
+        self.display: Progress | None = None
+        self.done = 0
 
     def __enter__(self) -> Callable[[int], None]:
-        if _show_progress():
-            from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+        if not _show_progress():
+            return lambda n: None
+        display = self.display = Progress(f"downloading {self.label}", "MB", failures=False, scale=1e6)
+        display(0, self.total)
 
-            console = Console(stderr=True)
-            if console.is_terminal:
-                bar = Progress(
-                    TextColumn(self.label),
-                    BarColumn(),
-                    DownloadColumn(),
-                    TransferSpeedColumn(),
-                    console=console,
-                    transient=True,
-                )
-                task = bar.add_task("download", total=self.total)
-                bar.start()
-                self.bar = bar
-                return lambda n: bar.update(task, advance=n)
-        return lambda n: None
+        def advance(n: int) -> None:
+            self.done += n
+            display(self.done, self.total)
+
+        return advance
 
     def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        if self.display is not None:
+            self.display.close()

@@ -249,3 +249,18 @@ def test_eval_counts_videos_and_failures(capsys, tmp_path):
     lines = [line for line in err.splitlines() if re.match(r"ezclip: evaluating \d+/", line)]
     assert [line.split()[2] for line in lines] == ["2/4", "4/4"], err
     assert "1 failed" in lines[-1] and "videos/s" in lines[-1]
+
+
+def test_byte_counts_read_as_megabytes_and_an_unknown_total_has_no_eta_figure():
+    from ezclip_cli.progress import Progress
+
+    stream = io.StringIO()
+    progress = Progress("downloading m", "MB", stream=stream, terminal=False, interval=0, failures=False, scale=1e6)
+    progress(0, 50_000_000)
+    progress(25_000_000, 50_000_000)
+    line = stream.getvalue().splitlines()[-1]
+    assert line.startswith("ezclip: downloading m 25.0/50.0 MB (50%), ") and " MB/s, ETA " in line
+    unknown = Progress("downloading m", "MB", stream=io.StringIO(), terminal=False, interval=0, scale=1e6)
+    unknown(0, 0)
+    unknown(3_000_000, 0)
+    assert unknown.describe().startswith("3.0 MB, 0 failed, ") and unknown.describe().endswith("ETA unknown")
