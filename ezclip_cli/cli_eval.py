@@ -167,7 +167,11 @@ def evaluate(
         cache_dir=str(cache_dir) if cache_dir else None,
     )
     progress = make_progress("evaluating", "videos", quiet or not is_main_process(), progress_interval)
-    outcome = run_evaluation(config, out or Path(f"eval-{dataset}-{protocol.value}"), progress=progress)
-    if outcome.files:
-        log.info("report: %s (%d plots)", outcome.files[0], len(outcome.files) - 1)
+    outcome = run_evaluation(config, progress=progress)
+    if is_main_process():
+        from ezclip_cli.report import report_console, write_report
+
+        files = write_report(outcome.report, out or Path(f"eval-{dataset}-{protocol.value}"))
+        report_console(outcome.report)
+        log.info("report: %s (%d plots)", files[0], len(files) - 1)
     raise typer.Exit(outcome.exit_code)

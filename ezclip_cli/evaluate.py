@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -145,17 +144,18 @@ def build_clip_baseline(ezclip: EZClip, device: str) -> EZClip:
 # ---- the run -----------------------------------------------------------------------------------------
 @dataclass
 class EvalOutcome:
+    """What `run_evaluation` returns: the report (docs/report_schema.json) and the exit code it implies."""
+
     report: dict[str, Any]
-    files: list[Path]  # written by rank 0 (report.json first); empty on other ranks
     exit_code: int  # 0 every video scored, 1 some failed; under torchrun rank 0 alone says so (others 0)
 
 
-def run_evaluation(
-    config: EvalConfig, out: str | Path | None = None, *, progress: ProgressCallback | None = None
-) -> EvalOutcome:
-    """Score every model on every unit of the protocol; rank 0 writes report.json and plots into `out`.
+def run_evaluation(config: EvalConfig, *, progress: ProgressCallback | None = None) -> EvalOutcome:
+    """Score every model on every unit of the protocol and return the report; nothing is written.
 
     `progress(done, total, failed, status)` counts this rank's videos over all models and units (rank 0 only).
+    Under torchrun every rank returns the whole report. report.write_report writes report.json and
+    the plots, report.report_console the summary table.
     """
     from ezclip_cli import __version__
     from ezclip_cli.distributed import ProcessGroup
@@ -196,7 +196,7 @@ def run_evaluation(
             device = f"cuda:{group.local_rank}"
             torch.cuda.set_device(torch.device(device))
         workers = default_workers() if config.workers < 0 else config.workers
-        report_progress = (progress or None) if group.is_main else None  # progress=False from older callers: none
+        report_progress = progress if group.is_main else None
         total = len(specs) * sum(
             sum(
                 len(b)
@@ -277,14 +277,9 @@ def run_evaluation(
                 "the dropped videos are counted in 'dropped', not scored"
             )
         report = build_report(config, units, specs, evaluations, notes, __version__, group.world)
-        files: list[Path] = []
-        if group.is_main and out is not None:
-            files = write_report(report, Path(out))
-            report_console(report)
-        # Nobody leaves before rank 0 has written: torchrun stops every rank once one exits
-        # non-zero, so rank 0 alone carries the exit code (the others' results are in its report).
-        group.barrier()
+        # torchrun stops every rank once one exits non-zero, so rank 0 alone carries the exit code
+        # (the others' results are in its report) and the others end with 0 while it writes.
         failed = report["counts"]["failed"]
-        return EvalOutcome(report, files, 0 if failed == 0 or not group.is_main else 1)
+        return EvalOutcome(report, 0 if failed == 0 or not group.is_main else 1)
     finally:
         group.close()

@@ -191,12 +191,12 @@ def build_report(
 
 # ---- outputs -----------------------------------------------------------------------------------------
 def write_report(report: dict[str, Any], out: Path) -> list[Path]:
-    """report.json and the plots (confusion matrix, per-class accuracy) of every trained model's evaluations."""
+    """Write report.json and the plots (confusion matrix, per-class accuracy) of every trained model's
+    evaluations into `out`; report.json lists the plots. Returns the files, report.json first."""
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(report, out)
-    report["plots"] = [p.name for p in plots]
     path = out / "report.json"
-    text = json.dumps(report, indent=1, allow_nan=False) + "\n"
+    text = json.dumps({**report, "plots": [p.name for p in plots]}, indent=1, allow_nan=False) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return [path, *plots]
 

@@ -381,9 +381,11 @@ def test_failures_are_listed_counted_and_outside_the_denominator(ucf_videos, che
         device="cpu",
         cache_dir=str(tmp_path / "cache"),
     )
-    outcome = ev.run_evaluation(config, tmp_path / "out", progress=False)
+    outcome = ev.run_evaluation(config)
     assert outcome.exit_code == 1
     report = outcome.report
+    files = ev.write_report(report, tmp_path / "out")
+    assert files[0] == tmp_path / "out/report.json" and all(f.is_file() for f in files)
     assert report_errors(report) == []
     (e,) = report["evaluations"]
     assert (e["videos"], e["scored"], e["failed"]) == (3, 2, 1)
@@ -404,25 +406,23 @@ def test_few_shot_and_base_to_novel_runs_group_checkpoints(ucf_videos, checkpoin
         device="cpu",
         cache_dir=str(tmp_path / "cache"),
     )
-    few = ev.run_evaluation(ev.EvalConfig(protocol="few-shot", **common), None, progress=False).report
+    few = ev.run_evaluation(ev.EvalConfig(protocol="few-shot", **common)).report
     assert report_errors(few) == []
     # K from the checkpoints
     assert [(r["group"], r["shots"]) for r in few["summary"]] == [("ezclip@2-shot", 2), ("ezclip@4-shot", 4)]
     assert [m["seed"] for m in few["models"]] == [1, 2]
-    explicit = ev.run_evaluation(
-        ev.EvalConfig(protocol="few-shot", shots=(8, 16), baseline="clip", **common), None, progress=False
-    ).report
+    explicit = ev.run_evaluation(ev.EvalConfig(protocol="few-shot", shots=(8, 16), baseline="clip", **common)).report
     assert report_errors(explicit) == []
     assert [r["group"] for r in explicit["summary"]] == ["ezclip@8-shot", "ezclip@16-shot", "clip"]
     assert explicit["summary"][0]["gain_over_clip"] is not None
-    b2n = ev.run_evaluation(ev.EvalConfig(protocol="base-to-novel", **common), None, progress=False).report
+    b2n = ev.run_evaluation(ev.EvalConfig(protocol="base-to-novel", **common)).report
     assert report_errors(b2n) == [] and [s["num_classes"] for s in b2n["splits"]] == [2, 1]
     (row,) = b2n["summary"]
     assert row["models"] == ["ezclip-1", "ezclip-2"] and len(row["metrics"]["harmonic_mean"]["values"]) == 2
     base, novel = row["metrics"]["base_top1"]["mean"], row["metrics"]["novel_top1"]["mean"]
     assert row["harmonic_mean_of_means"] == pytest.approx(ev.harmonic_mean(base, novel), abs=1e-6)
     with pytest.raises(UsageError, match="few-shot needs trained checkpoints"):
-        ev.run_evaluation(ev.EvalConfig(protocol="few-shot", dataset="ucf101", root=str(ucf_videos)), None)
+        ev.run_evaluation(ev.EvalConfig(protocol="few-shot", dataset="ucf101", root=str(ucf_videos)))
 
 
 # ---- reports and the command line ----------------------------------------------------------------------
