@@ -19,7 +19,7 @@ from ezclip_cli.results import TagResult
 
 if TYPE_CHECKING:
     from ezclip_cli.progress import ProgressCallback
-    from ezclip_cli.tagging import TagSummary
+    from ezclip_cli.results import TagSummary
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,10 @@ def run_embedding(
     from ezclip_cli.decode_pool import DecodePool, DecodeSettings
     from ezclip_cli.loading import load_model, model_identity, pick_device
     from ezclip_cli.predictors import TorchPredictor
+    from ezclip_cli.results import TagSummary
     from ezclip_cli.store_writer import StoreWriter, model_spec, stored_key
     from ezclip_cli.tag_plan import plan_tasks, select_shard
-    from ezclip_cli.tagging import TagSummary, default_workers, predict_tasks, write_results
+    from ezclip_cli.tagging import default_workers, predict_tasks, write_results
     from ezclip_cli.video import list_videos
 
     if config.runtime != "torch":

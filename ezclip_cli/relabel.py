@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import torch
 
     from ezclip_cli.model import EZClip
-    from ezclip_cli.tagging import TagSummary
+    from ezclip_cli.results import TagSummary
 
 log = logging.getLogger(__name__)
 CHUNK = 8192  # embeddings scored per matrix product: (8192 x D) @ (D x K) stays small in memory
@@ -160,11 +160,11 @@ def _relabel(
 ) -> TagSummary:
     """run_relabel once its output is checked and locked."""
     from ezclip_cli.output import RowWriter, open_for_append
-    from ezclip_cli.results import ResultWriter, Stamp
+    from ezclip_cli.results import ResultWriter, Stamp, TagSummary
     from ezclip_cli.resume import load_existing, prepare_output, row_key, settings_id
     from ezclip_cli.scoring import Scorer
     from ezclip_cli.segments import SegmentWriter
-    from ezclip_cli.tagging import TagSummary, score_options
+    from ezclip_cli.tagging import score_options
 
     classifier = label_classifier(stored, store, prompts, config.cache_dir, **model_flags)
     scorer = Scorer(classifier, stored.logit_scale, labels, config.top_k, score_options(config))

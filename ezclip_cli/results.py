@@ -138,3 +138,22 @@ class ResultList:
 
     def close(self) -> None:
         pass
+
+
+@dataclass
+class TagSummary:
+    """Counts of one run (this process, or every rank once merged)."""
+
+    total: int = 0  # tasks (videos, or windows) considered in this shard
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0  # already in the output from an earlier run
+    seconds: float = 0.0  # the whole run, model loading included
+    loop_seconds: float = 0.0  # decoding + model + writing, after set-up
+
+    def count(self, result: TagResult) -> None:
+        self.total += 1
+        if result.ok:
+            self.ok += 1
+        else:
+            self.failed += 1

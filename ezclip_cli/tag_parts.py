@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ezclip_cli.output import RowWriter, open_for_append, read_rows
-from ezclip_cli.results import ResultWriter, TagResult
+from ezclip_cli.results import ResultWriter, TagResult, TagSummary
 from ezclip_cli.resume import task_key
 
 if TYPE_CHECKING:
     from ezclip_cli.config import TagConfig
     from ezclip_cli.distributed import ProcessGroup
-    from ezclip_cli.tagging import TagSummary
 
 ORDER = "_order"
 
@@ -76,8 +75,6 @@ def merge_parts(
     into: ResultWriter | None = None,
 ) -> TagSummary:
     """Rank 0 writes every rank's results, in input order, to the one output; counts are summed."""
-    from ezclip_cli.tagging import TagSummary
-
     group.barrier()
     summaries = group.gather(summary)
     total = TagSummary(skipped=summary.skipped, loop_seconds=max(s.loop_seconds for s in summaries))

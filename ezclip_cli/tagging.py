@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -26,7 +26,7 @@ from ezclip_cli.errors import UsageError, VideoError
 from ezclip_cli.files import OutputLock, resolve_target
 from ezclip_cli.output import RowWriter, open_for_append
 from ezclip_cli.progress import ProgressCallback
-from ezclip_cli.results import ResultList, ResultWriter, Stamp, TagResult
+from ezclip_cli.results import ResultList, ResultWriter, Stamp, TagResult, TagSummary
 from ezclip_cli.resume import load_existing, prepare_output, settings_id, still_to_do, task_key
 from ezclip_cli.tag_parts import PartWriter, merge_parts, parts_dir, read_parts, remove_parts
 from ezclip_cli.tag_plan import Task, plan_tasks, select_shard
@@ -41,25 +41,6 @@ log = logging.getLogger(__name__)
 
 EmbeddingSink = Callable[[list[tuple[Task, DecodedClip]], "np.ndarray"], None]  # the embedding store's hook
 NON_FINITE = "the model gave non-finite scores (NaN or infinity); its weights are corrupt"
-
-
-@dataclass
-class TagSummary:
-    """Counts of one run (this process, or every rank once merged)."""
-
-    total: int = 0  # tasks (videos, or windows) considered in this shard
-    ok: int = 0
-    failed: int = 0
-    skipped: int = 0  # already in the output from an earlier run
-    seconds: float = 0.0  # the whole run, model loading included
-    loop_seconds: float = 0.0  # decoding + model + writing, after set-up
-
-    def count(self, result: TagResult) -> None:
-        self.total += 1
-        if result.ok:
-            self.ok += 1
-        else:
-            self.failed += 1
 
 
 # ---- the pipeline ------------------------------------------------------------------------------------
