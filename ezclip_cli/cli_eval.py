@@ -127,7 +127,7 @@ def evaluate(
     setup_logging(quiet or not is_main_process())
     if dataset is None or root is None:
         fail("eval needs --dataset and --root (the dataset's folder in its official layout)", 2)
-    from ezclip_cli.data import list_datasets
+    from ezclip_cli.datasets import list_datasets
 
     if dataset not in list_datasets():
         fail(f"unknown --dataset '{dataset}'; available: {', '.join(list_datasets())}", 2)

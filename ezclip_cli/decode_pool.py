@@ -111,13 +111,13 @@ def decode_task(task: Task, settings: DecodeSettings) -> Decoded:
 
 
 def _torch_pixels(frames: np.ndarray, image_size: int) -> np.ndarray:
-    """uint8 (T, H, W, 3) numpy -> uint8 (T, 3, S, S) numpy through data.eval_resize_crop (as `ezclip eval`)."""
+    """uint8 (T, H, W, 3) numpy -> uint8 (T, 3, S, S) numpy through transforms.eval_resize_crop (as `ezclip eval`)."""
     import multiprocessing
 
     import numpy as np
     import torch
 
-    from ezclip_cli.data import eval_resize_crop
+    from ezclip_cli.transforms import eval_resize_crop
 
     if multiprocessing.parent_process() is not None:
         torch.set_num_threads(1)  # a decoder worker: the main process owns the cores for the model

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ezclip_cli.data import VideoList, load_split, restrict_classes, split_base_novel
+from ezclip_cli.datasets import load_split
 from ezclip_cli.errors import DatasetError, UsageError
 from ezclip_cli.eval_config import (
     HALVES_SPLITS,
@@ -22,6 +22,7 @@ from ezclip_cli.eval_config import (
     ZERO_SHOT_DATASETS,
     EvalConfig,
 )
+from ezclip_cli.video_lists import VideoList, restrict_classes, split_base_novel
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def plan_units(
                 "each half scored against its own classes"
                 + (f"; {absent} published classes are not in this root" if absent else "")
             )
-        else:  # no published halves: the frequency rule (data.split_base_novel)
+        else:  # no published halves: the frequency rule (video_lists.split_base_novel)
             halves_split = HALVES_SPLITS.get(dataset, "train")
             train = load_split(dataset, root, halves_split, fold)
             base, novel = split_base_novel(train)

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ezclip_cli.data import VideoList, eval_resize_crop
 from ezclip_cli.errors import VideoError
 from ezclip_cli.eval_config import TOP_K
+from ezclip_cli.transforms import eval_resize_crop
+from ezclip_cli.video_lists import VideoList
 
 if TYPE_CHECKING:
     from ezclip_cli.model import EZClip
@@ -53,7 +54,7 @@ def clip_frame_indices(num_source: int, num_frames: int, clip: int, clips: int) 
 def spatial_crops(frames: torch.Tensor, image_size: int, crops: int) -> torch.Tensor:
     """uint8 (T,3,H,W) -> uint8 (M,T,3,S,S).
 
-    One crop: short side to S*256/224 and the centre (data.eval_resize_crop, as `ezclip tag`).
+    One crop: short side to S*256/224 and the centre (transforms.eval_resize_crop, as `ezclip tag`).
     M crops: short side to S, then M squares evenly spaced along the long side, its two ends
     included (3 = left/centre/right, or top/centre/bottom for portrait video).
     """

@@ -1,6 +1,6 @@
 """Tagging's pixel pipeline on numpy alone: short side to S*256/224, centre crop S, normalise.
 
-It reproduces `data.eval_resize_crop` (torchvision bilinear resize with antialias, then
+It reproduces `transforms.eval_resize_crop` (torchvision bilinear resize with antialias, then
 `center_crop`) so that tagging needs no torch before the model, and `--runtime onnx`
 none at all. The resize is the separable triangle filter torchvision (and PIL) use with
 antialias, widened by the scale factor when shrinking; tests hold it within one grey level

@@ -17,13 +17,13 @@ log = logging.getLogger("ezclip_cli.train")  # one logger name for the whole run
 
 def load_video_lists(config: TrainConfig) -> tuple[Any, Any | None]:
     """Train and validation VideoLists from a named benchmark or list files, with k-shot / base subsets."""
-    from ezclip_cli import data
+    from ezclip_cli import datasets, video_lists
 
     if config.train_list and config.dataset:
         raise UsageError("give either --dataset with --root or --train-list, not both")
     if config.train_list:
-        train = data.load_list_file(Path(config.train_list))
-        val = data.load_list_file(Path(config.val_list), classes=train.classes) if config.val_list else None
+        train = video_lists.load_list_file(Path(config.train_list))
+        val = video_lists.load_list_file(Path(config.val_list), classes=train.classes) if config.val_list else None
         full = train
     elif config.dataset:
         if not config.root:
@@ -33,11 +33,11 @@ def load_video_lists(config: TrainConfig) -> tuple[Any, Any | None]:
                 "val_split 'test': model selection never looks at a test split (docs/protocols.md); use 'val'"
             )
         root = Path(config.root)
-        train = data.load_split(config.dataset, root, config.train_split, config.fold)
-        val = data.load_split(config.dataset, root, config.val_split, config.fold) if config.val_split else None
+        train = datasets.load_split(config.dataset, root, config.train_split, config.fold)
+        val = datasets.load_split(config.dataset, root, config.val_split, config.fold) if config.val_split else None
         full = train
         if (config.base_novel or config.kshot_list) and config.dataset in ("ucf101", "hmdb51"):
-            full = data.load_split(config.dataset, root, "trainval", config.fold)  # the whole official train list
+            full = datasets.load_split(config.dataset, root, "trainval", config.fold)  # the whole official train list
     else:
         raise UsageError("no training data: give --dataset with --root, or --train-list")
     if val is not None and tuple(val.classes) != tuple(train.classes):
@@ -46,26 +46,26 @@ def load_video_lists(config: TrainConfig) -> tuple[Any, Any | None]:
         from ezclip_cli.splits import published_halves
 
         halves = published_halves(config.dataset, full.classes) if config.dataset else None
-        base, novel = halves[:2] if halves else data.split_base_novel(full)  # frequency: custom data only
+        base, novel = halves[:2] if halves else video_lists.split_base_novel(full)  # frequency: custom data only
         log.info(
             "base-to-novel: training on %d base classes (%d novel held out), %s",
             len(base),
             len(novel),
             "the published halves" if halves else "halves by training frequency (no published halves)",
         )
-        train = data.restrict_classes(train, base)
-        full = data.restrict_classes(full, base)
-        val = data.restrict_classes(val, base) if val is not None else None
+        train = video_lists.restrict_classes(train, base)
+        full = video_lists.restrict_classes(full, base)
+        val = video_lists.restrict_classes(val, base) if val is not None else None
     if config.kshot_list:
         train, val = _listed_kshot(config, full, val)
     elif config.kshot:
-        train = data.kshot_subset(train, config.kshot, config.seed)
+        train = video_lists.kshot_subset(train, config.kshot, config.seed)
     return train, val
 
 
 def _listed_kshot(config: TrainConfig, pool: Any, val: Any | None) -> tuple[Any, Any | None]:
     """The training videos a K-shot list names, from the whole training pool; validation keeps the rest."""
-    from ezclip_cli import data
+    from ezclip_cli import video_lists
     from ezclip_cli.splits import KSHOT_PUBLISHED, load_kshot_list, published_kshot_name
 
     spec = config.kshot_list
@@ -75,14 +75,14 @@ def _listed_kshot(config: TrainConfig, pool: Any, val: Any | None) -> tuple[Any,
             raise UsageError("kshot_list 'published' needs --dataset and --kshot (which published list to take)")
         spec = published_kshot_name(config.dataset, config.kshot, config.base_novel == "base", config.seed)
     rows, source = load_kshot_list(spec)
-    train = data.select_listed(pool, rows, source)
+    train = video_lists.select_listed(pool, rows, source)
     log.info("K-shot list %s: %d training videos of %d classes", source, len(train), len(train.classes))
     if val is not None:
         listed = {path for path, _ in train.items}
         kept = tuple(item for item in val.items if item[0] not in listed)
         if len(kept) < len(val.items):
             log.info("validation: %d listed training videos left out", len(val.items) - len(kept))
-        val = data.VideoList(val.name, val.split, val.classes, kept, val.missing) if kept else None
+        val = video_lists.VideoList(val.name, val.split, val.classes, kept, val.missing) if kept else None
     return train, val
 
 
@@ -90,8 +90,8 @@ def build_datasets(
     config: TrainConfig, backbone: Any, lists: tuple[Any, Any | None] | None = None
 ) -> tuple[Any, Any | None, tuple[str, ...]]:
     """VideoDatasets (decoded from the files, augmented as docs/model.md 8) and the class names."""
-    from ezclip_cli.data import VideoDataset
     from ezclip_cli.train_defaults import choose_flip
+    from ezclip_cli.video_dataset import VideoDataset
 
     train_list, val_list = lists or load_video_lists(config)
     flips = choose_flip(config.flip, config.dataset, train_list.classes)  # off for direction labels
@@ -123,7 +123,7 @@ def build_datasets(
 class EpochIndexed(torch.utils.data.Dataset):
     """A dataset addressed by (epoch, index) keys, so long-lived workers follow the epoch.
 
-    data.VideoDataset draws frames and augmentation from (seed, epoch, index) and asks for
+    video_dataset.VideoDataset draws frames and augmentation from (seed, epoch, index) and asks for
     set_epoch before each epoch; handing the epoch over with every key does that inside the
     worker, so one set of workers serves the whole run instead of being re-spawned each epoch.
     """
@@ -151,7 +151,7 @@ class EpochIndexed(torch.utils.data.Dataset):
 
 
 def _loader(dataset: Any, batches: Any, workers: int, pin: bool) -> Any:
-    from ezclip_cli.data import collate_videos
+    from ezclip_cli.video_dataset import collate_videos
 
     return torch.utils.data.DataLoader(
         dataset,

@@ -13,22 +13,20 @@ import numpy as np
 import pytest
 import torch
 
-from ezclip_cli import data
-from ezclip_cli.data import (
-    DIRECTION_SENSITIVE,
-    VideoDataset,
+from ezclip_cli import video_dataset
+from ezclip_cli.datasets import list_datasets, load_split
+from ezclip_cli.errors import DatasetError, VideoError
+from ezclip_cli.train_defaults import DIRECTION_SENSITIVE_DATASETS
+from ezclip_cli.transforms import sample_clip_augmentation
+from ezclip_cli.video_dataset import VideoDataset, collate_videos
+from ezclip_cli.video_lists import (
     VideoList,
-    collate_videos,
     kshot_subset,
-    list_datasets,
     load_folder_dataset,
     load_list_file,
-    load_split,
     restrict_classes,
-    sample_clip_augmentation,
     split_base_novel,
 )
-from ezclip_cli.errors import DatasetError, VideoError
 from tests.helpers import CLIP_MEAN as MEAN
 from tests.helpers import CLIP_STD as STD
 from tests.helpers import K_HEADER, put, write_csv
@@ -110,7 +108,7 @@ def kinetics_root(tmp_path, mp4_bytes) -> Path:
 
 
 def test_kinetics_classes_counts_and_missing(kinetics_root, caplog):
-    with caplog.at_level(logging.WARNING, logger="ezclip_cli.data"):
+    with caplog.at_level(logging.WARNING, logger="ezclip_cli.video_lists"):
         train = load_split("k400", kinetics_root, "train")
     assert train.classes == ("abseiling", "air drumming", "zumba")
     assert len(train.items) == 5 and train.missing == 1
@@ -297,7 +295,7 @@ def test_ssv2_templates_map_to_labels_json(ssv2_root):
     assert [(p.name, label) for p, label in train.items] == [("11.webm", 1), ("12.webm", 0), ("13.webm", 2)]
     assert train.missing == 1
     assert len(load_split("ssv2", ssv2_root, "val").items) == 2
-    assert "ssv2" in DIRECTION_SENSITIVE
+    assert "ssv2" in DIRECTION_SENSITIVE_DATASETS
 
 
 def test_ssv2_unknown_template_is_an_error(ssv2_root):
@@ -363,7 +361,7 @@ def synthetic(counts: list[int], name: str = "syn") -> VideoList:
 
 def test_kshot_subset_sizes_and_determinism(caplog):
     videos = synthetic([20, 20, 3, 16])
-    with caplog.at_level(logging.WARNING, logger="ezclip_cli.data"):
+    with caplog.at_level(logging.WARNING, logger="ezclip_cli.video_lists"):
         subset = kshot_subset(videos, 16, seed=1)
     assert [sum(1 for _, label in subset.items if label == i) for i in range(4)] == [16, 16, 3, 16]
     assert "class002" in caplog.text and "fewer than 16" in caplog.text
@@ -422,7 +420,7 @@ def fake_read_clip(path, num_frames, short_side, decoder, rng):
 
 @pytest.fixture
 def fake_reader(monkeypatch):
-    monkeypatch.setattr(data, "_read_clip", fake_read_clip)
+    monkeypatch.setattr(video_dataset, "_read_clip", fake_read_clip)
 
 
 def make_dataset(names, train=True, **kwargs) -> VideoDataset:

@@ -18,10 +18,11 @@ import pytest
 import torch
 
 from ezclip_cli import evaluate as ev
-from ezclip_cli.data import VideoList, load_split
+from ezclip_cli.datasets import load_split
 from ezclip_cli.errors import UsageError
 from ezclip_cli.labels import load_labelset
 from ezclip_cli.splits import normalise_name, published_k600_subsets, read_name_list, splits_dir
+from ezclip_cli.video_lists import VideoList
 from tests.helpers import K_HEADER, REPO, make_backbone, put, report_errors, run_main, touch, write_csv
 from tests.media import moving_ball_frames, write_broken, write_video
 

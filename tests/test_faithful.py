@@ -8,13 +8,14 @@ import random
 import pytest
 import torch
 
-from ezclip_cli import data
+from ezclip_cli import transforms, video_dataset
 from ezclip_cli.config import ModelConfig, TrainConfig
 from ezclip_cli.errors import CheckpointError, UsageError
 from ezclip_cli.evaluate import EvalConfig, plan_batches
 from ezclip_cli.faithful import class_probabilities, template_classifier
 from ezclip_cli.labels import LabelSet, build_prompts
 from ezclip_cli.model import build_model, drop_path
+from ezclip_cli.video_lists import VideoList
 from tests.conftest import make_backbone
 from tests.test_checkpoint import (
     OPENAI_STYLE,
@@ -63,22 +64,22 @@ def test_faithful_evaluation_sets_its_switches():
 # ---- 1. colour jitter per frame ----------------------------------------------------------------------------
 def test_per_frame_jitter_changes_only_the_jitter_of_frames_after_the_first():
     for seed in range(40):
-        clip = data.sample_clip_augmentation(random.Random(seed), 64, 80, 32, flip=True)
-        frames = data.sample_clip_augmentation(random.Random(seed), 64, 80, 32, flip=True, jitter_frames=4)
+        clip = transforms.sample_clip_augmentation(random.Random(seed), 64, 80, 32, flip=True)
+        frames = transforms.sample_clip_augmentation(random.Random(seed), 64, 80, 32, flip=True, jitter_frames=4)
         assert clip == frames._replace(frame_jitter=())  # crop, flip, grayscale, frame 1's jitter: unchanged
         if clip.jitter:
             assert len(frames.frame_jitter) == 4 and frames.frame_jitter[0] == clip.jitter
             assert len(set(frames.frame_jitter)) == 4  # every frame its own factors
         else:
             assert frames.frame_jitter == ()  # the p=0.8 draw stays one per clip, as the reference
-    seed = next(s for s in range(40) if data.sample_clip_augmentation(random.Random(s), 64, 80, 32, True).jitter)
+    seed = next(s for s in range(40) if transforms.sample_clip_augmentation(random.Random(s), 64, 80, 32, True).jitter)
     still = torch.randint(0, 256, (1, 3, 64, 80), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     still = still.repeat(4, 1, 1, 1)  # four identical frames
-    per_clip = data.apply_clip_augmentation(
-        still, data.sample_clip_augmentation(random.Random(seed), 64, 80, 32, True), 32
+    per_clip = transforms.apply_clip_augmentation(
+        still, transforms.sample_clip_augmentation(random.Random(seed), 64, 80, 32, True), 32
     )
-    per_frame = data.apply_clip_augmentation(
-        still, data.sample_clip_augmentation(random.Random(seed), 64, 80, 32, True, jitter_frames=4), 32
+    per_frame = transforms.apply_clip_augmentation(
+        still, transforms.sample_clip_augmentation(random.Random(seed), 64, 80, 32, True, jitter_frames=4), 32
     )
     assert all(torch.equal(per_clip[0], f) for f in per_clip)  # one jitter for the clip
     assert torch.allclose(per_frame[0], per_clip[0])  # frame 1 is jittered the same way
@@ -169,12 +170,12 @@ def test_centre_sampling_trains_on_segment_centres_and_changes_nothing_else(tmp_
         seen.append(sample_indices(64, num_frames, rng))
         return torch.full((num_frames, 40, 48, 3), 128, dtype=torch.uint8).numpy()
 
-    monkeypatch.setattr(data, "_read_clip", fake_read)
+    monkeypatch.setattr(video_dataset, "_read_clip", fake_read)
     (tmp_path / "a.mp4").write_bytes(b"")
-    videos = data.VideoList("x", "train", ("a",), ((tmp_path / "a.mp4", 0),))
+    videos = VideoList("x", "train", ("a",), ((tmp_path / "a.mp4", 0),))
     common = {"num_frames": 8, "image_size": 32, "mean": (0.5,) * 3, "std": (0.5,) * 3, "train": True}
-    centre = data.VideoDataset(videos, centre_frames=True, **common)
-    randomly = data.VideoDataset(videos, **common)
+    centre = video_dataset.VideoDataset(videos, centre_frames=True, **common)
+    randomly = video_dataset.VideoDataset(videos, **common)
     for epoch in range(3):
         for dataset in (centre, randomly):
             dataset.set_epoch(epoch)

@@ -52,7 +52,7 @@ def test_numpy_resize_and_crop_match_torchvision(shape, size):
     import torch
     import torchvision.transforms.functional as F
 
-    from ezclip_cli.data import eval_resize_crop
+    from ezclip_cli.transforms import eval_resize_crop
 
     frames = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     ours = eval_pixels(frames, size).astype(int)  # (T, 3, S, S)

@@ -643,7 +643,8 @@ def test_fifo_device_and_huge_resolution_get_their_own_reason(capsys, tmp_path):
 def test_vfr_sampling_takes_distinct_frames_nearest_the_sample_times(tmp_path):
     import av
 
-    from ezclip_cli.video import nearest_distinct, read_frames
+    from ezclip_cli.decode_pyav import nearest_distinct
+    from ezclip_cli.video import read_frames
 
     path = tmp_path / "vfr.mp4"
     times = [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 1.5, 3, 4.5, 6, 7.5, 9, 10.5, 12]

@@ -8,7 +8,7 @@ import pytest
 
 from ezclip_cli import evaluate as ev
 from ezclip_cli.config import TrainConfig
-from ezclip_cli.data import load_split
+from ezclip_cli.datasets import load_split
 from ezclip_cli.errors import DatasetError, UsageError
 from ezclip_cli.labels import load_labelset
 from ezclip_cli.splits import (

@@ -65,7 +65,7 @@ def render_balls(labels: torch.Tensor, generator: torch.Generator, T: int = 8, S
 
 
 class ClipTensors(torch.utils.data.Dataset):
-    """Rendered clips held in memory, items as data.VideoDataset's (normalised like CLIP)."""
+    """Rendered clips held in memory, items as video_dataset.VideoDataset's (normalised like CLIP)."""
 
     classes = CLASSES
 

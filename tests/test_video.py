@@ -1,4 +1,4 @@
-"""ezclip_cli.video: finding videos, sampling indices, reading frames from real files.
+"""ezclip_cli.video and its decoders (decode_pyav, decode_decord): finding videos, sampling indices, reading frames.
 
 Every clip is rendered by tests/media.py into a temporary folder. Frames returned by
 `read_frames` are checked against an independent full decode with PyAV, so a seeking or
@@ -21,12 +21,12 @@ import av
 import numpy as np
 import pytest
 
-from ezclip_cli import video
+from ezclip_cli import decode_decord, decode_pyav
+from ezclip_cli.decode_pyav import VideoInfo
 from ezclip_cli.errors import VideoError
 from ezclip_cli.video import (
     VIDEO_EXTENSIONS,
     Clip,
-    VideoInfo,
     is_video_path,
     list_videos,
     probe_video,
@@ -36,7 +36,7 @@ from ezclip_cli.video import (
 from tests.helpers import touch
 from tests.media import BROKEN_KINDS, moving_ball_frames, write_broken, write_video
 
-HAS_DECORD = video._decord_importable()
+HAS_DECORD = decode_decord.decord_importable()
 needs_decord = pytest.mark.skipif(not HAS_DECORD, reason="decord is not installed")
 DECODERS = ["pyav", pytest.param("decord", marks=needs_decord)]
 FPS = 8
@@ -265,13 +265,13 @@ def test_seeking_lands_on_the_right_frames(clips, decoder):
 
 def test_only_frames_near_the_samples_are_decoded(clips, monkeypatch):
     decoded = []
-    advance = video._FrameCursor.advance
+    advance = decode_pyav.FrameCursor.advance
 
     def counting_advance(self):
         decoded.append(1)
         return advance(self)
 
-    monkeypatch.setattr(video._FrameCursor, "advance", counting_advance)
+    monkeypatch.setattr(decode_pyav.FrameCursor, "advance", counting_advance)
     read_frames(clips["gop"], 4, decoder="pyav")  # 120 frames, keyframe every 10
     assert len(decoded) <= 4 * 10 + 2
 
@@ -452,7 +452,7 @@ def test_auto_falls_back_to_pyav_when_decord_fails(clips, monkeypatch):
     def broken_decord(*args, **kwargs):
         raise RuntimeError("decord blew up")
 
-    monkeypatch.setattr(video, "_read_with_decord", broken_decord)
+    monkeypatch.setattr(decode_decord, "_read_with_decord", broken_decord)
     clip = read_frames(clips["mp4-libx264"], 4)
     assert clip.decoder == "pyav" and clip.frames.shape == (4, *SIZE, 3)
     with pytest.raises(VideoError, match="decord"):
@@ -467,7 +467,7 @@ def test_auto_uses_decord_only_where_its_seeking_is_exact(clips):
 
 
 def test_a_missing_forced_decoder_is_named(clips, monkeypatch):
-    monkeypatch.setattr(video, "_decord_importable", lambda: False)
+    monkeypatch.setattr(decode_decord, "decord_importable", lambda: False)
     with pytest.raises(VideoError, match="'decord' package"):
         read_frames(clips["mp4-libx264"], 4, decoder="decord")
     with pytest.raises(VideoError, match="'decord' package"):
@@ -478,10 +478,10 @@ def test_a_missing_forced_decoder_is_named(clips, monkeypatch):
 
 
 def test_ffmpeg_logging_is_turned_off(monkeypatch):
-    monkeypatch.setattr(video, "_import_av", video._import_av.__wrapped__)
+    monkeypatch.setattr(decode_pyav, "import_av", decode_pyav.import_av.__wrapped__)
     av.logging.set_level(av.logging.VERBOSE)
     try:
-        video._import_av()
+        decode_pyav.import_av()
         assert av.logging.get_level() is None
     finally:
         av.logging.set_level(None)
