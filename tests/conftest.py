@@ -15,7 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, TINY_CONFIG, CliResult, make_backbone, run_cli, run_main
+from tests.helpers import (
+    REPO,
+    TINY_CONFIG,
+    UCF_DIRECTIONS,
+    UCF_RENDERED_CLASSES,
+    UCF_TRAIN_GROUPS,
+    CliResult,
+    make_backbone,
+    put,
+    run_cli,
+    run_main,
+    tiny_eval_model,
+)
+from tests.media import moving_ball_frames, write_video
 
 __all__ = ["REPO", "TINY_CONFIG", "make_backbone", "run_main"]
 
@@ -71,3 +84,35 @@ def plain_and_backbone():
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     """`cli("tag", ..., stdin=None)`: `ezclip ...` in this process -> CliResult(code, out, err)."""
     return functools.partial(run_cli, capsys=capsys)
+
+
+@pytest.fixture(scope="module")
+def ucf_videos(tmp_path_factory) -> Path:
+    """A rendered UCF101-layout root: 3 classes, test group g = fold g, a few training videos."""
+    root = tmp_path_factory.mktemp("ucf_rendered")
+    put(root / "ucfTrainTestlist/classInd.txt", "".join(f"{i + 1} {c}\n" for i, c in enumerate(UCF_RENDERED_CLASSES)))
+    train, test = {f: [] for f in (1, 2, 3)}, {f: [] for f in (1, 2, 3)}
+    for i, name in enumerate(UCF_RENDERED_CLASSES):
+        for g in range(1, 4 + UCF_TRAIN_GROUPS[i]):
+            rel = f"{name}/v_{name}_g{g:02d}_c01.avi"
+            path = root / "UCF-101" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_video(path, moving_ball_frames(8, 32, UCF_DIRECTIONS[i], seed=g), codec="mpeg4")
+            for fold in (1, 2, 3):
+                (test[fold].append(rel + "\n") if g == fold else train[fold].append(f"{rel} {i + 1}\n"))
+    for fold in (1, 2, 3):
+        put(root / f"ucfTrainTestlist/trainlist0{fold}.txt", "".join(train[fold]))
+        put(root / f"ucfTrainTestlist/testlist0{fold}.txt", "".join(test[fold]))
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> list[Path]:
+    from ezclip_cli.checkpoint import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    paths = []
+    for seed, kshot in ((1, 2), (2, 4)):
+        extra = {"train_config": {"dataset": "k400", "kshot": kshot, "seed": seed, "base_novel": "base"}}
+        paths.append(save_checkpoint(folder / f"seed{seed}.ezclip", tiny_eval_model(seed), extra=extra))
+    return paths

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ezclip_cli.labels import load_labelset
+
 if TYPE_CHECKING:
     from ezclip_cli.backbone import Backbone
     from ezclip_cli.model import EZClip
@@ -139,3 +141,126 @@ def report_errors(report: Any) -> list[str]:
         f"{e.json_path}: {e.message}"
         for e in sorted(_report_validator().iter_errors(report), key=lambda e: list(map(str, e.absolute_path)))
     ]
+
+
+OPENAI_STYLE = {  # heads = width / 64, as in OpenAI's layout, so the importer can infer them
+    "embed_dim": 64,
+    "quick_gelu": True,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2},
+}
+
+
+def write_reference_checkpoint(path: Path, model: EZClip) -> None:
+    """Write `model` in the reference EZ-CLIP layout (docs/model.md section 10), fp16 like the original."""
+    import torch
+
+    from ezclip_cli.checkpoint import backbone_state_dict
+
+    state = {f"module.{k}": v.half() for k, v in backbone_state_dict(model).items()}
+    state["module.visual.transformer.T_prompt_embeddings"] = model.prompts.detach().half()
+    for name, p in model.learned_named_parameters():
+        tower, layer, kind = name.split(".")[0], name.split(".")[1], name.split(".")[-2:]
+        if kind[-1] == "prompt":
+            continue
+        prefix = "visual.transformer" if tower == "vision" else "transformer"
+        fc = kind[0].replace("fc", "D_fc")
+        state[f"module.{prefix}.resblocks.{layer}.Adapter.{fc}.{kind[1]}"] = p.detach().half()
+    state["module.visual.temporal_embedding"] = torch.zeros(1, model.num_frames, 64).half()
+    torch.save({"epoch": 3, "model_state_dict": state, "optimizer_state_dict": {}}, path)
+
+
+def train_count(i: int) -> int:
+    """Training videos of class i: 1-4, so classes differ in frequency."""
+    return 1 + (i * 7) % 4
+
+
+def write_hmdb(root: Path) -> dict[int, set[Path]]:
+    """51 classes; per class videos v0-v2 rotate as the test video of folds 1-3, the rest train.
+    Returns fold -> the test videos the split files name."""
+    tests: dict[int, set[Path]] = {1: set(), 2: set(), 3: set()}
+    for i, name in enumerate(load_labelset("hmdb51").labels):
+        videos = [f"{name}_v{j}.avi" for j in range(3 + train_count(i))]
+        for video in videos:
+            touch(root / "hmdb51" / name / video)
+        for fold in (1, 2, 3):
+            codes = ["2" if j == fold - 1 else ("0" if j < 3 else "1") for j in range(len(videos))]
+            put(
+                root / "testTrainMulti_7030_splits" / f"{name}_test_split{fold}.txt",
+                "".join(f"{v} {c}\n" for v, c in zip(videos, codes)),
+            )
+            tests[fold].add(root / "hmdb51" / name / videos[fold - 1])
+    return tests
+
+
+def write_ucf(root: Path) -> dict[int, set[Path]]:
+    """101 classes; group g (1-3) is the test group of fold g, groups 4+ train."""
+    classes = load_labelset("ucf101").labels
+    put(root / "ucfTrainTestlist/classInd.txt", "".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
+    tests: dict[int, set[Path]] = {1: set(), 2: set(), 3: set()}
+    train, test = {1: [], 2: [], 3: []}, {1: [], 2: [], 3: []}
+    for i, name in enumerate(classes):
+        for g in range(1, 4 + train_count(i)):
+            rel = f"{name}/v_{name}_g{g:02d}_c01.avi"
+            touch(root / "UCF-101" / rel)
+            for fold in (1, 2, 3):
+                if g == fold:
+                    test[fold].append(rel + "\n")
+                    tests[fold].add(root / "UCF-101" / rel)
+                elif g > 3:
+                    train[fold].append(f"{rel} {i + 1}\n")
+    for fold in (1, 2, 3):
+        put(root / f"ucfTrainTestlist/trainlist0{fold}.txt", "".join(train[fold]))
+        put(root / f"ucfTrainTestlist/testlist0{fold}.txt", "".join(test[fold]))
+    return tests
+
+
+def write_kinetics(root: Path, labelset: str, train_videos: bool = True) -> None:
+    """train.csv with train_count(i) rows per class, validate.csv with one; flat video folders."""
+    classes = load_labelset(labelset).labels
+    train = [[c, f"tr{i}x{j}", 0, 10, "train"] for i, c in enumerate(classes) for j in range(train_count(i))]
+    val = [[c, f"va{i}", 0, 10, "val"] for i, c in enumerate(classes)]
+    write_csv(root / "annotations/train.csv", K_HEADER, train)
+    write_csv(root / "annotations/validate.csv", K_HEADER, val)
+    for split, rows in (("train", train if train_videos else train[:1]), ("val", val)):
+        for _, yid, *_ in rows:
+            touch(root / split / f"{yid}_000000_000010.mp4")
+
+
+def write_ssv2(root: Path) -> None:
+    classes = load_labelset("ssv2").labels
+    put(root / "labels/labels.json", json.dumps({c: str(i) for i, c in enumerate(classes)}))
+
+    def entry(video_id: str, name: str) -> dict:
+        return {"id": video_id, "label": name, "template": name.replace("something", "[something]"), "placeholders": []}
+
+    train = [entry(f"{i * 10 + j}", c) for i, c in enumerate(classes) for j in range(train_count(i))]
+    val = [entry(f"{100000 + i}", c) for i, c in enumerate(classes)]
+    put(root / "labels/something-something-v2-train.json", json.dumps(train))
+    put(root / "labels/something-something-v2-validation.json", json.dumps(val))
+    for e in train + val:
+        touch(root / "20bn-something-something-v2" / f"{e['id']}.webm")
+
+
+UCF_RENDERED_CLASSES = ("ApplyEyeMakeup", "Basketball", "YoYo")
+
+
+UCF_DIRECTIONS = ("right", "left", "grow")
+
+
+UCF_TRAIN_GROUPS = (3, 2, 1)  # training videos per class: the base half is classes 0 and 1
+
+
+def tiny_eval_model(seed: int) -> EZClip:
+    """The tiny model with its learned parts moved away from their identity init (seeded)."""
+    import torch
+
+    from ezclip_cli.config import ModelConfig
+    from ezclip_cli.model import build_model
+
+    model = build_model(make_backbone(0), ModelConfig(num_frames=4), seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # away from the identity init, so EZ-CLIP and the frozen baseline differ
+        for p in model.learned_parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.2)
+    return model.eval()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,15 +13,9 @@ from ezclip_cli.checkpoint import load_checkpoint, save_checkpoint
 from ezclip_cli.config import ModelConfig
 from ezclip_cli.errors import CheckpointError
 from ezclip_cli.model import build_model
-from tests.helpers import make_backbone, trained_like
+from tests.helpers import OPENAI_STYLE, make_backbone, trained_like, write_reference_checkpoint
 
 T = 8
-OPENAI_STYLE = {  # heads = width / 64, as in OpenAI's layout, so the importer can infer them
-    "embed_dim": 64,
-    "quick_gelu": True,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2},
-}
 
 
 def logits_of(model, video, texts):
@@ -58,23 +51,6 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
     save_checkpoint(tmp_path / "m.ezclip", model)
     save_checkpoint(tmp_path / "m.ezclip", model)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ezclip"]
-
-
-def write_reference_checkpoint(path: Path, model) -> None:
-    """Write `model` in the reference EZ-CLIP layout (docs/model.md section 10), fp16 like the original."""
-    from ezclip_cli.checkpoint import backbone_state_dict
-
-    state = {f"module.{k}": v.half() for k, v in backbone_state_dict(model).items()}
-    state["module.visual.transformer.T_prompt_embeddings"] = model.prompts.detach().half()
-    for name, p in model.learned_named_parameters():
-        tower, layer, kind = name.split(".")[0], name.split(".")[1], name.split(".")[-2:]
-        if kind[-1] == "prompt":
-            continue
-        prefix = "visual.transformer" if tower == "vision" else "transformer"
-        fc = kind[0].replace("fc", "D_fc")
-        state[f"module.{prefix}.resblocks.{layer}.Adapter.{fc}.{kind[1]}"] = p.detach().half()
-    state["module.visual.temporal_embedding"] = torch.zeros(1, T, 64).half()
-    torch.save({"epoch": 3, "model_state_dict": state, "optimizer_state_dict": {}}, path)
 
 
 def test_reference_checkpoint_imports_with_the_same_logits(tmp_path):

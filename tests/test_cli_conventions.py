@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 COMMANDS = ["tag", "train", "eval", "export", "merge", "info"]
 AFFECTS = {  # variable -> commands whose --help must name it

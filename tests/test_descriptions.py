@@ -12,9 +12,7 @@ import torch
 from ezclip_cli.descriptions import class_texts, load_descriptions
 from ezclip_cli.errors import LabelsetError
 from ezclip_cli.labels import load_labelset
-from tests.conftest import run_main
-from tests.helpers import report_errors
-from tests.test_evaluate import checkpoints, ucf_videos  # noqa: F401  (fixtures)
+from tests.helpers import report_errors, run_main
 from tests.test_train import CLASSES, clip_files, tiny_config  # noqa: F401  (fixtures)
 
 REFERENCE_HEADER = ["SNo", "Class Name", "GPT3 discription"]  # sic, as in the EZ-CLIP repository

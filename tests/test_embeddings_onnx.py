@@ -10,9 +10,8 @@ import pytest
 from ezclip_cli.checkpoint import save_checkpoint
 from ezclip_cli.config import ModelConfig
 from ezclip_cli.model import build_model
-from tests.conftest import make_backbone, run_main
+from tests.helpers import make_backbone, run_main, trained_like
 from tests.media import moving_ball_frames, write_video
-from tests.test_checkpoint import trained_like
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

@@ -23,81 +23,19 @@ from ezclip_cli.errors import UsageError
 from ezclip_cli.labels import load_labelset
 from ezclip_cli.splits import normalise_name, published_k600_subsets, read_name_list, splits_dir
 from ezclip_cli.video_lists import VideoList
-from tests.helpers import K_HEADER, REPO, make_backbone, put, report_errors, run_main, touch, write_csv
-from tests.media import moving_ball_frames, write_broken, write_video
-
+from tests.helpers import (
+    REPO,
+    report_errors,
+    run_main,
+    tiny_eval_model,
+    write_hmdb,
+    write_kinetics,
+    write_ssv2,
+    write_ucf,
+)
+from tests.media import write_broken
 
 # ---- fake roots in the official layouts (annotations + empty video files) ------------------------------
-def train_count(i: int) -> int:
-    """Training videos of class i: 1-4, so classes differ in frequency."""
-    return 1 + (i * 7) % 4
-
-
-def write_hmdb(root: Path) -> dict[int, set[Path]]:
-    """51 classes; per class videos v0-v2 rotate as the test video of folds 1-3, the rest train.
-    Returns fold -> the test videos the split files name."""
-    tests: dict[int, set[Path]] = {1: set(), 2: set(), 3: set()}
-    for i, name in enumerate(load_labelset("hmdb51").labels):
-        videos = [f"{name}_v{j}.avi" for j in range(3 + train_count(i))]
-        for video in videos:
-            touch(root / "hmdb51" / name / video)
-        for fold in (1, 2, 3):
-            codes = ["2" if j == fold - 1 else ("0" if j < 3 else "1") for j in range(len(videos))]
-            put(
-                root / "testTrainMulti_7030_splits" / f"{name}_test_split{fold}.txt",
-                "".join(f"{v} {c}\n" for v, c in zip(videos, codes)),
-            )
-            tests[fold].add(root / "hmdb51" / name / videos[fold - 1])
-    return tests
-
-
-def write_ucf(root: Path) -> dict[int, set[Path]]:
-    """101 classes; group g (1-3) is the test group of fold g, groups 4+ train."""
-    classes = load_labelset("ucf101").labels
-    put(root / "ucfTrainTestlist/classInd.txt", "".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
-    tests: dict[int, set[Path]] = {1: set(), 2: set(), 3: set()}
-    train, test = {1: [], 2: [], 3: []}, {1: [], 2: [], 3: []}
-    for i, name in enumerate(classes):
-        for g in range(1, 4 + train_count(i)):
-            rel = f"{name}/v_{name}_g{g:02d}_c01.avi"
-            touch(root / "UCF-101" / rel)
-            for fold in (1, 2, 3):
-                if g == fold:
-                    test[fold].append(rel + "\n")
-                    tests[fold].add(root / "UCF-101" / rel)
-                elif g > 3:
-                    train[fold].append(f"{rel} {i + 1}\n")
-    for fold in (1, 2, 3):
-        put(root / f"ucfTrainTestlist/trainlist0{fold}.txt", "".join(train[fold]))
-        put(root / f"ucfTrainTestlist/testlist0{fold}.txt", "".join(test[fold]))
-    return tests
-
-
-def write_kinetics(root: Path, labelset: str, train_videos: bool = True) -> None:
-    """train.csv with train_count(i) rows per class, validate.csv with one; flat video folders."""
-    classes = load_labelset(labelset).labels
-    train = [[c, f"tr{i}x{j}", 0, 10, "train"] for i, c in enumerate(classes) for j in range(train_count(i))]
-    val = [[c, f"va{i}", 0, 10, "val"] for i, c in enumerate(classes)]
-    write_csv(root / "annotations/train.csv", K_HEADER, train)
-    write_csv(root / "annotations/validate.csv", K_HEADER, val)
-    for split, rows in (("train", train if train_videos else train[:1]), ("val", val)):
-        for _, yid, *_ in rows:
-            touch(root / split / f"{yid}_000000_000010.mp4")
-
-
-def write_ssv2(root: Path) -> None:
-    classes = load_labelset("ssv2").labels
-    put(root / "labels/labels.json", json.dumps({c: str(i) for i, c in enumerate(classes)}))
-
-    def entry(video_id: str, name: str) -> dict:
-        return {"id": video_id, "label": name, "template": name.replace("something", "[something]"), "placeholders": []}
-
-    train = [entry(f"{i * 10 + j}", c) for i, c in enumerate(classes) for j in range(train_count(i))]
-    val = [entry(f"{100000 + i}", c) for i, c in enumerate(classes)]
-    put(root / "labels/something-something-v2-train.json", json.dumps(train))
-    put(root / "labels/something-something-v2-validation.json", json.dumps(val))
-    for e in train + val:
-        touch(root / "20bn-something-something-v2" / f"{e['id']}.webm")
 
 
 def class_counts(videos: VideoList) -> dict[str, int]:
@@ -290,57 +228,10 @@ def test_test_time_views():
 
 
 # ---- scoring with the tiny model ------------------------------------------------------------------------
-UCF_CLASSES = ("ApplyEyeMakeup", "Basketball", "YoYo")
-DIRECTIONS = ("right", "left", "grow")
-TRAIN_GROUPS = (3, 2, 1)  # training videos per class: the base half is classes 0 and 1
-
-
-@pytest.fixture(scope="module")
-def ucf_videos(tmp_path_factory) -> Path:
-    """A rendered UCF101-layout root: 3 classes, test group g = fold g, a few training videos."""
-    root = tmp_path_factory.mktemp("ucf_rendered")
-    put(root / "ucfTrainTestlist/classInd.txt", "".join(f"{i + 1} {c}\n" for i, c in enumerate(UCF_CLASSES)))
-    train, test = {f: [] for f in (1, 2, 3)}, {f: [] for f in (1, 2, 3)}
-    for i, name in enumerate(UCF_CLASSES):
-        for g in range(1, 4 + TRAIN_GROUPS[i]):
-            rel = f"{name}/v_{name}_g{g:02d}_c01.avi"
-            path = root / "UCF-101" / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_video(path, moving_ball_frames(8, 32, DIRECTIONS[i], seed=g), codec="mpeg4")
-            for fold in (1, 2, 3):
-                (test[fold].append(rel + "\n") if g == fold else train[fold].append(f"{rel} {i + 1}\n"))
-    for fold in (1, 2, 3):
-        put(root / f"ucfTrainTestlist/trainlist0{fold}.txt", "".join(train[fold]))
-        put(root / f"ucfTrainTestlist/testlist0{fold}.txt", "".join(test[fold]))
-    return root
-
-
-def tiny_model(seed: int):
-    from ezclip_cli.config import ModelConfig
-    from ezclip_cli.model import build_model
-
-    model = build_model(make_backbone(0), ModelConfig(num_frames=4), seed=seed)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():  # away from the identity init, so EZ-CLIP and the frozen baseline differ
-        for p in model.learned_parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.2)
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> list[Path]:
-    from ezclip_cli.checkpoint import save_checkpoint
-
-    folder = tmp_path_factory.mktemp("checkpoints")
-    paths = []
-    for seed, kshot in ((1, 2), (2, 4)):
-        extra = {"train_config": {"dataset": "k400", "kshot": kshot, "seed": seed, "base_novel": "base"}}
-        paths.append(save_checkpoint(folder / f"seed{seed}.ezclip", tiny_model(seed), extra=extra))
-    return paths
 
 
 def test_every_video_is_scored_including_a_short_last_batch(ucf_videos, tmp_path):
-    model = tiny_model(1)
+    model = tiny_eval_model(1)
     videos = load_split("ucf101", ucf_videos, "trainval")  # fold 1's train list: 12 rendered videos
     videos = VideoList("ucf101", "x", videos.classes, videos.items[:5])
     classifier = model.build_text_classifier([[c] for c in videos.classes])

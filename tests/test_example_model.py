@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.conftest import REPO, run_main
+from tests.helpers import REPO, run_main
 
 EXAMPLES = REPO / "examples"
 MODEL = EXAMPLES / "model" / "tiny-motion.ezclip"

@@ -16,14 +16,7 @@ from ezclip_cli.faithful import class_probabilities, template_classifier
 from ezclip_cli.labels import LabelSet, build_prompts
 from ezclip_cli.model import build_model, drop_path
 from ezclip_cli.video_lists import VideoList
-from tests.conftest import make_backbone
-from tests.test_checkpoint import (
-    OPENAI_STYLE,
-    T,
-    trained_like,
-    write_reference_checkpoint,
-)
-from tests.test_evaluate import checkpoints, ucf_videos  # noqa: F401  (fixtures)
+from tests.helpers import OPENAI_STYLE, make_backbone, trained_like, write_reference_checkpoint
 from tests.test_train import clip_files  # noqa: F401  (fixture)
 
 SWITCHES = ("jitter_per_frame", "drop_path_positions", "raw_names", "train_sampling", "kshot_list")
@@ -194,7 +187,7 @@ def test_an_imported_checkpoint_with_a_non_zero_temporal_embedding_is_refused(tm
 
     config_path = tmp_path / "openai-style.json"
     config_path.write_text(json.dumps(OPENAI_STYLE))
-    model = build_model(make_backbone(0, config_path), ModelConfig(num_frames=T))
+    model = build_model(make_backbone(0, config_path), ModelConfig(num_frames=8))
     trained_like(model)
     write_reference_checkpoint(tmp_path / "ok.pt", model)
     load_checkpoint(tmp_path / "ok.pt")  # the release layout: all zero
@@ -208,7 +201,7 @@ def test_an_imported_checkpoint_with_a_non_zero_temporal_embedding_is_refused(tm
 # ---- the command line ------------------------------------------------------------------------------------
 def test_train_faithful_flag_and_single_switch_flags_reach_the_saved_config(tmp_path, clip_files, capsys):  # noqa: F811
     from ezclip_cli.config import load_yaml
-    from tests.conftest import TINY_CONFIG, run_main
+    from tests.helpers import TINY_CONFIG, run_main
 
     common = [
         "train",
@@ -245,8 +238,7 @@ def test_train_faithful_flag_and_single_switch_flags_reach_the_saved_config(tmp_
 
 
 def test_eval_switches_one_by_one_from_the_command_line(ucf_videos, checkpoints, tmp_path, capsys):  # noqa: F811
-    from tests.conftest import run_main
-    from tests.helpers import report_errors
+    from tests.helpers import report_errors, run_main
 
     common = [
         "eval",

@@ -12,7 +12,7 @@ import pytest
 from ezclip_cli.errors import UsageError
 from ezclip_cli.output import RowWriter
 from ezclip_cli.shards import resolve_shard
-from tests.conftest import TINY_CONFIG, run_main
+from tests.helpers import TINY_CONFIG, run_main
 from tests.media import moving_ball_frames, write_broken, write_video
 
 TINY = ["--model", str(TINY_CONFIG), "--pretrained", "none"]

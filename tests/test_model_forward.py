@@ -12,7 +12,7 @@ import torch
 
 from ezclip_cli.config import ModelConfig
 from ezclip_cli.model import VisionBlock, build_model, prompted_attention
-from tests.conftest import make_backbone
+from tests.helpers import make_backbone
 
 T = 8
 

@@ -15,9 +15,8 @@ import torch
 from ezclip_cli.config import ModelConfig
 from ezclip_cli.errors import BackboneError, DownloadError, UsageError
 from ezclip_cli.model import build_model
-from tests.conftest import make_backbone, run_main
+from tests.helpers import OPENAI_STYLE, make_backbone, run_main, trained_like, write_reference_checkpoint
 from tests.media import moving_ball_frames, write_video
-from tests.test_checkpoint import OPENAI_STYLE, trained_like, write_reference_checkpoint
 
 NAME = "tiny-ezclip"
 RELEASED = [
@@ -467,15 +466,17 @@ def test_listing_models_imports_no_torch(tmp_path):
 
 
 def test_eval_and_export_take_names_and_eval_defaults_to_the_index_default(served, env, monkeypatch, capsys):
-    from ezclip_cli import evaluate
+    from ezclip_cli import evaluate, report
 
     seen = []
 
-    def fake_run(config, out, progress):
+    def fake_run(config, progress):
         seen.append(config.checkpoints)
-        return evaluate.EvalOutcome({}, [], 0)
+        return evaluate.EvalOutcome({}, 0)
 
-    monkeypatch.setattr(evaluate, "run_evaluation", fake_run)
+    monkeypatch.setattr(evaluate, "run_evaluation", fake_run)  # only which models eval is given is checked here
+    monkeypatch.setattr(report, "write_report", lambda report, out: [out / "report.json"])
+    monkeypatch.setattr(report, "report_console", lambda report: None)
     for extra in ([], ["--checkpoint", NAME], ["--checkpoint", "none"]):
         code, err = run_main("eval", "--dataset", "ucf101", "--root", str(env), *extra, capsys=capsys)
         assert code == 0, err

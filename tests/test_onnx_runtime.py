@@ -13,7 +13,7 @@ import pytest
 
 from ezclip_cli.onnx_runtime import bundle_fingerprint
 from ezclip_cli.preprocess import eval_pixels
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tests.media import moving_ball_frames, write_broken, write_video
 
 pytest.importorskip("onnxruntime")
@@ -72,8 +72,7 @@ def bundle(tmp_path_factory) -> dict[str, Path]:
     from ezclip_cli.config import ModelConfig
     from ezclip_cli.export import export_bundle
     from ezclip_cli.model import build_model
-    from tests.conftest import make_backbone
-    from tests.test_checkpoint import trained_like
+    from tests.helpers import make_backbone, trained_like
 
     root = tmp_path_factory.mktemp("onnx-runtime")
     model = build_model(make_backbone(0), ModelConfig(num_frames=8))

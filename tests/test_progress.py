@@ -9,7 +9,7 @@ import pytest
 
 from ezclip_cli.errors import UsageError
 from ezclip_cli.progress import Progress, default_interval, format_duration
-from tests.conftest import TINY_CONFIG, run_main
+from tests.helpers import TINY_CONFIG, run_main
 from tests.media import moving_ball_frames, write_broken, write_video
 
 TINY = ["--model", str(TINY_CONFIG), "--pretrained", "none"]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, TINY_CONFIG, make_backbone, run_main
+from tests.helpers import REPO, TINY_CONFIG, make_backbone, run_main
 from tests.media import moving_ball_frames, write_video
 
 TINY = ["--model", str(TINY_CONFIG), "--pretrained", "none", "-j", "0"]
@@ -136,7 +136,7 @@ def tiny_checkpoint(path: Path, num_frames: int = 4, **changes) -> Path:
     from ezclip_cli.checkpoint import save_checkpoint
     from ezclip_cli.config import ModelConfig
     from ezclip_cli.model import build_model
-    from tests.test_checkpoint import trained_like
+    from tests.helpers import trained_like
 
     model = build_model(make_backbone(0), ModelConfig(num_frames=num_frames))
     trained_like(model)

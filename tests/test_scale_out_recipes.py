@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TINY_CONFIG
+from tests.helpers import REPO, TINY_CONFIG
 from tests.media import moving_ball_frames, write_broken, write_video
 
 EXAMPLES = REPO / "examples"

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_CONFIG, run_main
+from tests.helpers import TINY_CONFIG, run_main
 from tests.media import moving_ball_frames, write_video
 
 TINY = ["--model", str(TINY_CONFIG), "--pretrained", "none"]

@@ -23,7 +23,7 @@ from ezclip_cli.splits import (
     splits_dir,
 )
 from ezclip_cli.train import load_video_lists
-from tests.test_evaluate import write_hmdb, write_kinetics, write_ssv2, write_ucf
+from tests.helpers import write_hmdb, write_kinetics, write_ssv2, write_ucf
 
 HALVES = {"hmdb51": (26, 25), "ucf101": (51, 50), "k400": (200, 200), "ssv2": (87, 87)}
 WRITERS = {"hmdb51": write_hmdb, "ucf101": write_ucf, "k400": lambda r: write_kinetics(r, "k400"), "ssv2": write_ssv2}

@@ -20,7 +20,7 @@ from ezclip_cli.train_defaults import (
     eval_every_message,
     mirror_reversed_words,
 )
-from tests.conftest import TINY_CONFIG, run_main
+from tests.helpers import TINY_CONFIG, run_main
 from tests.media import moving_ball_frames, write_video
 
 
@@ -225,7 +225,7 @@ def test_train_on_direction_labels_turns_flips_off_and_validates_sparsely(direct
 def test_build_datasets_gives_the_training_set_no_flips_for_direction_labels(direction_clips, tmp_path):
     from ezclip_cli.config import TrainConfig
     from ezclip_cli.train import build_datasets
-    from tests.conftest import make_backbone
+    from tests.helpers import make_backbone
 
     backbone = make_backbone(0)
     config = TrainConfig(train_list=str(direction_clips / "train.txt"), out=str(tmp_path / "x"))
