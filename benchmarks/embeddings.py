@@ -151,7 +151,6 @@ def main() -> None:
                 model=args.model,
                 pretrained="none",
                 stdout=sink,
-                progress=False,
                 save_embeddings=root / "sample-store",
             )
         per_video = summary.loop_seconds / summary.ok

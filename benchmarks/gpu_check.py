@@ -354,7 +354,6 @@ def section_tag(plan: Plan, rows: dict, folder: Path) -> None:
             pretrained="none",
             num_frames=plan.num_frames,
             stdout=clock,
-            progress=False,
         )
         pipeline_rate = steady_rate(clock.times, plan.tag_batch - 1)
         rows[f"{precision}_pipeline_videos_per_s"] = round(pipeline_rate, 2)

@@ -87,7 +87,6 @@ def main() -> None:
             pretrained="none",
             num_frames=args.num_frames,
             stdout=rows,
-            progress=False,
         )
         first = args.batch_size - 1  # rows of the first batch are written together
         pipeline_rate = (len(rows.times) - 1 - first) / (rows.times[-1] - rows.times[first])

@@ -28,7 +28,8 @@ This module is the entry point (`train`); the parts live beside it, one job each
     train_state       RNG / optimizer / GradScaler state for exact resume
     train_files       the run directory (checkpoints, metrics.jsonl, train.log, curves.png)
     train_report      progress, metric rows, skipped videos
-    train_run         the run itself (_Run): optimizer, schedule, counters and the step loop
+    train_setup       what a run fixes before its first step (RunSetup)
+    train_run         the step loop: LoopState and plain functions over it
 Their public names are re-exported here, so `from ezclip_cli.train import ...` keeps working.
 """
 
@@ -55,8 +56,9 @@ from ezclip_cli.train_data import (
 from ezclip_cli.train_devices import Distributed, init_distributed, pick_train_device, resolve_precision
 from ezclip_cli.train_files import _RunFiles, plot_curves, read_metrics
 from ezclip_cli.train_model import _TrainForward, build_train_model
-from ezclip_cli.train_run import _Run
+from ezclip_cli.train_run import LoopState, fit, restore, seed_training_rng
 from ezclip_cli.train_schedule import epoch_order, learning_rate, plan_epoch, template_index
+from ezclip_cli.train_setup import prepare_run
 from ezclip_cli.train_state import STATE_FORMAT, capture_rng, load_train_state, restore_rng, save_train_state
 from ezclip_cli.train_validation import evaluate_top_k, validation_batches
 
@@ -120,12 +122,13 @@ def train(
         files.open_log()
         if not ddp.main:
             package.setLevel(logging.WARNING)  # one rank speaks
-        run = _Run(config, ddp, files, train_data, val_data, classes, progress)
+        run = prepare_run(config, ddp, files, train_data, val_data, classes, progress)
         if resume is not None:
-            run.restore(resume)
+            loop = restore(run, resume)
         else:
-            run.seed_training_rng()
-        return run.fit()
+            seed_training_rng(run)
+            loop = LoopState()
+        return fit(run, loop)
     finally:
         files.close_log()
         package.setLevel(package_level)

@@ -20,9 +20,9 @@ class _StepProgress:
     """Optimizer steps for the caller's progress callback, with the latest loss/lr/throughput text."""
 
     def __init__(self, callback: ProgressCallback | None, total: int, done: int):
-        self.callback, self.total, self.status = callback, total, ""
-        if callback is not None:
-            callback(done, total, 0, "")
+        self.callback, self.total, self.status = callback or None, total, ""  # progress=False: none either
+        if self.callback is not None:
+            self.callback(done, total, 0, "")
 
     def update(self, step: int, status: str | None = None) -> None:
         if status is not None:

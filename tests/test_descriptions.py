@@ -133,7 +133,7 @@ def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp
         labels=str(path),
         templates=("a video of {}", "{}"),
     )
-    train_module.train(config, progress=False)
+    train_module.train(config)
     from ezclip_cli.backbone import load_backbone
 
     tokenizer = load_backbone(config.model, None, seed=0).tokenizer
@@ -146,5 +146,4 @@ def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp
             tiny_config(
                 tmp_path, train_list=str(clip_files / "train.txt"), labels=str(missing), out=str(tmp_path / "run2")
             ),
-            progress=False,
         )
