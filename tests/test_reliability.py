@@ -411,17 +411,20 @@ def test_a_torn_last_csv_row_of_any_shape_is_recovered(capsys, clips, tmp_path, 
 
 
 # ---- 6. processes and temp folders ----------------------------------------------------------------
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_no_process_left_after_the_main_one_is_killed(capsys, tmp_path, monkeypatch, sig):
-    videos = make_many(tmp_path / "many", 16)
-    out = tmp_path / "tags.jsonl"
-    mark = f"{os.getpid()}-{sig}-{time.time_ns()}"
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    log = (tmp_path / "stderr.txt").open("wb")  # a file, not a pipe: an orphan holding a pipe would hang the test
-    proc = cli(
+def _start_tagging_to_kill(folder: Path, sig: signal.Signals) -> dict:
+    """A real `ezclip tag` with a decoder worker over 16 videos in `folder`, one row at a time, marked
+    so that it and its children can be found in /proc; its own TMPDIR, stderr to a file."""
+    make_many(folder / "many", 16)
+    (folder / "tmp").mkdir()
+    run = {
+        "folder": folder,
+        "out": folder / "tags.jsonl",
+        "mark": f"{os.getpid()}-{sig}-{time.time_ns()}",
+        "log": (folder / "stderr.txt").open("wb"),  # a file, not a pipe: an orphan holding a pipe would hang the test
+    }
+    run["proc"] = cli(
         "tag",
-        str(tmp_path / "many"),
+        str(folder / "many"),
         "--labels",
         LABELS,
         "--model",
@@ -433,41 +436,64 @@ def test_no_process_left_after_the_main_one_is_killed(capsys, tmp_path, monkeypa
         "--batch-size",
         "1",
         "-o",
-        str(out),
-        mark=mark,
-        tmpdir=temp,
+        str(run["out"]),
+        mark=run["mark"],
+        tmpdir=folder / "tmp",
         stdout=subprocess.DEVNULL,
-        stderr=log,
+        stderr=run["log"],
     )
+    return run
+
+
+def test_no_process_left_after_the_main_one_is_killed(capsys, tmp_path, monkeypatch):
+    """SIGTERM and SIGKILL, each sent to its own `ezclip tag` once 3 rows are written. The two processes
+    run side by side: starting one (importing torch, spawning its decoder) is most of the time."""
+    signals = (signal.SIGTERM, signal.SIGKILL)
+    runs = {sig: _start_tagging_to_kill(tmp_path / sig.name, sig) for sig in signals}
+    codes = {}
     try:
-        started = wait_for(lambda: out.exists() and out.read_text().count("\n") >= 3 or proc.poll() is not None, 300)
-        assert started and proc.poll() is None, "the signal should land mid-run"
-        assert len(marked(mark)) >= 2  # main + decoder worker (+ resource tracker)
-        proc.send_signal(sig)
-        code = proc.wait(timeout=60)
+        pending, deadline = list(signals), time.monotonic() + 300
+        while pending and time.monotonic() < deadline:
+            for sig in pending[:]:
+                proc, out = runs[sig]["proc"], runs[sig]["out"]
+                if out.exists() and out.read_text().count("\n") >= 3 or proc.poll() is not None:
+                    assert proc.poll() is None, f"{sig.name}: the signal should land mid-run"
+                    assert len(marked(runs[sig]["mark"])) >= 2, sig.name  # main + decoder worker (+ resource tracker)
+                    proc.send_signal(sig)
+                    pending.remove(sig)
+            time.sleep(0.05)
+        assert not pending, f"no rows from {[sig.name for sig in pending]} in 300 s"
+        codes = {sig: runs[sig]["proc"].wait(timeout=60) for sig in signals}
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
-    left = wait_for(lambda: not marked(mark), 5) or marked(mark)
-    for pid in [] if left is True else left:  # clean up before failing
-        os.kill(pid, signal.SIGKILL)
-    assert left is True, f"left behind: {left}"
-    err = (tmp_path / "stderr.txt").read_text()
-    if sig == signal.SIGTERM:
-        assert code == 143 and "terminated" in err and "Traceback" not in err
-    else:
-        assert code == -signal.SIGKILL
-    assert not list(temp.glob("ezclip-*")), list(temp.iterdir())
-    # ...and the output resumes to one row per video, named another way this time.
-    written = [row["path"] for row in jsonl_rows(out)]
-    assert 0 < len(written) < len(videos)
-    monkeypatch.chdir(tmp_path)
-    code, err = tag(capsys, "many", "--labels", LABELS, *TINY, "-o", str(out))
-    assert code == 0 and f"{len(set(written))} already done" in err, err
-    rows = jsonl_rows(out)
-    assert len(rows) == len(videos) and len({r["video_id"] for r in rows}) == len(videos)
+        for run in runs.values():
+            if run["proc"].poll() is None:
+                run["proc"].kill()
+                run["proc"].wait()
+            run["log"].close()
+    left = {}
+    for sig, run in runs.items():
+        mark = run["mark"]
+        if not wait_for(lambda mark=mark: not marked(mark), 5):
+            left[sig.name] = marked(mark)
+            for pid in left[sig.name]:  # clean up before failing
+                os.kill(pid, signal.SIGKILL)
+    assert not left, f"left behind: {left}"
+    for sig, run in runs.items():
+        folder, out = run["folder"], run["out"]
+        err = (folder / "stderr.txt").read_text()
+        if sig == signal.SIGTERM:
+            assert codes[sig] == 143 and "terminated" in err and "Traceback" not in err, err
+        else:
+            assert codes[sig] == -signal.SIGKILL
+        assert not list((folder / "tmp").glob("ezclip-*")), (sig.name, list((folder / "tmp").iterdir()))
+        # ...and the output resumes to one row per video, named another way this time.
+        written = [row["path"] for row in jsonl_rows(out)]
+        assert 0 < len(written) < 16, sig.name
+        monkeypatch.chdir(folder)
+        code, err = tag(capsys, "many", "--labels", LABELS, *TINY, "-o", str(out))
+        assert code == 0 and f"{len(set(written))} already done" in err, err
+        rows = jsonl_rows(out)
+        assert len(rows) == 16 and len({r["video_id"] for r in rows}) == 16, sig.name
 
 
 def test_a_closed_pipe_ends_quietly_with_0(tmp_path):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, TINY_CONFIG
+from tests.helpers import REPO, TINY_CONFIG, run_main
 from tests.media import moving_ball_frames, write_broken, write_video
 
 EXAMPLES = REPO / "examples"
@@ -47,15 +48,34 @@ def recipe_env(manifest: Path, out: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def merged(parts: list[Path], out: Path) -> list[dict]:
-    result = subprocess.run(
-        [sys.executable, "-m", "ezclip_cli", "merge", *map(str, parts), "-o", str(out)],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+def run_together(script: Path, envs: list[dict[str, str]]) -> list[subprocess.CompletedProcess]:
+    """`bash script` once per environment, all at the same time (as array tasks and nodes run), each
+    awaited to its end: exit codes and output, in the order of `envs`."""
+    procs = [
+        subprocess.Popen(
+            ["bash", str(script)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for env in envs
+    ]
+    try:
+        outputs = [p.communicate(timeout=300) for p in procs]
+        return [subprocess.CompletedProcess(p.args, p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]
+    finally:
+        for p in procs:  # one that timed out (or a failed wait) must not outlive the test, nor its children
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def merged(parts: list[Path], out: Path, capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    """`ezclip merge PARTS -o OUT` (in this process: only the recipe scripts need real processes)."""
+    code, err = run_main("merge", *map(str, parts), "-o", str(out), capsys=capsys)
+    assert code == 0, err
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
@@ -64,10 +84,11 @@ def check_every_video_once(rows: list[dict], manifest: Path) -> None:
     assert [r["status"] for r in rows].count("error") == 1 and rows[-1]["path"].endswith("bad.mp4")
 
 
-def test_slurm_array_script_then_merge(manifest, tmp_path):
+def test_slurm_array_script_then_merge(manifest, tmp_path, capsys):
     out = tmp_path / "tags"
-    for task in ("1", "2"):  # sbatch --array=1-2: ids from 1, shards 0 and 1 of 2
-        env = recipe_env(
+    tasks = ("1", "2")  # sbatch --array=1-2: ids from 1, shards 0 and 1 of 2
+    envs = [
+        recipe_env(
             manifest,
             out,
             EZCLIP=f"{sys.executable} -m ezclip_cli",
@@ -76,23 +97,24 @@ def test_slurm_array_script_then_merge(manifest, tmp_path):
             SLURM_ARRAY_TASK_MIN="1",
             SLURM_CPUS_PER_TASK="1",
         )
-        result = subprocess.run(
-            ["bash", str(EXAMPLES / "tag_slurm_array.sh")], env=env, capture_output=True, text=True, timeout=300
-        )
+        for task in tasks
+    ]
+    for task, result in zip(tasks, run_together(EXAMPLES / "tag_slurm_array.sh", envs)):
         assert result.returncode == 0, result.stderr  # an unreadable video does not fail the task
         assert f"shard {int(task) - 1} of 2 (from SLURM_ARRAY_TASK_ID" in result.stderr
     parts = sorted(out.glob("part-*.jsonl"))
     assert [p.name for p in parts] == ["part-1.jsonl", "part-2.jsonl"]
     sizes = [len(p.read_text().splitlines()) for p in parts]
     assert sum(sizes) == 7 and min(sizes) > 0
-    check_every_video_once(merged(parts, tmp_path / "all.jsonl"), manifest)
+    check_every_video_once(merged(parts, tmp_path / "all.jsonl", capsys), manifest)
 
 
 @pytest.mark.slow
-def test_torchrun_per_node_script_then_merge(manifest, tmp_path):
+def test_torchrun_per_node_script_then_merge(manifest, tmp_path, capsys):
     out = tmp_path / "tags"
-    for node in ("0", "1"):  # two "nodes", one torchrun each, run here one after the other
-        env = recipe_env(
+    nodes = ("0", "1")  # two "nodes", one torchrun each, run here side by side (--standalone: they never talk)
+    envs = [
+        recipe_env(
             manifest,
             out,
             NODE_RANK=node,
@@ -100,10 +122,10 @@ def test_torchrun_per_node_script_then_merge(manifest, tmp_path):
             GPUS="1",
             TORCHRUN=f"{sys.executable} -m torch.distributed.run",
         )
-        result = subprocess.run(
-            ["bash", str(EXAMPLES / "tag_torchrun_node.sh")], env=env, capture_output=True, text=True, timeout=300
-        )
+        for node in nodes
+    ]
+    for result in run_together(EXAMPLES / "tag_torchrun_node.sh", envs):
         assert result.returncode == 0, result.stderr[-3000:]
     parts = sorted(out.glob("node-*.jsonl"))
     assert [p.name for p in parts] == ["node-0.jsonl", "node-1.jsonl"]
-    check_every_video_once(merged(parts, tmp_path / "all.jsonl"), manifest)
+    check_every_video_once(merged(parts, tmp_path / "all.jsonl", capsys), manifest)
