@@ -20,7 +20,7 @@ class _StepProgress:
     """Optimizer steps for the caller's progress callback, with the latest loss/lr/throughput text."""
 
     def __init__(self, callback: ProgressCallback | None, total: int, done: int):
-        self.callback, self.total, self.status = callback or None, total, ""  # progress=False: none either
+        self.callback, self.total, self.status = callback, total, ""
         if self.callback is not None:
             self.callback(done, total, 0, "")
 

@@ -14,8 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers import (
+    BALL_CLASSES,
+    BALL_DIRECTIONS,
     REPO,
     TINY_CONFIG,
     UCF_DIRECTIONS,
@@ -28,7 +31,7 @@ from tests.helpers import (
     run_main,
     tiny_eval_model,
 )
-from tests.media import moving_ball_frames, write_video
+from tests.media import moving_ball_frames, write_broken, write_video
 
 __all__ = ["REPO", "TINY_CONFIG", "make_backbone", "run_main"]
 
@@ -116,3 +119,37 @@ def checkpoints(tmp_path_factory) -> list[Path]:
         extra = {"train_config": {"dataset": "k400", "kshot": kshot, "seed": seed, "base_novel": "base"}}
         paths.append(save_checkpoint(folder / f"seed{seed}.ezclip", tiny_eval_model(seed), extra=extra))
     return paths
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: on shared 2-vCPU machines two OpenMP threads spin at every barrier while
+    the other vCPU is taken (measured: 0.10 s per motion step with one thread, 1.16 s with two)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def clip_files(tmp_path_factory) -> Path:
+    """Rendered mp4 clips of the four classes, list files for train/val, and one broken video."""
+    folder = tmp_path_factory.mktemp("clips")
+    lines = {"train": [], "val": []}
+    for split, per_class in (("train", 3), ("val", 1)):
+        for c, (label, direction) in enumerate(zip(BALL_CLASSES, BALL_DIRECTIONS)):
+            for i in range(per_class):
+                seed = 100 * c + i + (50 if split == "val" else 0)
+                draw = torch.randint(120, 256, (3,), generator=torch.Generator().manual_seed(seed))
+                color = tuple(int(v) for v in draw)
+                frames = moving_ball_frames(16, 36, direction, radius=0.25, color=color, seed=seed)
+                name = f"{split}/{direction}_{i}.mp4"
+                (folder / split).mkdir(exist_ok=True)
+                write_video(folder / name, frames)
+                lines[split].append(f"{name}\t{label}")
+    write_broken(folder / "train" / "broken.mp4", "truncated")
+    (folder / "train.txt").write_text("\n".join(lines["train"]) + "\n", encoding="utf-8")
+    with_broken = lines["train"] + [f"train/broken.mp4\t{BALL_CLASSES[0]}"]
+    (folder / "train_with_broken.txt").write_text("\n".join(with_broken) + "\n")
+    (folder / "val.txt").write_text("\n".join(lines["val"]) + "\n", encoding="utf-8")
+    return folder

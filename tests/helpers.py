@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ezclip_cli.config import TrainConfig
 from ezclip_cli.labels import load_labelset
 
 if TYPE_CHECKING:
@@ -264,3 +265,34 @@ def tiny_eval_model(seed: int) -> EZClip:
         for p in model.learned_parameters():
             p.add_(torch.randn(p.shape, generator=generator) * 0.2)
     return model.eval()
+
+
+BALL_CLASSES = (
+    "a ball moving from left to right",
+    "a ball moving from right to left",
+    "a ball growing bigger",
+    "a ball shrinking smaller",
+)
+
+
+BALL_DIRECTIONS = ("right", "left", "grow", "shrink")  # tests.media names, in BALL_CLASSES order
+
+
+def tiny_train_config(tmp_path: Path, **changes) -> TrainConfig:
+    settings = dict(
+        model=str(TINY_CONFIG),
+        pretrained="none",
+        num_frames=8,
+        batch_size=4,
+        max_steps=6,
+        lr=3e-3,
+        warmup_steps=2,
+        workers=0,
+        device="cpu",
+        templates=("{}",),
+        log_every=1,
+        seed=0,
+        out=str(tmp_path / "run"),
+    )
+    settings.update(changes)
+    return TrainConfig(**settings)

@@ -12,8 +12,7 @@ import torch
 from ezclip_cli.descriptions import class_texts, load_descriptions
 from ezclip_cli.errors import LabelsetError
 from ezclip_cli.labels import load_labelset
-from tests.helpers import report_errors, run_main
-from tests.test_train import CLASSES, clip_files, tiny_config  # noqa: F401  (fixtures)
+from tests.helpers import BALL_CLASSES, report_errors, run_main, tiny_train_config
 
 REFERENCE_HEADER = ["SNo", "Class Name", "GPT3 discription"]  # sic, as in the EZ-CLIP repository
 
@@ -75,7 +74,7 @@ def test_a_class_without_description_is_an_error_listing_it_or_a_loud_warning(tm
         class_texts(("kick_ball",), descriptions=twice)
 
 
-def test_eval_report_says_which_text_each_class_used(ucf_videos, checkpoints, tmp_path, capsys):  # noqa: F811
+def test_eval_report_says_which_text_each_class_used(ucf_videos, checkpoints, tmp_path, capsys):
     path = write_reference_csv(tmp_path / "ucf.csv", ["ApplyEyeMakeup", "Basketball"])
     common = [
         "eval",
@@ -113,11 +112,11 @@ def test_eval_report_says_which_text_each_class_used(ucf_videos, checkpoints, tm
     assert any("descriptions from" in n and "2 of 3" in n for n in report["notes"])
 
 
-def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp_path, clip_files, monkeypatch):  # noqa: F811
+def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp_path, clip_files, monkeypatch):
     from ezclip_cli import train as train_module
 
-    described = {c: f"a clip in which {c}, seen from the side" for c in CLASSES}
-    path = write_reference_csv(tmp_path / "desc.csv", list(CLASSES), described.__getitem__)
+    described = {c: f"a clip in which {c}, seen from the side" for c in BALL_CLASSES}
+    path = write_reference_csv(tmp_path / "desc.csv", list(BALL_CLASSES), described.__getitem__)
     seen: list[torch.Tensor] = []
     original = train_module._TrainForward.forward
 
@@ -126,7 +125,7 @@ def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp
         return original(self, video, tokens)
 
     monkeypatch.setattr(train_module._TrainForward, "forward", spy)
-    config = tiny_config(
+    config = tiny_train_config(
         tmp_path,
         train_list=str(clip_files / "train.txt"),
         max_steps=2,
@@ -137,13 +136,13 @@ def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp
     from ezclip_cli.backbone import load_backbone
 
     tokenizer = load_backbone(config.model, None, seed=0).tokenizer
-    expected = {tuple(t.tolist()) for t in tokenizer([described[c] for c in CLASSES])}
+    expected = {tuple(t.tolist()) for t in tokenizer([described[c] for c in BALL_CLASSES])}
     fed = {tuple(row.tolist()) for batch in seen for row in batch}
     assert fed and fed <= expected  # every text the loss saw is a description, never a template
-    missing = write_reference_csv(tmp_path / "three.csv", list(CLASSES[:3]))
+    missing = write_reference_csv(tmp_path / "three.csv", list(BALL_CLASSES[:3]))
     with pytest.raises(LabelsetError, match=r"1 of 4 classes have no description.*'a ball shrinking smaller'"):
         train_module.train(
-            tiny_config(
+            tiny_train_config(
                 tmp_path, train_list=str(clip_files / "train.txt"), labels=str(missing), out=str(tmp_path / "run2")
             ),
         )

@@ -17,7 +17,6 @@ from ezclip_cli.labels import LabelSet, build_prompts
 from ezclip_cli.model import build_model, drop_path
 from ezclip_cli.video_lists import VideoList
 from tests.helpers import OPENAI_STYLE, make_backbone, trained_like, write_reference_checkpoint
-from tests.test_train import clip_files  # noqa: F401  (fixture)
 
 SWITCHES = ("jitter_per_frame", "drop_path_positions", "raw_names", "train_sampling", "kshot_list")
 
@@ -199,7 +198,7 @@ def test_an_imported_checkpoint_with_a_non_zero_temporal_embedding_is_refused(tm
 
 
 # ---- the command line ------------------------------------------------------------------------------------
-def test_train_faithful_flag_and_single_switch_flags_reach_the_saved_config(tmp_path, clip_files, capsys):  # noqa: F811
+def test_train_faithful_flag_and_single_switch_flags_reach_the_saved_config(tmp_path, clip_files, capsys):
     from ezclip_cli.config import load_yaml
     from tests.helpers import TINY_CONFIG, run_main
 
@@ -237,7 +236,7 @@ def test_train_faithful_flag_and_single_switch_flags_reach_the_saved_config(tmp_
     assert saved["drop_path_positions"] is None and saved["raw_names"] is None  # the others stay ours
 
 
-def test_eval_switches_one_by_one_from_the_command_line(ucf_videos, checkpoints, tmp_path, capsys):  # noqa: F811
+def test_eval_switches_one_by_one_from_the_command_line(ucf_videos, checkpoints, tmp_path, capsys):
     from tests.helpers import report_errors, run_main
 
     common = [

@@ -20,31 +20,22 @@ import torch
 from ezclip_cli.config import TrainConfig, load_yaml
 from ezclip_cli.errors import UsageError
 from ezclip_cli.train import epoch_order, learning_rate, plan_epoch, resolve_precision, train
-from tests.helpers import CLIP_MEAN, CLIP_STD, REPO, TINY_CONFIG, run_main
-from tests.media import moving_ball_frames, write_broken, write_video
-
-CLASSES = (
-    "a ball moving from left to right",
-    "a ball moving from right to left",
-    "a ball growing bigger",
-    "a ball shrinking smaller",
+from tests.helpers import (
+    BALL_CLASSES,
+    CLIP_MEAN,
+    CLIP_STD,
+    REPO,
+    TINY_CONFIG,
+    run_main,
+    tiny_train_config,
 )
-DIRECTIONS = ("right", "left", "grow", "shrink")  # tests.media names, in CLASSES order
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on shared 2-vCPU machines two OpenMP threads spin at every barrier while
-    the other vCPU is taken (measured: 0.10 s per motion step with one thread, 1.16 s with two)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one intra-op thread
 
 
 # ---- data -----------------------------------------------------------------------------------------
 def render_balls(labels: torch.Tensor, generator: torch.Generator, T: int = 8, S: int = 32) -> torch.Tensor:
-    """Clips of CLASSES (N,) -> (N, T, 3, S, S) in [0, 1]: one ball of random colour, radius 0.2-0.3,
+    """Clips of BALL_CLASSES (N,) -> (N, T, 3, S, S) in [0, 1]: one ball of random colour, radius 0.2-0.3,
     span and phase on a static noise background."""
     N = len(labels)
     colour = torch.rand(N, 3, generator=generator) * 0.6 + 0.4
@@ -67,7 +58,7 @@ def render_balls(labels: torch.Tensor, generator: torch.Generator, T: int = 8, S
 class ClipTensors(torch.utils.data.Dataset):
     """Rendered clips held in memory, items as video_dataset.VideoDataset's (normalised like CLIP)."""
 
-    classes = CLASSES
+    classes = BALL_CLASSES
 
     def __init__(self, videos: torch.Tensor, labels: torch.Tensor):
         mean, std = (torch.tensor(v).view(1, 1, 3, 1, 1) for v in (CLIP_MEAN, CLIP_STD))
@@ -91,50 +82,6 @@ def reversal_pairs(pairs: int, seed: int, T: int = 8, S: int = 32) -> ClipTensor
     labels = (torch.arange(pairs) % 2) * 2  # 0 (right) or 2 (grow)
     videos = render_balls(labels, torch.Generator().manual_seed(seed), T=T, S=S)
     return ClipTensors(torch.cat([videos, videos.flip(1)]), torch.cat([labels, labels + 1]))
-
-
-def tiny_config(tmp_path: Path, **changes) -> TrainConfig:
-    settings = dict(
-        model=str(TINY_CONFIG),
-        pretrained="none",
-        num_frames=8,
-        batch_size=4,
-        max_steps=6,
-        lr=3e-3,
-        warmup_steps=2,
-        workers=0,
-        device="cpu",
-        templates=("{}",),
-        log_every=1,
-        seed=0,
-        out=str(tmp_path / "run"),
-    )
-    settings.update(changes)
-    return TrainConfig(**settings)
-
-
-@pytest.fixture(scope="module")
-def clip_files(tmp_path_factory) -> Path:
-    """Rendered mp4 clips of the four classes, list files for train/val, and one broken video."""
-    folder = tmp_path_factory.mktemp("clips")
-    lines = {"train": [], "val": []}
-    for split, per_class in (("train", 3), ("val", 1)):
-        for c, (label, direction) in enumerate(zip(CLASSES, DIRECTIONS)):
-            for i in range(per_class):
-                seed = 100 * c + i + (50 if split == "val" else 0)
-                draw = torch.randint(120, 256, (3,), generator=torch.Generator().manual_seed(seed))
-                color = tuple(int(v) for v in draw)
-                frames = moving_ball_frames(16, 36, direction, radius=0.25, color=color, seed=seed)
-                name = f"{split}/{direction}_{i}.mp4"
-                (folder / split).mkdir(exist_ok=True)
-                write_video(folder / name, frames)
-                lines[split].append(f"{name}\t{label}")
-    write_broken(folder / "train" / "broken.mp4", "truncated")
-    (folder / "train.txt").write_text("\n".join(lines["train"]) + "\n", encoding="utf-8")
-    with_broken = lines["train"] + [f"train/broken.mp4\t{CLASSES[0]}"]
-    (folder / "train_with_broken.txt").write_text("\n".join(with_broken) + "\n")
-    (folder / "val.txt").write_text("\n".join(lines["val"]) + "\n", encoding="utf-8")
-    return folder
 
 
 # ---- 1. the motion experiment --------------------------------------------------------------------
@@ -195,11 +142,11 @@ def test_prompts_learn_frame_order_and_frame_averaging_cannot(tmp_path, record_p
     )
     results = {}
     for prompts, steps in ((True, MOTION_STEPS), (False, MOTION_STEPS_OFF)):
-        config = tiny_config(
+        config = tiny_train_config(
             tmp_path, use_prompts=prompts, out=str(tmp_path / f"prompts-{prompts}"), max_steps=steps, **common
         )
         started = time.perf_counter()
-        results[prompts] = train(config, train_data=train_data, val_data=held_out, progress=False)
+        results[prompts] = train(config, train_data=train_data, val_data=held_out)
         results[prompts]["wall"] = time.perf_counter() - started
     on, off = results[True], results[False]
 
@@ -255,7 +202,7 @@ class CtrlCAfter:
 def test_a_run_interrupted_and_resumed_equals_the_uninterrupted_one(tmp_path, clip_files):
     # Real files through the real pipeline (random frames, crops, jitter), dropout on: everything
     # random must come back identically after the interruption, whichever process decoded the clips.
-    config = tiny_config(
+    config = tiny_train_config(
         tmp_path,
         train_list=str(clip_files / "train.txt"),
         val_list=str(clip_files / "val.txt"),
@@ -267,14 +214,14 @@ def test_a_run_interrupted_and_resumed_equals_the_uninterrupted_one(tmp_path, cl
     )
     # The uninterrupted run decodes in a (spawned, persistent) worker and saves only at epoch ends;
     # the interrupted one decodes in-process and also saves every 2 steps, which must not disturb it.
-    whole = train(config.replace(out=str(tmp_path / "whole"), workers=1), progress=False)
+    whole = train(config.replace(out=str(tmp_path / "whole"), workers=1))
     split = config.replace(out=str(tmp_path / "split"), save_every_steps=2)
     # 3 steps per epoch: Ctrl-C after step 5, inside epoch 2, one step past its last checkpoint (step 4).
     with pytest.raises(KeyboardInterrupt):
         train(split, progress=CtrlCAfter(5))
     assert _checkpoint_step(tmp_path / "split" / "last.ezclip") == 4
     assert [s for s, _ in _losses(tmp_path / "split")] == [1, 2, 3, 4, 5]  # step 5 was logged, never saved
-    resumed = train(split, resume=tmp_path / "split", progress=False)
+    resumed = train(split, resume=tmp_path / "split")
     assert resumed["steps"] == whole["steps"] == 7
 
     a, b = _learned(tmp_path / "whole" / "last.ezclip"), _learned(tmp_path / "split" / "last.ezclip")
@@ -288,7 +235,7 @@ def test_a_run_interrupted_and_resumed_equals_the_uninterrupted_one(tmp_path, cl
     assert any(a[k].abs().sum() > 0 for k in a if "fc2" in k)  # it did train
 
     with pytest.raises(UsageError, match="already holds a run"):
-        train(config.replace(out=str(tmp_path / "whole")), progress=False)
+        train(config.replace(out=str(tmp_path / "whole")))
 
 
 # ---- 3. DDP under torchrun ----------------------------------------------------------------------------
@@ -380,7 +327,7 @@ def test_torchrun_two_processes_train_as_one_process_with_their_batches_accumula
     # Rank r takes every other clip of the epoch's order (r::2); one process takes them in turn.
     # Swapping order[4j + 1] and order[4j + 2] gives its two micro-batches of step j the clips of
     # rank 0 and rank 1; each clip keeps the frames and augmentation drawn for its own index.
-    config = tiny_config(
+    config = tiny_train_config(
         tmp_path,
         train_list=str(clip_files / "train.txt"),
         val_list=str(clip_files / "val.txt"),
@@ -395,7 +342,7 @@ def test_torchrun_two_processes_train_as_one_process_with_their_batches_accumula
     moved = {}
     for j in range(3):
         moved[order[4 * j + 1]], moved[order[4 * j + 2]] = order[4 * j + 2], order[4 * j + 1]
-    single = train(config, train_data=Regrouped(train_set, moved), val_data=val_set, classes=classes, progress=False)
+    single = train(config, train_data=Regrouped(train_set, moved), val_data=val_set, classes=classes)
     assert single["steps"] == 3
 
     a, b = _learned(ddp / "last.ezclip"), _learned(tmp_path / "single" / "last.ezclip")
@@ -461,15 +408,15 @@ def test_ezclip_train_on_list_files_writes_a_run_that_tags(tmp_path, clip_files,
     from ezclip_cli.checkpoint import load_checkpoint
 
     model, extra = load_checkpoint(out / "best.ezclip")
-    assert extra["train_config"] == saved and extra["classes"] == sorted(CLASSES)  # list files sort their labels
+    assert extra["train_config"] == saved and extra["classes"] == sorted(BALL_CLASSES)  # list files sort their labels
     assert model.config.use_prompts and model.num_frames == 8
 
     from ezclip_cli import tag_videos
 
     rows = tag_videos(
-        [str(clip_files / "val")], ",".join(CLASSES), checkpoint=out / "best.ezclip", workers=0, device="cpu"
+        [str(clip_files / "val")], ",".join(BALL_CLASSES), checkpoint=out / "best.ezclip", workers=0, device="cpu"
     )
-    assert len(rows) == 4 and all(r.ok and r.label in CLASSES for r in rows)
+    assert len(rows) == 4 and all(r.ok and r.label in BALL_CLASSES for r in rows)
 
 
 def test_yaml_config_with_flag_overrides_and_one_line_errors(tmp_path, clip_files, capsys):
@@ -618,7 +565,7 @@ def test_precision_resolution_and_gradient_checkpointing(tmp_path, monkeypatch):
         return checkpoint(block, *args, **kwargs)
 
     monkeypatch.setattr(open_clip.transformer, "checkpoint", counting)
-    config = tiny_config(
+    config = tiny_train_config(
         tmp_path,
         grad_checkpointing=True,
         max_steps=1,
@@ -629,7 +576,7 @@ def test_precision_resolution_and_gradient_checkpointing(tmp_path, monkeypatch):
         val_split=None,
     )
     before = _init_prompt(config)
-    result = train(config, train_data=training_clips(8, seed=3), progress=False)
+    result = train(config, train_data=training_clips(8, seed=3))
     assert sorted(set(calls)) == ["TextBlock", "VisionBlock"] and len(calls) == 4  # both towers, 2 layers each
     # Checkpointed blocks still pass gradients to the prompts of layer 0 (use_reentrant=False).
     after = _learned(Path(result["last"]))["learned.vision.0.prompt"]

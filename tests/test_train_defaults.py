@@ -164,18 +164,6 @@ CLASSES = {
 
 
 @pytest.fixture(scope="module")
-def one_torch_thread():
-    """One intra-op thread: the tiny model's ops are too small to share, and on a busy 2-core machine a
-    second OpenMP thread spins at every barrier (see tests/test_train.py's fixture of the same name)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def direction_clips(tmp_path_factory) -> Path:
     """Two training clips and one validation clip per class, labels naming directions, as list files."""
     folder = tmp_path_factory.mktemp("direction-clips")
