@@ -56,7 +56,7 @@ def save_checkpoint(
     return path
 
 
-def backbone_state_dict(model: Any) -> dict[str, Any]:
+def backbone_state_dict(model: EZClip) -> dict[str, Any]:
     """The frozen open_clip weights under open_clip's own key names (wrappers and learned parts removed)."""
     out = {}
     for key, value in model.clip.state_dict().items():

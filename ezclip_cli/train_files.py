@@ -7,10 +7,13 @@ import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ezclip_cli.config import TrainConfig, dump_yaml
 from ezclip_cli.files import atomic_write
+
+if TYPE_CHECKING:
+    from ezclip_cli.model import EZClip
 
 log = logging.getLogger("ezclip_cli.train")  # one logger name for the whole run, as train.log has always shown
 
@@ -57,7 +60,7 @@ class _RunFiles:
             dump_yaml(config.to_dict(), self.out / "config.yaml")
 
     def write_checkpoint(
-        self, model: Any, extra: dict[str, Any], write_state: Callable[[Path], None], best: bool
+        self, model: EZClip, extra: dict[str, Any], write_state: Callable[[Path], None], best: bool
     ) -> None:
         """The state file first, then the checkpoint; both carry one token, so resume spots a torn pair."""
         from ezclip_cli.checkpoint import save_checkpoint

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 
 from ezclip_cli.train_data import _loader
 from ezclip_cli.train_devices import Distributed, _autocast
+
+if TYPE_CHECKING:
+    from ezclip_cli.model import EZClip
 
 
 def validation_batches(num_items: int, batch_size: int, ddp: Distributed | None = None) -> list[list[int]]:
@@ -19,7 +22,7 @@ def validation_batches(num_items: int, batch_size: int, ddp: Distributed | None 
 
 
 def evaluate_top_k(
-    model: Any,
+    model: EZClip,
     dataset: Any,
     prompts: list[list[str]],
     *,
