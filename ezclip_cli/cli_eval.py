@@ -133,7 +133,8 @@ def evaluate(
         fail(f"unknown --dataset '{dataset}'; available: {', '.join(list_datasets())}", 2)
     if baseline is not None and baseline != "clip":
         fail(f"unknown --baseline '{baseline}'; available: clip", 2)
-    from ezclip_cli.evaluate import EvalConfig, run_evaluation
+    from ezclip_cli.eval_config import EvalConfig
+    from ezclip_cli.evaluate import run_evaluation
     from ezclip_cli.loading import resolve_checkpoint
 
     # Model names (and, with no model given, the default EZ-CLIP model) become local files here.

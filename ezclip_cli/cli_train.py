@@ -202,8 +202,8 @@ def train(
     if quiet:  # the run log (train.log) still gets everything
         for handler in logging.getLogger("ezclip_cli").handlers:
             handler.setLevel(logging.ERROR)
-    from ezclip_cli.train import resolve_train_config
     from ezclip_cli.train import train as run_training
+    from ezclip_cli.train_config import resolve_train_config
 
     given = {
         "dataset": dataset,

@@ -17,9 +17,9 @@ directory means its best.ezclip. `--baseline clip` adds the first checkpoint's f
 
 Under torchrun, batch b of a unit goes to rank b mod WORLD_SIZE: each video is scored in the
 same batch as in one process, so rank 0's gathered results (sorted by video index) are the
-single-process results, and rank 0 alone writes the report.
+single-process results; every rank returns the report and the CLI writes it on rank 0 alone.
 
-This module holds the run; its parts live in one module per job, and every public name is re-exported here:
+This module holds the run; its parts live in one module per job:
 eval_config (protocols, datasets, EvalConfig), eval_plans (units and models), eval_scoring (views, batches,
 scoring, the torchrun gather), metrics, report (entries, summary, report.json, the console table),
 report_plots (PNGs). The report's JSON schema is docs/report_schema.json.
@@ -34,91 +34,23 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ezclip_cli.eval_config import (
-    HALVES_SPLITS,
-    K600_NEW_CLASSES,
-    K600_RENAMED_FROM_K400,
-    K600_SUBSET_SIZE,
-    K600_SUBSETS,
-    OFFICIAL_FOLDS,
-    PROTOCOLS,
-    REPORT_FORMAT,
-    REPORT_VERSION,
-    TEST_SPLITS,
-    TOP_K,
-    ZERO_SHOT_DATASETS,
     EvalConfig,
 )
 from ezclip_cli.eval_plans import (
-    EvalUnit,
-    ModelSpec,
-    checkpoint_training,
-    k600_new_classes,
     plan_models,
     plan_units,
-    resolve_checkpoint,
 )
 from ezclip_cli.eval_scoring import (
-    VideoResult,
-    clip_frame_indices,
-    clip_sampler,
     gather_results,
     plan_batches,
-    read_views,
     score_videos,
-    spatial_crops,
 )
-from ezclip_cli.metrics import compute_metrics, harmonic_mean, mean_std
 from ezclip_cli.progress import ProgressCallback
-from ezclip_cli.report import build_report, evaluation_entry, report_console, summarize, write_report
-from ezclip_cli.report_plots import plot_confusion, plot_per_class, write_plots
+from ezclip_cli.report import build_report, evaluation_entry
 
 if TYPE_CHECKING:
     from ezclip_cli.model import EZClip
 
-# The evaluation API as it was when this module held all of it (tests and scripts import it from here).
-__all__ = [
-    "EvalConfig",
-    "EvalOutcome",
-    "EvalUnit",
-    "HALVES_SPLITS",
-    "K600_NEW_CLASSES",
-    "K600_RENAMED_FROM_K400",
-    "K600_SUBSETS",
-    "K600_SUBSET_SIZE",
-    "ModelSpec",
-    "OFFICIAL_FOLDS",
-    "PROTOCOLS",
-    "REPORT_FORMAT",
-    "REPORT_VERSION",
-    "TEST_SPLITS",
-    "TOP_K",
-    "VideoResult",
-    "ZERO_SHOT_DATASETS",
-    "build_clip_baseline",
-    "build_report",
-    "checkpoint_training",
-    "clip_frame_indices",
-    "clip_sampler",
-    "compute_metrics",
-    "gather_results",
-    "harmonic_mean",
-    "k600_new_classes",
-    "mean_std",
-    "plan_batches",
-    "plan_models",
-    "plan_units",
-    "plot_confusion",
-    "plot_per_class",
-    "read_views",
-    "report_console",
-    "resolve_checkpoint",
-    "run_evaluation",
-    "score_videos",
-    "spatial_crops",
-    "summarize",
-    "write_plots",
-    "write_report",
-]
 
 log = logging.getLogger(__name__)
 

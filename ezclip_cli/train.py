@@ -30,7 +30,6 @@ This module is the entry point (`train`); the parts live beside it, one job each
     train_report      progress, metric rows, skipped videos
     train_setup       what a run fixes before its first step (RunSetup)
     train_run         the step loop: LoopState and plain functions over it
-Their public names are re-exported here, so `from ezclip_cli.train import ...` keeps working.
 """
 
 from __future__ import annotations
@@ -45,53 +44,12 @@ import torch.distributed as dist
 from ezclip_cli.config import TrainConfig
 from ezclip_cli.errors import UsageError
 from ezclip_cli.progress import ProgressCallback
-from ezclip_cli.train_config import read_run_config, resolve_train_config, resume_files
-from ezclip_cli.train_data import (
-    EpochIndexed,
-    build_datasets,
-    class_prompts,
-    load_video_lists,
-    pad_prompts,
-)
-from ezclip_cli.train_devices import Distributed, init_distributed, pick_train_device, resolve_precision
-from ezclip_cli.train_files import _RunFiles, plot_curves, read_metrics
-from ezclip_cli.train_model import _TrainForward, build_train_model
+from ezclip_cli.train_devices import init_distributed
+from ezclip_cli.train_files import _RunFiles
 from ezclip_cli.train_run import LoopState, fit, restore, seed_training_rng
-from ezclip_cli.train_schedule import epoch_order, learning_rate, plan_epoch, template_index
 from ezclip_cli.train_setup import prepare_run
-from ezclip_cli.train_state import STATE_FORMAT, capture_rng, load_train_state, restore_rng, save_train_state
-from ezclip_cli.train_validation import evaluate_top_k, validation_batches
 
-__all__ = [
-    "STATE_FORMAT",
-    "Distributed",
-    "EpochIndexed",
-    "_TrainForward",
-    "build_datasets",
-    "build_train_model",
-    "capture_rng",
-    "class_prompts",
-    "epoch_order",
-    "evaluate_top_k",
-    "init_distributed",
-    "learning_rate",
-    "load_train_state",
-    "load_video_lists",
-    "pad_prompts",
-    "pick_train_device",
-    "plan_epoch",
-    "plot_curves",
-    "read_metrics",
-    "read_run_config",
-    "resolve_precision",
-    "resolve_train_config",
-    "restore_rng",
-    "resume_files",
-    "save_train_state",
-    "template_index",
-    "train",
-    "validation_batches",
-]
+__all__ = ["train"]
 
 
 def train(

@@ -113,18 +113,19 @@ def test_eval_report_says_which_text_each_class_used(ucf_videos, checkpoints, tm
 
 
 def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp_path, clip_files, monkeypatch):
-    from ezclip_cli import train as train_module
+    from ezclip_cli.train import train
+    from ezclip_cli.train_model import _TrainForward
 
     described = {c: f"a clip in which {c}, seen from the side" for c in BALL_CLASSES}
     path = write_reference_csv(tmp_path / "desc.csv", list(BALL_CLASSES), described.__getitem__)
     seen: list[torch.Tensor] = []
-    original = train_module._TrainForward.forward
+    original = _TrainForward.forward
 
     def spy(self, video, tokens):
         seen.append(tokens.detach().cpu())
         return original(self, video, tokens)
 
-    monkeypatch.setattr(train_module._TrainForward, "forward", spy)
+    monkeypatch.setattr(_TrainForward, "forward", spy)
     config = tiny_train_config(
         tmp_path,
         train_list=str(clip_files / "train.txt"),
@@ -132,7 +133,7 @@ def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp
         labels=str(path),
         templates=("a video of {}", "{}"),
     )
-    train_module.train(config)
+    train(config)
     from ezclip_cli.backbone import load_backbone
 
     tokenizer = load_backbone(config.model, None, seed=0).tokenizer
@@ -141,7 +142,7 @@ def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp
     assert fed and fed <= expected  # every text the loss saw is a description, never a template
     missing = write_reference_csv(tmp_path / "three.csv", list(BALL_CLASSES[:3]))
     with pytest.raises(LabelsetError, match=r"1 of 4 classes have no description.*'a ball shrinking smaller'"):
-        train_module.train(
+        train(
             tiny_train_config(
                 tmp_path, train_list=str(clip_files / "train.txt"), labels=str(missing), out=str(tmp_path / "run2")
             ),

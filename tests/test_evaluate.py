@@ -20,7 +20,19 @@ import torch
 from ezclip_cli import evaluate as ev
 from ezclip_cli.datasets import load_split
 from ezclip_cli.errors import UsageError
+from ezclip_cli.eval_config import (
+    K600_RENAMED_FROM_K400,
+    PROTOCOLS,
+    REPORT_FORMAT,
+    REPORT_VERSION,
+    TEST_SPLITS,
+    EvalConfig,
+)
+from ezclip_cli.eval_plans import ModelSpec, k600_new_classes, plan_units
+from ezclip_cli.eval_scoring import clip_frame_indices, plan_batches, read_views, score_videos, spatial_crops
 from ezclip_cli.labels import load_labelset
+from ezclip_cli.metrics import compute_metrics, harmonic_mean, mean_std
+from ezclip_cli.report import summarize, write_report
 from ezclip_cli.splits import normalise_name, published_k600_subsets, read_name_list, splits_dir
 from ezclip_cli.video_lists import VideoList
 from tests.helpers import (
@@ -49,15 +61,15 @@ def class_counts(videos: VideoList) -> dict[str, int]:
 @pytest.mark.parametrize("dataset, writer, num_classes", [("hmdb51", write_hmdb, 51), ("ucf101", write_ucf, 101)])
 def test_zero_shot_hmdb_ucf_score_the_three_official_test_splits(tmp_path, dataset, writer, num_classes):
     official = writer(tmp_path)
-    units, notes = ev.plan_units("zero-shot", dataset, tmp_path)
+    units, notes = plan_units("zero-shot", dataset, tmp_path)
     assert [u.name for u in units] == ["fold1", "fold2", "fold3"] and [u.fold for u in units] == [1, 2, 3]
     for unit in units:
         assert len(unit.videos.classes) == num_classes and unit.split == "test"
         assert {path for path, _ in unit.videos.items} == official[unit.fold]  # membership from the split files
         assert all(path.parent.name == unit.videos.classes[label] for path, label in unit.videos.items)
-    faithful, notes = ev.plan_units("zero-shot", dataset, tmp_path, faithful=True)
+    faithful, notes = plan_units("zero-shot", dataset, tmp_path, faithful=True)
     assert [u.name for u in faithful] == ["fold1"] and any("split 1 only" in n for n in notes)
-    assert [u.name for u in ev.plan_units("zero-shot", dataset, tmp_path, fold=2)[0]] == ["fold2"]
+    assert [u.name for u in plan_units("zero-shot", dataset, tmp_path, fold=2)[0]] == ["fold2"]
 
 
 @pytest.mark.parametrize(
@@ -77,7 +89,7 @@ def test_base_to_novel_halves_are_the_published_lists(tmp_path, dataset, base_si
         "ssv2": write_ssv2,
     }
     writers[dataset](tmp_path)
-    units, notes = ev.plan_units("base-to-novel", dataset, tmp_path)
+    units, notes = plan_units("base-to-novel", dataset, tmp_path)
     base, novel = units
     assert (base.part, novel.part) == ("base", "novel")
     assert (len(base.videos.classes), len(novel.videos.classes)) == (base_size, novel_size)
@@ -87,7 +99,7 @@ def test_base_to_novel_halves_are_the_published_lists(tmp_path, dataset, base_si
         for part in ("base", "novel")
     ]  # tests/test_splits.py checks these files themselves
     assert [{normalise_name(c) for c in u.videos.classes} for u in units] == published
-    test = load_split(dataset, tmp_path, ev.TEST_SPLITS[dataset])
+    test = load_split(dataset, tmp_path, TEST_SPLITS[dataset])
     # Every test video is in exactly one half, labelled within that half's own class list.
     by_path = {path: test.classes[label] for path, label in test.items}
     halves = [(path, unit.videos.classes[label]) for unit in units for path, label in unit.videos.items]
@@ -98,13 +110,13 @@ def test_base_to_novel_halves_are_the_published_lists(tmp_path, dataset, base_si
 def test_k600_new_classes_are_220_and_the_three_subsets_are_fixed(tmp_path):
     k400 = set(load_labelset("k400").labels)
     k600 = load_labelset("k600").labels
-    new = ev.k600_new_classes()
+    new = k600_new_classes()
     assert len(new) == 220 and not set(new) & k400 and set(new) <= set(k600)
-    renamed = set(ev.K600_RENAMED_FROM_K400.values())
-    assert len(ev.K600_RENAMED_FROM_K400) == 12 and set(ev.K600_RENAMED_FROM_K400) <= k400 and not renamed & set(new)
+    renamed = set(K600_RENAMED_FROM_K400.values())
+    assert len(K600_RENAMED_FROM_K400) == 12 and set(K600_RENAMED_FROM_K400) <= k400 and not renamed & set(new)
     assert not renamed & k400 and renamed <= set(k600)  # the new spelling is K600's, not K400's
     assert len(k400 - set(k600)) == 32  # 12 renamed + 20 dropped (labelsets/README.md)
-    faithful = ev.k600_new_classes(faithful=True)
+    faithful = k600_new_classes(faithful=True)
     assert len(faithful) == 232 and set(faithful) == set(new) | renamed  # the reference's string difference
 
     subsets = published_k600_subsets(k600)  # the published ones (tests/test_splits.py)
@@ -112,7 +124,7 @@ def test_k600_new_classes_are_220_and_the_three_subsets_are_fixed(tmp_path):
     assert all(set(s) <= set(new) and list(s) == [c for c in new if c in set(s)] for s in subsets)
 
     write_kinetics(tmp_path, "k600", train_videos=False)
-    units, notes = ev.plan_units("zero-shot", "k600", tmp_path)
+    units, notes = plan_units("zero-shot", "k600", tmp_path)
     assert [u.name for u in units] == ["subset1", "subset2", "subset3"]
     val = load_split("k600", tmp_path, "val")
     for unit, subset in zip(units, subsets):
@@ -120,22 +132,22 @@ def test_k600_new_classes_are_220_and_the_three_subsets_are_fixed(tmp_path):
         expected = {path for path, label in val.items if val.classes[label] in set(subset)}
         assert {path for path, _ in unit.videos.items} == expected and len(expected) == 160
     assert any("220" in n for n in notes)
-    faithful_units, notes = ev.plan_units("zero-shot", "k600", tmp_path, faithful=True)
+    faithful_units, notes = plan_units("zero-shot", "k600", tmp_path, faithful=True)
     assert [(u.name, len(u.videos.classes)) for u in faithful_units] == [("new232", 232)]
 
 
 def test_few_shot_and_closed_set_score_a_named_split(tmp_path):
     write_ucf(tmp_path)
-    (unit,), _ = ev.plan_units("closed-set", "ucf101", tmp_path, fold=2)
+    (unit,), _ = plan_units("closed-set", "ucf101", tmp_path, fold=2)
     assert (unit.name, unit.split, unit.fold, len(unit.videos.classes)) == ("test-fold2", "test", 2, 101)
-    (unit,), _ = ev.plan_units("few-shot", "ucf101", tmp_path, split="val")
+    (unit,), _ = plan_units("few-shot", "ucf101", tmp_path, split="val")
     assert (unit.split, unit.fold) == ("val", 1)
     with pytest.raises(UsageError, match="zero-shot is defined for hmdb51, ucf101, k600"):
-        ev.plan_units("zero-shot", "ssv2", tmp_path)
+        plan_units("zero-shot", "ssv2", tmp_path)
     with pytest.raises(UsageError, match="unknown protocol"):
-        ev.EvalConfig(protocol="linear-probe", dataset="ucf101", root=str(tmp_path))
+        EvalConfig(protocol="linear-probe", dataset="ucf101", root=str(tmp_path))
     with pytest.raises(UsageError, match="one K per checkpoint"):
-        ev.EvalConfig(protocol="few-shot", dataset="ucf101", root=".", checkpoints=("a",), shots=(2, 4))
+        EvalConfig(protocol="few-shot", dataset="ucf101", root=".", checkpoints=("a",), shots=(2, 4))
 
 
 # ---- metrics by hand --------------------------------------------------------------------------------------
@@ -151,7 +163,7 @@ def test_metrics_against_hand_computed_values():
         [0, 1, 2, 4, 5],
         [5, 0, 1, 2, 3],
     ]
-    m = ev.compute_metrics(labels, top, num_classes=6)
+    m = compute_metrics(labels, top, num_classes=6)
     assert m["top1"] == pytest.approx(3 / 7)
     assert m["top5"] == pytest.approx(6 / 7)
     assert m["per_class_videos"] == [2, 1, 2, 1, 0, 1]
@@ -163,11 +175,11 @@ def test_metrics_against_hand_computed_values():
         confusion[label, predicted[0]] += 1
     assert m["confusion"] == confusion.tolist() and m["confusion"][0] == [1, 1, 0, 0, 0, 0]
 
-    stat = ev.mean_std([0.5, 0.7, 0.9])
+    stat = mean_std([0.5, 0.7, 0.9])
     assert stat["mean"] == pytest.approx(0.7) and stat["std"] == pytest.approx((0.08 / 3) ** 0.5)
-    assert ev.mean_std([None, 0.4]) == {"mean": 0.4, "std": 0.0, "values": [0.4]}
-    assert ev.harmonic_mean(0.8, 0.4) == pytest.approx(2 * 0.8 * 0.4 / 1.2)
-    assert ev.harmonic_mean(0.0, 0.0) == 0.0 and ev.harmonic_mean(None, 0.5) is None
+    assert mean_std([None, 0.4]) == {"mean": 0.4, "std": 0.0, "values": [0.4]}
+    assert harmonic_mean(0.8, 0.4) == pytest.approx(2 * 0.8 * 0.4 / 1.2)
+    assert harmonic_mean(0.0, 0.0) == 0.0 and harmonic_mean(None, 0.5) is None
 
 
 def test_summary_means_splits_and_seeds_and_shows_the_gain_over_clip():
@@ -176,9 +188,9 @@ def test_summary_means_splits_and_seeds_and_shows_the_gain_over_clip():
         return {"model": model, "unit": unit, "part": part, "metrics": metrics}
 
     specs = [
-        ev.ModelSpec("ezclip-1", "ezclip", "ezclip"),
-        ev.ModelSpec("ezclip-2", "ezclip", "ezclip"),
-        ev.ModelSpec("clip", "clip", "clip"),
+        ModelSpec("ezclip-1", "ezclip", "ezclip"),
+        ModelSpec("ezclip-2", "ezclip", "ezclip"),
+        ModelSpec("clip", "clip", "clip"),
     ]
     runs = [
         evaluation("ezclip-1", "base", 0.8, "base"),
@@ -188,7 +200,7 @@ def test_summary_means_splits_and_seeds_and_shows_the_gain_over_clip():
         evaluation("clip", "base", 0.5, "base"),
         evaluation("clip", "novel", 0.5, "novel"),
     ]
-    ours, clip = ev.summarize("base-to-novel", specs, runs)
+    ours, clip = summarize("base-to-novel", specs, runs)
     assert ours["models"] == ["ezclip-1", "ezclip-2"] and clip["group"] == "clip"
     assert ours["metrics"]["base_top1"]["mean"] == pytest.approx(0.7)
     assert ours["metrics"]["novel_top1"]["mean"] == pytest.approx(0.5)
@@ -197,34 +209,34 @@ def test_summary_means_splits_and_seeds_and_shows_the_gain_over_clip():
     assert ours["gain_over_clip"]["base_top1"] == pytest.approx(0.2)
 
     folds = [evaluation("ezclip-1", f"fold{i}", v) for i, v in enumerate((0.5, 0.7, 0.9), 1)]
-    (row,) = ev.summarize("zero-shot", specs[:1], folds)
+    (row,) = summarize("zero-shot", specs[:1], folds)
     assert row["metrics"]["top1"]["mean"] == pytest.approx(0.7)
     assert row["metrics"]["top1"]["std"] == pytest.approx((0.08 / 3) ** 0.5, abs=1e-6)
     assert row["gain_over_clip"] is None
 
 
 def test_batches_keep_the_short_last_one_and_split_whole_batches_over_ranks():
-    batches, dropped = ev.plan_batches(10, 4)
+    batches, dropped = plan_batches(10, 4)
     assert batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] and dropped == []
-    assert ev.plan_batches(10, 4, rank=0, world_size=2)[0] == [[0, 1, 2, 3], [8, 9]]
-    assert ev.plan_batches(10, 4, rank=1, world_size=2)[0] == [[4, 5, 6, 7]]
-    assert ev.plan_batches(10, 4, drop_last=True) == ([[0, 1, 2, 3], [4, 5, 6, 7]], [8, 9])  # --faithful
-    assert ev.plan_batches(8, 4, drop_last=True) == ([[0, 1, 2, 3], [4, 5, 6, 7]], [])
+    assert plan_batches(10, 4, rank=0, world_size=2)[0] == [[0, 1, 2, 3], [8, 9]]
+    assert plan_batches(10, 4, rank=1, world_size=2)[0] == [[4, 5, 6, 7]]
+    assert plan_batches(10, 4, drop_last=True) == ([[0, 1, 2, 3], [4, 5, 6, 7]], [8, 9])  # --faithful
+    assert plan_batches(8, 4, drop_last=True) == ([[0, 1, 2, 3], [4, 5, 6, 7]], [])
 
 
 def test_test_time_views():
-    assert ev.clip_frame_indices(16, 4, 0, 1) == [1, 5, 9, 13]  # one clip: segment centres
-    assert ev.clip_frame_indices(16, 4, 0, 2) == [1, 5, 9, 13]
-    assert ev.clip_frame_indices(16, 4, 1, 2) == [3, 7, 11, 15]  # (2c+1)/2N of each 4-frame segment
-    assert ev.clip_frame_indices(3, 4, 1, 2) == [0, 0, 1, 2]  # short videos repeat frames
+    assert clip_frame_indices(16, 4, 0, 1) == [1, 5, 9, 13]  # one clip: segment centres
+    assert clip_frame_indices(16, 4, 0, 2) == [1, 5, 9, 13]
+    assert clip_frame_indices(16, 4, 1, 2) == [3, 7, 11, 15]  # (2c+1)/2N of each 4-frame segment
+    assert clip_frame_indices(3, 4, 1, 2) == [0, 0, 1, 2]  # short videos repeat frames
     frames = torch.arange(40, dtype=torch.uint8).view(1, 1, 1, 40).expand(2, 3, 20, 40).contiguous()  # x ramp
-    views = ev.spatial_crops(frames, 16, 3)  # short side 20 -> 16, long 40 -> 32: crops at x = 0, 8, 16
+    views = spatial_crops(frames, 16, 3)  # short side 20 -> 16, long 40 -> 32: crops at x = 0, 8, 16
     assert views.shape == (3, 2, 3, 16, 16) and views.dtype == torch.uint8
     assert views[0, 0, 0, 0, 0] < views[1, 0, 0, 0, 0] < views[2, 0, 0, 0, 0]
     assert int(views[0, 0, 0, 0, 0]) <= 1 and int(views[2, 0, 0, 0, -1]) >= 38  # the two ends are included
-    portrait = ev.spatial_crops(frames.transpose(-1, -2).contiguous(), 16, 3)
+    portrait = spatial_crops(frames.transpose(-1, -2).contiguous(), 16, 3)
     assert portrait.shape == (3, 2, 3, 16, 16)
-    assert ev.spatial_crops(frames, 16, 1).shape == (1, 2, 3, 16, 16)
+    assert spatial_crops(frames, 16, 1).shape == (1, 2, 3, 16, 16)
 
 
 # ---- scoring with the tiny model ------------------------------------------------------------------------
@@ -236,24 +248,24 @@ def test_every_video_is_scored_including_a_short_last_batch(ucf_videos, tmp_path
     videos = VideoList("ucf101", "x", videos.classes, videos.items[:5])
     classifier = model.build_text_classifier([[c] for c in videos.classes])
     common = dict(batch_size=2, workers=0, device="cpu")
-    results, dropped = ev.score_videos(model, classifier, videos, **common)
+    results, dropped = score_videos(model, classifier, videos, **common)
     assert [r.index for r in results] == [0, 1, 2, 3, 4] and dropped == []  # batches of 2, 2, 1
     assert all(r.error is None and len(r.top) == 3 and r.scores[0] >= r.scores[-1] for r in results)
-    halves = [ev.score_videos(model, classifier, videos, rank=r, world_size=2, **common)[0] for r in (0, 1)]
+    halves = [score_videos(model, classifier, videos, rank=r, world_size=2, **common)[0] for r in (0, 1)]
     assert sorted(halves[0] + halves[1], key=lambda r: r.index) == results  # same batches, same numbers
     assert {r.index for r in halves[0]} == {0, 1, 4} and {r.index for r in halves[1]} == {2, 3}
-    faithful, dropped = ev.score_videos(model, classifier, videos, drop_last=True, **common)
+    faithful, dropped = score_videos(model, classifier, videos, drop_last=True, **common)
     assert len(faithful) == 4 and dropped == [4]
 
     broken = write_broken(tmp_path / "broken.mp4", "truncated")
     with_broken = VideoList("ucf101", "x", videos.classes, videos.items[:2] + ((broken, 1),))
-    results, _ = ev.score_videos(model, classifier, with_broken, **common)
+    results, _ = score_videos(model, classifier, with_broken, **common)
     assert [r.error is None for r in results] == [True, True, False] and "truncated" in results[2].error
-    assert results[:2] == ev.score_videos(model, classifier, videos, **common)[0][:2]
+    assert results[:2] == score_videos(model, classifier, videos, **common)[0][:2]
 
-    many, _ = ev.score_videos(model, classifier, videos, clips=2, crops=3, **common)  # 6 views per video
+    many, _ = score_videos(model, classifier, videos, clips=2, crops=3, **common)  # 6 views per video
     assert [r.index for r in many] == [0, 1, 2, 3, 4] and all(0 < sum(r.scores) <= 1.0 + 1e-5 for r in many)
-    views = ev.read_views(videos.items[0][0], 4, 32, 2, 3, "auto")
+    views = read_views(videos.items[0][0], 4, 32, 2, 3, "auto")
     assert views.shape == (6, 4, 3, 32, 32) and views.dtype == torch.uint8
 
 
@@ -263,7 +275,7 @@ def test_failures_are_listed_counted_and_outside_the_denominator(ucf_videos, che
     root = tmp_path / "ucf"
     shutil.copytree(ucf_videos, root)
     write_broken(root / "UCF-101/YoYo/v_YoYo_g01_c01.avi", "text")  # a fold-1 test video
-    config = ev.EvalConfig(
+    config = EvalConfig(
         protocol="closed-set",
         dataset="ucf101",
         root=str(root),
@@ -276,7 +288,7 @@ def test_failures_are_listed_counted_and_outside_the_denominator(ucf_videos, che
     outcome = ev.run_evaluation(config)
     assert outcome.exit_code == 1
     report = outcome.report
-    files = ev.write_report(report, tmp_path / "out")
+    files = write_report(report, tmp_path / "out")
     assert files[0] == tmp_path / "out/report.json" and all(f.is_file() for f in files)
     assert report_errors(report) == []
     (e,) = report["evaluations"]
@@ -298,23 +310,23 @@ def test_few_shot_and_base_to_novel_runs_group_checkpoints(ucf_videos, checkpoin
         device="cpu",
         cache_dir=str(tmp_path / "cache"),
     )
-    few = ev.run_evaluation(ev.EvalConfig(protocol="few-shot", **common)).report
+    few = ev.run_evaluation(EvalConfig(protocol="few-shot", **common)).report
     assert report_errors(few) == []
     # K from the checkpoints
     assert [(r["group"], r["shots"]) for r in few["summary"]] == [("ezclip@2-shot", 2), ("ezclip@4-shot", 4)]
     assert [m["seed"] for m in few["models"]] == [1, 2]
-    explicit = ev.run_evaluation(ev.EvalConfig(protocol="few-shot", shots=(8, 16), baseline="clip", **common)).report
+    explicit = ev.run_evaluation(EvalConfig(protocol="few-shot", shots=(8, 16), baseline="clip", **common)).report
     assert report_errors(explicit) == []
     assert [r["group"] for r in explicit["summary"]] == ["ezclip@8-shot", "ezclip@16-shot", "clip"]
     assert explicit["summary"][0]["gain_over_clip"] is not None
-    b2n = ev.run_evaluation(ev.EvalConfig(protocol="base-to-novel", **common)).report
+    b2n = ev.run_evaluation(EvalConfig(protocol="base-to-novel", **common)).report
     assert report_errors(b2n) == [] and [s["num_classes"] for s in b2n["splits"]] == [2, 1]
     (row,) = b2n["summary"]
     assert row["models"] == ["ezclip-1", "ezclip-2"] and len(row["metrics"]["harmonic_mean"]["values"]) == 2
     base, novel = row["metrics"]["base_top1"]["mean"], row["metrics"]["novel_top1"]["mean"]
-    assert row["harmonic_mean_of_means"] == pytest.approx(ev.harmonic_mean(base, novel), abs=1e-6)
+    assert row["harmonic_mean_of_means"] == pytest.approx(harmonic_mean(base, novel), abs=1e-6)
     with pytest.raises(UsageError, match="few-shot needs trained checkpoints"):
-        ev.run_evaluation(ev.EvalConfig(protocol="few-shot", dataset="ucf101", root=str(ucf_videos)))
+        ev.run_evaluation(EvalConfig(protocol="few-shot", dataset="ucf101", root=str(ucf_videos)))
 
 
 # ---- reports and the command line ----------------------------------------------------------------------
@@ -322,9 +334,9 @@ def test_documented_schema_names_what_eval_writes_and_rejects_what_it_must():
     # docs/report_schema.json is the one schema; the tests check every report against it (tests/helpers.py).
     documented = json.loads((REPO / "docs/report_schema.json").read_text(encoding="utf-8"))
     properties = documented["properties"]
-    assert properties["format"] == {"const": ev.REPORT_FORMAT}
-    assert properties["format_version"] == {"const": ev.REPORT_VERSION}
-    assert properties["protocol"]["enum"] == list(ev.PROTOCOLS)
+    assert properties["format"] == {"const": REPORT_FORMAT}
+    assert properties["format_version"] == {"const": REPORT_VERSION}
+    assert properties["protocol"]["enum"] == list(PROTOCOLS)
     partial = {"format": "ezclip-eval-report"}
     assert any("'protocol' is a required property" in e for e in report_errors(partial))  # missing keys are reported
     wrong_type = {"counts": {"evaluated": 1.5}}

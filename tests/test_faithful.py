@@ -11,7 +11,8 @@ import torch
 from ezclip_cli import transforms, video_dataset
 from ezclip_cli.config import ModelConfig, TrainConfig
 from ezclip_cli.errors import CheckpointError, UsageError
-from ezclip_cli.evaluate import EvalConfig, plan_batches
+from ezclip_cli.eval_config import EvalConfig
+from ezclip_cli.eval_scoring import plan_batches
 from ezclip_cli.faithful import class_probabilities, template_classifier
 from ezclip_cli.labels import LabelSet, build_prompts
 from ezclip_cli.model import build_model, drop_path

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ezclip_cli import evaluate as ev
 from ezclip_cli.config import TrainConfig
 from ezclip_cli.datasets import load_split
 from ezclip_cli.errors import DatasetError, UsageError
+from ezclip_cli.eval_plans import k600_new_classes, plan_units
 from ezclip_cli.labels import load_labelset
 from ezclip_cli.splits import (
     list_kshot_lists,
@@ -22,7 +22,7 @@ from ezclip_cli.splits import (
     read_name_list,
     splits_dir,
 )
-from ezclip_cli.train import load_video_lists
+from ezclip_cli.train_data import load_video_lists
 from tests.helpers import write_hmdb, write_kinetics, write_ssv2, write_ucf
 
 HALVES = {"hmdb51": (26, 25), "ucf101": (51, 50), "k400": (200, 200), "ssv2": (87, 87)}
@@ -48,7 +48,7 @@ def test_shipped_k600_subsets_are_three_distinct_160_class_subsets_of_the_220_ne
     subsets = [shipped(f"k600_zero_shot_{i}.txt") for i in (1, 2, 3)]
     assert [len(s) for s in subsets] == [160, 160, 160] and all(len(set(s)) == 160 for s in subsets)
     assert len({frozenset(s) for s in subsets}) == 3
-    new = set(ev.k600_new_classes())
+    new = set(k600_new_classes())
     k600 = load_labelset("k600").labels
     for subset in subsets:
         assert set(match_names(subset, k600, "k600")) <= new  # no K400 class, renamed or not
@@ -82,7 +82,7 @@ def test_name_normalisation_ignores_case_underscores_spaces_and_ssv2_brackets():
 def test_base_to_novel_eval_and_train_use_the_published_halves(tmp_path, dataset):
     WRITERS[dataset](tmp_path)
     expected = [{normalise_name(n) for n in shipped(f"{dataset}_{part}.txt")} for part in ("base", "novel")]
-    base, novel = ev.plan_units("base-to-novel", dataset, tmp_path)[0]
+    base, novel = plan_units("base-to-novel", dataset, tmp_path)[0]
     assert [{normalise_name(c) for c in u.videos.classes} for u in (base, novel)] == expected
     assert (len(base.videos.classes), len(novel.videos.classes)) == HALVES[dataset]
     config = TrainConfig(dataset=dataset, root=str(tmp_path), base_novel="base", val_split=None)
@@ -92,7 +92,7 @@ def test_base_to_novel_eval_and_train_use_the_published_halves(tmp_path, dataset
 
 def test_k600_zero_shot_scores_the_three_published_subsets(tmp_path):
     write_kinetics(tmp_path, "k600", train_videos=False)
-    units, notes = ev.plan_units("zero-shot", "k600", tmp_path)
+    units, notes = plan_units("zero-shot", "k600", tmp_path)
     assert [u.name for u in units] == ["subset1", "subset2", "subset3"]
     for number, unit in enumerate(units, start=1):
         assert {normalise_name(c) for c in unit.videos.classes} == {

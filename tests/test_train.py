@@ -19,7 +19,9 @@ import torch
 
 from ezclip_cli.config import TrainConfig, load_yaml
 from ezclip_cli.errors import UsageError
-from ezclip_cli.train import epoch_order, learning_rate, plan_epoch, resolve_precision, train
+from ezclip_cli.train import train
+from ezclip_cli.train_devices import resolve_precision
+from ezclip_cli.train_schedule import epoch_order, learning_rate, plan_epoch
 from tests.helpers import (
     BALL_CLASSES,
     CLIP_MEAN,
@@ -274,7 +276,8 @@ def _rows(run: Path) -> list[dict]:
 def test_torchrun_two_processes_train_as_one_process_with_their_batches_accumulated(tmp_path, clip_files):
     """DDP's defining property: 2 ranks x batch 2 give the parameters, losses and validation of one
     process that accumulates the same two micro-batches per step (the soft-target KL is per batch)."""
-    from ezclip_cli.train import build_datasets, epoch_order
+    from ezclip_cli.train_data import build_datasets
+    from ezclip_cli.train_schedule import epoch_order
     from tests.helpers import make_backbone
 
     # What both runs set (flips off too). Dropout off: each rank draws its own masks, which one process cannot.

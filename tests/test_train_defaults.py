@@ -226,7 +226,7 @@ def test_train_on_direction_labels_turns_flips_off_and_validates_sparsely(direct
 
 def test_build_datasets_gives_the_training_set_no_flips_for_direction_labels(direction_clips, tmp_path):
     from ezclip_cli.config import TrainConfig
-    from ezclip_cli.train import build_datasets
+    from ezclip_cli.train_data import build_datasets
     from tests.helpers import make_backbone
 
     backbone = make_backbone(0)
