@@ -68,7 +68,7 @@ def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def normalise(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """uint8 (..., 3, S, S) -> float32 (pixels / 255 - mean) / std, as tagging.Predictor does."""
+    """uint8 (..., 3, S, S) -> float32 (pixels / 255 - mean) / std, as predictors.TorchPredictor does."""
     mean_ = np.asarray(mean, np.float32).reshape(3, 1, 1)
     std_ = np.asarray(std, np.float32).reshape(3, 1, 1)
     return ((pixels.astype(np.float32) / np.float32(255) - mean_) / std_).astype(np.float32)

@@ -127,7 +127,7 @@ def write_results(
     progress: ProgressCallback | None = None,
 ) -> None:
     """Hand every result to `writer` as it comes, count it, warn about failures and report progress."""
-    if progress:
+    if progress is not None:
         progress(0, expected, 0, "")
     started = time.perf_counter()
     try:
@@ -136,7 +136,7 @@ def write_results(
             summary.count(result)
             if not result.ok:
                 log.warning("%s: %s", result.path, result.error)
-            if progress:
+            if progress is not None:
                 progress(summary.total, expected, summary.failed, "")
     finally:
         writer.close()
