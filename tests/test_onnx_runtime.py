@@ -148,3 +148,22 @@ def test_tag_runtime_onnx_runs_with_torch_blocked_and_agrees_with_torch(bundle, 
         assert row["timestamps"] == expected["timestamps"]
         # a bundle is known by all its files (ONNX graphs included), whichever runtime runs it
         assert row["model_id"] == bundle_fingerprint(bundle["bundle"])
+
+
+def test_onnx_runtime_scores_with_the_same_options_as_torch(bundle, tmp_path):
+    """One scorer for both runtimes: --score cosine and --threshold work on a bundle as on the checkpoint."""
+    from ezclip_cli.tagging import tag_videos
+
+    common = {"workers": 0, "top_k": 4, "decoder": "pyav", "cache_dir": str(tmp_path / "c")}
+    onnx = {"model": str(bundle["bundle"]), "runtime": "onnx"}
+    torch_model = {"checkpoint": bundle["checkpoint"], "device": "cpu"}
+    cosine = {
+        name: [r for r in tag_videos([bundle["videos"]], LABELS, score="cosine", **common, **flags) if r.ok]
+        for name, flags in (("onnx", onnx), ("torch", torch_model))
+    }
+    assert len(cosine["onnx"]) == len(cosine["torch"]) == 6
+    for a, b in zip(cosine["onnx"], cosine["torch"]):
+        assert a.labels == b.labels and max(abs(x - y) for x, y in zip(a.scores, b.scores)) <= 1e-3
+        assert all(-1 <= s <= 1 for s in a.scores) and abs(sum(a.scores) - 1) > 1e-3  # cosines, not probabilities
+    abstained = tag_videos([bundle["videos"]], LABELS, threshold=1.0, **common, **onnx)
+    assert [r.labels for r in abstained if r.ok] == [()] * 6  # no label is certain: every clip abstains
