@@ -190,20 +190,9 @@ class TrainConfig:
         problems += [
             f"{n} must be >= 1" for n in optional_positive if getattr(self, n) is not None and getattr(self, n) < 1
         ]
-        floats = (
-            "lr",
-            "weight_decay",
-            "eps",
-            "warmup_epochs",
-            "motion_weight",
-            "drop_path",
-            "attn_dropout",
-            "prompt_dropout",
-            "clip_grad",
-        )
         problems += [
             f"{n} must be a finite number"
-            for n in floats
+            for n in sorted(_TRAIN_FLOATS)
             if isinstance(getattr(self, n), float) and not math.isfinite(getattr(self, n))
         ]
         if self.lr <= 0:

@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ezclip_cli.errors import EzclipError
+from ezclip_cli.results import TagResult
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from ezclip_cli.results import TagResult
 
 FORMAT = "ezclip-embeddings"
 VERSION = 1
@@ -227,8 +226,6 @@ def refuse_model(store: Path, stored: str, given: str) -> StoreError:
 
 def stored_result(meta: dict[str, Any], labels: Sequence[str], scores: Sequence[float]) -> TagResult:
     """The result `tag` gave (or would give) for a stored row (`StoredEmbeddings.row`), with these labels."""
-    from ezclip_cli.results import TagResult
-
     return TagResult(
         meta["path"],  # already str(Path) of tag's task
         meta["video_id"],

@@ -17,6 +17,14 @@ from pathlib import Path
 from ezclip_cli.errors import EzclipError, UsageError
 
 
+def ezclip_cache() -> Path:
+    """ezclip's cache folder: $EZCLIP_CACHE, else $XDG_CACHE_HOME/ezclip, else ~/.cache/ezclip."""
+    base = os.environ.get("EZCLIP_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ezclip"
+    )
+    return Path(base)
+
+
 # ---- where an output may go -----------------------------------------------------------------------
 def resolve_target(path: Path) -> Path:
     """The regular file `-o path` writes: symlinks are followed to their target (written through).

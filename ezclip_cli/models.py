@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ezclip_cli.errors import CheckpointError, DownloadError, EzclipError, UsageError
-from ezclip_cli.files import atomic_write
+from ezclip_cli.files import atomic_write, ezclip_cache
 from ezclip_cli.offline import CONNECT_TIMEOUT, offline_reason, unreachable
 from ezclip_cli.sources import Source, fetch, fetch_url, hub_cached, parse_source
 
@@ -121,11 +121,8 @@ def _absolute_source(url: str, base: Path) -> str:
 
 # ---- the cache --------------------------------------------------------------------------------------
 def cache_dir() -> Path:
-    """Where named models live: $EZCLIP_CACHE/models, else $XDG_CACHE_HOME or ~/.cache, then ezclip/models."""
-    base = os.environ.get("EZCLIP_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ezclip"
-    )
-    return Path(base) / "models"
+    """Where named models live: files.ezclip_cache()/models (~/.cache/ezclip/models by default)."""
+    return ezclip_cache() / "models"
 
 
 def _record_path(name: str) -> Path:

@@ -12,12 +12,11 @@ so a second run with the same labels encodes no text.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ezclip_cli.files import atomic_write
+from ezclip_cli.files import atomic_write, ezclip_cache
 from ezclip_cli.scoring import ScoreOptions, Scorer
 
 if TYPE_CHECKING:
@@ -76,19 +75,11 @@ class TorchPredictor:
 
 
 # ---- the label set's text embeddings, cached ---------------------------------------------------------
-def default_cache_dir() -> Path:
-    """$EZCLIP_CACHE, else $XDG_CACHE_HOME/ezclip, else ~/.cache/ezclip."""
-    base = os.environ.get("EZCLIP_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ezclip"
-    )
-    return Path(base)
-
-
 def text_cache_path(prompts: list[list[str]], cache_dir: str | None, model_id: str) -> Path:
     """Where the text embeddings of `prompts` under model `model_id` are cached."""
     from ezclip_cli.labels import labelset_fingerprint
 
-    folder = Path(cache_dir) if cache_dir else default_cache_dir() / "text"
+    folder = Path(cache_dir) if cache_dir else ezclip_cache() / "text"
     return folder / f"{model_id}-{labelset_fingerprint(prompts)[:16]}.safetensors"
 
 
@@ -96,7 +87,10 @@ def read_cached_classifier(
     prompts: list[list[str]], cache_dir: str | None, model_id: str, device: str | torch.device = "cpu"
 ) -> torch.Tensor | None:
     """The cached text embeddings of a label set, or None (no model needed: re-labelling stored embeddings)."""
-    path = text_cache_path(prompts, cache_dir, model_id)
+    return _read_cache(text_cache_path(prompts, cache_dir, model_id), device)
+
+
+def _read_cache(path: Path, device: str | torch.device) -> torch.Tensor | None:
     if path.is_file():
         try:
             from safetensors.torch import load_file
@@ -111,7 +105,8 @@ def build_classifier(model: EZClip, prompts: list[list[str]], cache_dir: str | N
     """Text embeddings (K, D) float32 of the label set, cached on disk by model and prompt text."""
     import torch
 
-    cached = read_cached_classifier(prompts, cache_dir, model_id, device=next(model.parameters()).device)
+    path = text_cache_path(prompts, cache_dir, model_id)
+    cached = _read_cache(path, next(model.parameters()).device)
     if cached is not None:
         return cached
     with torch.inference_mode():
@@ -120,7 +115,7 @@ def build_classifier(model: EZClip, prompts: list[list[str]], cache_dir: str | N
         from safetensors.torch import save_file
 
         tensors = {"classifier": classifier.cpu().contiguous()}
-        atomic_write(text_cache_path(prompts, cache_dir, model_id), lambda tmp: save_file(tensors, tmp))
+        atomic_write(path, lambda tmp: save_file(tensors, tmp))
     except OSError as exc:
         log.debug("text cache not written: %s", exc)
     return classifier

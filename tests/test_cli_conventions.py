@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from tests.helpers import REPO
+from tests.helpers import REPO, run_cli
 
 COMMANDS = ["tag", "train", "eval", "export", "merge", "info"]
 AFFECTS = {  # variable -> commands whose --help must name it
@@ -25,21 +25,10 @@ AFFECTS = {  # variable -> commands whose --help must name it
 }
 
 
-def cli(*args: str, capsys, env: dict[str, str] | None = None, monkeypatch=None) -> tuple[int, str, str]:
+def cli(*args: str, capsys) -> tuple[int, str, str]:
     """`ezclip ARGS` through the console entry point in this process: code, stdout, stderr."""
-    from ezclip_cli.cli import main
-
-    argv = sys.argv
-    sys.argv = ["ezclip", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    finally:
-        sys.argv = argv
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    result = run_cli(*args, capsys=capsys)
+    return result.code, result.out, result.err
 
 
 @pytest.mark.parametrize("command", ["", *COMMANDS])

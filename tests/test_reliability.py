@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import REPO, TINY_CONFIG, make_backbone, run_main
+from tests.helpers import REPO, TINY_CONFIG, make_backbone, run_cli, run_main
 from tests.media import moving_ball_frames, write_video
 
 TINY = ["--model", str(TINY_CONFIG), "--pretrained", "none", "-j", "0"]
@@ -52,23 +52,8 @@ def tag(capsys, *args: str) -> tuple[int, str]:
 
 def tag_out(capsys, *args: str) -> tuple[int, str, str]:
     """Exit code, stdout, stderr of an in-process `ezclip tag`."""
-    from ezclip_cli.cli import main
-
-    argv, sys.argv = sys.argv, ["ezclip", "tag", *args]
-    import logging
-
-    package = logging.getLogger("ezclip_cli")
-    saved = (package.handlers[:], package.level, package.propagate)
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    finally:
-        sys.argv = argv
-        package.handlers[:], package.level, package.propagate = saved
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    result = run_cli("tag", *args, capsys=capsys)
+    return result.code, result.out, result.err
 
 
 def one_error_line(stderr: str) -> str:
