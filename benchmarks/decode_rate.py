@@ -54,9 +54,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    from ezclip_cli.decode_pool import DecodePool, DecodeSettings
-    from ezclip_cli.tag_plan import Task, video_fingerprint
-    from ezclip_cli.video import DECODERS, _choose_decoder
+    from ezclip_cli.tag.plan import Task, video_fingerprint
+    from ezclip_cli.tag.pool import DecodePool
+    from ezclip_cli.video.reader import DECODERS, DecodeSettings, _choose_decoder
 
     cores = os.cpu_count() or 1
     workers = [int(w) for w in args.workers.split(",")] if args.workers else list(range(cores + 1))

@@ -52,7 +52,7 @@ def synthetic_store(path: Path, rows: int, dim: int, model_id: str, logit_scale:
     """A store of `rows` random unit vectors with realistic metadata; returns the seconds it took to write."""
     import numpy as np
 
-    from ezclip_cli.store_writer import StoreWriter
+    from ezclip_cli.store.writer import StoreWriter
 
     rng = np.random.default_rng(0)
     started = time.perf_counter()
@@ -90,7 +90,7 @@ def status(field):  # VmRSS now, VmHWM peak (per process image: ru_maxrss would 
     return int(line.split()[1]) * 1024
 def rss():
     return status('VmRSS')
-from ezclip_cli.embeddings import load_store
+from ezclip_cli.store.format import load_store
 import numpy as np
 before = rss()
 started = time.perf_counter()
@@ -122,12 +122,12 @@ def main() -> None:
     import torch
 
     from ezclip_cli.config import TagConfig
-    from ezclip_cli.embed import run_embedding  # noqa: F401  (import cost outside the timings)
-    from ezclip_cli.embeddings import load_store
-    from ezclip_cli.relabel import run_relabel
-    from ezclip_cli.search import top_rows
-    from ezclip_cli.store_writer import model_spec
-    from ezclip_cli.tagging import run_tagging
+    from ezclip_cli.store.embed import run_embedding  # noqa: F401  (import cost outside the timings)
+    from ezclip_cli.store.format import load_store
+    from ezclip_cli.store.relabel import run_relabel
+    from ezclip_cli.store.search import top_rows
+    from ezclip_cli.store.writer import model_spec
+    from ezclip_cli.tag.run import run_tagging
 
     with tempfile.TemporaryDirectory(prefix="ezclip-bench-") as tmp:
         root = Path(tmp)
@@ -206,7 +206,7 @@ def main() -> None:
             started = time.perf_counter()
             top_rows(stored.embeddings, query, 20)
             per_query.append(time.perf_counter() - started)
-        from ezclip_cli.loading import load_model
+        from ezclip_cli.model.load import load_model
 
         model = load_model(None, args.model, "none", 8)
         with torch.inference_mode():

@@ -214,7 +214,7 @@ def section_overhead(plan: Plan, rows: dict) -> None:
 
 
 def _model(plan: Plan) -> Any:
-    from ezclip_cli.loading import load_model
+    from ezclip_cli.model.load import load_model
 
     return load_model(None, plan.model, "none", plan.num_frames, device=plan.device)
 
@@ -293,12 +293,13 @@ def section_tag(plan: Plan, rows: dict, folder: Path) -> None:
     import torch
 
     from ezclip_cli.config import TagConfig
-    from ezclip_cli.decode_pool import DecodedClip, DecodePool, DecodeSettings
-    from ezclip_cli.labels import build_prompts, load_labelset
-    from ezclip_cli.loading import model_fingerprint
-    from ezclip_cli.predictors import TorchPredictor, build_classifier
-    from ezclip_cli.tag_plan import Task, video_fingerprint
-    from ezclip_cli.tagging import run_tagging
+    from ezclip_cli.data.labels import build_prompts, load_labelset
+    from ezclip_cli.model.load import model_fingerprint
+    from ezclip_cli.tag.plan import Task, video_fingerprint
+    from ezclip_cli.tag.pool import DecodedClip, DecodePool
+    from ezclip_cli.tag.predictors import TorchPredictor, build_classifier
+    from ezclip_cli.tag.run import run_tagging
+    from ezclip_cli.video.reader import DecodeSettings
 
     started = time.perf_counter()
     videos = render_videos(plan, folder / "videos")
@@ -381,9 +382,9 @@ class RowClock:
 def section_train(plan: Plan, rows: dict) -> None:
     import torch
 
-    from ezclip_cli.backbone import load_backbone, text_transformer
     from ezclip_cli.config import ModelConfig
-    from ezclip_cli.model import build_model, ezclip_loss
+    from ezclip_cli.model.backbone import load_backbone, text_transformer
+    from ezclip_cli.model.ezclip import build_model, ezclip_loss
 
     backbone = load_backbone(plan.model, None, device=plan.device, seed=0)
     cuda = plan.device.startswith("cuda")
@@ -487,8 +488,8 @@ def section_onnx(plan: Plan, rows: dict, folder: Path) -> None:
     if cuda and "CUDAExecutionProvider" not in providers:
         rows["skipped"] = "onnxruntime has no CUDA provider (pip install onnxruntime-gpu)"
         return
-    from ezclip_cli.onnx_export import write_video_encoder
-    from ezclip_cli.onnx_runtime import require_onnx
+    from ezclip_cli.export.onnx import write_video_encoder
+    from ezclip_cli.export.runtime import require_onnx
 
     require_onnx()
     model = _model(Plan(**{**asdict(plan), "device": "cpu"}))  # exported on the CPU, in fp32

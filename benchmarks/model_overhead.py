@@ -115,9 +115,9 @@ def build_pair(model_name: str, num_frames: int, device: str, dtype: str):
     """(plain open_clip model, EZ-CLIP model) over the same random weights, in eval mode."""
     import torch
 
-    from ezclip_cli.backbone import load_backbone
     from ezclip_cli.config import ModelConfig
-    from ezclip_cli.model import build_model
+    from ezclip_cli.model.backbone import load_backbone
+    from ezclip_cli.model.ezclip import build_model
 
     backbone = load_backbone(model_name, None, device=device, seed=0)
     plain = copy.deepcopy(backbone.clip).eval()
@@ -152,7 +152,7 @@ def measure(
         return model.encode_video(video).float()
 
     def textbook_forward() -> torch.Tensor:
-        from ezclip_cli.model import VisionBlock
+        from ezclip_cli.model.ezclip import VisionBlock
         from tests.test_model_forward import textbook_forward as forward
 
         own, VisionBlock.forward = VisionBlock.forward, forward
@@ -215,7 +215,7 @@ def per_block(plain, model, video, runs: int) -> dict[str, float]:
     grid = model.clip.visual.grid_size
     tokens = 1 + grid[0] * grid[1]
     x = torch.randn(B * T, tokens, ours.block.ln_1.normalized_shape[0], dtype=video.dtype, device=video.device)
-    from ezclip_cli.model import prompted_attention
+    from ezclip_cli.model.ezclip import prompted_attention
 
     keys = torch.cat([ours.block.ln_1(x), x[:, :1]], dim=1)  # LN1(x) and one extra token
     parts = {

@@ -25,7 +25,7 @@ CHILD = r"""
 import json, resource, sys
 from pathlib import Path
 from ezclip_cli.config import TagConfig
-from ezclip_cli.tagging import run_tagging
+from ezclip_cli.tag.run import run_tagging
 folder, out, cache = sys.argv[1:4]
 config = TagConfig(labels="running,jumping,swimming,cooking", workers=0, batch_size=8, device="cpu", cache_dir=cache)
 s = run_tagging([folder], config, model="ViT-B-32", pretrained="none", output=Path(out), overwrite=True)

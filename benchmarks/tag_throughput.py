@@ -61,12 +61,13 @@ def main() -> None:
     import torch
 
     from ezclip_cli.config import TagConfig
-    from ezclip_cli.decode_pool import DecodedClip, DecodeSettings, decode_task
-    from ezclip_cli.labels import build_prompts, load_labelset
-    from ezclip_cli.loading import load_model, model_fingerprint
-    from ezclip_cli.predictors import TorchPredictor, build_classifier
-    from ezclip_cli.tag_plan import Task, video_fingerprint
-    from ezclip_cli.tagging import run_tagging
+    from ezclip_cli.data.labels import build_prompts, load_labelset
+    from ezclip_cli.model.load import load_model, model_fingerprint
+    from ezclip_cli.tag.plan import Task, video_fingerprint
+    from ezclip_cli.tag.pool import DecodedClip, decode_task
+    from ezclip_cli.tag.predictors import TorchPredictor, build_classifier
+    from ezclip_cli.tag.run import run_tagging
+    from ezclip_cli.video.reader import DecodeSettings
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -16,11 +16,11 @@ __all__ = ["__version__", "load_model", "tag_videos"]
 
 def __getattr__(name: str) -> Any:
     if name == "load_model":
-        from ezclip_cli.loading import load_model
+        from ezclip_cli.model.load import load_model
 
         return load_model
     if name == "tag_videos":
-        from ezclip_cli.tagging import tag_videos
+        from ezclip_cli.api import tag_videos
 
         return tag_videos
     raise AttributeError(name)

@@ -21,8 +21,26 @@ from ezclip_cli.errors import UsageError
 ProgressCallback = Callable[[int, int, int, str], None]
 """`(done, total, failed, status)`: units finished, units planned, of those failed, free text."""
 
+PAUSE_ENV = "EZCLIP_PAUSE_AT"  # tests only: "POINT:COUNT:MARKER" (see pause_point)
 INTERVAL_ENV = "EZCLIP_PROGRESS_INTERVAL"
 DEFAULT_INTERVAL = 30.0  # seconds between plain lines: a few hundred lines a day in a job log
+
+
+def pause_point(point: str, count: int) -> None:
+    """A known place for tests that kill or interrupt a process: with $EZCLIP_PAUSE_AT="POINT:COUNT:MARKER"
+    the process writes its pid to MARKER when it reaches COUNT of POINT (e.g. the third row written),
+    then waits there for the test's signal. Unset (always, outside tests), this is one dict look-up."""
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    name, _, rest = spec.partition(":")
+    wanted, _, marker = rest.partition(":")
+    if name != point or str(count) != wanted:
+        return
+    with open(marker, "w", encoding="utf-8") as f:
+        f.write(str(os.getpid()))
+    while True:  # a signal ends the wait (SIGTERM's handler raises, SIGKILL ends the process)
+        time.sleep(1)
 
 
 def default_interval() -> float:

@@ -111,7 +111,7 @@ def ucf_videos(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> list[Path]:
-    from ezclip_cli.checkpoint import save_checkpoint
+    from ezclip_cli.model.checkpoint import save_checkpoint
 
     folder = tmp_path_factory.mktemp("checkpoints")
     paths = []

@@ -10,7 +10,10 @@ import io
 import json
 import logging
 import math
+import os
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ezclip_cli.config import TrainConfig
-from ezclip_cli.labels import load_labelset
+from ezclip_cli.data.labels import load_labelset
 
 if TYPE_CHECKING:
-    from ezclip_cli.backbone import Backbone
-    from ezclip_cli.model import EZClip
+    from ezclip_cli.model.backbone import Backbone
+    from ezclip_cli.model.ezclip import EZClip
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "configs" / "backbones" / "tiny-vit.json"
@@ -39,7 +42,7 @@ def make_backbone(seed: int = 0, config: Path = TINY_CONFIG) -> Backbone:
     """A tiny frozen open_clip backbone with random weights drawn from `seed`."""
     import torch
 
-    from ezclip_cli.backbone import load_backbone
+    from ezclip_cli.model.backbone import load_backbone
 
     torch.manual_seed(seed)
     return load_backbone(str(config), None, seed=seed)
@@ -71,7 +74,7 @@ def run_cli(*args: str, capsys: pytest.CaptureFixture[str], stdin: str | None = 
     `stdin` is what the command reads from standard input. The logging set-up the CLI makes
     (a handler on capsys's stderr) is undone afterwards, so runs do not leak into each other.
     """
-    from ezclip_cli.cli import main
+    from ezclip_cli.cli.app import main
 
     package = logging.getLogger("ezclip_cli")
     saved = (package.handlers[:], package.level, package.propagate)
@@ -156,7 +159,7 @@ def write_reference_checkpoint(path: Path, model: EZClip) -> None:
     """Write `model` in the reference EZ-CLIP layout (docs/model.md section 10), fp16 like the original."""
     import torch
 
-    from ezclip_cli.checkpoint import backbone_state_dict
+    from ezclip_cli.model.checkpoint import backbone_state_dict
 
     state = {f"module.{k}": v.half() for k, v in backbone_state_dict(model).items()}
     state["module.visual.transformer.T_prompt_embeddings"] = model.prompts.detach().half()
@@ -257,7 +260,7 @@ def tiny_eval_model(seed: int) -> EZClip:
     import torch
 
     from ezclip_cli.config import ModelConfig
-    from ezclip_cli.model import build_model
+    from ezclip_cli.model.ezclip import build_model
 
     model = build_model(make_backbone(0), ModelConfig(num_frames=4), seed=seed)
     generator = torch.Generator().manual_seed(seed)
@@ -296,3 +299,20 @@ def tiny_train_config(tmp_path: Path, **changes) -> TrainConfig:
     )
     settings.update(changes)
     return TrainConfig(**settings)
+
+
+def start_paused(args: list[str], point: str, count: int, marker_dir: Path, **popen: Any) -> subprocess.Popen:
+    """Start `args` and return once the child has reached `count` of `point` and waits there
+    (progress.pause_point): a signal sent now lands at a known place, not at whatever a timer hit."""
+    marker = marker_dir / f"paused-{point}-{count}-{time.time_ns()}"
+    env = {**(popen.pop("env", None) or os.environ), "EZCLIP_PAUSE_AT": f"{point}:{count}:{marker}"}
+    proc = subprocess.Popen(args, env=env, **popen)
+    deadline = time.monotonic() + 300  # only a hang runs into this
+    while not marker.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"{args[:4]}... exited ({proc.returncode}) before reaching {point} {count}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"{args[:4]}... did not reach {point} {count} in 300 s")
+        time.sleep(0.01)
+    return proc

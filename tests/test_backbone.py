@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ezclip_cli.backbone import load_backbone
 from ezclip_cli.errors import BackboneError
+from ezclip_cli.model.backbone import load_backbone
 
 
 def test_config_json_builds_the_tiny_backbone(tiny_config_path):

@@ -9,10 +9,10 @@ import pickle
 import pytest
 import torch
 
-from ezclip_cli.checkpoint import load_checkpoint, save_checkpoint
 from ezclip_cli.config import ModelConfig
 from ezclip_cli.errors import CheckpointError
-from ezclip_cli.model import build_model
+from ezclip_cli.model.checkpoint import load_checkpoint, save_checkpoint
+from ezclip_cli.model.ezclip import build_model
 from tests.helpers import OPENAI_STYLE, make_backbone, trained_like, write_reference_checkpoint
 
 T = 8

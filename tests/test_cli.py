@@ -17,7 +17,7 @@ def test_help_never_imports_torch():
     # A real process is the point: one fresh interpreter runs every --help, then checks what got imported.
     code = (
         "import sys\n"
-        "from ezclip_cli.cli import app\n"
+        "from ezclip_cli.cli.app import app\n"
         f"for args in [['--help']] + [[c, '--help'] for c in {COMMANDS!r}]:\n"
         "    try:\n"
         "        app(args, standalone_mode=False)\n"
@@ -39,7 +39,7 @@ def test_every_subcommand_documents_its_options(command):
     import typer.main
     from typer.testing import CliRunner
 
-    from ezclip_cli.cli import app
+    from ezclip_cli.cli.app import app
 
     result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
     assert result.exit_code == 0

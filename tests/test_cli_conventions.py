@@ -46,7 +46,7 @@ def test_help_reads_as_words_not_python_types(command, capsys):
 
 def test_metavars_cover_options_added_anywhere():
     """The conventions are applied to the built command, so a new module's options need no list."""
-    from ezclip_cli.cli import apply_help_conventions
+    from ezclip_cli.cli.app import apply_help_conventions
 
     extra = typer.Typer()
 

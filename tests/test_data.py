@@ -13,13 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from ezclip_cli import video_dataset
-from ezclip_cli.datasets import list_datasets, load_split
-from ezclip_cli.errors import DatasetError, VideoError
-from ezclip_cli.train_defaults import DIRECTION_SENSITIVE_DATASETS
-from ezclip_cli.transforms import sample_clip_augmentation
-from ezclip_cli.video_dataset import VideoDataset, collate_videos
-from ezclip_cli.video_lists import (
+from ezclip_cli.data.datasets import list_datasets, load_split
+from ezclip_cli.data.video_lists import (
     VideoList,
     kshot_subset,
     load_folder_dataset,
@@ -27,6 +22,11 @@ from ezclip_cli.video_lists import (
     restrict_classes,
     split_base_novel,
 )
+from ezclip_cli.errors import DatasetError, VideoError
+from ezclip_cli.train import dataset as video_dataset
+from ezclip_cli.train.dataset import VideoDataset, collate_videos
+from ezclip_cli.train.defaults import DIRECTION_SENSITIVE_DATASETS
+from ezclip_cli.video.transforms import sample_clip_augmentation
 from tests.helpers import CLIP_MEAN as MEAN
 from tests.helpers import CLIP_STD as STD
 from tests.helpers import K_HEADER, put, write_csv
@@ -108,7 +108,7 @@ def kinetics_root(tmp_path, mp4_bytes) -> Path:
 
 
 def test_kinetics_classes_counts_and_missing(kinetics_root, caplog):
-    with caplog.at_level(logging.WARNING, logger="ezclip_cli.video_lists"):
+    with caplog.at_level(logging.WARNING, logger="ezclip_cli.data.video_lists"):
         train = load_split("k400", kinetics_root, "train")
     assert train.classes == ("abseiling", "air drumming", "zumba")
     assert len(train.items) == 5 and train.missing == 1
@@ -361,7 +361,7 @@ def synthetic(counts: list[int], name: str = "syn") -> VideoList:
 
 def test_kshot_subset_sizes_and_determinism(caplog):
     videos = synthetic([20, 20, 3, 16])
-    with caplog.at_level(logging.WARNING, logger="ezclip_cli.video_lists"):
+    with caplog.at_level(logging.WARNING, logger="ezclip_cli.data.video_lists"):
         subset = kshot_subset(videos, 16, seed=1)
     assert [sum(1 for _, label in subset.items if label == i) for i in range(4)] == [16, 16, 3, 16]
     assert "class002" in caplog.text and "fewer than 16" in caplog.text

@@ -9,9 +9,9 @@ import logging
 import pytest
 import torch
 
-from ezclip_cli.descriptions import class_texts, load_descriptions
+from ezclip_cli.data.descriptions import class_texts, load_descriptions
+from ezclip_cli.data.labels import load_labelset
 from ezclip_cli.errors import LabelsetError
-from ezclip_cli.labels import load_labelset
 from tests.helpers import BALL_CLASSES, report_errors, run_main, tiny_train_config
 
 REFERENCE_HEADER = ["SNo", "Class Name", "GPT3 discription"]  # sic, as in the EZ-CLIP repository
@@ -113,8 +113,8 @@ def test_eval_report_says_which_text_each_class_used(ucf_videos, checkpoints, tm
 
 
 def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp_path, clip_files, monkeypatch):
-    from ezclip_cli.train import train
-    from ezclip_cli.train_model import _TrainForward
+    from ezclip_cli.train.run import train
+    from ezclip_cli.train.setup import _TrainForward
 
     described = {c: f"a clip in which {c}, seen from the side" for c in BALL_CLASSES}
     path = write_reference_csv(tmp_path / "desc.csv", list(BALL_CLASSES), described.__getitem__)
@@ -134,7 +134,7 @@ def test_training_with_a_description_csv_makes_the_loss_see_the_descriptions(tmp
         templates=("a video of {}", "{}"),
     )
     train(config)
-    from ezclip_cli.backbone import load_backbone
+    from ezclip_cli.model.backbone import load_backbone
 
     tokenizer = load_backbone(config.model, None, seed=0).tokenizer
     expected = {tuple(t.tolist()) for t in tokenizer([described[c] for c in BALL_CLASSES])}

@@ -8,13 +8,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import TINY_CONFIG, run_main
+from tests.helpers import TINY_CONFIG, run_main, start_paused
 from tests.media import moving_ball_frames, write_video
 
 TINY = ["--model", str(TINY_CONFIG), "--pretrained", "none"]
@@ -162,7 +161,7 @@ def test_windows_relabel_equal_tag_and_store_carries_ids(tmp_path, capsys):
         capsys=capsys,
     )
     assert code == 0, err
-    from ezclip_cli.embeddings import load_store
+    from ezclip_cli.store.format import load_store
 
     stored = load_store(store)
     assert len(stored) == 3 and stored.embeddings.dtype == np.float32
@@ -179,8 +178,8 @@ def test_windows_relabel_equal_tag_and_store_carries_ids(tmp_path, capsys):
     assert code == 0, err
     assert_same_rows(jsonl(tmp_path / "w.jsonl"), jsonl(tmp_path / "r.jsonl"))
     # Segments straight from the store: the windows tag wrote, merged.
-    from ezclip_cli.results import TagResult
-    from ezclip_cli.segments import merge_segments
+    from ezclip_cli.tag.results import TagResult
+    from ezclip_cli.tag.segments import merge_segments
 
     code, err = run_main(
         "tag",
@@ -223,17 +222,12 @@ def test_killed_save_embeddings_run_resumed_holds_every_video_once(tmp_path):
         "0",
         "-q",
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = start_paused(args, "rows", 5, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     manifest = store / "manifest.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if manifest.exists() and manifest.read_bytes().count(b"\n") >= 5:
-            break
-        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     committed = manifest.read_bytes().count(b"\n")
-    assert 0 < committed < len(videos), "the kill should land mid-run"
+    assert committed == 5 < len(videos)  # batch size 1: one commit per row, each before its row
     # The worst a kill can leave on top: a shard written but never committed, and a torn manifest line.
     (store / "shards" / "999999.safetensors").write_bytes(b"partial")
     with manifest.open("a") as f:
@@ -241,7 +235,7 @@ def test_killed_save_embeddings_run_resumed_holds_every_video_once(tmp_path):
     resumed = subprocess.run(args[:-1], capture_output=True, text=True, env=env, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
 
-    from ezclip_cli.embeddings import load_store
+    from ezclip_cli.store.format import load_store
 
     stored = load_store(store)
     assert sorted(stored.columns["path"]) == sorted(str(v) for v in videos)  # every video, once
@@ -332,9 +326,9 @@ def test_a_store_of_another_model_is_refused(tmp_path, capsys):
 
 
 def test_store_never_takes_a_foreign_folder_and_has_one_writer(tmp_path):
-    from ezclip_cli.embeddings import StoreError
     from ezclip_cli.errors import UsageError
-    from ezclip_cli.store_writer import StoreWriter
+    from ezclip_cli.store.format import StoreError
+    from ezclip_cli.store.writer import StoreWriter
 
     foreign = tmp_path / "photos"
     foreign.mkdir()
@@ -370,8 +364,8 @@ def stored_row(path: str, start: float | None = None) -> dict:
 def test_search_returns_the_planted_nearest_video_first(tmp_path, capsys):
     import torch
 
-    from ezclip_cli.loading import load_model, model_fingerprint
-    from ezclip_cli.store_writer import StoreWriter, model_spec
+    from ezclip_cli.model.load import load_model, model_fingerprint
+    from ezclip_cli.store.writer import StoreWriter, model_spec
 
     ezclip = load_model(None, str(TINY_CONFIG), "none", 8)
     query = "a person surfing a big wave"
@@ -406,7 +400,7 @@ def test_search_returns_the_planted_nearest_video_first(tmp_path, capsys):
 
 
 def test_search_like_a_video_and_per_video(tmp_path, capsys):
-    from ezclip_cli.store_writer import StoreWriter
+    from ezclip_cli.store.writer import StoreWriter
 
     rng = np.random.default_rng(1)
     dim = 16
@@ -499,7 +493,7 @@ def test_embed_resumes_and_relabels_like_tag(tmp_path, capsys):
     assert_same_rows(jsonl(tmp_path / "t.jsonl"), jsonl(tmp_path / "r.jsonl"))
     # The library entry point fills a store too.
     from ezclip_cli import tag_videos
-    from ezclip_cli.embeddings import load_store
+    from ezclip_cli.store.format import load_store
 
     rows = tag_videos(
         [tmp_path / "v"],
@@ -537,7 +531,7 @@ def test_relabel_threshold_can_abstain_and_flags_are_checked(tmp_path, capsys):
 def test_help_of_the_new_commands_imports_no_torch():
     code = (
         "import sys\n"
-        "from ezclip_cli.cli import app\n"
+        "from ezclip_cli.cli.app import app\n"
         "for args in [['embed', '--help'], ['search', '--help'], ['tag', '--help']]:\n"
         "    try:\n"
         "        app(args, standalone_mode=False)\n"

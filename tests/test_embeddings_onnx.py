@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from ezclip_cli.checkpoint import save_checkpoint
 from ezclip_cli.config import ModelConfig
-from ezclip_cli.model import build_model
+from ezclip_cli.model.checkpoint import save_checkpoint
+from ezclip_cli.model.ezclip import build_model
 from tests.helpers import make_backbone, run_main, trained_like
 from tests.media import moving_ball_frames, write_video
 
@@ -20,7 +20,7 @@ LABELS = "moving right,moving left,growing,shrinking"
 
 
 def test_onnx_store_relabels_to_the_onnx_rows(tmp_path, capsys, monkeypatch):
-    from ezclip_cli.export import export_bundle
+    from ezclip_cli.export.bundle import export_bundle
 
     monkeypatch.setenv("EZCLIP_CACHE", str(tmp_path / "cache"))
     model = build_model(make_backbone(0), ModelConfig(num_frames=8))

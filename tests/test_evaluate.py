@@ -17,10 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from ezclip_cli import evaluate as ev
-from ezclip_cli.datasets import load_split
-from ezclip_cli.errors import UsageError
-from ezclip_cli.eval_config import (
+from ezclip_cli.config.eval import (
     K600_RENAMED_FROM_K400,
     PROTOCOLS,
     REPORT_FORMAT,
@@ -28,13 +25,16 @@ from ezclip_cli.eval_config import (
     TEST_SPLITS,
     EvalConfig,
 )
-from ezclip_cli.eval_plans import ModelSpec, k600_new_classes, plan_units
-from ezclip_cli.eval_scoring import clip_frame_indices, plan_batches, read_views, score_videos, spatial_crops
-from ezclip_cli.labels import load_labelset
-from ezclip_cli.metrics import compute_metrics, harmonic_mean, mean_std
-from ezclip_cli.report import summarize, write_report
-from ezclip_cli.splits import normalise_name, published_k600_subsets, read_name_list, splits_dir
-from ezclip_cli.video_lists import VideoList
+from ezclip_cli.data.datasets import load_split
+from ezclip_cli.data.labels import load_labelset
+from ezclip_cli.data.splits import normalise_name, published_k600_subsets, read_name_list, splits_dir
+from ezclip_cli.data.video_lists import VideoList
+from ezclip_cli.errors import UsageError
+from ezclip_cli.eval import run as ev
+from ezclip_cli.eval.metrics import compute_metrics, harmonic_mean, mean_std
+from ezclip_cli.eval.plans import ModelSpec, k600_new_classes, plan_units
+from ezclip_cli.eval.report import summarize, write_report
+from ezclip_cli.eval.scoring import clip_frame_indices, plan_batches, read_views, score_videos, spatial_crops
 from tests.helpers import (
     REPO,
     report_errors,

@@ -43,7 +43,7 @@ def readme_score() -> tuple[int, int]:
 
 
 def test_shipped_model_is_small_and_made_by_ezclip_train():
-    from ezclip_cli.checkpoint import read_checkpoint_header
+    from ezclip_cli.model.checkpoint import read_checkpoint_header
 
     assert MODEL.is_file() and MODEL.stat().st_size < 5_000_000
     header = read_checkpoint_header(MODEL)

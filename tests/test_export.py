@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from ezclip_cli.checkpoint import load_checkpoint, save_checkpoint
 from ezclip_cli.config import ModelConfig
 from ezclip_cli.errors import EzclipError
-from ezclip_cli.model import build_model
+from ezclip_cli.model.checkpoint import load_checkpoint, save_checkpoint
+from ezclip_cli.model.ezclip import build_model
 from tests.helpers import REPO, TINY_CONFIG, make_backbone, trained_like
 from tests.media import moving_ball_frames, write_video
 
@@ -30,7 +30,7 @@ TOLERANCE = 1e-4
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny EZ-CLIP checkpoint with trained-like weights and its bundle (labels + text encoder)."""
-    from ezclip_cli.export import export_bundle
+    from ezclip_cli.export.bundle import export_bundle
 
     root = tmp_path_factory.mktemp("export")
     model = build_model(make_backbone(0), ModelConfig(num_frames=T))
@@ -79,7 +79,7 @@ def test_onnx_text_encoder_uses_all_positions_and_matches_pytorch(exported):
 
 
 def test_bundled_tokenizer_gives_open_clips_ids(exported):
-    from ezclip_cli.tokenizer import ClipTokenizer
+    from ezclip_cli.model.tokenizer import ClipTokenizer
 
     model, _ = load_checkpoint(exported["checkpoint"])
     ours = ClipTokenizer.from_file(exported["bundle"] / "tokenizer.json")
@@ -154,10 +154,11 @@ def test_bundle_layout_config_and_onnx_metadata(exported):
 
 def test_round_trip_checkpoint_bundle_and_onnx_agree(exported, tmp_path):
     """Tag a rendered folder three ways: checkpoint, bundle in PyTorch, bundle in onnxruntime."""
-    from ezclip_cli.decode_pool import DecodeSettings, decode_task
-    from ezclip_cli.onnx_runtime import load_bundle_predictor
-    from ezclip_cli.tag_plan import Task
-    from ezclip_cli.tagging import tag_videos
+    from ezclip_cli.export.runtime import load_bundle_predictor
+    from ezclip_cli.tag.plan import Task
+    from ezclip_cli.tag.pool import decode_task
+    from ezclip_cli.tag.run import tag_videos
+    from ezclip_cli.video.reader import DecodeSettings
 
     folder = tmp_path / "videos"
     folder.mkdir()
@@ -188,15 +189,15 @@ def test_round_trip_checkpoint_bundle_and_onnx_agree(exported, tmp_path):
         assert tuple(labels) == row.labels
         assert max(abs(a - b) for a, b in zip(scores, row.scores)) <= 1e-4
     # One bundle, one id (all its files, ONNX included): results of either runtime resume each other.
-    from ezclip_cli.onnx_runtime import bundle_fingerprint
+    from ezclip_cli.model.bundle import bundle_fingerprint
 
     assert model_id == bundle_fingerprint(exported["bundle"]) == by_bundle[0].model_id == by_runtime[0].model_id
     assert by_model_flag[0].model_id == model_id
 
 
 def test_new_label_set_through_the_onnx_text_encoder(exported):
-    from ezclip_cli.labels import build_prompts, load_labelset
-    from ezclip_cli.onnx_runtime import load_bundle_predictor
+    from ezclip_cli.data.labels import build_prompts, load_labelset
+    from ezclip_cli.export.runtime import load_bundle_predictor
 
     spec = "juggling,ApplyEyeMakeup,riding a bike"
     predictor, _, _ = load_bundle_predictor(exported["bundle"], spec, top_k=2)
@@ -213,7 +214,7 @@ def test_format_1_bundle_with_the_bpe_vocabulary_still_encodes_new_labels(export
 
     from open_clip.tokenizer import default_bpe
 
-    from ezclip_cli.onnx_runtime import load_bundle_predictor
+    from ezclip_cli.export.runtime import load_bundle_predictor
 
     old = tmp_path / "old"
     shutil.copytree(exported["bundle"], old)
@@ -234,7 +235,7 @@ def test_format_1_bundle_with_the_bpe_vocabulary_still_encodes_new_labels(export
 def test_damaged_tokenizer_is_one_clear_line(exported, tmp_path):
     import shutil
 
-    from ezclip_cli.onnx_runtime import load_bundle_predictor
+    from ezclip_cli.export.runtime import load_bundle_predictor
 
     bundle = tmp_path / "bundle"
     shutil.copytree(exported["bundle"], bundle)
@@ -266,7 +267,7 @@ def test_bundle_loads_offline_with_empty_caches_and_onnx_runs_without_torch(expo
     bundle = str(exported["bundle"])
     torch_code = (
         "import sys, numpy as np, torch\n"
-        "from ezclip_cli.loading import load_model\n"
+        "from ezclip_cli.model.load import load_model\n"
         f"model = load_model({bundle!r})\n"
         f"video = torch.from_numpy(np.load({str(tmp_path / 'video.npy')!r}))\n"
         "with torch.no_grad():\n"
@@ -279,7 +280,7 @@ def test_bundle_loads_offline_with_empty_caches_and_onnx_runs_without_torch(expo
 
     onnx_code = (
         "import sys, json, numpy as np\n"
-        "from ezclip_cli.onnx_runtime import load_bundle_predictor\n"
+        "from ezclip_cli.export.runtime import load_bundle_predictor\n"
         f"pixels = np.load({str(tmp_path / 'pixels.npy')!r})\n"
         f"shipped, settings, model_id = load_bundle_predictor({bundle!r}, None, 2)\n"
         f"fresh, _, _ = load_bundle_predictor({bundle!r}, 'juggling,surfing,reading a book', 2)\n"
@@ -302,7 +303,7 @@ def test_failed_verification_exits_1_with_one_line_and_writes_nothing(exported, 
     import onnx
     from onnx import numpy_helper
 
-    import ezclip_cli.onnx_export as export_module
+    import ezclip_cli.export.onnx as export_module
 
     original = export_module.write_video_encoder
 
@@ -354,8 +355,8 @@ def test_overwrite_replaces_a_bundle(exported, cli, tmp_path):
 
 
 def test_missing_onnx_extra_is_one_clear_line(exported, monkeypatch, tmp_path):
-    from ezclip_cli.export import ExportError, export_bundle
-    from ezclip_cli.onnx_runtime import load_bundle_predictor
+    from ezclip_cli.export.bundle import ExportError, export_bundle
+    from ezclip_cli.export.runtime import load_bundle_predictor
 
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
     with pytest.raises(ExportError, match=r"^ONNX export needs the onnx extra: pip install 'ezclip\[onnx\]'$"):
@@ -370,9 +371,9 @@ def test_no_backbone_refers_to_a_named_backbone(tmp_path):
     """With --no-backbone only the learned weights ship; loading finds the backbone by name and weights."""
     from safetensors.torch import save_file
 
-    from ezclip_cli.backbone import load_backbone
-    from ezclip_cli.export import export_bundle
-    from ezclip_cli.loading import load_model, model_fingerprint
+    from ezclip_cli.export.bundle import export_bundle
+    from ezclip_cli.model.backbone import load_backbone
+    from ezclip_cli.model.load import load_model, model_fingerprint
 
     weights = tmp_path / "tiny-weights.safetensors"
     save_file({k: v.contiguous() for k, v in make_backbone(0).clip.state_dict().items()}, str(weights))

@@ -8,15 +8,15 @@ import random
 import pytest
 import torch
 
-from ezclip_cli import transforms, video_dataset
 from ezclip_cli.config import ModelConfig, TrainConfig
+from ezclip_cli.config.eval import EvalConfig
+from ezclip_cli.data.labels import LabelSet, build_prompts
+from ezclip_cli.data.video_lists import VideoList
 from ezclip_cli.errors import CheckpointError, UsageError
-from ezclip_cli.eval_config import EvalConfig
-from ezclip_cli.eval_scoring import plan_batches
-from ezclip_cli.faithful import class_probabilities, template_classifier
-from ezclip_cli.labels import LabelSet, build_prompts
-from ezclip_cli.model import build_model, drop_path
-from ezclip_cli.video_lists import VideoList
+from ezclip_cli.eval.scoring import class_probabilities, plan_batches, template_classifier
+from ezclip_cli.model.ezclip import build_model, drop_path
+from ezclip_cli.train import dataset as video_dataset
+from ezclip_cli.video import transforms
 from tests.helpers import OPENAI_STYLE, make_backbone, trained_like, write_reference_checkpoint
 
 SWITCHES = ("jitter_per_frame", "drop_path_positions", "raw_names", "train_sampling", "kshot_list")
@@ -155,7 +155,7 @@ def test_drop_last_batch_80_drops_the_same_videos_whatever_the_batch_size():
 
 # ---- 6. segment-centre training sampling -------------------------------------------------------------------
 def test_centre_sampling_trains_on_segment_centres_and_changes_nothing_else(tmp_path, monkeypatch):
-    from ezclip_cli.video import sample_indices
+    from ezclip_cli.video.reader import sample_indices
 
     seen: list = []
 
@@ -183,7 +183,7 @@ def test_centre_sampling_trains_on_segment_centres_and_changes_nothing_else(tmp_
 
 # ---- 7. published K-shot lists: test_splits.py; the imported checkpoint's temporal_embedding ----------------
 def test_an_imported_checkpoint_with_a_non_zero_temporal_embedding_is_refused(tmp_path):
-    from ezclip_cli.checkpoint import load_checkpoint
+    from ezclip_cli.model.checkpoint import load_checkpoint
 
     config_path = tmp_path / "openai-style.json"
     config_path.write_text(json.dumps(OPENAI_STYLE))

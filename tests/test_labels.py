@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ezclip_cli.errors import LabelsetError
-from ezclip_cli.labels import (
+from ezclip_cli.data.labels import (
     DEFAULT_TEMPLATES,
     LabelSet,
     build_prompts,
@@ -18,6 +17,7 @@ from ezclip_cli.labels import (
     list_labelsets,
     load_labelset,
 )
+from ezclip_cli.errors import LabelsetError
 from tests.helpers import put
 
 BUNDLED_COUNTS = {"hmdb51": 51, "k400": 400, "k600": 600, "ssv2": 174, "ucf101": 101}
@@ -386,7 +386,7 @@ def test_labels_module_stays_light():
     # `--help` must be instant and the library must not depend on the CLI (the house style: library first, instant help)
     import ast
 
-    import ezclip_cli.labels as labels
+    import ezclip_cli.data.labels as labels
 
     tree = ast.parse(Path(labels.__file__).read_text(encoding="utf-8"))
     imported = {

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ezclip_cli.errors import UsageError
-from ezclip_cli.output import RowWriter
-from ezclip_cli.shards import resolve_shard
+from ezclip_cli.tag.output import RowWriter
+from ezclip_cli.tag.plan import resolve_shard
 from tests.helpers import TINY_CONFIG, run_main
 from tests.media import moving_ball_frames, write_broken, write_video
 

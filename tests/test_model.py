@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ezclip_cli.config import ModelConfig
-from ezclip_cli.model import build_model, drop_path, ezclip_loss, motion_loss, soft_target_kl_loss
+from ezclip_cli.model.ezclip import build_model, drop_path, ezclip_loss, motion_loss, soft_target_kl_loss
 from tests.helpers import make_backbone
 
 T = 8
@@ -29,7 +29,7 @@ def random_video(batch: int = 2, seed: int = 1) -> torch.Tensor:
     [("ViT-B-16", 5_204_736), ("ViT-L-14", 16_360_704)],
 )
 def test_trainable_parameter_count_matches_the_paper(name, expected):
-    from ezclip_cli.backbone import load_backbone
+    from ezclip_cli.model.backbone import load_backbone
 
     model = build_model(load_backbone(name, None, meta=True), ModelConfig(num_frames=8))
     counts = model.parameter_breakdown()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ezclip_cli.config import ModelConfig
-from ezclip_cli.model import VisionBlock, build_model, prompted_attention
+from ezclip_cli.model.ezclip import VisionBlock, build_model, prompted_attention
 from tests.helpers import make_backbone
 
 T = 8

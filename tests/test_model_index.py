@@ -14,7 +14,7 @@ import torch
 
 from ezclip_cli.config import ModelConfig
 from ezclip_cli.errors import BackboneError, DownloadError, UsageError
-from ezclip_cli.model import build_model
+from ezclip_cli.model.ezclip import build_model
 from tests.helpers import OPENAI_STYLE, make_backbone, run_main, trained_like, write_reference_checkpoint
 from tests.media import moving_ball_frames, write_video
 
@@ -113,8 +113,8 @@ def served(env, reference_bytes):
 
 
 def test_models_lists_the_index_and_tag_by_name_downloads_converts_and_tags(served, env, reference_bytes, capsys):
-    from ezclip_cli.checkpoint import detect_kind
-    from ezclip_cli.models import describe_models
+    from ezclip_cli.hub.index import describe_models
+    from ezclip_cli.model.checkpoint import detect_kind
 
     code, _ = run_main("models", capsys=capsys)
     assert code == 0
@@ -172,7 +172,7 @@ def test_models_lists_the_index_and_tag_by_name_downloads_converts_and_tags(serv
 
 
 def test_named_model_is_identified_by_its_download_digest(served, reference_bytes):
-    from ezclip_cli.loading import load_model, model_fingerprint
+    from ezclip_cli.model.load import load_model, model_fingerprint
 
     first, second = load_model(NAME), load_model(NAME)
     assert first.content_id == hashlib.sha256(reference_bytes).hexdigest()
@@ -180,7 +180,7 @@ def test_named_model_is_identified_by_its_download_digest(served, reference_byte
 
 
 def test_default_resolves_to_the_index_default(served, capsys):
-    from ezclip_cli.loading import describe_model, resolve_checkpoint
+    from ezclip_cli.model.load import describe_model, resolve_checkpoint
 
     assert describe_model(None, None, None, 8)["resolves_to"].startswith(f"{NAME} (the default), not cached")
     path = resolve_checkpoint(None)
@@ -206,7 +206,7 @@ def test_truncated_download_is_refused_and_nothing_is_cached(env, reference_byte
 
 
 def test_cut_file_without_digest_fails_the_structure_check(env, reference_bytes):
-    from ezclip_cli.models import ensure_model
+    from ezclip_cli.model.load import fetch_model as ensure_model
 
     server = Server({"/tiny.pt": reference_bytes[: len(reference_bytes) // 2]})  # honest length, half a file
     try:
@@ -232,7 +232,7 @@ def test_wrong_digest_is_refused_and_nothing_is_cached(env, reference_bytes, cap
 
 
 def test_right_digest_is_accepted_and_later_downloads_must_match_the_first(env, reference_bytes):
-    from ezclip_cli.models import ensure_model
+    from ezclip_cli.model.load import fetch_model as ensure_model
 
     server = Server({"/tiny.pt": reference_bytes})
     try:
@@ -269,7 +269,7 @@ def test_server_down_and_nothing_cached_fails_at_once_with_one_line(env, monkeyp
     (line,) = [x for x in err.strip().splitlines() if x.startswith("ezclip: error")]
     assert NAME in line and url in line and "connection refused" in line
     assert f"ezclip models --download {NAME}" in line and "--checkpoint PATH" in line
-    from ezclip_cli.offline import CONNECT_TIMEOUT
+    from ezclip_cli.hub.offline import CONNECT_TIMEOUT
 
     assert connects == [(("127.0.0.1", int(url.split(":")[2].split("/")[0])), CONNECT_TIMEOUT)]  # one try, no retries
     assert CONNECT_TIMEOUT <= 3
@@ -278,7 +278,7 @@ def test_server_down_and_nothing_cached_fails_at_once_with_one_line(env, monkeyp
 
 @pytest.mark.parametrize("switch", ["EZCLIP_OFFLINE", "HF_HUB_OFFLINE"])
 def test_offline_switches_refuse_to_download(served, env, monkeypatch, switch):
-    from ezclip_cli.models import ensure_model
+    from ezclip_cli.model.load import fetch_model as ensure_model
 
     monkeypatch.setenv(switch, "1")
     with pytest.raises(DownloadError, match=f"{switch}=1"):
@@ -287,7 +287,7 @@ def test_offline_switches_refuse_to_download(served, env, monkeypatch, switch):
 
 
 def test_local_sources_need_no_network(env, reference_bytes, monkeypatch):
-    from ezclip_cli.models import ensure_model
+    from ezclip_cli.model.load import fetch_model as ensure_model
 
     (env / "mirror").mkdir()
     (env / "mirror" / "tiny.pt").write_bytes(reference_bytes)
@@ -302,7 +302,8 @@ def test_google_drive_goes_through_gdown_up_to_the_url(env, reference_bytes, mon
     """Drive is never contacted in tests: the probe and gdown are replaced; we check what they are asked for."""
     import gdown
 
-    from ezclip_cli import models
+    from ezclip_cli.hub import index as models
+    from ezclip_cli.model.load import fetch_model
 
     file_id = "19QNGgaZjPyq0yz7XJGFccS7MV09KMY_K"
     probed, calls = [], []
@@ -316,7 +317,7 @@ def test_google_drive_goes_through_gdown_up_to_the_url(env, reference_bytes, mon
     monkeypatch.setattr(gdown, "download", fake_download)
     for url in (f"gdrive:{file_id}", f"https://drive.google.com/file/d/{file_id}/view?usp=sharing"):
         write_index(env / "index.json", url)
-        assert models.ensure_model(NAME, force=True).is_file()
+        assert fetch_model(NAME, force=True).is_file()
     expected = f"https://drive.google.com/uc?id={file_id}"
     assert probed == [expected, expected]
     assert [c["url"] for c in calls] == [expected, expected]
@@ -326,7 +327,8 @@ def test_google_drive_goes_through_gdown_up_to_the_url(env, reference_bytes, mon
 def test_hf_hub_sources(env, reference_bytes, monkeypatch):
     import huggingface_hub
 
-    from ezclip_cli import models
+    from ezclip_cli.hub import index as models
+    from ezclip_cli.model.load import fetch_model
 
     assert models.parse_source("hf-hub:org/repo") == models.Source("hf", "org/repo", "model.ezclip")
     assert models.parse_source("hf-hub:org/repo/sub/ref.pt") == models.Source("hf", "org/repo", "sub/ref.pt")
@@ -341,14 +343,14 @@ def test_hf_hub_sources(env, reference_bytes, monkeypatch):
         lambda repo, filename, local_files_only: asked.append((repo, filename)) or str(env / "hub.pt"),
     )
     write_index(env / "index.json", "hf-hub:org/repo/ref.pt")
-    assert models.ensure_model(NAME).is_file()
+    assert fetch_model(NAME).is_file()
     assert asked == [("org/repo", "ref.pt")]
 
 
 def test_builtin_index_lists_the_five_released_models(monkeypatch, tmp_path):
     monkeypatch.delenv("EZCLIP_MODEL_INDEX", raising=False)
     monkeypatch.setenv("EZCLIP_CACHE", str(tmp_path))
-    from ezclip_cli.models import describe_models, fetch_url, load_index, parse_source
+    from ezclip_cli.hub.index import describe_models, fetch_url, load_index, parse_source
 
     index = load_index()
     assert index.default == "ezclip-b16-k400"
@@ -362,7 +364,7 @@ def test_builtin_index_lists_the_five_released_models(monkeypatch, tmp_path):
 def test_models_command_prints_the_table(monkeypatch, tmp_path, capsys):
     from typer.testing import CliRunner
 
-    from ezclip_cli.cli import app
+    from ezclip_cli.cli.app import app
 
     monkeypatch.delenv("EZCLIP_MODEL_INDEX", raising=False)
     monkeypatch.setenv("EZCLIP_CACHE", str(tmp_path))
@@ -386,7 +388,7 @@ def test_bad_index_and_unknown_names_are_one_line_errors(env, capsys):
 
 
 def test_train_init_starts_from_the_named_model(served):
-    from ezclip_cli.loading import load_model, start_from
+    from ezclip_cli.model.load import load_model, start_from
 
     backbone, learned = start_from(NAME, 8, True, "cpu")
     released = load_model(NAME)
@@ -404,8 +406,8 @@ def test_train_init_starts_from_the_named_model(served):
 def test_backbone_weights_offline_fail_at_once_with_the_remedies(tmp_path, monkeypatch):
     import open_clip
 
-    from ezclip_cli import offline
-    from ezclip_cli.backbone import load_backbone
+    from ezclip_cli.hub import offline
+    from ezclip_cli.model.backbone import load_backbone
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -430,7 +432,7 @@ def test_backbone_weights_offline_fail_at_once_with_the_remedies(tmp_path, monke
 
 
 def test_probe_asks_the_proxy_when_one_is_configured(monkeypatch):
-    from ezclip_cli.offline import unreachable
+    from ezclip_cli.hub.offline import unreachable
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -448,7 +450,7 @@ def test_listing_models_imports_no_torch(tmp_path):
 
     code = (
         "import sys\n"
-        "from ezclip_cli.cli import app\n"
+        "from ezclip_cli.cli.app import app\n"
         "for args in (['models', '--help'], ['models']):\n"
         "    try:\n"
         "        app(args, standalone_mode=False)\n"
@@ -466,7 +468,8 @@ def test_listing_models_imports_no_torch(tmp_path):
 
 
 def test_eval_and_export_take_names_and_eval_defaults_to_the_index_default(served, env, monkeypatch, capsys):
-    from ezclip_cli import evaluate, report
+    from ezclip_cli.eval import report
+    from ezclip_cli.eval import run as evaluate
 
     seen = []
 
@@ -490,8 +493,8 @@ def test_eval_and_export_take_names_and_eval_defaults_to_the_index_default(serve
 
 
 def test_train_init_from_a_name_keeps_the_released_parts(served, env, capsys):
-    from ezclip_cli.checkpoint import load_checkpoint
-    from ezclip_cli.loading import load_model
+    from ezclip_cli.model.checkpoint import load_checkpoint
+    from ezclip_cli.model.load import load_model
 
     lines = []
     for i, direction in enumerate(["left", "right", "left", "right"]):

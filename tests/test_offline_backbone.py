@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ezclip_cli.errors import BackboneError
-from ezclip_cli.offline import refuse_unreachable_weights_early, weights_caches_empty
+from ezclip_cli.hub.offline import refuse_unreachable_weights_early, weights_caches_empty
 
 
 @pytest.fixture
@@ -24,12 +24,12 @@ def empty_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_offline_tag_with_no_weights_anywhere_fails_before_any_tagging_work(empty_caches, tmp_path, cli, monkeypatch):
-    import ezclip_cli.tagging
+    import ezclip_cli.tag.run
 
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("tagging started: the refusal came too late")
 
-    monkeypatch.setattr(ezclip_cli.tagging, "run_tagging", never)
+    monkeypatch.setattr(ezclip_cli.tag.run, "run_tagging", never)
     (tmp_path / "clip.mp4").write_bytes(b"never decoded")
     result = cli("tag", str(tmp_path), "--labels", "a,b", "--model", "ViT-B-32", "--pretrained", "openai")
     errors = [line for line in result.err.splitlines() if line.startswith("ezclip: error")]

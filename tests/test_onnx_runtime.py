@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ezclip_cli.onnx_runtime import bundle_fingerprint
-from ezclip_cli.preprocess import eval_pixels
+from ezclip_cli.model.bundle import bundle_fingerprint
+from ezclip_cli.video.preprocess import eval_pixels
 from tests.helpers import REPO
 from tests.media import moving_ball_frames, write_broken, write_video
 
@@ -52,7 +52,7 @@ def test_numpy_resize_and_crop_match_torchvision(shape, size):
     import torch
     import torchvision.transforms.functional as F
 
-    from ezclip_cli.transforms import eval_resize_crop
+    from ezclip_cli.video.transforms import eval_resize_crop
 
     frames = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     ours = eval_pixels(frames, size).astype(int)  # (T, 3, S, S)
@@ -68,10 +68,10 @@ def test_numpy_resize_and_crop_match_torchvision(shape, size):
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> dict[str, Path]:
-    from ezclip_cli.checkpoint import save_checkpoint
     from ezclip_cli.config import ModelConfig
-    from ezclip_cli.export import export_bundle
-    from ezclip_cli.model import build_model
+    from ezclip_cli.export.bundle import export_bundle
+    from ezclip_cli.model.checkpoint import save_checkpoint
+    from ezclip_cli.model.ezclip import build_model
     from tests.helpers import make_backbone, trained_like
 
     root = tmp_path_factory.mktemp("onnx-runtime")
@@ -88,7 +88,7 @@ def bundle(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_tag_runtime_onnx_runs_with_torch_blocked_and_agrees_with_torch(bundle, tmp_path):
-    from ezclip_cli.tagging import tag_videos
+    from ezclip_cli.tag.run import tag_videos
 
     blocker = tmp_path / "no_torch"
     blocker.mkdir()
@@ -152,7 +152,7 @@ def test_tag_runtime_onnx_runs_with_torch_blocked_and_agrees_with_torch(bundle, 
 
 def test_onnx_runtime_scores_with_the_same_options_as_torch(bundle, tmp_path):
     """One scorer for both runtimes: --score cosine and --threshold work on a bundle as on the checkpoint."""
-    from ezclip_cli.tagging import tag_videos
+    from ezclip_cli.tag.run import tag_videos
 
     common = {"workers": 0, "top_k": 4, "decoder": "pyav", "cache_dir": str(tmp_path / "c")}
     onnx = {"model": str(bundle["bundle"]), "runtime": "onnx"}

@@ -146,12 +146,12 @@ def test_environment_variable_sets_the_interval_and_quiet_silences(folder, capsy
 
 
 def test_library_draws_nothing_without_a_callback(folder, capsys, tmp_path, monkeypatch):
-    from ezclip_cli.tagging import tag_videos
+    from ezclip_cli.api import tag_videos
 
     monkeypatch.setenv("EZCLIP_CACHE", str(tmp_path / "cache"))
     seen: list[tuple[int, int, int, str]] = []
     from ezclip_cli.config import TagConfig
-    from ezclip_cli.tagging import run_tagging
+    from ezclip_cli.tag.run import run_tagging
 
     results = tag_videos([folder], "a,b", model=str(TINY_CONFIG), pretrained="none", workers=0)
     assert len(results) == 4 and "videos/s" not in capsys.readouterr().err

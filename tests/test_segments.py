@@ -24,7 +24,7 @@ def crafted_scorer(**options):
     """Three labels on the axes of R^3 and a logit scale of 10: every score can be worked out by hand."""
     import torch
 
-    from ezclip_cli.scoring import ScoreOptions, Scorer
+    from ezclip_cli.model.scoring import ScoreOptions, Scorer
 
     return Scorer(torch.eye(3), 10.0, ["a", "b", "c"], top_k=3, options=ScoreOptions(**options))
 
@@ -75,7 +75,7 @@ def test_min_score_thresholds_the_cosine_and_cosine_can_be_reported():
 
 
 def test_score_options_change_the_label_set_id_only_when_set():
-    from ezclip_cli.scoring import ScoreOptions, scoring_id
+    from ezclip_cli.model.scoring import ScoreOptions, scoring_id
 
     assert scoring_id("abc", ScoreOptions()) == "abc"  # outputs written before stay resumable
     options = (ScoreOptions("cosine"), ScoreOptions(threshold=0.5), ScoreOptions(min_score=0.2))
@@ -85,7 +85,7 @@ def test_score_options_change_the_label_set_id_only_when_set():
 
 # ---- segments ------------------------------------------------------------------------------------
 def window(start: float, end: float, label: str | None, score: float = 0.5, path: str = "v.mp4"):
-    from ezclip_cli.results import TagResult
+    from ezclip_cli.tag.results import TagResult
 
     return TagResult.from_record(
         {
@@ -105,7 +105,7 @@ def window(start: float, end: float, label: str | None, score: float = 0.5, path
 
 
 def test_consecutive_windows_with_the_same_top_label_merge():
-    from ezclip_cli.segments import merge_segments
+    from ezclip_cli.tag.segments import merge_segments
 
     rows = [
         window(4, 6, "b", 0.6),
@@ -126,15 +126,15 @@ def test_consecutive_windows_with_the_same_top_label_merge():
 
 
 def test_overlapping_windows_give_segments_that_do_not_overlap():
-    from ezclip_cli.segments import merge_segments
+    from ezclip_cli.tag.segments import merge_segments
 
     rows = [window(0, 2, "a"), window(1, 3, "a"), window(2, 4, "b"), window(3, 5, "b")]
     assert [(s.start, s.end, s.labels) for s in merge_segments(rows)] == [(0, 2, ("a",)), (2, 5, ("b",))]
 
 
 def test_segment_writer_merges_per_video_and_passes_errors_through():
-    from ezclip_cli.results import ResultList, TagResult
-    from ezclip_cli.segments import SegmentWriter
+    from ezclip_cli.tag.results import ResultList, TagResult
+    from ezclip_cli.tag.segments import SegmentWriter
 
     class Collect(ResultList):
         closed = False
@@ -174,7 +174,7 @@ SCENES_CSV = (
 
 def test_read_scenes_with_and_without_the_cut_list_line(tmp_path):
     from ezclip_cli.errors import VideoError
-    from ezclip_cli.segments import read_scenes
+    from ezclip_cli.tag.segments import read_scenes
 
     (tmp_path / "a.csv").write_text(SCENES_CSV)
     assert read_scenes(tmp_path / "a.csv") == [(0.0, 2.5), (2.5, 6.0)]

@@ -7,11 +7,9 @@ from pathlib import Path
 import pytest
 
 from ezclip_cli.config import TrainConfig
-from ezclip_cli.datasets import load_split
-from ezclip_cli.errors import DatasetError, UsageError
-from ezclip_cli.eval_plans import k600_new_classes, plan_units
-from ezclip_cli.labels import load_labelset
-from ezclip_cli.splits import (
+from ezclip_cli.data.datasets import load_split
+from ezclip_cli.data.labels import load_labelset
+from ezclip_cli.data.splits import (
     list_kshot_lists,
     load_kshot_list,
     match_names,
@@ -22,7 +20,9 @@ from ezclip_cli.splits import (
     read_name_list,
     splits_dir,
 )
-from ezclip_cli.train_data import load_video_lists
+from ezclip_cli.errors import DatasetError, UsageError
+from ezclip_cli.eval.plans import k600_new_classes, plan_units
+from ezclip_cli.train.data import load_video_lists
 from tests.helpers import write_hmdb, write_kinetics, write_ssv2, write_ucf
 
 HALVES = {"hmdb51": (26, 25), "ucf101": (51, 50), "k400": (200, 200), "ssv2": (87, 87)}

@@ -9,13 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import TINY_CONFIG
+from tests.helpers import TINY_CONFIG, start_paused
 from tests.media import moving_ball_frames, write_broken, write_video
 
 TINY = ["--model", str(TINY_CONFIG), "--pretrained", "none"]
@@ -142,16 +141,12 @@ def test_sigkill_mid_run_then_resume_holds_each_video_once(tmp_path, cli):
         "0",
         "-q",
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # a real process to SIGKILL
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if out.exists() and out.read_text().count("\n") >= 5:
-            break
-        time.sleep(0.005)
+    # a real process to SIGKILL, stopped after its fifth row
+    proc = start_paused(args, "rows", 5, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     written = read_jsonl_paths(out)
-    assert 0 < len(written) < len(videos), "the kill should land mid-run"
+    assert len(written) == 5 < len(videos)
     # A kill mid-write leaves a torn last line; simulate the worst case on top of the real kill.
     with out.open("a") as f:
         f.write('{"path": "' + str(videos[-1]) + '", "status": "o')
@@ -240,8 +235,8 @@ def test_library_call_and_text_cache(media, tmp_path, monkeypatch):
 
     from ezclip_cli import tag_videos
     from ezclip_cli.config import TagConfig
-    from ezclip_cli.results import TagResult
-    from ezclip_cli.tagging import run_tagging
+    from ezclip_cli.tag.results import TagResult
+    from ezclip_cli.tag.run import run_tagging
 
     monkeypatch.setenv("EZCLIP_CACHE", str(tmp_path / "cache"))
     threads = torch.get_num_threads()

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("tokenizers")
 open_clip_tokenizer = pytest.importorskip("open_clip.tokenizer")
 
-from ezclip_cli.tokenizer import ClipTokenizer  # noqa: E402
+from ezclip_cli.model.tokenizer import ClipTokenizer  # noqa: E402
 
 # Scripts, combining marks, controls, punctuation, emoji: where the cleaning, the word pattern
 # and the byte-level BPE could part ways with open_clip's.

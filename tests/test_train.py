@@ -19,9 +19,9 @@ import torch
 
 from ezclip_cli.config import TrainConfig, load_yaml
 from ezclip_cli.errors import UsageError
-from ezclip_cli.train import train
-from ezclip_cli.train_devices import resolve_precision
-from ezclip_cli.train_schedule import epoch_order, learning_rate, plan_epoch
+from ezclip_cli.train.devices import resolve_precision
+from ezclip_cli.train.run import train
+from ezclip_cli.train.schedule import epoch_order, learning_rate, plan_epoch
 from tests.helpers import (
     BALL_CLASSES,
     CLIP_MEAN,
@@ -122,7 +122,7 @@ def small_frame_backbone(folder: Path, size: int) -> Path:
 
 @pytest.mark.slow
 def test_prompts_learn_frame_order_and_frame_averaging_cannot(tmp_path, record_property):
-    from ezclip_cli.checkpoint import load_checkpoint
+    from ezclip_cli.model.checkpoint import load_checkpoint
 
     labels = torch.arange(2048) % 4
     rendered = render_balls(labels, torch.Generator().manual_seed(MOTION_SEED), T=MOTION_FRAMES, S=MOTION_SIZE)
@@ -185,7 +185,7 @@ def _losses(run: Path) -> list[tuple[int, float]]:
 
 
 def _checkpoint_step(path: Path) -> int:
-    from ezclip_cli.checkpoint import read_checkpoint_header
+    from ezclip_cli.model.checkpoint import read_checkpoint_header
 
     return json.loads(read_checkpoint_header(path)["extra"])["step"]
 
@@ -276,8 +276,8 @@ def _rows(run: Path) -> list[dict]:
 def test_torchrun_two_processes_train_as_one_process_with_their_batches_accumulated(tmp_path, clip_files):
     """DDP's defining property: 2 ranks x batch 2 give the parameters, losses and validation of one
     process that accumulates the same two micro-batches per step (the soft-target KL is per batch)."""
-    from ezclip_cli.train_data import build_datasets
-    from ezclip_cli.train_schedule import epoch_order
+    from ezclip_cli.train.data import build_datasets
+    from ezclip_cli.train.schedule import epoch_order
     from tests.helpers import make_backbone
 
     # What both runs set (flips off too). Dropout off: each rank draws its own masks, which one process cannot.
@@ -408,7 +408,7 @@ def test_ezclip_train_on_list_files_writes_a_run_that_tags(tmp_path, clip_files,
     saved = load_yaml(out / "config.yaml")
     assert saved["max_steps"] == 2 and saved["flip"] is False
 
-    from ezclip_cli.checkpoint import load_checkpoint
+    from ezclip_cli.model.checkpoint import load_checkpoint
 
     model, extra = load_checkpoint(out / "best.ezclip")
     assert extra["train_config"] == saved and extra["classes"] == sorted(BALL_CLASSES)  # list files sort their labels
@@ -587,9 +587,9 @@ def test_precision_resolution_and_gradient_checkpointing(tmp_path, monkeypatch):
 
 
 def _init_prompt(config: TrainConfig) -> torch.Tensor:
-    from ezclip_cli.backbone import load_backbone
     from ezclip_cli.config import ModelConfig
-    from ezclip_cli.model import build_model
+    from ezclip_cli.model.backbone import load_backbone
+    from ezclip_cli.model.ezclip import build_model
 
     backbone = load_backbone(config.model, None, seed=config.seed)
     model = build_model(backbone, ModelConfig(num_frames=8), seed=config.seed)

@@ -1,6 +1,6 @@
 """Training defaults that hold on a user's own data: no flips for direction labels, sparse validation.
 
-Unit tests of `ezclip_cli.train_defaults`, then two short in-process `ezclip train` runs on a
+Unit tests of `ezclip_cli.train.defaults`, then two short in-process `ezclip train` runs on a
 tiny random-weight backbone and rendered clips that check the defaults reach the run and its log.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ezclip_cli.labels import load_labelset
-from ezclip_cli.train_defaults import (
+from ezclip_cli.data.labels import load_labelset
+from ezclip_cli.train.defaults import (
     MIRROR_REVERSED_WORDS,
     VALIDATION_SHARE,
     auto_eval_every,
@@ -226,7 +226,7 @@ def test_train_on_direction_labels_turns_flips_off_and_validates_sparsely(direct
 
 def test_build_datasets_gives_the_training_set_no_flips_for_direction_labels(direction_clips, tmp_path):
     from ezclip_cli.config import TrainConfig
-    from ezclip_cli.train_data import build_datasets
+    from ezclip_cli.train.data import build_datasets
     from tests.helpers import make_backbone
 
     backbone = make_backbone(0)

@@ -21,10 +21,11 @@ import av
 import numpy as np
 import pytest
 
-from ezclip_cli import decode_decord, decode_pyav
-from ezclip_cli.decode_pyav import VideoInfo
 from ezclip_cli.errors import VideoError
-from ezclip_cli.video import (
+from ezclip_cli.video import decord as decode_decord
+from ezclip_cli.video import pyav as decode_pyav
+from ezclip_cli.video.pyav import VideoInfo
+from ezclip_cli.video.reader import (
     VIDEO_EXTENSIONS,
     Clip,
     is_video_path,

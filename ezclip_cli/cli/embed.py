@@ -1,0 +1,147 @@
+"""`ezclip embed` and `ezclip search`: videos into an embedding store, stored videos ranked by a query.
+
+Plain functions; cli.py registers them on the app. Heavy imports stay inside the bodies.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from ezclip_cli.cli.options import (
+    CheckpointOpt,
+    Decoder,
+    DeviceOpt,
+    ModelOpt,
+    NumFramesOpt,
+    OutputFormat,
+    PretrainedOpt,
+    ProgressIntervalOpt,
+    QuietOpt,
+    fail,
+    format_from_suffix,
+    make_progress,
+    setup_logging,
+)
+
+
+# ---- embed / search -------------------------------------------------------------------------
+def embed(
+    inputs: list[str] = typer.Argument(
+        ..., help="Video files and folders (searched recursively); '-' reads paths from stdin."
+    ),
+    store: Path = typer.Option(..., "--store", "-s", help="Embedding store folder to create or append to."),
+    checkpoint: Path | None = CheckpointOpt,
+    model: str | None = ModelOpt,
+    pretrained: str | None = PretrainedOpt,
+    num_frames: int = NumFramesOpt,
+    window: float | None = typer.Option(None, "--window", min=0.01, help="Embed windows of this many seconds."),
+    stride: float | None = typer.Option(
+        None, "--stride", min=0.01, help="Seconds between window starts (default: --window)."
+    ),
+    scenes: Path | None = typer.Option(
+        None, "--scenes", help="Embed the scenes of a PySceneDetect list-scenes CSV (or a folder of them)."
+    ),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Videos per model forward."),
+    workers: int = typer.Option(
+        -1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."
+    ),
+    device: str = DeviceOpt,
+    decoder: Decoder = typer.Option(
+        Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise and as a per-file fallback."
+    ),
+    num_shards: int = typer.Option(1, "--num-shards", min=1, help="Split the inputs into N deterministic parts..."),
+    shard_index: int = typer.Option(0, "--shard-index", min=0, help="...and embed only part I (0-based)."),
+    quiet: bool = QuietOpt,
+    progress_interval: float | None = ProgressIntervalOpt,
+) -> None:
+    """Decode and encode videos once into an embedding store (resumable); label or search it later."""
+    setup_logging(quiet)
+    if shard_index >= num_shards:
+        fail(f"--shard-index {shard_index} must be below --num-shards {num_shards}", 2)
+    if stride is not None and window is None:
+        fail("--stride needs --window", 2)
+    if scenes is not None and window is not None:
+        fail("--scenes replaces --window; give one of them", 2)
+    from ezclip_cli.config import TagConfig
+    from ezclip_cli.model.load import NO_CHECKPOINT, resolve_checkpoint
+    from ezclip_cli.store.embed import run_embedding
+
+    resolved = resolve_checkpoint(checkpoint, model, pretrained)  # the default model, as for tag
+    checkpoint = Path(NO_CHECKPOINT) if resolved is None and model is None and pretrained is None else resolved
+
+    config = TagConfig(
+        labels="",
+        window=window,
+        stride=stride,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        decoder=decoder.value,
+        num_shards=num_shards,
+        shard_index=shard_index,
+        scenes=str(scenes) if scenes else None,
+    )
+    summary = run_embedding(
+        inputs,
+        config,
+        store,
+        checkpoint=checkpoint,
+        model=model,
+        pretrained=pretrained,
+        num_frames=num_frames,
+        stdin=sys.stdin,
+        progress=make_progress("embedding", "windows" if window or scenes else "videos", quiet, progress_interval),
+    )
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+def search(
+    store: Path = typer.Argument(..., help="Embedding store folder (written by tag --save-embeddings or embed)."),
+    queries: list[str] | None = typer.Argument(
+        None, help="Text queries, e.g. 'a person surfing' (each ranked on its own)."
+    ),
+    like: Path | None = typer.Option(
+        None, "--like", help="Rank by similarity to this video instead of text (itself left out)."
+    ),
+    top_k: int = typer.Option(20, "--top-k", "-k", min=1, help="Results per query."),
+    per_video: bool = typer.Option(False, "--per-video", help="At most one result (the best window) per video."),
+    checkpoint: Path | None = CheckpointOpt,
+    model: str | None = ModelOpt,
+    pretrained: str | None = PretrainedOpt,
+    num_frames: int | None = typer.Option(
+        None, "--num-frames", "-t", min=1, help="Frames of a --model given here (default 8)."
+    ),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write results here instead of stdout."),
+    fmt: OutputFormat | None = typer.Option(
+        None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
+    decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="For a --like video that is not in the store."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Rank stored videos (windows) by similarity to a text query or a video; tag's output formats.
+
+    The score is the cosine similarity of the query and the stored embedding. The model is the one
+    that wrote the store (named in it) unless --checkpoint/--model say otherwise; it must match.
+    """
+    setup_logging(quiet)
+    from ezclip_cli.store.search import run_search
+
+    run_search(
+        store,
+        queries or [],
+        like=like,
+        k=top_k,
+        per_video=per_video,
+        fmt=(fmt.value if fmt else None) or format_from_suffix(output),
+        output=output,
+        overwrite=overwrite,
+        decoder=decoder.value,
+        checkpoint=checkpoint,
+        model=model,
+        pretrained=pretrained,
+        num_frames=num_frames,
+    )

@@ -1,0 +1,1 @@
+"""`ezclip eval`: the published protocols, their plans and scoring, metrics, the report and its plots."""

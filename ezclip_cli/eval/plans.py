@@ -1,0 +1,219 @@
+"""What an evaluation scores: the test units of each protocol (folds, K600 subsets, base/novel halves), the models."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ezclip_cli.config.eval import (
+    HALVES_SPLITS,
+    K600_NEW_CLASSES,
+    K600_RENAMED_FROM_K400,
+    K600_SUBSET_SIZE,
+    K600_SUBSETS,
+    OFFICIAL_FOLDS,
+    PROTOCOLS,
+    TEST_SPLITS,
+    ZERO_SHOT_DATASETS,
+    EvalConfig,
+)
+from ezclip_cli.data.datasets import load_split
+from ezclip_cli.data.video_lists import VideoList, restrict_classes, split_base_novel
+from ezclip_cli.errors import DatasetError, UsageError
+
+log = logging.getLogger(__name__)
+
+
+# ---- protocols: which videos, against which classes ------------------------------------------------
+@dataclass(frozen=True)
+class EvalUnit:
+    """One scored set: its videos and the label set they are classified against (videos.classes)."""
+
+    name: str  # fold1, subset2, new232, base, novel, or the split's name
+    videos: VideoList
+    split: str
+    fold: int | None = None
+    part: str | None = None  # base-to-novel: "base" or "novel"
+
+
+def k600_new_classes(faithful: bool = False) -> tuple[str, ...]:
+    """K600 classes absent from K400, in K600 order: 220 (renames excluded) or, faithful, 232."""
+    from ezclip_cli.data.labels import load_labelset
+
+    k400, k600 = load_labelset("k400").labels, load_labelset("k600").labels
+    difference = [c for c in k600 if c not in set(k400)]
+    if faithful:
+        return tuple(difference)
+    renamed = set(K600_RENAMED_FROM_K400.values())
+    assert set(K600_RENAMED_FROM_K400) <= set(k400) and renamed <= set(difference), "bundled K400/K600 lists changed"
+    new = tuple(c for c in difference if c not in renamed)
+    assert len(new) == K600_NEW_CLASSES, len(new)
+    return new
+
+
+def plan_units(
+    protocol: str,
+    dataset: str,
+    root: str | Path,
+    *,
+    split: str | None = None,
+    fold: int | None = None,
+    faithful: bool = False,
+) -> tuple[list[EvalUnit], list[str]]:
+    """The units a protocol scores on a dataset root (docs/protocols.md, faithful: 7), and notes for the report."""
+    root = Path(root)
+    notes: list[str] = []
+    test_split = split or TEST_SPLITS.get(dataset, "test")
+    if protocol == "zero-shot":
+        if dataset not in ZERO_SHOT_DATASETS:
+            raise UsageError(
+                f"zero-shot is defined for {', '.join(ZERO_SHOT_DATASETS)} (docs/protocols.md); "
+                f"use --protocol closed-set to score {dataset} on its own classes"
+            )
+        if dataset == "k600":
+            return _plan_k600(root, test_split, faithful, notes), notes
+        folds = (fold,) if fold else ((1,) if faithful else OFFICIAL_FOLDS[dataset])
+        if faithful and not fold:
+            notes.append(
+                "faithful: split 1 only, as the reference (docs/model.md 9.3); "
+                "the standard is mean +- std over splits 1-3"
+            )
+        elif fold:
+            notes.append(f"one official split ({fold}) only, by request; the standard is mean +- std over splits 1-3")
+        units = [EvalUnit(f"fold{f}", load_split(dataset, root, test_split, f), test_split, f) for f in folds]
+        return units, notes
+    fold = fold or 1
+    if protocol == "base-to-novel":
+        from ezclip_cli.data.splits import published_halves
+
+        videos = load_split(dataset, root, test_split, fold)
+        halves = published_halves(dataset, videos.classes)
+        if halves is not None:
+            base, novel, absent = halves
+            notes.append(
+                f"base/novel halves: the published lists (ViFi-CLIP labels/, labelsets/splits/"
+                f"{dataset}_base.txt and _novel.txt): {len(base)} base, {len(novel)} novel; "
+                "each half scored against its own classes"
+                + (f"; {absent} published classes are not in this root" if absent else "")
+            )
+        else:  # no published halves: the frequency rule (video_lists.split_base_novel)
+            halves_split = HALVES_SPLITS.get(dataset, "train")
+            train = load_split(dataset, root, halves_split, fold)
+            base, novel = split_base_novel(train)
+            notes.append(
+                f"no published halves for {dataset}: base/novel by video count in {halves_split} "
+                f"(fold {fold}): {len(base)} base, {len(novel)} novel; "
+                "each half scored against its own classes"
+            )
+        return [
+            EvalUnit("base", restrict_classes(videos, base), test_split, fold, "base"),
+            EvalUnit("novel", restrict_classes(videos, novel), test_split, fold, "novel"),
+        ], notes
+    if protocol in ("few-shot", "closed-set"):
+        videos = load_split(dataset, root, test_split, fold)
+        fold_used = fold if dataset in OFFICIAL_FOLDS else None
+        return [
+            EvalUnit(test_split if fold_used is None else f"{test_split}-fold{fold}", videos, test_split, fold_used)
+        ], notes
+    raise UsageError(f"unknown protocol '{protocol}'; available: {', '.join(PROTOCOLS)}")
+
+
+def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str]) -> list[EvalUnit]:
+    videos = load_split("k600", root, split)
+    new = k600_new_classes(faithful)
+    absent = [c for c in new if c not in set(videos.classes)]
+    if absent:
+        raise DatasetError(
+            f"{root}: the K600 annotations lack {len(absent)} of the {len(new)} classes new in K600 "
+            f"(e.g. '{absent[0]}'); is this a Kinetics-600 root?"
+        )
+    if faithful:
+        notes.append(
+            "faithful: the 232 K600 names not in K400 (string difference, renamed K400 classes included) "
+            "scored at once, as the reference (docs/model.md 9.2)"
+        )
+        return [EvalUnit(f"new{len(new)}", restrict_classes(videos, new), split)]
+    from ezclip_cli.data.splits import published_k600_subsets
+
+    notes.append(
+        f"K600 new classes: K600 minus K400 minus {len(K600_RENAMED_FROM_K400)} renamed K400 classes = "
+        f"{len(new)}; scored on the {K600_SUBSETS} published subsets of {K600_SUBSET_SIZE} "
+        "(ViFi-CLIP labels/ZS_split1-3_K600.csv, labelsets/splits/k600_zero_shot_1-3.txt)"
+    )
+    return [
+        EvalUnit(f"subset{i + 1}", restrict_classes(videos, subset), split)
+        for i, subset in enumerate(published_k600_subsets(videos.classes))
+    ]
+
+
+# ---- models ------------------------------------------------------------------------------------------
+@dataclass
+class ModelSpec:
+    """A model the report scores: a checkpoint, plain CLIP by name, or the baseline of a checkpoint."""
+
+    id: str  # ezclip-1, clip
+    kind: str  # "ezclip" (trained parts) or "clip" (frozen backbone, frame averaging)
+    group: str  # summary row: ezclip, ezclip@8-shot, clip
+    checkpoint: str | None = None
+    shots: int | None = None
+    seed: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # fingerprint, backbone, ... (filled when loaded)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, a run directory (`ezclip train --out`) meaning its best.ezclip, or a bundle."""
+    path = Path(path)
+    if path.is_dir() and (path / "best.ezclip").is_file():
+        return path / "best.ezclip"
+    return path  # a file, or an exported bundle folder (load_model tells them apart)
+
+
+def checkpoint_training(path: Path) -> dict[str, Any]:
+    """The training config inside an ezclip checkpoint ({} for reference files or none stored)."""
+    from ezclip_cli.model.checkpoint import detect_kind, read_checkpoint_header
+
+    if path.is_dir() or detect_kind(path) != "ezclip":
+        return {}
+    try:
+        return json.loads(read_checkpoint_header(path).get("extra") or "{}").get("train_config") or {}
+    except (json.JSONDecodeError, AttributeError):
+        return {}
+
+
+def plan_models(config: EvalConfig) -> list[ModelSpec]:
+    """The checkpoints (or plain CLIP) in order, grouped for the summary; the baseline comes last."""
+    specs: list[ModelSpec] = []
+    if not config.checkpoints:
+        if config.protocol == "few-shot":
+            raise UsageError("few-shot needs trained checkpoints: --checkpoint C --shots K, once per K (2, 4, 8, 16)")
+        specs.append(ModelSpec("clip", "clip", "clip"))
+    for i, given in enumerate(config.checkpoints):
+        path = resolve_checkpoint(given)
+        training = checkpoint_training(path)
+        shots = config.shots[i] if config.shots else training.get("kshot")
+        if config.protocol == "few-shot" and not shots:
+            raise UsageError(f"{path}: no K known; give --shots K for each --checkpoint (or train with --kshot)")
+        if config.protocol == "zero-shot" and training.get("dataset") == config.dataset:
+            log.warning("%s was trained on %s: this is not a zero-shot result", path, config.dataset)
+        if config.protocol == "base-to-novel" and training and training.get("base_novel") != "base":
+            log.warning("%s was not trained on the base half (train --base-novel base)", path)
+        group = f"ezclip@{shots}-shot" if config.protocol == "few-shot" else "ezclip"
+        specs.append(
+            ModelSpec(
+                f"ezclip-{i + 1}",
+                "ezclip",
+                group,
+                str(path),
+                shots if config.protocol == "few-shot" else None,
+                training.get("seed"),
+            )
+        )
+    if config.baseline == "clip":
+        if not config.checkpoints:
+            log.warning("--baseline clip: the model is already plain CLIP; no second run")
+        else:
+            specs.append(ModelSpec("clip", "clip", "clip"))
+    return specs

@@ -1,0 +1,1 @@
+"""The embedding store: its format, appending to it, `ezclip embed`, re-labelling and search."""

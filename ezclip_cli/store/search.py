@@ -1,0 +1,162 @@
+"""`ezclip search STORE "a person surfing"`: rank stored videos (windows) by similarity to text or a video.
+
+The query is embedded with the store's model (text: the raw query through the text tower, as
+clip-retrieval does; `--like VIDEO`: the video's stored embedding, or decoded and encoded when it
+is not stored), then one matrix-vector product against the stored embeddings gives the cosine
+similarity of every row, and the top k are kept with `argpartition` (no full sort).
+Rows come out in `tag`'s formats: `labels` holds the query, `scores` the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ezclip_cli.errors import UsageError, VideoError
+from ezclip_cli.store.format import StoredEmbeddings, load_store
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def top_rows(
+    embeddings: np.ndarray,
+    query: np.ndarray,
+    k: int,
+    exclude: np.ndarray | None = None,
+    groups: Sequence[str] | None = None,
+) -> list[tuple[int, float]]:
+    """(row index, cosine) of the k rows most similar to `query` (D,), best first.
+
+    `exclude`: boolean mask of rows never returned; `groups`: a group id per row (a video),
+    keeping only the best row of each group.
+    """
+    import numpy as np
+
+    sims = embeddings @ np.asarray(query, dtype=np.float32)  # (N,)
+    if exclude is not None:
+        sims = np.where(exclude, -np.inf, sims)
+    if groups is None:
+        k = min(k, int(np.isfinite(sims).sum()))
+        if k <= 0:
+            return []
+        top = np.argpartition(-sims, k - 1)[:k]
+        top = top[np.argsort(-sims[top], kind="stable")]
+    else:
+        picked: list[np.intp] = []  # argsort indices
+        seen = set()
+        for i in np.argsort(-sims, kind="stable"):
+            if not np.isfinite(sims[i]) or len(picked) == k:
+                break
+            if groups[i] not in seen:
+                seen.add(groups[i])
+                picked.append(i)
+        top = np.asarray(picked, dtype=np.int64)
+    return [(int(i), float(sims[i])) for i in top]
+
+
+def text_queries(stored: StoredEmbeddings, store: Path, queries: Sequence[str], **model_flags: Any) -> np.ndarray:
+    """Normalised text embeddings (Q, D) of the raw queries under the store's model."""
+    import torch
+
+    from ezclip_cli.store.relabel import store_model
+
+    ezclip = store_model(stored, store, **model_flags)
+    with torch.inference_mode():
+        return ezclip.build_text_classifier([[q] for q in queries]).float().cpu().numpy()
+
+
+def video_query(
+    stored: StoredEmbeddings, store: Path, video: Path, decoder: str, **model_flags: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised embedding (D,), mask of the video's own rows) for `--like VIDEO`."""
+    import numpy as np
+
+    from ezclip_cli.tag.plan import video_fingerprint
+
+    if not video.is_file():
+        raise UsageError(f"--like {video}: no such file")
+    import os
+
+    target = os.path.abspath(video)  # the stored path may be relative or absolute
+    paths = np.asarray([os.path.abspath(p) for p in stored.columns["path"]], dtype=object)
+    own = (paths == target) | (np.asarray(stored.columns["video_id"], dtype=object) == video_fingerprint(video))
+    if own.any():  # stored: no decoding; windows are averaged into one video embedding
+        mean = stored.embeddings[own].mean(axis=0)
+        return mean / max(float(np.linalg.norm(mean)), 1e-12), own
+    from ezclip_cli.store.relabel import store_model
+    from ezclip_cli.tag.plan import Task
+    from ezclip_cli.tag.pool import decode_task
+    from ezclip_cli.tag.predictors import TorchPredictor
+    from ezclip_cli.video.reader import DecodeSettings
+
+    ezclip = store_model(stored, store, **model_flags)
+    settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, decoder)
+    decoded = decode_task(Task(video, video_fingerprint(video)), settings)
+    if isinstance(decoded, str):
+        raise VideoError(f"--like {video}: {decoded}")
+    embedding = TorchPredictor(ezclip, None, [], 1, "cpu").embed([decoded.pixels])[0]
+    return embedding, own
+
+
+def run_search(
+    store: Path,
+    queries: Sequence[str],
+    *,
+    like: Path | None = None,
+    k: int = 20,
+    per_video: bool = False,
+    fmt: str = "csv",
+    output: Path | None = None,
+    overwrite: bool = False,
+    stdout: IO[str] | None = None,
+    decoder: str = "auto",
+    **model_flags: Any,
+) -> int:
+    """Write the k best rows per query; returns how many rows were written."""
+    from ezclip_cli.files import atomic_write
+    from ezclip_cli.store.format import stored_result
+    from ezclip_cli.tag.output import RowWriter
+
+    if bool(queries) == (like is not None):
+        raise UsageError("search needs a text query or --like VIDEO (one of them)")
+    if output is not None and output.exists() and not overwrite:
+        raise UsageError(f"{output} exists; search results are not resumed: use --overwrite or another -o")
+    stored = load_store(store)
+    if not len(stored):
+        raise UsageError(f"{store} holds no embeddings yet")
+    exclude = None
+    if like is not None:
+        vector, exclude = video_query(stored, store, like, decoder, **model_flags)
+        named: list[tuple[str, np.ndarray]] = [(f"like:{like}", vector)]
+    else:
+        named = list(zip(queries, text_queries(stored, store, queries, **model_flags)))
+    groups = None
+    if per_video:
+        groups = [f"{p}|{v}" for p, v in zip(stored.columns["path"], stored.columns["video_id"])]
+    rows = []
+    for query, vector in named:
+        query_id = hashlib.sha1(query.encode()).hexdigest()[:16]
+        for rank, (i, cosine) in enumerate(top_rows(stored.embeddings, vector, k, exclude, groups), start=1):
+            result = stored_result(stored.row(i), [query], [round(cosine, 6)])  # the query as its one label
+            rows.append({**result.to_record(), "model_id": stored.model_id, "labels_id": query_id, "rank": rank})
+
+    def write(stream: IO[str]) -> None:
+        writer = RowWriter(stream, fmt, 1)
+        for row in rows:
+            writer.write(row)
+        writer.close()
+
+    if output is None:
+        write(stdout or sys.stdout)
+    else:
+
+        def write_file(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8", newline="") as stream:
+                write(stream)
+
+        atomic_write(output, write_file)
+    return len(rows)

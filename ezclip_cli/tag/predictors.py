@@ -1,0 +1,121 @@
+"""Decoded clips -> video embeddings -> ranked labels: the one protocol both runtimes implement.
+
+`VideoPredictor` is what tagging needs from a model: `embed` a batch of uint8 clips into
+normalised (B, D) float32 embeddings, and a `scorer` (scoring.Scorer) that ranks the label set,
+or None when only embeddings are wanted (`ezclip embed`). `TorchPredictor` runs the PyTorch
+model; onnx_runtime.OnnxPredictor runs an exported bundle without torch.
+
+The label set's text embeddings are cached on disk by model and prompt text (`build_classifier`),
+so a second run with the same labels encodes no text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from ezclip_cli.files import atomic_write, ezclip_cache
+from ezclip_cli.model.scoring import ScoreOptions, Scorer
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from ezclip_cli.model.ezclip import EZClip
+
+log = logging.getLogger(__name__)
+
+
+class VideoPredictor(Protocol):
+    """A model as tagging sees it (PyTorch or ONNX)."""
+
+    @property
+    def scorer(self) -> Scorer | None:
+        """Ranks the label set; None when there is none (embeddings only)."""
+        ...
+
+    def embed(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
+        """Normalised video embeddings (B, D) float32 of decoded clips (uint8 (T, 3, S, S) each)."""
+        ...
+
+
+class TorchPredictor:
+    """The PyTorch model as a VideoPredictor: normalise, encode the video (autocast on CUDA), rank."""
+
+    def __init__(
+        self,
+        model: EZClip,
+        classifier: torch.Tensor | None,
+        labels: Sequence[str],
+        top_k: int,
+        device: str,
+        score_options: ScoreOptions | None = None,
+    ):
+        import torch
+
+        self.model, self.device = model, device
+        mean = torch.tensor(model.backbone.mean).view(1, 1, 3, 1, 1)
+        std = torch.tensor(model.backbone.std).view(1, 1, 3, 1, 1)
+        self.mean, self.std = mean.to(device), std.to(device)
+        self.autocast = device.startswith("cuda")
+        self.scorer: Scorer | None = None
+        if classifier is not None:
+            self.scorer = Scorer(classifier, float(model.logit_scale), labels, top_k, score_options)
+
+    def embed(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
+        import numpy as np
+        import torch
+
+        video = torch.from_numpy(np.stack(pixels)).to(self.device)  # (B, T, 3, S, S) uint8
+        video = (video.float() / 255 - self.mean) / self.std
+        with torch.inference_mode(), torch.autocast("cuda", enabled=self.autocast):
+            return self.model.encode_video(video).float().cpu().numpy()
+
+
+# ---- the label set's text embeddings, cached ---------------------------------------------------------
+def text_cache_path(prompts: list[list[str]], cache_dir: str | None, model_id: str) -> Path:
+    """Where the text embeddings of `prompts` under model `model_id` are cached."""
+    from ezclip_cli.data.labels import labelset_fingerprint
+
+    folder = Path(cache_dir) if cache_dir else ezclip_cache() / "text"
+    return folder / f"{model_id}-{labelset_fingerprint(prompts)[:16]}.safetensors"
+
+
+def read_cached_classifier(
+    prompts: list[list[str]], cache_dir: str | None, model_id: str, device: str | torch.device = "cpu"
+) -> torch.Tensor | None:
+    """The cached text embeddings of a label set, or None (no model needed: re-labelling stored embeddings)."""
+    return _read_cache(text_cache_path(prompts, cache_dir, model_id), device)
+
+
+def _read_cache(path: Path, device: str | torch.device) -> torch.Tensor | None:
+    if path.is_file():
+        try:
+            from safetensors.torch import load_file
+
+            return load_file(str(path))["classifier"].to(device)
+        except Exception:  # a damaged cache entry is rebuilt
+            log.debug("text cache %s unreadable; rebuilding", path)
+    return None
+
+
+def build_classifier(model: EZClip, prompts: list[list[str]], cache_dir: str | None, model_id: str) -> torch.Tensor:
+    """Text embeddings (K, D) float32 of the label set, cached on disk by model and prompt text."""
+    import torch
+
+    path = text_cache_path(prompts, cache_dir, model_id)
+    cached = _read_cache(path, next(model.parameters()).device)
+    if cached is not None:
+        return cached
+    with torch.inference_mode():
+        classifier = model.build_text_classifier(prompts).float()
+    try:
+        from safetensors.torch import save_file
+
+        tensors = {"classifier": classifier.cpu().contiguous()}
+        atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    except OSError as exc:
+        log.debug("text cache not written: %s", exc)
+    return classifier

@@ -1,0 +1,1 @@
+"""`ezclip train`: data, model set-up, the step loop, schedule, exact-resume state, validation, run files."""
