@@ -154,10 +154,10 @@ def test_bundle_layout_config_and_onnx_metadata(exported):
 
 def test_round_trip_checkpoint_bundle_and_onnx_agree(exported, tmp_path):
     """Tag a rendered folder three ways: checkpoint, bundle in PyTorch, bundle in onnxruntime."""
+    from ezclip_cli.api import tag_videos
     from ezclip_cli.export.runtime import load_bundle_predictor
     from ezclip_cli.tag.plan import Task
     from ezclip_cli.tag.pool import decode_task
-    from ezclip_cli.tag.run import tag_videos
     from ezclip_cli.video.reader import DecodeSettings
 
     folder = tmp_path / "videos"

@@ -88,7 +88,7 @@ def bundle(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_tag_runtime_onnx_runs_with_torch_blocked_and_agrees_with_torch(bundle, tmp_path):
-    from ezclip_cli.tag.run import tag_videos
+    from ezclip_cli.api import tag_videos
 
     blocker = tmp_path / "no_torch"
     blocker.mkdir()
@@ -152,7 +152,7 @@ def test_tag_runtime_onnx_runs_with_torch_blocked_and_agrees_with_torch(bundle, 
 
 def test_onnx_runtime_scores_with_the_same_options_as_torch(bundle, tmp_path):
     """One scorer for both runtimes: --score cosine and --threshold work on a bundle as on the checkpoint."""
-    from ezclip_cli.tag.run import tag_videos
+    from ezclip_cli.api import tag_videos
 
     common = {"workers": 0, "top_k": 4, "decoder": "pyav", "cache_dir": str(tmp_path / "c")}
     onnx = {"model": str(bundle["bundle"]), "runtime": "onnx"}

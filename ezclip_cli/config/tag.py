@@ -83,8 +83,6 @@ def tag_config_problem(config: TagConfig) -> str | None:
         return "--stride needs --window"
     if config.scenes is not None and config.window is not None:
         return "--scenes replaces --window; give one of them"
-    if config.segments and config.window is None and config.scenes is None:
-        return "--segments needs --window (or --scenes): it merges windows"
     if config.threshold is not None and not (number(config.threshold) and 0 <= config.threshold <= 1):
         return f"--threshold is a probability between 0 and 1 (got {config.threshold!r})"
     if config.min_score is not None and not (number(config.min_score) and -1 <= config.min_score <= 1):

@@ -195,6 +195,8 @@ def run_tagging(
     aborted = True
     neutralise = not config.raw_csv
     try:
+        if config.segments and config.window is None and config.scenes is None:
+            raise UsageError("--segments needs --window (or --scenes): it merges windows")
         labelset = load_labelset(config.labels)
         prompts = build_prompts(labelset, config.templates or None, config.use_descriptions)
         labels_id = scoring_id(labelset_fingerprint(prompts)[:16], score_options(config))
