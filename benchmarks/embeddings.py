@@ -122,11 +122,12 @@ def main() -> None:
     import torch
 
     from ezclip_cli.config import TagConfig
+    from ezclip_cli.model.spec import ModelSpec
     from ezclip_cli.store.embed import run_embedding  # noqa: F401  (import cost outside the timings)
     from ezclip_cli.store.format import load_store
     from ezclip_cli.store.relabel import run_relabel
     from ezclip_cli.store.search import top_rows
-    from ezclip_cli.store.writer import model_spec
+    from ezclip_cli.store.writer import store_opener
     from ezclip_cli.tag.run import run_tagging
 
     with tempfile.TemporaryDirectory(prefix="ezclip-bench-") as tmp:
@@ -142,26 +143,26 @@ def main() -> None:
             top_k=5,
         )
 
+        spec = ModelSpec(backbone=args.model, pretrained="none")
         # 1. full tag of a sample, with --save-embeddings (this also warms the K400 text cache)
         render(root / "videos", args.sample)
         with open(root / "tag.jsonl", "w") as sink:
             summary = run_tagging(
                 [str(root / "videos")],
                 config,
-                model=args.model,
-                pretrained="none",
+                model=spec,
                 stdout=sink,
-                save_embeddings=root / "sample-store",
+                open_store=store_opener(root / "sample-store", spec),
             )
         per_video = summary.loop_seconds / summary.ok
         per_video_whole = summary.seconds / summary.ok
         sample = load_store(root / "sample-store")
         model_id, scale, dim = sample.model_id, sample.logit_scale, sample.embeddings.shape[1]
-        spec = model_spec(None, args.model, "none", 8)
+        stored_spec = spec.to_dict()
 
         # 2. re-label N stored embeddings with the 400 K400 labels, text cache warm
         relabel_store = root / "relabel-store"
-        synthetic_store(relabel_store, args.relabel_rows, dim, model_id, scale, spec)
+        synthetic_store(relabel_store, args.relabel_rows, dim, model_id, scale, stored_spec)
         timings = []
         for attempt in range(3):
             out = root / f"relabel-{attempt}.jsonl"

@@ -295,6 +295,7 @@ def section_tag(plan: Plan, rows: dict, folder: Path) -> None:
     from ezclip_cli.config import TagConfig
     from ezclip_cli.data.labels import build_prompts, load_labelset
     from ezclip_cli.model.load import model_fingerprint
+    from ezclip_cli.model.spec import ModelSpec
     from ezclip_cli.tag.plan import Task, video_fingerprint
     from ezclip_cli.tag.pool import DecodedClip, DecodePool
     from ezclip_cli.tag.predictors import TorchPredictor, build_classifier
@@ -351,9 +352,7 @@ def section_tag(plan: Plan, rows: dict, folder: Path) -> None:
         summary = run_tagging(
             [str(folder / "videos")],
             config,
-            model=plan.model,
-            pretrained="none",
-            num_frames=plan.num_frames,
+            model=ModelSpec(backbone=plan.model, pretrained="none", num_frames=plan.num_frames),
             stdout=clock,
         )
         pipeline_rate = steady_rate(clock.times, plan.tag_batch - 1)

@@ -25,10 +25,12 @@ CHILD = r"""
 import json, resource, sys
 from pathlib import Path
 from ezclip_cli.config import TagConfig
+from ezclip_cli.model.spec import ModelSpec
 from ezclip_cli.tag.run import run_tagging
 folder, out, cache = sys.argv[1:4]
 config = TagConfig(labels="running,jumping,swimming,cooking", workers=0, batch_size=8, device="cpu", cache_dir=cache)
-s = run_tagging([folder], config, model="ViT-B-32", pretrained="none", output=Path(out), overwrite=True)
+spec = ModelSpec(backbone="ViT-B-32", pretrained="none")
+s = run_tagging([folder], config, model=spec, output=Path(out), overwrite=True)
 print(json.dumps({"ok": s.ok, "failed": s.failed,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

@@ -63,6 +63,7 @@ def main() -> None:
     from ezclip_cli.config import TagConfig
     from ezclip_cli.data.labels import build_prompts, load_labelset
     from ezclip_cli.model.load import load_model, model_fingerprint
+    from ezclip_cli.model.spec import ModelSpec
     from ezclip_cli.tag.plan import Task, video_fingerprint
     from ezclip_cli.tag.pool import DecodedClip, decode_task
     from ezclip_cli.tag.predictors import TorchPredictor, build_classifier
@@ -84,9 +85,7 @@ def main() -> None:
         summary = run_tagging(
             [str(folder / "videos")],
             config,
-            model=args.model,
-            pretrained="none",
-            num_frames=args.num_frames,
+            model=ModelSpec(backbone=args.model, pretrained="none", num_frames=args.num_frames),
             stdout=rows,
         )
         first = args.batch_size - 1  # rows of the first batch are written together

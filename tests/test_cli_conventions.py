@@ -137,3 +137,37 @@ def test_no_references_to_documents_outside_the_repository():
     hits += [f"README.md: {m.group(0)}" for m in outside.finditer(readme)]
     hits = [h for h in hits if not h.startswith("tests/test_cli_conventions.py")]  # this test names them
     assert hits == []
+
+
+def test_long_commands_show_their_options_in_groups(capsys):
+    code, out, _ = cli("tag", "--help", capsys=capsys)
+    assert code == 0
+    headings = [line.rstrip(":") for line in out.splitlines() if line and not line.startswith(" ") and ":" in line]
+    expected = ["Input", "Labels", "Model", "Output", "Windows and segments", "Speed", "Scale-out", "Display"]
+    assert [h for h in headings if h in expected] == expected  # every group, in this order
+    assert "Other:" not in out  # every tag option belongs to a group
+    for command in ("train", "eval"):
+        code, out, _ = cli(command, "--help", capsys=capsys)
+        assert code == 0 and "Model:" in out and "Other:" not in out
+
+
+def test_top_level_help_lists_tag_first_with_whole_summaries(capsys):
+    code, out, _ = cli("--help", capsys=capsys)
+    listed = out.split("Commands:")[1].split("Environment:")[0]
+    rows = [line.split()[0] for line in listed.splitlines() if line.startswith("  ") and line.strip()]
+    assert rows[:4] == ["tag", "embed", "search", "merge"] and set(rows) >= {"eval", "train", "export", "models"}
+    assert "..." not in listed
+
+
+def test_one_spelling_for_formats_and_no_surprising_short_flags(capsys):
+    for command in ("tag", "embed", "search", "train", "eval", "info"):
+        code, out, _ = cli(command, "--help", capsys=capsys)
+        assert code == 0 and "-t," not in out  # -t was --num-frames, a surprise next to -k and -j
+    for command in ("info", "models"):
+        code, out, _ = cli(command, "--help", capsys=capsys)
+        assert "-f, --format [table|json]" in out and "--json" not in out  # still accepted, no longer shown
+    import json
+
+    code, out, err = cli("info", "--model", "ViT-B-32", "--pretrained", "none", "-f", "json", capsys=capsys)
+    assert code == 0, err
+    assert json.loads(out)["backbone"] == "ViT-B-32"

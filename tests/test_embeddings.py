@@ -365,7 +365,8 @@ def test_search_returns_the_planted_nearest_video_first(tmp_path, capsys):
     import torch
 
     from ezclip_cli.model.load import load_model, model_fingerprint
-    from ezclip_cli.store.writer import StoreWriter, model_spec
+    from ezclip_cli.model.spec import ModelSpec
+    from ezclip_cli.store.writer import StoreWriter
 
     ezclip = load_model(None, str(TINY_CONFIG), "none", 8)
     query = "a person surfing a big wave"
@@ -379,7 +380,10 @@ def test_search_returns_the_planted_nearest_video_first(tmp_path, capsys):
     decoy = unit(text + 1.0 * unit(rng.standard_normal(dim)))  # near, but less so
     store = tmp_path / "store"
     writer = StoreWriter(
-        store, model_fingerprint(ezclip), float(ezclip.logit_scale), model_spec(None, str(TINY_CONFIG), "none", 8)
+        store,
+        model_fingerprint(ezclip),
+        float(ezclip.logit_scale),
+        ModelSpec(backbone=str(TINY_CONFIG), pretrained="none").to_dict(),
     )
     writer.add(rows[:150], noise[:150])
     writer.add([stored_row("/lib/decoy.mp4"), stored_row("/lib/surfing.mp4")], np.stack([decoy, planted]))

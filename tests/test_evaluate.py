@@ -32,7 +32,7 @@ from ezclip_cli.data.video_lists import VideoList
 from ezclip_cli.errors import UsageError
 from ezclip_cli.eval import run as ev
 from ezclip_cli.eval.metrics import compute_metrics, harmonic_mean, mean_std
-from ezclip_cli.eval.plans import ModelSpec, k600_new_classes, plan_units
+from ezclip_cli.eval.plans import EvalModel, k600_new_classes, plan_units
 from ezclip_cli.eval.report import summarize, write_report
 from ezclip_cli.eval.scoring import clip_frame_indices, plan_batches, read_views, score_videos, spatial_crops
 from tests.helpers import (
@@ -188,9 +188,9 @@ def test_summary_means_splits_and_seeds_and_shows_the_gain_over_clip():
         return {"model": model, "unit": unit, "part": part, "metrics": metrics}
 
     specs = [
-        ModelSpec("ezclip-1", "ezclip", "ezclip"),
-        ModelSpec("ezclip-2", "ezclip", "ezclip"),
-        ModelSpec("clip", "clip", "clip"),
+        EvalModel("ezclip-1", "ezclip", "ezclip"),
+        EvalModel("ezclip-2", "ezclip", "ezclip"),
+        EvalModel("clip", "clip", "clip"),
     ]
     runs = [
         evaluation("ezclip-1", "base", 0.8, "base"),

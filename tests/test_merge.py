@@ -65,7 +65,21 @@ def folder(tmp_path_factory) -> Path:
 
 def tag(folder: Path, out: Path, capsys, *extra: str) -> int:
     code, err = run_main(
-        "tag", str(folder), "-l", "a,b,c", *TINY, "-t", "4", "-j", "0", "-k", "2", "-o", str(out), *extra, capsys=capsys
+        "tag",
+        str(folder),
+        "-l",
+        "a,b,c",
+        *TINY,
+        "--num-frames",
+        "4",
+        "-j",
+        "0",
+        "-k",
+        "2",
+        "-o",
+        str(out),
+        *extra,
+        capsys=capsys,
     )
     assert "Traceback" not in err, err
     return code
@@ -142,7 +156,7 @@ def test_refuses_to_mix_models_label_sets_top_k_and_windows(folder, tmp_path, ca
     windows = tmp_path / "windows.jsonl"
     tag(folder, windows, capsys, "--window", "0.2")
     other_model = tmp_path / "model.jsonl"
-    tag(folder, other_model, capsys, "-t", "2")
+    tag(folder, other_model, capsys, "--num-frames", "2")
     for other, words in (
         (other_labels, "label sets"),
         (other_k, "top-3"),
@@ -208,7 +222,19 @@ def test_files_from_reads_a_manifest_and_a_bad_one_is_a_usage_error(folder, tmp_
     manifest.write_text(f"{folder / 'v0.mp4'}\n\n{folder / 'v1.mp4'}\n")
     out = tmp_path / "m.jsonl"
     code, err = run_main(
-        "tag", "--files-from", str(manifest), "-l", "a,b", *TINY, "-t", "4", "-j", "0", "-o", str(out), capsys=capsys
+        "tag",
+        "--files-from",
+        str(manifest),
+        "-l",
+        "a,b",
+        *TINY,
+        "--num-frames",
+        "4",
+        "-j",
+        "0",
+        "-o",
+        str(out),
+        capsys=capsys,
     )
     assert code == 0, err
     assert [Path(r["path"]).name for r in read_any(out)] == ["v0.mp4", "v1.mp4"]

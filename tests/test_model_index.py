@@ -180,13 +180,14 @@ def test_named_model_is_identified_by_its_download_digest(served, reference_byte
 
 
 def test_default_resolves_to_the_index_default(served, capsys):
-    from ezclip_cli.model.load import describe_model, resolve_checkpoint
+    from ezclip_cli.model.load import describe_model
+    from ezclip_cli.model.spec import resolve_model
 
     assert describe_model(None, None, None, 8)["resolves_to"].startswith(f"{NAME} (the default), not cached")
-    path = resolve_checkpoint(None)
-    assert path.name == f"{NAME}.ezclip"
-    assert resolve_checkpoint("none") is None  # plain CLIP, explicitly
-    assert resolve_checkpoint(None, model="ViT-B-16") is None
+    spec = resolve_model(None)
+    assert spec.checkpoint is not None and spec.checkpoint.name == f"{NAME}.ezclip" and spec.name == NAME
+    assert resolve_model("none").checkpoint is None  # plain CLIP, explicitly
+    assert resolve_model(None, model="ViT-B-16").kind == "plain"
     assert "cached at" in describe_model(None, None, None, 8)["resolves_to"]
     code, err = run_main("info", capsys=capsys)
     assert code == 0, err
@@ -206,7 +207,7 @@ def test_truncated_download_is_refused_and_nothing_is_cached(env, reference_byte
 
 
 def test_cut_file_without_digest_fails_the_structure_check(env, reference_bytes):
-    from ezclip_cli.model.load import fetch_model as ensure_model
+    from ezclip_cli.model.spec import fetch_model as ensure_model
 
     server = Server({"/tiny.pt": reference_bytes[: len(reference_bytes) // 2]})  # honest length, half a file
     try:
@@ -232,7 +233,7 @@ def test_wrong_digest_is_refused_and_nothing_is_cached(env, reference_bytes, cap
 
 
 def test_right_digest_is_accepted_and_later_downloads_must_match_the_first(env, reference_bytes):
-    from ezclip_cli.model.load import fetch_model as ensure_model
+    from ezclip_cli.model.spec import fetch_model as ensure_model
 
     server = Server({"/tiny.pt": reference_bytes})
     try:
@@ -278,7 +279,7 @@ def test_server_down_and_nothing_cached_fails_at_once_with_one_line(env, monkeyp
 
 @pytest.mark.parametrize("switch", ["EZCLIP_OFFLINE", "HF_HUB_OFFLINE"])
 def test_offline_switches_refuse_to_download(served, env, monkeypatch, switch):
-    from ezclip_cli.model.load import fetch_model as ensure_model
+    from ezclip_cli.model.spec import fetch_model as ensure_model
 
     monkeypatch.setenv(switch, "1")
     with pytest.raises(DownloadError, match=f"{switch}=1"):
@@ -287,7 +288,7 @@ def test_offline_switches_refuse_to_download(served, env, monkeypatch, switch):
 
 
 def test_local_sources_need_no_network(env, reference_bytes, monkeypatch):
-    from ezclip_cli.model.load import fetch_model as ensure_model
+    from ezclip_cli.model.spec import fetch_model as ensure_model
 
     (env / "mirror").mkdir()
     (env / "mirror" / "tiny.pt").write_bytes(reference_bytes)
@@ -303,7 +304,7 @@ def test_google_drive_goes_through_gdown_up_to_the_url(env, reference_bytes, mon
     import gdown
 
     from ezclip_cli.hub import index as models
-    from ezclip_cli.model.load import fetch_model
+    from ezclip_cli.model.spec import fetch_model
 
     file_id = "19QNGgaZjPyq0yz7XJGFccS7MV09KMY_K"
     probed, calls = [], []
@@ -328,7 +329,7 @@ def test_hf_hub_sources(env, reference_bytes, monkeypatch):
     import huggingface_hub
 
     from ezclip_cli.hub import index as models
-    from ezclip_cli.model.load import fetch_model
+    from ezclip_cli.model.spec import fetch_model
 
     assert models.parse_source("hf-hub:org/repo") == models.Source("hf", "org/repo", "model.ezclip")
     assert models.parse_source("hf-hub:org/repo/sub/ref.pt") == models.Source("hf", "org/repo", "sub/ref.pt")

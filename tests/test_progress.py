@@ -151,6 +151,7 @@ def test_library_draws_nothing_without_a_callback(folder, capsys, tmp_path, monk
     monkeypatch.setenv("EZCLIP_CACHE", str(tmp_path / "cache"))
     seen: list[tuple[int, int, int, str]] = []
     from ezclip_cli.config import TagConfig
+    from ezclip_cli.model.spec import ModelSpec
     from ezclip_cli.tag.run import run_tagging
 
     results = tag_videos([folder], "a,b", model=str(TINY_CONFIG), pretrained="none", workers=0)
@@ -158,8 +159,7 @@ def test_library_draws_nothing_without_a_callback(folder, capsys, tmp_path, monk
     run_tagging(
         [str(folder)],
         TagConfig(labels="a,b", workers=0, output_format="jsonl"),
-        model=str(TINY_CONFIG),
-        pretrained="none",
+        model=ModelSpec(backbone=str(TINY_CONFIG), pretrained="none"),
         stdout=io.StringIO(),
         progress=lambda *report: seen.append(report),
     )

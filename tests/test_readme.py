@@ -32,3 +32,16 @@ def test_readme_train_your_own_section_runs_the_training_walkthrough():
     text = (REPO / "README.md").read_text()
     section = text.split("## Train your own", 1)[1].split("\n## ", 1)[0]
     assert "examples/demo.sh" in section
+
+
+def test_readme_python_section_uses_only_the_public_names():
+    import ezclip_cli
+
+    text = (REPO / "README.md").read_text()
+    section = text.split("### Python", 1)[1].split("\n## ", 1)[0]
+    used = set(re.findall(r"ezclip_cli\.(\w+)", section)) | set(re.findall(r"^\| `(\w+)", section, re.MULTILINE))
+    assert {"load_tagger", "tag_videos", "TagResult", "TagConfig", "load_store"} <= used
+    assert used <= set(ezclip_cli.__all__) | {"EzclipError"}, used - set(ezclip_cli.__all__)
+    assert "from ezclip_cli." not in section  # nothing from inside the package
+    for name in used:
+        assert getattr(ezclip_cli, name).__doc__, f"{name} has no docstring"

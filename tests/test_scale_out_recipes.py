@@ -41,7 +41,7 @@ def recipe_env(manifest: Path, out: Path, **extra: str) -> dict[str, str]:
         "MANIFEST": str(manifest),
         "LABELS": "a,b,c",
         "OUT": str(out),
-        "EZCLIP_TAG_ARGS": f"--model {TINY_CONFIG} --pretrained none -t 4 -k 2",
+        "EZCLIP_TAG_ARGS": f"--model {TINY_CONFIG} --pretrained none --num-frames 4 -k 2",
         "EZCLIP_CACHE": str(out / "cache"),
         "OMP_NUM_THREADS": "1",
         **extra,

@@ -235,6 +235,7 @@ def test_library_call_and_text_cache(media, tmp_path, monkeypatch):
 
     from ezclip_cli import tag_videos
     from ezclip_cli.config import TagConfig
+    from ezclip_cli.model.spec import ModelSpec
     from ezclip_cli.tag.results import TagResult
     from ezclip_cli.tag.run import run_tagging
 
@@ -249,7 +250,12 @@ def test_library_call_and_text_cache(media, tmp_path, monkeypatch):
     # The CLI writes exactly these results: each JSONL line is a result's record.
     out = io.StringIO()
     config = TagConfig(labels=LABELS, workers=0, output_format="jsonl")
-    run_tagging([str(p) for p in media["good"][:2]], config, model=str(TINY_CONFIG), pretrained="none", stdout=out)
+    run_tagging(
+        [str(p) for p in media["good"][:2]],
+        config,
+        model=ModelSpec(backbone=str(TINY_CONFIG), pretrained="none"),
+        stdout=out,
+    )
     assert [json.loads(line) for line in out.getvalue().splitlines()] == [r.to_record() for r in rows]
     assert [TagResult.from_record(r.to_record()) for r in rows] == rows
     # Decoding in this process (workers=0) leaves the caller's torch thread count alone; only

@@ -1,9 +1,10 @@
 """The `ezclip` command line: flags -> config -> one library call -> writer.
 
-The app, its command list, and `main()` (errors, SIGTERM, closed pipes). The cli_*.py modules are the
-only other typer importers: shared options in cli_options, commands in cli_tag, cli_embed, cli_train,
-cli_eval and cli_models, help conventions in cli_help. Heavy imports (torch, open_clip) happen inside command
-bodies so `--help` stays instant. Known errors print one line; `EZCLIP_DEBUG=1` shows tracebacks.
+The app, its command list, and `main()` (errors, SIGTERM, closed pipes). The other modules of cli/ are the
+only other typer importers: shared options in options.py, commands in tag.py, embed.py, train.py, eval.py
+and models.py, help conventions (readable metavars, option groups, Environment tables) in help.py. Heavy
+imports (torch, open_clip) happen inside command bodies so `--help` stays instant. Known errors print one
+line; `EZCLIP_DEBUG=1` shows tracebacks.
 Exit codes: 0 all inputs done, 1 some input failed or a known error, 2 usage error.
 """
 
@@ -75,16 +76,16 @@ def main_callback(
     """Zero-shot video action tagging with EZ-CLIP."""
 
 
-# The commands, in the order `ezclip --help` lists them.
-app.command()(info)
-app.command("models")(models_command)
-app.command()(tag)
-app.command()(embed)
-app.command()(search)
-app.command()(train)
-app.command("eval")(evaluate)
-app.command()(merge)
-app.command()(export)
+# The commands, in the order `ezclip --help` lists them: the everyday job first. Summaries fit one line.
+app.command(short_help="Tag videos with zero-shot action labels (CSV, JSON, JSONL).")(tag)
+app.command(short_help="Encode videos once into an embedding store.")(embed)
+app.command(short_help="Rank stored videos by a text query or a video.")(search)
+app.command(short_help="Join shard outputs into one file, every video once.")(merge)
+app.command("eval", short_help="Evaluate under the published protocols.")(evaluate)
+app.command(short_help="Train prompts and adapters with the motion loss.")(train)
+app.command(short_help="Write a verified, self-contained model bundle.")(export)
+app.command("models", short_help="List, download and cache the named models.")(models_command)
+app.command(short_help="Show a model's parameters and what it resolves to.")(info)
 
 
 def build_command() -> Any:

@@ -20,8 +20,9 @@ from ezclip_cli.cli.options import (
     PretrainedOpt,
     ProgressIntervalOpt,
     QuietOpt,
-    fail,
+    config_from,
     format_from_suffix,
+    given_model,
     make_progress,
     setup_logging,
 )
@@ -29,10 +30,17 @@ from ezclip_cli.cli.options import (
 
 # ---- embed / search -------------------------------------------------------------------------
 def embed(
+    ctx: typer.Context,
     inputs: list[str] = typer.Argument(
         ..., help="Video files and folders (searched recursively); '-' reads paths from stdin."
     ),
-    store: Path = typer.Option(..., "--store", "-s", help="Embedding store folder to create or append to."),
+    store: Path = typer.Option(
+        ...,
+        "--save-embeddings",
+        "--store",
+        "-s",
+        help="Embedding store folder to create or append to (as tag --save-embeddings).",
+    ),
     checkpoint: Path | None = CheckpointOpt,
     model: str | None = ModelOpt,
     pretrained: str | None = PretrainedOpt,
@@ -59,39 +67,18 @@ def embed(
 ) -> None:
     """Decode and encode videos once into an embedding store (resumable); label or search it later."""
     setup_logging(quiet)
-    if shard_index >= num_shards:
-        fail(f"--shard-index {shard_index} must be below --num-shards {num_shards}", 2)
-    if stride is not None and window is None:
-        fail("--stride needs --window", 2)
-    if scenes is not None and window is not None:
-        fail("--scenes replaces --window; give one of them", 2)
     from ezclip_cli.config import TagConfig
-    from ezclip_cli.model.load import NO_CHECKPOINT, resolve_checkpoint
+    from ezclip_cli.model.spec import resolve_model
     from ezclip_cli.store.embed import run_embedding
 
-    resolved = resolve_checkpoint(checkpoint, model, pretrained)  # the default model, as for tag
-    checkpoint = Path(NO_CHECKPOINT) if resolved is None and model is None and pretrained is None else resolved
+    spec = resolve_model(checkpoint, model, pretrained, num_frames)  # the default model, as for tag
 
-    config = TagConfig(
-        labels="",
-        window=window,
-        stride=stride,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        decoder=decoder.value,
-        num_shards=num_shards,
-        shard_index=shard_index,
-        scenes=str(scenes) if scenes else None,
-    )
+    config = config_from(ctx, TagConfig, labels="")  # checks --window, --stride, --shard-index and the rest
     summary = run_embedding(
         inputs,
         config,
         store,
-        checkpoint=checkpoint,
-        model=model,
-        pretrained=pretrained,
-        num_frames=num_frames,
+        spec,
         stdin=sys.stdin,
         progress=make_progress("embedding", "windows" if window or scenes else "videos", quiet, progress_interval),
     )
@@ -112,7 +99,7 @@ def search(
     model: str | None = ModelOpt,
     pretrained: str | None = PretrainedOpt,
     num_frames: int | None = typer.Option(
-        None, "--num-frames", "-t", min=1, help="Frames of a --model given here (default 8)."
+        None, "--num-frames", min=1, help="Frames of a --model given here (default 8)."
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write results here instead of stdout."),
     fmt: OutputFormat | None = typer.Option(
@@ -140,8 +127,5 @@ def search(
         output=output,
         overwrite=overwrite,
         decoder=decoder.value,
-        checkpoint=checkpoint,
-        model=model,
-        pretrained=pretrained,
-        num_frames=num_frames,
+        model=given_model(checkpoint, model, pretrained, num_frames),
     )

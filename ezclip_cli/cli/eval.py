@@ -12,11 +12,11 @@ import typer
 from ezclip_cli.cli.options import (
     Decoder,
     DeviceOpt,
+    EvalProtocol,
     ModelOpt,
     NumFramesOpt,
     PretrainedOpt,
     ProgressIntervalOpt,
-    Protocol,
     QuietOpt,
     fail,
     log,
@@ -40,8 +40,8 @@ def evaluate(
     num_frames: int = NumFramesOpt,
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="hmdb51, ucf101, k400, k600 or ssv2."),
     root: Path | None = typer.Option(None, "--root", help="Dataset root in its official layout."),
-    protocol: Protocol = typer.Option(
-        Protocol.zero_shot,
+    protocol: EvalProtocol = typer.Option(
+        EvalProtocol.zero_shot,
         "--protocol",
         "-p",
         help="zero-shot (hmdb51/ucf101: 3 official splits; k600: 220 new classes, 3 subsets of 160), "
@@ -135,11 +135,11 @@ def evaluate(
         fail(f"unknown --baseline '{baseline}'; available: clip", 2)
     from ezclip_cli.config.eval import EvalConfig
     from ezclip_cli.eval.run import run_evaluation
-    from ezclip_cli.model.load import resolve_checkpoint
+    from ezclip_cli.model.spec import resolve_model
 
-    # Model names (and, with no model given, the default EZ-CLIP model) become local files here.
+    # Model names (and, with no model given, the default EZ-CLIP model) become local files here, once.
     given: list[Path] | list[None] = checkpoint or ([None] if model is None and pretrained is None else [])
-    resolved = [resolve_checkpoint(c, model, pretrained) for c in given]
+    resolved = [resolve_model(c, model, pretrained, num_frames).checkpoint for c in given]
     config = EvalConfig(
         protocol=protocol.value,
         dataset=dataset,

@@ -29,6 +29,9 @@ METAVARS_BY_NAME = {
     "val_list": "FILE",
     "descriptions": "FILE",
     "files_from": "FILE",
+    "save_embeddings": "STORE",
+    "from_embeddings": "STORE",
+    "store": "STORE",
     "window": "SECONDS",
     "stride": "SECONDS",
     "progress_interval": "SECONDS",
@@ -67,10 +70,112 @@ def readable_metavar(param: Any) -> str | None:
     return METAVARS_BY_TYPE.get(inner, param.name.upper())
 
 
+# Option groups of --help, in the order they are shown, and which parameters (by name, the same in every
+# command) belong to each. Options not named here are listed last, under "Other".
+PANELS: dict[str, tuple[str, ...]] = {
+    "Input": (
+        "files_from",
+        "from_embeddings",
+        "like",
+        "dataset",
+        "root",
+        "split",
+        "fold",
+        "train_list",
+        "val_list",
+        "train_split",
+        "val_split",
+        "kshot",
+        "kshot_list",
+        "base_novel",
+        "config",
+        "resume",
+    ),
+    "Labels": ("labels", "template", "no_descriptions", "descriptions", "queries"),
+    "Model": ("checkpoint", "model", "pretrained", "num_frames", "runtime", "device", "no_prompts", "init"),
+    "Protocol": ("protocol", "shots", "clips", "crops", "baseline", "ensemble"),
+    "Training": (
+        "use_prompts",
+        "epochs",
+        "max_steps",
+        "grad_accum",
+        "lr",
+        "weight_decay",
+        "warmup_epochs",
+        "warmup_steps",
+        "motion_weight",
+        "drop_path",
+        "attn_dropout",
+        "prompt_dropout",
+        "flip",
+        "train_sampling",
+        "clip_grad",
+        "grad_checkpointing",
+        "seed",
+    ),
+    "Output": (
+        "output",
+        "out",
+        "fmt",
+        "top_k",
+        "per_video",
+        "score",
+        "threshold",
+        "min_score",
+        "overwrite",
+        "raw_csv",
+        "save_embeddings",
+        "store",
+        "report",
+        "as_json",
+        "log_every",
+        "eval_every",
+        "save_every_steps",
+    ),
+    "Windows and segments": ("window", "stride", "segments", "scenes"),
+    "Speed": ("batch_size", "workers", "decoder", "seek", "cache_dir", "precision"),
+    "Scale-out": ("num_shards", "shard_index", "engine", "ray_address", "decode_workers", "model_workers", "gpus"),
+    "Reference choices (--faithful)": (
+        "faithful",
+        "jitter_per_frame",
+        "drop_path_positions",
+        "raw_names",
+        "allow_missing_descriptions",
+        "drop_last_batch",
+    ),
+    "Display": ("quiet", "progress_interval", "help"),
+}
+PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
+MIN_GROUPED = 12  # commands with fewer options keep one plain list
+
+
+def format_grouped_options(command: Any, ctx: Any, formatter: Any) -> None:
+    """click's format_options, with the options of a long command shown in PANELS' groups."""
+    arguments: list[tuple[str, str]] = []
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)  # typer's arguments have one too
+        if record is None:
+            continue
+        if param.param_type_name == "argument":
+            arguments.append(record)
+        else:
+            groups.setdefault(PANEL_OF.get(param.name, "Other"), []).append(record)
+    if arguments:
+        with formatter.section("Arguments"):
+            formatter.write_dl(arguments)
+    for title in [*PANELS, "Other"]:
+        if groups.get(title):
+            with formatter.section(title):
+                formatter.write_dl(groups[title])
+
+
 def apply_help_conventions(command: Any) -> Any:
-    """Give every parameter of `command` and its subcommands a readable metavar where none was set."""
+    """Readable metavars for every parameter of `command` and its subcommands; long option lists in groups."""
     for sub in getattr(command, "commands", {}).values():
         apply_help_conventions(sub)
+    if sum(p.param_type_name == "option" for p in command.params) >= MIN_GROUPED:
+        command.format_options = lambda ctx, formatter, command=command: format_grouped_options(command, ctx, formatter)
     for param in command.params:
         if param.metavar is not None:
             continue

@@ -12,6 +12,7 @@ import typer
 
 from ezclip_cli.cli.options import (
     CheckpointOpt,
+    ListFormat,
     ModelOpt,
     NumFramesOpt,
     PretrainedOpt,
@@ -29,7 +30,8 @@ def info(
     pretrained: str | None = PretrainedOpt,
     num_frames: int = NumFramesOpt,
     no_prompts: bool = typer.Option(False, "--no-prompts", help="Count the model without temporal prompts."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table, or json for scripts."),
+    as_json: bool = typer.Option(False, "--json", hidden=True, help="Same as --format json."),
 ) -> None:
     """Show a model's parameter breakdown (prompts, adapters, frozen backbone) and what it resolves to.
 
@@ -39,7 +41,7 @@ def info(
     from ezclip_cli.model.load import describe_model
 
     summary = describe_model(checkpoint, model, pretrained, num_frames, use_prompts=not no_prompts)
-    if as_json:
+    if as_json or fmt is ListFormat.json:
         typer.echo(json.dumps(summary, indent=2))
         return
     rows = [
@@ -65,7 +67,8 @@ def models_command(
         help="Fetch this model into the cache now (repeatable; 'all' = every model), e.g. before going offline.",
     ),
     force: bool = typer.Option(False, "--force", help="With --download: fetch again even when it is cached."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table, or json for scripts."),
+    as_json: bool = typer.Option(False, "--json", hidden=True, help="Same as --format json."),
     quiet: bool = QuietOpt,
 ) -> None:
     """List the named EZ-CLIP models (name, backbone, frames, trained on, published numbers, cached, size).
@@ -75,7 +78,7 @@ def models_command(
     """
     setup_logging(quiet)
     from ezclip_cli.hub.index import cache_dir, describe_models, human_size, load_index
-    from ezclip_cli.model.load import fetch_model
+    from ezclip_cli.model.spec import fetch_model
 
     index = load_index()
     if download:
@@ -86,7 +89,7 @@ def models_command(
             typer.echo(str(fetch_model(name, index, force=force)))
         return
     rows = describe_models(index)
-    if as_json:
+    if as_json or fmt is ListFormat.json:
         typer.echo(
             json.dumps(
                 {"default": index.default, "index": str(index.origin), "cache": str(cache_dir()), "models": rows},

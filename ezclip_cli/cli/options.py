@@ -10,9 +10,12 @@ import logging
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from ezclip_cli.model.spec import ModelSpec
 
 log = logging.getLogger("ezclip_cli")
 
@@ -39,7 +42,7 @@ class ScoreKind(str, Enum):
     cosine = "cosine"
 
 
-class Protocol(str, Enum):
+class EvalProtocol(str, Enum):
     zero_shot = "zero-shot"
     base_to_novel = "base-to-novel"
     few_shot = "few-shot"
@@ -67,7 +70,16 @@ PretrainedOpt = typer.Option(
     help="open_clip weights tag (default openai, from open_clip's cache), a local weights file, "
     "or 'none' for random weights.",
 )
-NumFramesOpt = typer.Option(8, "--num-frames", "-t", min=1, help="Frames sampled per video (T).")
+
+
+class ListFormat(str, Enum):
+    """How `info` and `models` print: a table for people, JSON for scripts."""
+
+    table = "table"
+    json = "json"
+
+
+NumFramesOpt = typer.Option(8, "--num-frames", min=1, help="Frames sampled per video (T).")
 DeviceOpt = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bar or progress lines.")
 ProgressIntervalOpt = typer.Option(
@@ -122,3 +134,41 @@ def format_from_suffix(output: Path | None) -> str:
     if output is not None and output.suffix.lower().lstrip(".") in {"csv", "json", "jsonl"}:
         return output.suffix.lower().lstrip(".")
     return "csv"
+
+
+def given_model(
+    checkpoint: Path | None, model: str | None, pretrained: str | None, num_frames: int | None
+) -> ModelSpec | None:
+    """The ModelSpec of the model flags, or None when none was given (a store's own model, or the default)."""
+    if checkpoint is None and model is None and pretrained is None:
+        return None
+    from ezclip_cli.model.spec import resolve_model
+
+    return resolve_model(checkpoint, model, pretrained, num_frames or 8)
+
+
+def command_values(ctx: typer.Context, **overrides: Any) -> dict[str, Any]:
+    """The command's parameters (`ctx.params`) as plain values (enums by value, paths as text), `overrides` winning.
+
+    Commands build their configs from this rather than restating every flag: a config field and the option
+    that sets it share a name.
+    """
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Enum):
+            return value.value
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return {**{name: plain(value) for name, value in ctx.params.items()}, **overrides}
+
+
+def config_from(ctx: typer.Context, config_type: Any, **overrides: Any) -> Any:
+    """`config_type` (a dataclass) from the command's parameters of the same names, `overrides` winning."""
+    from dataclasses import fields
+
+    values = command_values(ctx, **overrides)
+    return config_type(**{f.name: values[f.name] for f in fields(config_type) if f.name in values})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
@@ -23,20 +23,20 @@ from ezclip_cli.cli.options import (
     QuietOpt,
     Runtime,
     ScoreKind,
+    config_from,
     fail,
     format_from_suffix,
+    given_model,
     log,
     make_progress,
     setup_logging,
 )
 from ezclip_cli.distributed import is_main_process
 
-if TYPE_CHECKING:
-    from ezclip_cli.tag.run import StoreOpener
-
 
 # ---- tag -------------------------------------------------------------------------------------
 def tag(
+    ctx: typer.Context,
     inputs: list[str] | None = typer.Argument(
         None,
         help="Video files and folders (searched recursively); '-' reads paths from stdin. None with --from-embeddings.",
@@ -182,58 +182,41 @@ def tag(
         fail(f"--{problem}", 2)
     if output is not None and str(output) == "-":
         output = None  # `-o -`: stdout, as everywhere in Unix
+    from ezclip_cli.store.writer import store_opener
     from ezclip_cli.tag.run import TagConfig, run_tagging
 
     fmt_value = (fmt.value if fmt else None) or format_from_suffix(output)
-    config = TagConfig(
-        labels=labels,
+    config = config_from(
+        ctx,
+        TagConfig,
         templates=tuple(template or ()),
         use_descriptions=not no_descriptions,
-        top_k=top_k,
-        window=window,
-        stride=stride,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        decoder=decoder.value,
-        num_shards=num_shards,
+        num_shards=num_shards,  # resolved above (flags or SLURM)
         shard_index=shard_index,
         output_format=fmt_value,
-        cache_dir=str(cache_dir) if cache_dir else None,
-        runtime=runtime.value,
-        score=score.value,
-        threshold=threshold,
-        min_score=min_score,
-        segments=segments,
-        scenes=str(scenes) if scenes else None,
-        raw_csv=raw_csv,
     )
     if from_embeddings is not None:
         from ezclip_cli.store.relabel import run_relabel
 
-        given_frames = num_frames if checkpoint or model or pretrained else None
         run_relabel(
             from_embeddings,
             config,
-            checkpoint=checkpoint,
-            model=model,
-            pretrained=pretrained,
-            num_frames=given_frames,
+            model=given_model(checkpoint, model, pretrained, num_frames),
             output=output,
             overwrite=overwrite,
         )
         raise typer.Exit(0)
-    if runtime is Runtime.torch:  # a model name or the default is fetched (or refused) before any video work
-        from ezclip_cli.model.load import NO_CHECKPOINT, resolve_checkpoint
+    if runtime is Runtime.onnx and checkpoint is None and model is None:
+        fail("--runtime onnx needs an exported bundle: --model DIR (see `ezclip export`)", 2)
+    from ezclip_cli.model.spec import resolve_model
 
-        resolved = resolve_checkpoint(checkpoint, model, pretrained)
-        plain = resolved is None and model is None and pretrained is None
-        checkpoint = Path(NO_CHECKPOINT) if plain else resolved
-        if resolved is None and pretrained is not None:  # plain CLIP on open_clip weights: offline fails at once
-            from ezclip_cli.config import DEFAULT_BACKBONE
-            from ezclip_cli.hub.offline import refuse_unreachable_weights_early
+    # The model is resolved once, here: a name or the default is fetched (or refused) before any video work.
+    spec = resolve_model(checkpoint, model, pretrained, num_frames)
+    if spec.checkpoint is None and pretrained is not None:  # plain CLIP on open_clip weights: offline fails at once
+        from ezclip_cli.config import DEFAULT_BACKBONE
+        from ezclip_cli.hub.offline import refuse_unreachable_weights_early
 
-            refuse_unreachable_weights_early(model or DEFAULT_BACKBONE, pretrained)
+        refuse_unreachable_weights_early(model or DEFAULT_BACKBONE, pretrained)
     # Under torchrun rank 0 shows its own part's progress; the other ranks stay quiet.
     progress = make_progress(
         "tagging",
@@ -244,29 +227,16 @@ def tag(
     summary = run_tagging(
         inputs,
         config,
-        checkpoint=checkpoint,
-        model=model,
-        pretrained=pretrained,
-        num_frames=num_frames,
+        model=spec,
         output=output,
         overwrite=overwrite,
         stdin=sys.stdin,
         progress=progress,
-        open_store=_store_opener(save_embeddings, checkpoint, model, pretrained, num_frames),
+        open_store=store_opener(save_embeddings, spec) if save_embeddings is not None else None,
     )
     # Under torchrun only rank 0 reports failures: torchrun stops every rank once one exits non-zero.
     is_main = is_main_process()
     raise typer.Exit(1 if summary.failed and is_main else 0)
-
-
-def _store_opener(
-    store: Path | None, checkpoint: Path | None, model: str | None, pretrained: str | None, num_frames: int
-) -> StoreOpener | None:
-    if store is None:
-        return None
-    from ezclip_cli.store.writer import model_spec, store_opener
-
-    return store_opener(store, model_spec(checkpoint, model, pretrained, num_frames))
 
 
 # ---- merge -----------------------------------------------------------------------------------

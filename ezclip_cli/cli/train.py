@@ -16,6 +16,7 @@ from ezclip_cli.cli.options import (
     PretrainedOpt,
     ProgressIntervalOpt,
     QuietOpt,
+    command_values,
     make_progress,
     setup_logging,
 )
@@ -30,6 +31,7 @@ class Precision(str, Enum):
 
 
 def train(
+    ctx: typer.Context,
     dataset: str | None = typer.Option(
         None, "--dataset", "-d", help="k400, k600, ucf101, hmdb51 or ssv2 (with --root)."
     ),
@@ -71,7 +73,7 @@ def train(
         help="Start from a model (a name from `ezclip models`, e.g. ezclip-b16-k400, or a checkpoint): "
         "its backbone and learned prompts and adapters; replaces --model/--pretrained.",
     ),
-    num_frames: int | None = typer.Option(None, "--num-frames", "-t", min=1, help="Frames per clip (T), default 8."),
+    num_frames: int | None = typer.Option(None, "--num-frames", min=1, help="Frames per clip (T), default 8."),
     use_prompts: bool | None = typer.Option(
         None, "--use-prompts/--no-prompts", help="Temporal prompts (--no-prompts: adapters only, ablation)."
     ),
@@ -205,56 +207,9 @@ def train(
     from ezclip_cli.train.resolve import resolve_train_config
     from ezclip_cli.train.run import train as run_training
 
-    given = {
-        "dataset": dataset,
-        "root": root,
-        "fold": fold,
-        "train_split": train_split,
-        "val_split": val_split,
-        "train_list": train_list,
-        "val_list": val_list,
-        "kshot": kshot,
-        "base_novel": base_novel,
-        "out": out,
-        "model": model,
-        "pretrained": pretrained,
-        "init": init,
-        "num_frames": num_frames,
-        "use_prompts": use_prompts,
-        "epochs": epochs,
-        "max_steps": max_steps,
-        "batch_size": batch_size,
-        "grad_accum": grad_accum,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "warmup_epochs": warmup_epochs,
-        "warmup_steps": warmup_steps,
-        "motion_weight": motion_weight,
-        "drop_path": drop_path,
-        "attn_dropout": attn_dropout,
-        "prompt_dropout": prompt_dropout,
-        "flip": flip,
-        "templates": template or None,
-        "clip_grad": clip_grad,
-        "precision": precision.value if precision else None,
-        "grad_checkpointing": grad_checkpointing,
-        "seed": seed,
-        "workers": workers,
-        "decoder": decoder.value if decoder else None,
-        "log_every": log_every,
-        "eval_every": eval_every,
-        "save_every_steps": save_every_steps,
-        "device": device,
-        "labels": labels,
-        "allow_missing_descriptions": allow_missing_descriptions,
-        "kshot_list": kshot_list,
-        "faithful": faithful,
-        "jitter_per_frame": jitter_per_frame,
-        "drop_path_positions": drop_path_positions,
-        "raw_names": raw_names,
-        "train_sampling": train_sampling,
-    }
-    given = {k: str(v) if isinstance(v, Path) else v for k, v in given.items()}
+    given = command_values(ctx, templates=template or None)  # every flag, by the config key it sets
+    for not_a_setting in ("config", "resume", "template", "quiet", "progress_interval"):
+        given.pop(not_a_setting, None)
     settings = resolve_train_config(config, given, resume=resume)
     progress = make_progress("training", "steps", quiet, progress_interval, failures=False)
     run_training(settings, resume=resume, progress=progress)  # it reports where the checkpoints went

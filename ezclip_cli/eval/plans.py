@@ -151,7 +151,7 @@ def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str]) -> list
 
 # ---- models ------------------------------------------------------------------------------------------
 @dataclass
-class ModelSpec:
+class EvalModel:
     """A model the report scores: a checkpoint, plain CLIP by name, or the baseline of a checkpoint."""
 
     id: str  # ezclip-1, clip
@@ -163,12 +163,14 @@ class ModelSpec:
     info: dict[str, Any] = field(default_factory=dict)  # fingerprint, backbone, ... (filled when loaded)
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, a run directory (`ezclip train --out`) meaning its best.ezclip, or a bundle."""
-    path = Path(path)
-    if path.is_dir() and (path / "best.ezclip").is_file():
-        return path / "best.ezclip"
-    return path  # a file, or an exported bundle folder (load_model tells them apart)
+def resolve_checkpoint(given: str | Path) -> Path:
+    """The checkpoint file (or bundle) `given` names: a file, a run folder's best.ezclip, or a model name."""
+    from ezclip_cli.model.spec import resolve_model
+
+    path = resolve_model(given).checkpoint
+    if path is None:
+        raise UsageError("--checkpoint none in eval: leave --checkpoint out to score plain CLIP")
+    return path
 
 
 def checkpoint_training(path: Path) -> dict[str, Any]:
@@ -183,13 +185,13 @@ def checkpoint_training(path: Path) -> dict[str, Any]:
         return {}
 
 
-def plan_models(config: EvalConfig) -> list[ModelSpec]:
+def plan_models(config: EvalConfig) -> list[EvalModel]:
     """The checkpoints (or plain CLIP) in order, grouped for the summary; the baseline comes last."""
-    specs: list[ModelSpec] = []
+    specs: list[EvalModel] = []
     if not config.checkpoints:
         if config.protocol == "few-shot":
             raise UsageError("few-shot needs trained checkpoints: --checkpoint C --shots K, once per K (2, 4, 8, 16)")
-        specs.append(ModelSpec("clip", "clip", "clip"))
+        specs.append(EvalModel("clip", "clip", "clip"))
     for i, given in enumerate(config.checkpoints):
         path = resolve_checkpoint(given)
         training = checkpoint_training(path)
@@ -202,7 +204,7 @@ def plan_models(config: EvalConfig) -> list[ModelSpec]:
             log.warning("%s was not trained on the base half (train --base-novel base)", path)
         group = f"ezclip@{shots}-shot" if config.protocol == "few-shot" else "ezclip"
         specs.append(
-            ModelSpec(
+            EvalModel(
                 f"ezclip-{i + 1}",
                 "ezclip",
                 group,
@@ -215,5 +217,5 @@ def plan_models(config: EvalConfig) -> list[ModelSpec]:
         if not config.checkpoints:
             log.warning("--baseline clip: the model is already plain CLIP; no second run")
         else:
-            specs.append(ModelSpec("clip", "clip", "clip"))
+            specs.append(EvalModel("clip", "clip", "clip"))
     return specs

@@ -14,12 +14,12 @@ from ezclip_cli.files import atomic_write
 
 if TYPE_CHECKING:  # annotations only: the report needs neither torch nor the datasets
     from ezclip_cli.config.eval import EvalConfig
-    from ezclip_cli.eval.plans import EvalUnit, ModelSpec
+    from ezclip_cli.eval.plans import EvalModel, EvalUnit
     from ezclip_cli.eval.scoring import VideoResult
 
 
 def evaluation_entry(
-    spec: ModelSpec,
+    spec: EvalModel,
     unit: EvalUnit,
     results: list[VideoResult],
     dropped: list[int],
@@ -60,9 +60,9 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 6)
 
 
-def summarize(protocol: str, specs: Sequence[ModelSpec], evaluations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(protocol: str, specs: Sequence[EvalModel], evaluations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per group of models: mean and std over its units (folds, subsets) and runs (seeds)."""
-    groups: dict[str, list[ModelSpec]] = {}
+    groups: dict[str, list[EvalModel]] = {}
     for spec in specs:
         groups.setdefault(spec.group, []).append(spec)
     rows = []
@@ -118,7 +118,7 @@ def summarize(protocol: str, specs: Sequence[ModelSpec], evaluations: Sequence[d
 def build_report(
     config: EvalConfig,
     units: Sequence[EvalUnit],
-    specs: Sequence[ModelSpec],
+    specs: Sequence[EvalModel],
     evaluations: list[dict[str, Any]],
     notes: list[str],
     version: str,

@@ -146,7 +146,7 @@ def run_evaluation(config: EvalConfig, *, progress: ProgressCallback | None = No
         first = None  # the first checkpoint's model: the baseline shares its backbone weights
         for spec in specs:
             if spec.kind == "ezclip":
-                model = load_model(spec.checkpoint, config.model, None, device=device)
+                model = load_model(spec.checkpoint, config.model, device=device)
                 first = first or model
             elif first is not None:
                 model = build_clip_baseline(first, device)

@@ -1,11 +1,9 @@
-"""Model resolution for tag, eval and export (README, "Models and checkpoints").
+"""Loading the model a ModelSpec names (model/spec.py resolves the flags into one, once).
 
-`--checkpoint` wins: an ezclip checkpoint, a reference EZ-CLIP `.pt`, an exported bundle, or
-the name of a model in the model index (models.py: downloaded, verified and converted once).
-Nothing given at all: the index's default model, the released zero-shot EZ-CLIP. Plain CLIP
-only when asked for (`--checkpoint none`, or `--model/--pretrained` without a checkpoint):
-prompts off, adapters at their identity init, so the result is exactly CLIP frame averaging
-(and we say so on stderr).
+A checkpoint, a reference EZ-CLIP `.pt` (converted on load) or an exported bundle becomes an EZClip in eval
+mode; with no checkpoint, plain CLIP: prompts off, adapters at their identity init, so the result is exactly
+CLIP frame averaging (and we say so on stderr). Also here: the device choice, the model's identity for resume
+and reports, and the model training starts from (`--init`).
 """
 
 from __future__ import annotations
@@ -17,60 +15,12 @@ from typing import TYPE_CHECKING, Any
 from ezclip_cli.config import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, ModelConfig
 from ezclip_cli.errors import CheckpointError, UsageError
 from ezclip_cli.model.bundle import WEIGHTS_FILE, is_bundle, read_bundle_config
+from ezclip_cli.model.spec import NO_CHECKPOINT, ModelSpec, resolve_model
 
 if TYPE_CHECKING:
-    from ezclip_cli.hub.index import ModelIndex
     from ezclip_cli.model.ezclip import EZClip
 
 log = logging.getLogger(__name__)
-
-NO_CHECKPOINT = "none"  # `--checkpoint none`: plain CLIP frame averaging, explicitly
-
-
-def resolve_checkpoint(
-    checkpoint: str | Path | None, model: str | None = None, pretrained: str | None = None
-) -> Path | None:
-    """What a `--checkpoint` value means locally: a file or folder, a named model (fetched once), or None.
-
-    None comes back for plain CLIP: `--checkpoint none`, or no checkpoint with `--model`/`--pretrained`.
-    With nothing given at all the index's default model is used. An existing path always wins over a
-    model of the same name.
-    """
-    if checkpoint is None:
-        if model is not None or pretrained is not None:
-            return None
-        from ezclip_cli.hub.index import load_index
-
-        index = load_index()
-        if index.default is None:
-            return None
-        log.info("model: %s, the default EZ-CLIP model (--checkpoint none for plain CLIP)", index.default)
-        return fetch_model(index.default, index)
-    text = str(checkpoint)
-    if text.strip().lower() == NO_CHECKPOINT:
-        return None
-    path = Path(text).expanduser()
-    if path.exists():
-        return path
-    from ezclip_cli.hub.index import load_index
-
-    index = load_index()
-    if text in index.models:
-        return fetch_model(text, index)
-    if "/" not in text and "\\" not in text and not path.suffix:
-        raise CheckpointError(
-            f"checkpoint not found: {text} is neither a file nor a model name "
-            f"(`ezclip models` lists: {', '.join(index.models) or 'none'})"
-        )
-    return path  # the loaders say "checkpoint not found: PATH"
-
-
-def fetch_model(name: str, index: ModelIndex | None = None, *, force: bool = False) -> Path:
-    """The local `.ezclip` file of the named model: downloaded, verified and converted the first time."""
-    from ezclip_cli.hub.index import ensure_model
-    from ezclip_cli.model.checkpoint import convert_download
-
-    return ensure_model(name, index, convert=convert_download, force=force)
 
 
 def pick_device(device: str = "auto") -> str:
@@ -102,32 +52,38 @@ def load_model(
 ) -> EZClip:
     """An EZClip ready for inference (eval mode, frozen), from a checkpoint or a plain CLIP backbone.
 
-    `checkpoint` (or `model`) may also be an exported bundle folder (`ezclip export`). `checkpoint` may
-    be a model name from the index; nothing given at all means the index's default EZ-CLIP model, and
-    `checkpoint="none"` plain CLIP (see `resolve_checkpoint`).
+    The arguments mean what `--checkpoint/--model/--pretrained/--num-frames` mean (model.spec.resolve_model):
+    a checkpoint, bundle folder, run folder or model name; nothing at all is the index's default EZ-CLIP
+    model, `checkpoint="none"` plain CLIP.
     """
+    return load_spec(resolve_model(checkpoint, model, pretrained, num_frames), device=device, cache_dir=cache_dir)
+
+
+def load_spec(spec: ModelSpec, *, device: str = "cpu", cache_dir: str | None = None) -> EZClip:
+    """The EZClip `spec` names, in eval mode; with no checkpoint, exactly CLIP frame averaging (and we say so)."""
     from ezclip_cli.model.backbone import load_backbone
     from ezclip_cli.model.checkpoint import load_checkpoint
     from ezclip_cli.model.ezclip import build_model
 
-    checkpoint = resolve_checkpoint(checkpoint, model, pretrained)
-    bundle = checkpoint if checkpoint is not None else model  # --checkpoint wins, as below
-    if bundle is not None and is_bundle(bundle):
-        ezclip = load_bundle_model(bundle, device=device, cache_dir=cache_dir)
-        log.info("model: EZ-CLIP bundle %s (%s, %d frames)", bundle, ezclip.config.backbone, ezclip.num_frames)
+    if spec.kind == "bundle":
+        assert spec.checkpoint is not None  # a bundle spec always names its folder
+        ezclip = load_bundle_model(spec.checkpoint, device=device, cache_dir=cache_dir)
+        log.info("model: EZ-CLIP bundle %s (%s, %d frames)", spec.checkpoint, ezclip.config.backbone, ezclip.num_frames)
         return ezclip
-    if checkpoint is not None:
-        ezclip, extra = load_checkpoint(checkpoint, device=device, cache_dir=cache_dir, model_config=model)
+    if spec.checkpoint is not None:
+        if not spec.checkpoint.exists():
+            raise CheckpointError(f"checkpoint not found: {spec.checkpoint}")
+        ezclip, extra = load_checkpoint(spec.checkpoint, device=device, cache_dir=cache_dir, model_config=spec.backbone)
         if extra.get("source_sha256"):  # a converted named model: its identity is the digest of the download
             ezclip.content_id = str(extra["source_sha256"])
-        if pretrained is not None:
-            log.warning("--pretrained is ignored with --checkpoint (the checkpoint names its backbone)")
-        log.info("model: EZ-CLIP checkpoint %s (%s, %d frames)", checkpoint, ezclip.config.backbone, ezclip.num_frames)
+        log.info("model: EZ-CLIP %s (%s, %d frames)", spec.describe(), ezclip.config.backbone, ezclip.num_frames)
         return ezclip.eval()
-    name = model or DEFAULT_BACKBONE
-    tag = pretrained if pretrained is not None else (DEFAULT_PRETRAINED if model is None else _default_tag(name))
+    name = spec.backbone or DEFAULT_BACKBONE
+    tag = spec.pretrained
+    if tag is None:
+        tag = DEFAULT_PRETRAINED if spec.backbone is None else _default_tag(name)
     backbone = load_backbone(name, tag, device=device, cache_dir=cache_dir)
-    ezclip = build_model(backbone, ModelConfig(num_frames=num_frames, use_prompts=False)).to(device)
+    ezclip = build_model(backbone, ModelConfig(num_frames=spec.num_frames, use_prompts=False)).to(device)
     log.info(
         "model: plain CLIP frame averaging on %s (%s), no trained EZ-CLIP parts (give --checkpoint for EZ-CLIP)",
         name,
@@ -144,10 +100,10 @@ def start_from(init: str, num_frames: int, use_prompts: bool, device: str) -> tu
     from ezclip_cli.model.backbone import build_backbone_from_config, load_backbone
     from ezclip_cli.model.checkpoint import backbone_state_dict
 
-    path = resolve_checkpoint(init)
-    if path is None:
+    spec = resolve_model(init)
+    if spec.checkpoint is None:
         raise UsageError("--init none: give a model name from `ezclip models` or a checkpoint (or leave --init out)")
-    source = load_model(path, device="cpu")
+    source = load_spec(spec, device="cpu")
     if source.num_frames != num_frames:
         frames = source.num_frames
         raise UsageError(f"--init {init} has {frames} frames; train it with --num-frames {frames}")

@@ -10,15 +10,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ezclip_cli.config import DEFAULT_BACKBONE
 from ezclip_cli.errors import CheckpointError
 from ezclip_cli.model.bundle import is_bundle
 
+if TYPE_CHECKING:
+    from ezclip_cli.hub.index import ModelIndex
+
 log = logging.getLogger(__name__)
 
 NO_CHECKPOINT = "none"  # `--checkpoint none`: plain CLIP frame averaging, explicitly
+RUN_BEST = "best.ezclip"  # what a training run's folder stands for
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,18 @@ class ModelSpec:
         named = f"{self.name}, " if self.name else ""
         return f"{named}{self.kind} {self.checkpoint}"
 
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> ModelSpec:
+        """The spec `to_dict` wrote (an embedding store's `model`): no lookup, no download."""
+        checkpoint = stored.get("checkpoint")
+        plain = checkpoint is None or str(checkpoint).strip().lower() == NO_CHECKPOINT
+        return cls(
+            checkpoint=None if plain else Path(str(checkpoint)),
+            backbone=stored.get("model"),
+            pretrained=stored.get("pretrained"),
+            num_frames=int(stored.get("num_frames") or 8),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """How to load the model again from another run (the embedding store keeps this): absolute paths."""
 
@@ -82,10 +98,11 @@ def resolve_model(
 ) -> ModelSpec:
     """The ModelSpec the flags mean (README, "Models and checkpoints").
 
-    `checkpoint` wins: an ezclip checkpoint, a reference EZ-CLIP `.pt`, an exported bundle folder, or the name
-    of a model in the model index (downloaded, verified and converted once). `model` may name a bundle folder
-    too. Nothing given at all: the index's default model. Plain CLIP only when asked for: `checkpoint="none"`,
-    or `model`/`pretrained` without a checkpoint.
+    `checkpoint` wins: an ezclip checkpoint, a reference EZ-CLIP `.pt`, an exported bundle folder, a training
+    run's folder (its best.ezclip), or the name of a model in the model index (downloaded, verified and
+    converted once). `model` may name a bundle folder too. Nothing given at all: the index's default model.
+    Plain CLIP only when asked for: `checkpoint="none"`, or `model`/`pretrained` without a checkpoint.
+    Raises CheckpointError for a path or name that is neither.
     """
     if checkpoint is None and model is not None and is_bundle(model):
         return ModelSpec(checkpoint=Path(model), num_frames=num_frames)
@@ -98,20 +115,22 @@ def resolve_model(
         if index.default is None:
             return ModelSpec(num_frames=num_frames)
         log.info("model: %s, the default EZ-CLIP model (--checkpoint none for plain CLIP)", index.default)
-        return ModelSpec(checkpoint=_fetch(index.default, index), backbone=model, name=index.default)
+        return ModelSpec(checkpoint=fetch_model(index.default, index), backbone=model, name=index.default)
     text = str(checkpoint)
     if text.strip().lower() == NO_CHECKPOINT:
         return ModelSpec(backbone=model, pretrained=pretrained, num_frames=num_frames)
     path = Path(text).expanduser()
     if pretrained is not None:
         log.warning("--pretrained is ignored with --checkpoint (the checkpoint names its backbone)")
+    if path.is_dir() and not is_bundle(path) and (path / RUN_BEST).is_file():
+        path = path / RUN_BEST  # a training run's folder (`ezclip train --out`) means its best checkpoint
     if path.exists():
         return ModelSpec(checkpoint=path, backbone=model, num_frames=num_frames)
     from ezclip_cli.hub.index import load_index
 
     index = load_index()
     if text in index.models:
-        return ModelSpec(checkpoint=_fetch(text, index), backbone=model, name=text)
+        return ModelSpec(checkpoint=fetch_model(text, index), backbone=model, name=text)
     if "/" not in text and "\\" not in text and not path.suffix:
         raise CheckpointError(
             f"checkpoint not found: {text} is neither a file nor a model name "
@@ -120,8 +139,9 @@ def resolve_model(
     raise CheckpointError(f"checkpoint not found: {path}")
 
 
-def _fetch(name: str, index: Any) -> Path:
+def fetch_model(name: str, index: ModelIndex | None = None, *, force: bool = False) -> Path:
+    """The local `.ezclip` file of the named model: downloaded, verified and converted the first time."""
     from ezclip_cli.hub.index import ensure_model
     from ezclip_cli.model.checkpoint import convert_download
 
-    return ensure_model(name, index, convert=convert_download)
+    return ensure_model(name, index, convert=convert_download, force=force)

@@ -18,6 +18,7 @@ from ezclip_cli.errors import UsageError
 from ezclip_cli.tag.results import TagResult
 
 if TYPE_CHECKING:
+    from ezclip_cli.model.spec import ModelSpec
     from ezclip_cli.progress import ProgressCallback
     from ezclip_cli.tag.results import TagSummary
 
@@ -38,17 +39,14 @@ def run_embedding(
     inputs: Sequence[str],
     config: TagConfig,
     store: Path,
+    spec: ModelSpec,
     *,
-    checkpoint: Path | None = None,
-    model: str | None = None,
-    pretrained: str | None = None,
-    num_frames: int = 8,
     stdin: IO[str] | None = None,
     progress: ProgressCallback | None = None,
 ) -> TagSummary:
     """Append the embeddings of `inputs` to `store`; returns a TagSummary (ok, failed, already stored)."""
-    from ezclip_cli.model.load import load_model, model_identity, pick_device
-    from ezclip_cli.store.writer import StoreWriter, model_spec, stored_key
+    from ezclip_cli.model.load import load_spec, model_identity, pick_device
+    from ezclip_cli.store.writer import StoreWriter, stored_key
     from ezclip_cli.tag.plan import plan_tasks, select_shard
     from ezclip_cli.tag.pool import DecodePool
     from ezclip_cli.tag.predictors import TorchPredictor
@@ -65,10 +63,9 @@ def run_embedding(
     writer = None
     try:
         device = pick_device(config.device)
-        ezclip = load_model(checkpoint, model, pretrained, num_frames, device=device)
-        model_id = model_identity(ezclip, checkpoint if checkpoint is not None else model)
-        spec = model_spec(checkpoint, model, pretrained, num_frames)
-        writer = StoreWriter(store, model_id, float(ezclip.logit_scale), spec)
+        ezclip = load_spec(spec, device=device)
+        model_id = model_identity(ezclip, spec.source)
+        writer = StoreWriter(store, model_id, float(ezclip.logit_scale), spec.to_dict())
         predictor = TorchPredictor(ezclip, None, [], 1, device)
         settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, config.decoder)
         planned = list(plan_tasks(paths, config))

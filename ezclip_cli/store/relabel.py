@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError
@@ -24,38 +24,28 @@ if TYPE_CHECKING:
     import torch
 
     from ezclip_cli.model.ezclip import EZClip
+    from ezclip_cli.model.spec import ModelSpec
     from ezclip_cli.tag.results import TagSummary
 
 log = logging.getLogger(__name__)
 CHUNK = 8192  # embeddings scored per matrix product: (8192 x D) @ (D x K) stays small in memory
 
 
-def store_model(
-    stored: StoredEmbeddings,
-    store: Path,
-    checkpoint: Path | None = None,
-    model: str | None = None,
-    pretrained: str | None = None,
-    num_frames: int | None = None,
-) -> EZClip:
-    """The model that wrote `store`: the one given by flags, else the one the store names; fingerprint checked."""
-    from ezclip_cli.model.load import load_model, model_identity
+def store_model(stored: StoredEmbeddings, store: Path, model: ModelSpec | None = None) -> EZClip:
+    """The model that wrote `store`: the one given (resolved flags), else the one the store names; checked."""
+    from ezclip_cli.model.load import load_spec, model_identity
+    from ezclip_cli.model.spec import ModelSpec
 
-    if checkpoint is None and model is None and pretrained is None:
-        spec = stored.info.get("model") or {}
-        checkpoint, model, pretrained = spec.get("checkpoint"), spec.get("model"), spec.get("pretrained")
-        num_frames = spec.get("num_frames") or num_frames
-        named = "the model named in the store"
-    else:
-        named = "the given model"
-    ezclip = load_model(checkpoint, model, pretrained, num_frames or 8, device="cpu")
-    model_id = model_identity(ezclip, checkpoint if checkpoint is not None else model)
+    given = model is not None
+    spec = model if model is not None else ModelSpec.from_dict(stored.info.get("model") or {})
+    ezclip = load_spec(spec, device="cpu")
+    model_id = model_identity(ezclip, spec.source)
     if model_id != stored.model_id:
-        if named == "the given model":
+        if given:
             raise refuse_model(store, stored.model_id, model_id)
         raise UsageError(
-            f"{store}: {named} ({checkpoint or model}) is not the model that wrote the store any more; "
-            "pass that model with --checkpoint/--model"
+            f"{store}: the model named in the store ({spec.describe()}) is not the model that wrote the store "
+            "any more; pass that model with --checkpoint/--model"
         )
     return ezclip
 
@@ -65,16 +55,15 @@ def label_classifier(
     store: Path,
     prompts: list[list[str]],
     cache_dir: str | None,
-    **model_flags: Any,
+    model: ModelSpec | None = None,
 ) -> torch.Tensor:
     """Text embeddings (K, D) of `prompts` for the store's model: cached, or computed with that model."""
     from ezclip_cli.tag.predictors import build_classifier, read_cached_classifier
 
-    given = any(model_flags.get(k) is not None for k in ("checkpoint", "model", "pretrained"))
-    ezclip = store_model(stored, store, **model_flags) if given else None  # a given model is always checked
+    ezclip = store_model(stored, store, model) if model is not None else None  # a given model is always checked
     classifier = read_cached_classifier(prompts, cache_dir, stored.model_id)
     if classifier is None:
-        ezclip = ezclip or store_model(stored, store, **model_flags)
+        ezclip = ezclip or store_model(stored, store, model)
         classifier = build_classifier(ezclip, prompts, cache_dir, stored.model_id)
     return classifier.cpu()
 
@@ -95,15 +84,15 @@ def run_relabel(
     store: Path,
     config: TagConfig,
     *,
-    checkpoint: Path | None = None,
-    model: str | None = None,
-    pretrained: str | None = None,
-    num_frames: int | None = None,
+    model: ModelSpec | None = None,
     output: Path | None = None,
     overwrite: bool = False,
     stdout: IO[str] | None = None,
 ) -> TagSummary:
-    """Write `tag`'s rows for every stored video (window) under the label set of `config`; returns a TagSummary."""
+    """Write `tag`'s rows for every stored video (window) under the label set of `config`; returns a TagSummary.
+
+    `model`: the model the user named (checked against the store's); None = the one the store names.
+    """
     from ezclip_cli.data.labels import build_prompts, labelset_fingerprint, load_labelset
     from ezclip_cli.files import OutputLock, resolve_target
     from ezclip_cli.model.scoring import scoring_id
@@ -134,10 +123,7 @@ def run_relabel(
             stdout,
             neutralise,
             started,
-            checkpoint=checkpoint,
             model=model,
-            pretrained=pretrained,
-            num_frames=num_frames,
         )
     finally:
         if lock is not None:
@@ -156,7 +142,7 @@ def _relabel(
     stdout: IO[str] | None,
     neutralise: bool,
     started: float,
-    **model_flags: Any,
+    model: ModelSpec | None = None,
 ) -> TagSummary:
     """run_relabel once its output is checked and locked."""
     from ezclip_cli.model.scoring import Scorer
@@ -166,7 +152,7 @@ def _relabel(
     from ezclip_cli.tag.run import score_options
     from ezclip_cli.tag.segments import SegmentWriter
 
-    classifier = label_classifier(stored, store, prompts, config.cache_dir, **model_flags)
+    classifier = label_classifier(stored, store, prompts, config.cache_dir, model)
     scorer = Scorer(classifier, stored.logit_scale, labels, config.top_k, score_options(config))
     stamp = Stamp(stored.model_id, labels_id, settings_id(config))
     index = stored_order(stored)

@@ -13,13 +13,15 @@ import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from ezclip_cli.errors import UsageError, VideoError
 from ezclip_cli.store.format import StoredEmbeddings, load_store
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from ezclip_cli.model.spec import ModelSpec
 
 
 def top_rows(
@@ -58,19 +60,21 @@ def top_rows(
     return [(int(i), float(sims[i])) for i in top]
 
 
-def text_queries(stored: StoredEmbeddings, store: Path, queries: Sequence[str], **model_flags: Any) -> np.ndarray:
+def text_queries(
+    stored: StoredEmbeddings, store: Path, queries: Sequence[str], model: ModelSpec | None = None
+) -> np.ndarray:
     """Normalised text embeddings (Q, D) of the raw queries under the store's model."""
     import torch
 
     from ezclip_cli.store.relabel import store_model
 
-    ezclip = store_model(stored, store, **model_flags)
+    ezclip = store_model(stored, store, model)
     with torch.inference_mode():
         return ezclip.build_text_classifier([[q] for q in queries]).float().cpu().numpy()
 
 
 def video_query(
-    stored: StoredEmbeddings, store: Path, video: Path, decoder: str, **model_flags: Any
+    stored: StoredEmbeddings, store: Path, video: Path, decoder: str, model: ModelSpec | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(normalised embedding (D,), mask of the video's own rows) for `--like VIDEO`."""
     import numpy as np
@@ -93,7 +97,7 @@ def video_query(
     from ezclip_cli.tag.predictors import TorchPredictor
     from ezclip_cli.video.reader import DecodeSettings
 
-    ezclip = store_model(stored, store, **model_flags)
+    ezclip = store_model(stored, store, model)
     settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, decoder)
     decoded = decode_task(Task(video, video_fingerprint(video)), settings)
     if isinstance(decoded, str):
@@ -114,7 +118,7 @@ def run_search(
     overwrite: bool = False,
     stdout: IO[str] | None = None,
     decoder: str = "auto",
-    **model_flags: Any,
+    model: ModelSpec | None = None,
 ) -> int:
     """Write the k best rows per query; returns how many rows were written."""
     from ezclip_cli.files import atomic_write
@@ -130,10 +134,10 @@ def run_search(
         raise UsageError(f"{store} holds no embeddings yet")
     exclude = None
     if like is not None:
-        vector, exclude = video_query(stored, store, like, decoder, **model_flags)
+        vector, exclude = video_query(stored, store, like, decoder, model)
         named: list[tuple[str, np.ndarray]] = [(f"like:{like}", vector)]
     else:
-        named = list(zip(queries, text_queries(stored, store, queries, **model_flags)))
+        named = list(zip(queries, text_queries(stored, store, queries, model)))
     groups = None
     if per_video:
         groups = [f"{p}|{v}" for p, v in zip(stored.columns["path"], stored.columns["video_id"])]

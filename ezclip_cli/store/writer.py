@@ -1,4 +1,4 @@
-"""Appending to an embedding store (its format and reading it: embeddings.py): `tag --save-embeddings`
+"""Appending to an embedding store (its format and reading it: format.py): `tag --save-embeddings`
 and `ezclip embed` write through a StoreWriter.
 
 Appending writes a shard (atomically: temporary file, then rename) and then its manifest line; the
@@ -43,6 +43,7 @@ from ezclip_cli.tag.resume import start_key
 if TYPE_CHECKING:
     import numpy as np
 
+    from ezclip_cli.model.spec import ModelSpec
     from ezclip_cli.tag.plan import Task
     from ezclip_cli.tag.pool import DecodedClip
     from ezclip_cli.tag.predictors import VideoPredictor
@@ -272,24 +273,7 @@ class StoreWriter:
             self._lock.close()
 
 
-def model_spec(
-    checkpoint: Path | str | None, model: str | None, pretrained: str | None, num_frames: int
-) -> dict[str, Any]:
-    """How to load the model again (re-labelling with a cold text cache, search): the flags given to tag."""
-
-    # local files by absolute path, so a later run from elsewhere finds them
-    def resolve(value: Path | str | None) -> Path | str | None:
-        return str(Path(value).resolve()) if value is not None and Path(str(value)).exists() else value
-
-    return {
-        "checkpoint": resolve(checkpoint),
-        "model": resolve(model),
-        "pretrained": resolve(pretrained),
-        "num_frames": num_frames,
-    }
-
-
-def store_opener(store: Path, spec: dict[str, Any]) -> Callable[[VideoPredictor, str, int], StoreWriter]:
+def store_opener(store: Path, spec: ModelSpec) -> Callable[[VideoPredictor, str, int], StoreWriter]:
     """What `tag --save-embeddings STORE` hands run_tagging: opens the store once the model is known."""
     return functools.partial(open_store_for_tagging, store, spec=spec)
 
@@ -300,14 +284,14 @@ def open_store_for_tagging(
     model_id: str,
     world: int,
     *,
-    spec: dict[str, Any],
+    spec: ModelSpec,
 ) -> StoreWriter:
     """The store `tag --save-embeddings` appends to, checked against this run's model."""
     if world > 1:
         raise UsageError("--save-embeddings is not supported under torchrun; run one process per shard (--num-shards)")
     if predictor.scorer is None:
         raise UsageError("--save-embeddings needs a label set's scorer (it records the model's logit scale)")
-    return StoreWriter(store, model_id, float(predictor.scorer.logit_scale), spec)
+    return StoreWriter(store, model_id, float(predictor.scorer.logit_scale), spec.to_dict())
 
 
 def warn_unstored(done: dict[tuple, str], writer: StoreWriter) -> None:

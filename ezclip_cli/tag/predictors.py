@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ezclip_cli.files import atomic_write, ezclip_cache
 from ezclip_cli.model.scoring import ScoreOptions, Scorer
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     import torch
 
     from ezclip_cli.model.ezclip import EZClip
+    from ezclip_cli.model.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +121,32 @@ def build_classifier(model: EZClip, prompts: list[list[str]], cache_dir: str | N
     except OSError as exc:
         log.debug("text cache not written: %s", exc)
     return classifier
+
+
+@dataclass
+class LoadedModel:
+    """A PyTorch model loaded once and used for many runs, with the label-set classifiers built for it."""
+
+    ezclip: EZClip
+    model_id: str
+    device: str
+    classifiers: dict[tuple[str, ...], Any] = field(default_factory=dict)  # prompts -> classifier
+
+    @classmethod
+    def load(cls, spec: ModelSpec, device: str = "auto", local_rank: int | None = None) -> LoadedModel:
+        """Load `spec` on `device` (auto: cuda, mps, cpu; under torchrun this rank's GPU)."""
+        from ezclip_cli.model.load import load_spec, model_identity, pick_device
+
+        chosen = pick_device(device)
+        if local_rank is not None and chosen.startswith("cuda"):
+            chosen = f"cuda:{local_rank}"  # torchrun: one GPU per process
+        ezclip = load_spec(spec, device=chosen)
+        # A bundle is known by all its files (both runtimes alike): a swapped ONNX graph is another model.
+        return cls(ezclip, model_identity(ezclip, spec.source), chosen)
+
+    def classifier(self, prompts: list[list[str]], cache_dir: str | None) -> Any:
+        """The label set's text classifier, encoded once per model and prompt set (and cached on disk)."""
+        key = tuple("\x1f".join(group) for group in prompts)
+        if key not in self.classifiers:
+            self.classifiers[key] = build_classifier(self.ezclip, prompts, cache_dir, self.model_id)
+        return self.classifiers[key]

@@ -23,11 +23,13 @@ from typing import IO, TYPE_CHECKING, Protocol
 from ezclip_cli.config import TagConfig
 from ezclip_cli.errors import UsageError, VideoError
 from ezclip_cli.files import OutputLock, resolve_target
+from ezclip_cli.model.spec import ModelSpec
 from ezclip_cli.progress import ProgressCallback, pause_point
 from ezclip_cli.tag.output import RowWriter, open_for_append
 from ezclip_cli.tag.parts import PartWriter, merge_parts, parts_dir, read_parts, remove_parts
 from ezclip_cli.tag.plan import Task, plan_tasks, select_shard
 from ezclip_cli.tag.pool import Decoded, DecodedClip, DecodePool
+from ezclip_cli.tag.predictors import LoadedModel
 from ezclip_cli.tag.results import ResultWriter, Stamp, TagResult, TagSummary
 from ezclip_cli.tag.resume import load_existing, prepare_output, settings_id, still_to_do, task_key
 from ezclip_cli.video.reader import DecodeSettings
@@ -164,10 +166,7 @@ def run_tagging(
     inputs: Sequence[str],
     config: TagConfig,
     *,
-    checkpoint: Path | None = None,
-    model: str | None = None,
-    pretrained: str | None = None,
-    num_frames: int = 8,
+    model: ModelSpec | LoadedModel | None = None,
     output: Path | None = None,
     overwrite: bool = False,
     stdin: IO[str] | None = None,
@@ -178,6 +177,8 @@ def run_tagging(
 ) -> TagSummary:
     """Tag `inputs`; results go to `output` (resumable), else to `writer`, else as rows to `stdout`.
 
+    `model` is what model/spec.resolve_model made of the flags (None: the index's default model), or a model
+    already loaded (api.Tagger keeps one for many calls).
     `progress(done, total, failed, status)` hears about every finished task of this process.
     `open_store(predictor, model_id, world)`: the embedding store every video's (window's) embedding is also
     appended to (store.writer.store_opener makes one for `--save-embeddings`).
@@ -214,9 +215,7 @@ def run_tagging(
         workers = default_workers() if config.workers < 0 else config.workers
         pool = DecodePool(workers, window=max(2 * workers, 1) + config.batch_size)  # starts workers now
         local_rank = group.local_rank if group.world > 1 else None
-        predictor, settings, model_id = build_predictor(
-            config, prompts, labelset.labels, checkpoint, model, pretrained, num_frames, local_rank
-        )
+        predictor, settings, model_id = build_predictor(config, prompts, labelset.labels, model, local_rank)
         stamp = Stamp(model_id, labels_id, settings_id(config))
         if open_store is not None:
             store = open_store(predictor, model_id, group.world)
@@ -295,21 +294,20 @@ def build_predictor(
     config: TagConfig,
     prompts: list[list[str]],
     labels: Sequence[str],
-    checkpoint: Path | None,
-    model: str | None,
-    pretrained: str | None,
-    num_frames: int,
+    model: ModelSpec | LoadedModel | None,
     local_rank: int | None,
 ) -> tuple[VideoPredictor, DecodeSettings, str]:
     """The model side of tagging: (predictor, decoding settings, model id) for the chosen runtime."""
+    from ezclip_cli.model.spec import resolve_model
+
     if config.runtime == "onnx":
         from ezclip_cli.export.runtime import load_bundle_predictor
 
-        bundle = checkpoint or model
-        if bundle is None:
+        if not isinstance(model, ModelSpec) or model.kind != "bundle":
             raise UsageError("--runtime onnx needs an exported bundle: --model DIR (see `ezclip export`)")
+        assert model.checkpoint is not None  # a bundle spec names its folder
         onnx, model_settings, model_id = load_bundle_predictor(
-            bundle,
+            model.checkpoint,
             config.labels,
             config.top_k,
             templates=config.templates or None,
@@ -319,19 +317,15 @@ def build_predictor(
         # decord is imported after torch (it hangs otherwise), so "auto" means PyAV here: no torch at all.
         decoder = "pyav" if config.decoder == "auto" else config.decoder
         return onnx, replace(model_settings, decoder=decoder), model_id
-    from ezclip_cli.model.load import load_model, model_identity, pick_device
-    from ezclip_cli.tag.predictors import TorchPredictor, build_classifier
+    from ezclip_cli.tag.predictors import TorchPredictor
 
-    device = pick_device(config.device)
-    if local_rank is not None and device.startswith("cuda"):
-        device = f"cuda:{local_rank}"  # torchrun: one GPU per process
-    ezclip = load_model(checkpoint, model, pretrained, num_frames, device=device)
-    # A bundle is known by all its files (both runtimes alike): a swapped ONNX graph is another model.
-    model_id = model_identity(ezclip, checkpoint if checkpoint is not None else model)
-    classifier = build_classifier(ezclip, prompts, config.cache_dir, model_id)
+    if not isinstance(model, LoadedModel):
+        model = LoadedModel.load(model if model is not None else resolve_model(), config.device, local_rank)
+    ezclip = model.ezclip
+    classifier = model.classifier(prompts, config.cache_dir)
     settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, config.decoder)
-    predictor = TorchPredictor(ezclip, classifier, labels, config.top_k, device, score_options(config))
-    return predictor, settings, model_id
+    predictor = TorchPredictor(ezclip, classifier, labels, config.top_k, model.device, score_options(config))
+    return predictor, settings, model.model_id
 
 
 def score_options(config: TagConfig) -> ScoreOptions:
