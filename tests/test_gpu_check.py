@@ -42,6 +42,8 @@ def test_tiny_mode_runs_every_section_and_writes_json(gpu_check, tmp_path, capsy
     assert tag["videos"] == 6 and tag["fp32_failed"] == 0
     assert tag["fp32_pipeline_videos_per_s"] > 0 and tag["fp32_model_alone_videos_per_s"] > 0
     assert tag["decode_alone_videos_per_s"] > 0 and tag["fp32_pipeline_over_model"] > 0
+    ratio = tag["fp32_pipeline_videos_per_s"] / tag["fp32_model_alone_videos_per_s"]
+    assert tag["fp32_pipeline_over_model"] == pytest.approx(ratio, abs=0.01)  # the ratio is of the two rates shown
     train = results["train"]["rows"]
     for precision in ("fp32", "bf16"):
         assert train[f"{precision}_no_ckpt_loss_went_down"] is True

@@ -150,7 +150,7 @@ class EpochIndexed(torch.utils.data.Dataset):
         return [self.dataset[index] for index in indices]
 
 
-def _loader(dataset: Any, batches: Any, workers: int, pin: bool) -> Any:
+def make_loader(dataset: Any, batches: Any, workers: int, pin: bool) -> Any:
     from ezclip_cli.train.dataset import collate_videos
 
     return torch.utils.data.DataLoader(

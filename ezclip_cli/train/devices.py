@@ -67,16 +67,16 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
-def _autocast(device: str, precision: str) -> torch.autocast:
+def precision_autocast(device: str, precision: str) -> torch.autocast:
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     return torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=precision != "fp32")
 
 
-def _default_workers() -> int:
+def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
-def _all_ranks_have(have: bool, device: str, ddp: Distributed) -> bool:
+def all_ranks_have(have: bool, device: str, ddp: Distributed) -> bool:
     if not ddp.enabled:
         return have
     flag = torch.tensor([1 if have else 0], device=device)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ezclip_cli.train")  # one logger name for the whole run, as train.log has always shown
 
 
-class _RunFiles:
+class RunFiles:
     """Everything rank 0 writes into the run directory."""
 
     def __init__(self, out: Path, main: bool):

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from ezclip_cli.errors import CheckpointError
-from ezclip_cli.train.data import EpochIndexed, _loader
-from ezclip_cli.train.devices import _all_ranks_have, _autocast
+from ezclip_cli.train.data import EpochIndexed, make_loader
+from ezclip_cli.train.devices import all_ranks_have, precision_autocast
 from ezclip_cli.train.resolve import resume_files
-from ezclip_cli.train.schedule import _RunBatches, _seed_of, learning_rate, plan_epoch, template_index
+from ezclip_cli.train.schedule import RunBatches, learning_rate, plan_epoch, seed_of, template_index
 from ezclip_cli.train.setup import RunSetup
-from ezclip_cli.train.state import _gather_rng, _read_learned, load_train_state, restore_rng, save_train_state
+from ezclip_cli.train.state import gather_rng, load_train_state, read_learned, restore_rng, save_train_state
 from ezclip_cli.train.validation import evaluate_top_k
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ import torch.distributed as dist
 
 from ezclip_cli.progress import ProgressCallback
 from ezclip_cli.train.devices import Distributed
-from ezclip_cli.train.files import _RunFiles
+from ezclip_cli.train.files import RunFiles
 
 log = logging.getLogger("ezclip_cli.train")  # one logger name for the whole run, as train.log has always shown
 
@@ -62,7 +62,7 @@ class LoopState:
 
 # ---- state ------------------------------------------------------------------------------------------
 def seed_training_rng(run: RunSetup) -> None:
-    seed = _seed_of(run.config.seed, run.ddp.rank, "train")
+    seed = seed_of(run.config.seed, run.ddp.rank, "train")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # dropout draws: different on each rank, reproducible
@@ -84,7 +84,7 @@ def restore(run: RunSetup, resume: str | Path) -> LoopState:
     changed = sorted(k for k, v in run.config.to_dict().items() if k != "out" and saved.get(k, v) != v)
     if changed:
         log.warning("resuming with changed settings (%s): not an exact continuation", ", ".join(changed))
-    run.model.load_learned_state_dict(_read_learned(checkpoint))
+    run.model.load_learned_state_dict(read_learned(checkpoint))
     param_groups = run.optimizer.state_dict()["param_groups"]  # hyper-parameters from the config
     run.optimizer.load_state_dict({"state": state["optimizer"], "param_groups": param_groups})
     if state["scaler"]:
@@ -107,7 +107,7 @@ def restore(run: RunSetup, resume: str | Path) -> LoopState:
 
 def save(run: RunSetup, loop: LoopState, epoch_done: int, in_epoch: int, val: dict[str, Any] | None) -> None:
     """last (+ best when validation improved, or at epoch ends without validation)."""
-    rng = _gather_rng(run.device, run.ddp)  # a collective: every rank calls save
+    rng = gather_rng(run.device, run.ddp)  # a collective: every rank calls save
     improved = val is not None and val["val_top1"] > loop.best_top1
     if improved:
         assert val is not None  # improved implies it
@@ -160,8 +160,8 @@ def fit(run: RunSetup, loop: LoopState) -> dict[str, Any]:
         f"{sum(p.numel() for p in run.params):,}",
     )
     bar = _StepProgress(run.progress if ddp.main else None, run.total_steps, loop.step)  # one rank speaks
-    sampler = _RunBatches(len(run.train_data), config, loop.epoch, loop.skip_steps, loop.step, run.total_steps, ddp)
-    batches = iter(_loader(EpochIndexed(run.train_data), sampler, run.workers, run.device.startswith("cuda")))
+    sampler = RunBatches(len(run.train_data), config, loop.epoch, loop.skip_steps, loop.step, run.total_steps, ddp)
+    batches = iter(make_loader(EpochIndexed(run.train_data), sampler, run.workers, run.device.startswith("cuda")))
     try:
         while loop.step < run.total_steps:
             run_epoch(run, loop, bar, batches)
@@ -192,7 +192,7 @@ def fit(run: RunSetup, loop: LoopState) -> dict[str, Any]:
 def run_epoch(run: RunSetup, loop: LoopState, bar: _StepProgress, batches: Iterator[Any]) -> None:
     """The rest of the current epoch, then validation and checkpoints."""
     config, ddp = run.config, run.ddp
-    # The same plan _RunBatches walks: this loop consumes the loader step by step.
+    # The same plan RunBatches walks: this loop consumes the loader step by step.
     plan = plan_epoch(len(run.train_data), config, loop.epoch, ddp.rank, ddp.world_size)[loop.skip_steps :]
     plan = plan[: run.total_steps - loop.step]  # a max_steps run ends inside its last epoch
     loop.skip_steps = 0
@@ -230,7 +230,7 @@ def optimizer_step(
         batch = next(batches)
         if batch is not None:
             skipped += batch["skipped"]
-        if not _all_ranks_have(batch is not None, device, run.ddp):
+        if not all_ranks_have(batch is not None, device, run.ddp):
             continue  # all ranks skip a micro-batch together, or DDP would wait forever
         video = batch["video"].to(device, non_blocking=True)  # (B, T, 3, S, S)
         labels = batch["label"].to(device)  # (B,)
@@ -238,7 +238,7 @@ def optimizer_step(
         chosen = [template_index(config.seed, loop.epoch, i, count) for i in batch["index"].tolist()]
         rows = labels * count + torch.tensor(chosen, device=device)  # (B,) one text per clip
         unique, inverse = torch.unique(rows, return_inverse=True)  # encode each distinct text once
-        with _autocast(device, run.precision):
+        with precision_autocast(device, run.precision):
             frames, text = run.forward(video, run.tokens[unique])  # (B, T, D), (U, D)
         # The soft-target KL sees this rank's batch only (no all-gather of embeddings), as the
         # reference trained on one GPU; DDP averages the gradients across ranks.
@@ -337,7 +337,7 @@ def _log_window(
     return row
 
 
-def _report_skipped(skipped: list[str], epoch: int, ddp: Distributed, files: _RunFiles) -> int:
+def _report_skipped(skipped: list[str], epoch: int, ddp: Distributed, files: RunFiles) -> int:
     """Unreadable videos of this epoch (all ranks): a count on stderr, every path in train.log."""
     if ddp.enabled:
         everyone: list[Any] = [None] * ddp.world_size

@@ -45,7 +45,7 @@ from ezclip_cli.config import TrainConfig
 from ezclip_cli.errors import UsageError
 from ezclip_cli.progress import ProgressCallback
 from ezclip_cli.train.devices import init_distributed
-from ezclip_cli.train.files import _RunFiles
+from ezclip_cli.train.files import RunFiles
 from ezclip_cli.train.loop import LoopState, fit, restore, seed_training_rng
 from ezclip_cli.train.setup import prepare_run
 
@@ -69,7 +69,7 @@ def train(
     `resume` is a run directory or a `last.ezclip` beside its state. Under torchrun, runs DDP.
     """
     ddp = init_distributed(config.device)
-    files = _RunFiles(Path(config.out), ddp.main)
+    files = RunFiles(Path(config.out), ddp.main)
     package = logging.getLogger("ezclip_cli")
     package_level = package.level
     try:

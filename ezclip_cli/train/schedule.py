@@ -24,7 +24,7 @@ def learning_rate(step: int, total_steps: int, warmup_steps: int, peak: float) -
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _seed_of(*parts: Any) -> int:
+def seed_of(*parts: Any) -> int:
     """A 63-bit seed from any parts, the same in every process and Python run."""
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "little") >> 1
 
@@ -34,7 +34,7 @@ def epoch_order(num_items: int, seed: int, epoch: int, rank: int = 0, world_size
 
     As DistributedSampler: the permutation is padded by wrapping so each rank gets the same count.
     """
-    generator = torch.Generator().manual_seed(_seed_of(seed, epoch, "order"))
+    generator = torch.Generator().manual_seed(seed_of(seed, epoch, "order"))
     order = torch.randperm(num_items, generator=generator).tolist()
     per_rank = math.ceil(num_items / world_size)
     order = (order * math.ceil(per_rank * world_size / num_items))[: per_rank * world_size]
@@ -66,7 +66,7 @@ def template_index(seed: int, epoch: int, index: int, count: int) -> int:
     return 0 if count == 1 else random.Random(f"{seed}:{epoch}:{index}:template").randrange(count)
 
 
-class _RunBatches:
+class RunBatches:
     """The run's micro-batches of (epoch, index) keys, from (epoch, step in epoch) to the last step."""
 
     def __init__(

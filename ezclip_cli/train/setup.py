@@ -17,9 +17,9 @@ import torch.nn as nn
 from ezclip_cli.config import TrainConfig
 from ezclip_cli.errors import UsageError
 from ezclip_cli.progress import ProgressCallback
-from ezclip_cli.train.data import _loader, build_datasets, class_prompts, load_video_lists, pad_prompts
-from ezclip_cli.train.devices import Distributed, _default_workers, pick_train_device, resolve_precision
-from ezclip_cli.train.files import _RunFiles
+from ezclip_cli.train.data import build_datasets, class_prompts, load_video_lists, make_loader, pad_prompts
+from ezclip_cli.train.devices import Distributed, default_workers, pick_train_device, resolve_precision
+from ezclip_cli.train.files import RunFiles
 from ezclip_cli.train.schedule import plan_epoch
 from ezclip_cli.train.validation import validation_batches
 
@@ -42,7 +42,7 @@ class RunSetup:
 
     config: TrainConfig
     ddp: Distributed
-    files: _RunFiles
+    files: RunFiles
     progress: ProgressCallback | None
     started: float
     device: str
@@ -70,7 +70,7 @@ class RunSetup:
 def prepare_run(
     config: TrainConfig,
     ddp: Distributed,
-    files: _RunFiles,
+    files: RunFiles,
     train_data: Any,
     val_data: Any,
     classes: Sequence[str] | None,
@@ -101,7 +101,7 @@ def prepare_run(
     tokens = tokens.view(len(names) * texts_per_class, -1)  # (K*M, 77), row = class*M + template
     if val_data is None:
         log.warning("no validation split: best.ezclip is the last checkpoint")
-    workers = _default_workers() if config.workers < 0 else config.workers
+    workers = default_workers() if config.workers < 0 else config.workers
 
     steps_per_epoch = len(plan_epoch(len(train_data), config, 0, ddp.rank, ddp.world_size))
     total_steps = config.max_steps or config.epochs * steps_per_epoch
@@ -125,7 +125,7 @@ def prepare_run(
     val_loader = None
     if val_data is not None:
         val_batches = validation_batches(len(val_data), config.batch_size, ddp)
-        val_loader = _loader(val_data, val_batches, workers, device.startswith("cuda"))
+        val_loader = make_loader(val_data, val_batches, workers, device.startswith("cuda"))
     return RunSetup(
         config=config,
         ddp=ddp,

@@ -108,7 +108,7 @@ def load_train_state(path: Path) -> dict[str, Any]:
     }
 
 
-def _gather_rng(device: str, ddp: Distributed) -> list[dict[str, Any]]:
+def gather_rng(device: str, ddp: Distributed) -> list[dict[str, Any]]:
     mine = capture_rng(device)
     if not ddp.enabled:
         return [mine]
@@ -117,7 +117,7 @@ def _gather_rng(device: str, ddp: Distributed) -> list[dict[str, Any]]:
     return everyone
 
 
-def _read_learned(checkpoint: Path) -> dict[str, torch.Tensor]:
+def read_learned(checkpoint: Path) -> dict[str, torch.Tensor]:
     from safetensors import safe_open
 
     with safe_open(str(checkpoint), framework="pt", device="cpu") as f:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as dist
 
-from ezclip_cli.train.data import _loader
-from ezclip_cli.train.devices import Distributed, _autocast
+from ezclip_cli.train.data import make_loader
+from ezclip_cli.train.devices import Distributed, precision_autocast
 
 if TYPE_CHECKING:
     from ezclip_cli.model.ezclip import EZClip
@@ -45,18 +45,18 @@ def evaluate_top_k(
     counts = torch.zeros(4, dtype=torch.float64, device=device)  # correct1, correct5, scored, skipped
     with torch.random.fork_rng(devices=cuda_devices), torch.inference_mode():
         model.eval()
-        with _autocast(device, precision):
+        with precision_autocast(device, precision):
             classifier = model.build_text_classifier(prompts).float()  # (K, D)
         k = min(5, classifier.shape[0])
         batches = validation_batches(len(dataset), batch_size, ddp)
-        loader = loader if loader is not None else _loader(dataset, batches, workers, device.startswith("cuda"))
+        loader = loader if loader is not None else make_loader(dataset, batches, workers, device.startswith("cuda"))
         for planned, batch in zip(batches, loader):
             if batch is None:
                 counts[3] += len(planned)  # an all-unreadable batch; each was warned about
                 continue
             counts[3] += len(batch["skipped"])
             video, labels = batch["video"].to(device), batch["label"].to(device)  # (B, T, 3, S, S), (B,)
-            with _autocast(device, precision):
+            with precision_autocast(device, precision):
                 logits = model(video, classifier)  # (B, K)
             top = logits.float().topk(k, dim=-1).indices  # (B, k)
             hits = top == labels[:, None]
