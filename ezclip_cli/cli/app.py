@@ -25,6 +25,7 @@ from ezclip_cli.cli.help import (
 )
 from ezclip_cli.cli.models import export, info, models_command
 from ezclip_cli.cli.options import close_displays
+from ezclip_cli.cli.store import store_app
 from ezclip_cli.cli.tag import merge, tag
 from ezclip_cli.cli.train import train
 from ezclip_cli.errors import EzclipError
@@ -85,6 +86,7 @@ app.command()(train)
 app.command("eval")(evaluate)
 app.command()(merge)
 app.command()(export)
+app.add_typer(store_app, name="store")
 
 
 def build_command() -> Any:

@@ -21,6 +21,7 @@ class OutputFormat(str, Enum):
     csv = "csv"
     json = "json"
     jsonl = "jsonl"
+    parquet = "parquet"
 
 
 class Decoder(str, Enum):
@@ -118,7 +119,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def format_from_suffix(output: Path | None) -> str:
-    """The output format a file name implies (csv, json, jsonl); csv for stdout or another suffix."""
-    if output is not None and output.suffix.lower().lstrip(".") in {"csv", "json", "jsonl"}:
+    """The output format a file name implies (csv, json, jsonl, parquet); csv for stdout or another suffix."""
+    if output is not None and output.suffix.lower().lstrip(".") in {"csv", "json", "jsonl", "parquet"}:
         return output.suffix.lower().lstrip(".")
     return "csv"

@@ -62,7 +62,7 @@ def tag(
         "a symlink is written through to its target.",
     ),
     fmt: OutputFormat | None = typer.Option(
-        None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
+        None, "--format", "-f", help="csv, json, jsonl or parquet (default: from the -o suffix, else csv)."
     ),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels per video."),
     window: float | None = typer.Option(None, "--window", min=0.01, help="Tag windows of this many seconds."),
@@ -185,6 +185,8 @@ def tag(
     from ezclip_cli.tag.run import TagConfig, run_tagging
 
     fmt_value = (fmt.value if fmt else None) or format_from_suffix(output)
+    if fmt_value == "parquet" and output is None:
+        fail("-f parquet writes a file, not a stream: give -o FILE.parquet", 2)
     config = TagConfig(
         labels=labels,
         templates=tuple(template or ()),
@@ -272,11 +274,11 @@ def _store_opener(
 # ---- merge -----------------------------------------------------------------------------------
 def merge(
     parts: list[Path] = typer.Argument(
-        ..., help="Output files of the shards (csv, json or jsonl; formats may differ)."
+        ..., help="Output files of the shards (csv, json, jsonl or parquet; formats may differ)."
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the merged results here instead of stdout."),
     fmt: OutputFormat | None = typer.Option(
-        None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
+        None, "--format", "-f", help="csv, json, jsonl or parquet (default: from the -o suffix, else csv)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
     quiet: bool = QuietOpt,
@@ -297,6 +299,8 @@ def merge(
         if any(output.resolve() == part.resolve() for part in parts if part.exists()):
             fail(f"-o {output} is one of the parts being merged; choose another file", 2)
     fmt_value = (fmt.value if fmt else None) or format_from_suffix(output)
+    if fmt_value == "parquet" and output is None:
+        fail("-f parquet writes a file, not a stream: give -o FILE.parquet", 2)
     result = merge_outputs(parts)
     if output is not None:
         from ezclip_cli.files import resolve_target
@@ -317,6 +321,10 @@ def merge(
 
     if output is None:
         write(sys.stdout)
+    elif fmt_value == "parquet":
+        from ezclip_cli.tag.columnar import write_table
+
+        write_table(output, result.rows)  # atomic too
     else:
         atomic_write(output, write_file)  # readers never see half a merge
     log.info(

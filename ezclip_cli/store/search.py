@@ -150,7 +150,13 @@ def run_search(
             writer.write(row)
         writer.close()
 
-    if output is None:
+    if fmt == "parquet":
+        from ezclip_cli.tag.columnar import write_table
+
+        if output is None:
+            raise UsageError("-f parquet writes a file, not a stream: give -o FILE.parquet")
+        write_table(output, rows)
+    elif output is None:
         write(stdout or sys.stdout)
     else:
 
