@@ -30,8 +30,8 @@ def private_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("columnar-videos")
-    for i in range(4):
-        write_video(folder / f"clip_{i}.mp4", moving_ball_frames(12, 48, ["right", "left", "grow", "shrink"][i], seed=i))
+    for i, motion in enumerate(["right", "left", "grow", "shrink"]):
+        write_video(folder / f"clip_{i}.mp4", moving_ball_frames(12, 48, motion, seed=i))
     return folder
 
 
@@ -172,7 +172,8 @@ def test_store_export_reads_back_and_feeds_relabel_and_search(kind, videos, tmp_
 
     # The table stands in for the store: the same rows as tag, the same search hits.
     common = ["--labels", LABELS, "-k", "3", "--cache-dir", str(cache)]
-    code, err = run_main("tag", "--from-embeddings", str(table), *common, "-o", str(tmp_path / "r.jsonl"), capsys=capsys)
+    relabel = ["tag", "--from-embeddings", str(table), *common, "-o", str(tmp_path / "r.jsonl")]
+    code, err = run_main(*relabel, capsys=capsys)
     assert code == 0, err
     tagged, relabelled = by_key(jsonl(tmp_path / "a.jsonl")), by_key(jsonl(tmp_path / "r.jsonl"))
     assert tagged.keys() == relabelled.keys()

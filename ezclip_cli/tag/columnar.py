@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,7 @@ def require_pyarrow() -> Any:
     return pyarrow
 
 
-def row_schema(rows: list[Mapping[str, Any]]) -> pa.Schema:
+def row_schema(rows: Sequence[Mapping[str, Any]]) -> pa.Schema:
     """The table's schema: JSONL's columns typed, plus the optional columns some row holds."""
     pa = require_pyarrow()
     fields = [
@@ -165,4 +165,3 @@ class TableWriter:
         os.fsync(self.journal.fileno())
         self.journal.close()
         write_table(self.path, read_table_rows(self.path))
-
