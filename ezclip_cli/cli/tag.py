@@ -11,6 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ezclip_cli.cli.engine import (
+    DecodeWorkersOpt,
+    Engine,
+    EngineOpt,
+    GpusPerWorkerOpt,
+    ModelWorkersOpt,
+    RayAddressOpt,
+    refuse_ray_flags,
+)
 from ezclip_cli.cli.options import (
     CheckpointOpt,
     Decoder,
@@ -145,6 +154,11 @@ def tag(
         help="Also tag the paths listed in this file, one per line (a manifest; safe under torchrun, "
         "where every rank reads it whole).",
     ),
+    engine: Engine = EngineOpt,
+    ray_address: str | None = RayAddressOpt,
+    decode_workers: int | None = DecodeWorkersOpt,
+    model_workers: int = ModelWorkersOpt,
+    gpus_per_worker: float = GpusPerWorkerOpt,
 ) -> None:
     """Tag videos with zero-shot action labels (CSV, JSON or JSONL on stdout or -o)."""
     setup_logging(quiet)
@@ -155,6 +169,7 @@ def tag(
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             fail(f"--files-from {files_from}: cannot read it ({reason})", 2)
+    refuse_ray_flags(engine, save_embeddings, from_embeddings)
     if from_embeddings is not None and inputs:
         fail("--from-embeddings labels the stored videos; give no video inputs with it", 2)
     if from_embeddings is None and not inputs:
@@ -236,6 +251,25 @@ def tag(
             from ezclip_cli.hub.offline import refuse_unreachable_weights_early
 
             refuse_unreachable_weights_early(model or DEFAULT_BACKBONE, pretrained)
+    if engine is Engine.ray:
+        from ezclip_cli.cli.engine import tag_on_ray
+
+        tag_on_ray(
+            inputs,
+            config,
+            ray_address=ray_address,
+            gpus_per_worker=gpus_per_worker,
+            checkpoint=checkpoint,
+            model=model,
+            pretrained=pretrained,
+            num_frames=num_frames,
+            output=output,
+            overwrite=overwrite,
+            quiet=quiet,
+            progress_interval=progress_interval,
+            decode_workers=decode_workers,
+            model_workers=model_workers,
+        )
     # Under torchrun rank 0 shows its own part's progress; the other ranks stay quiet.
     progress = make_progress(
         "tagging",

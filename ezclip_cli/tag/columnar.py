@@ -42,8 +42,12 @@ def require_pyarrow() -> Any:
     return pyarrow
 
 
-def row_schema(rows: Sequence[Mapping[str, Any]]) -> pa.Schema:
-    """The table's schema: JSONL's columns typed, plus the optional columns some row holds."""
+def row_schema(rows: Sequence[Mapping[str, Any]], embedding_dim: int | None = None) -> pa.Schema:
+    """The table's schema: JSONL's columns typed, plus the optional columns some row holds.
+
+    `embedding_dim` adds the embedding column even when no row holds one (a batch of failures), so
+    every block of a Ray dataset has one schema.
+    """
     pa = require_pyarrow()
     fields = [
         ("path", pa.string()),
@@ -65,6 +69,8 @@ def row_schema(rows: Sequence[Mapping[str, Any]]) -> pa.Schema:
         if any(row.get(name) is not None for row in rows):
             fields.append((name, pa.int64()))
     dims = {len(row["embedding"]) for row in rows if row.get("embedding") is not None}
+    if embedding_dim is not None:
+        dims.add(embedding_dim)
     if len(dims) > 1:
         raise UsageError(f"rows hold embeddings of {len(dims)} different sizes; one table holds one model's")
     if dims:
@@ -72,11 +78,11 @@ def row_schema(rows: Sequence[Mapping[str, Any]]) -> pa.Schema:
     return pa.schema(fields, metadata={MARKER: b"rows"})
 
 
-def rows_table(rows: Iterable[TagResult | Mapping[str, Any]]) -> pa.Table:
+def rows_table(rows: Iterable[TagResult | Mapping[str, Any]], embedding_dim: int | None = None) -> pa.Table:
     """A table of result rows (TagResult or records as `to_record` makes them)."""
     pa = require_pyarrow()
     records = [r.to_record() if isinstance(r, TagResult) else dict(r) for r in rows]
-    schema = row_schema(records)
+    schema = row_schema(records, embedding_dim)
     columns = {name: [record.get(name) for record in records] for name in schema.names}
     for name in ("labels", "scores", "timestamps"):
         columns[name] = [list(value or []) for value in columns[name]]
