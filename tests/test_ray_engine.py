@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,60 @@ def test_a_killed_driver_reruns_to_every_video_once(cluster, videos, tmp_path):
     rows = jsonl(out)
     paths = [r["path"] for r in rows]
     assert sorted(paths) == sorted(str(p) for p in videos.iterdir()) and len(set(paths)) == len(paths)
+
+
+def own_processes(needle: str) -> list[int]:
+    """Pids of this test process's descendants (the local Ray it started) whose command line holds `needle`."""
+    parents: dict[int, int] = {}
+    lines: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                lines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, IndexError, ValueError):
+                continue
+    ours, me = [], os.getpid()
+    for pid, line in lines.items():
+        ancestor = parents.get(pid)
+        while ancestor not in (None, 0, 1, me):
+            ancestor = parents.get(ancestor)
+        if ancestor == me and needle in line:
+            ours.append(pid)
+    return ours
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the actor's process in /proc")
+def test_a_killed_model_actor_is_retried_by_ray_without_duplicate_rows(cluster, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(16):  # big enough that decoding them all takes a few seconds on one core
+        write_video(folder / f"c{i:02d}.mp4", moving_ball_frames(48, (240, 320), "right", seed=i), fps=16)
+    out = tmp_path / "a.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [sys.executable, "-m", "ezclip_cli", "tag", str(folder), *COMMON, "--engine", "ray"]
+    args += ["--ray-address", cluster, "--decode-workers", "1", "-b", "1", "-o", str(out), "-q"]
+    driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    killed: list[bool] = []
+
+    def kill_the_actor_mid_run() -> None:
+        while driver.poll() is None:
+            if out.exists() and out.read_text().count("\n") >= 1:  # rows are flowing; most are still to come
+                actors = own_processes("TagClips")
+                for pid in actors:
+                    os.kill(pid, signal.SIGKILL)
+                killed.append(bool(actors) and driver.poll() is None)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_the_actor_mid_run)
+    killer.start()
+    _, err = driver.communicate(timeout=300)
+    killer.join()
+    assert killed == [True], "the actor was not killed while the driver was running"
+    assert driver.returncode == 0, err
+    paths = [r["path"] for r in jsonl(out)]
+    assert sorted(paths) == sorted(str(p) for p in folder.iterdir())  # every clip once, none lost or doubled
 
 
 def test_the_stages_compose_with_ray_datas_own_writer(cluster, videos, tmp_path, capsys):
