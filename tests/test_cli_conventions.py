@@ -39,7 +39,7 @@ def test_help_reads_as_words_not_python_types(command, capsys):
     assert "{" not in out.split("\n\n", 1)[0], out  # the usage line: no {inputs}...
     if command == "tag":
         assert "[VIDEO]..." in out and "-o, --output FILE" in out and "--window SECONDS" in out
-        assert "-k, --top-k N" in out and "-f, --format [csv|json|jsonl]" in out
+        assert "-k, --top-k N" in out and "-f, --format [csv|json|jsonl|parquet]" in out
     if command == "merge":
         assert "merge [OPTIONS] FILE..." in out
 
@@ -91,7 +91,7 @@ def test_shell_completion_is_on(monkeypatch, capsys):
     code, out, _ = cli("--help", capsys=capsys)
     assert "--install-completion" in out and "--show-completion" in out
     monkeypatch.setenv("_EZCLIP_COMPLETE", "complete_bash")
-    monkeypatch.setenv("COMP_WORDS", "ezclip tag --dec")
+    monkeypatch.setenv("COMP_WORDS", "ezclip tag --decoder")
     monkeypatch.setenv("COMP_CWORD", "2")
     code, out, _ = cli(capsys=capsys)
     assert code == 0 and out.split() == ["--decoder"]

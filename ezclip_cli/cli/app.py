@@ -26,6 +26,7 @@ from ezclip_cli.cli.help import (
 )
 from ezclip_cli.cli.models import export, info, models_command
 from ezclip_cli.cli.options import close_displays
+from ezclip_cli.cli.store import store_app
 from ezclip_cli.cli.tag import merge, tag
 from ezclip_cli.cli.train import train
 from ezclip_cli.errors import EzclipError
@@ -86,6 +87,7 @@ app.command(short_help="Train prompts and adapters with the motion loss.")(train
 app.command(short_help="Write a verified, self-contained model bundle.")(export)
 app.command("models", short_help="List, download and cache the named models.")(models_command)
 app.command(short_help="Show a model's parameters and what it resolves to.")(info)
+app.add_typer(store_app, name="store", short_help="Export an embedding store to Parquet or Lance.")
 
 
 def build_command() -> Any:

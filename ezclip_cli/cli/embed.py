@@ -103,7 +103,7 @@ def search(
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write results here instead of stdout."),
     fmt: OutputFormat | None = typer.Option(
-        None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
+        None, "--format", "-f", help="csv, json, jsonl or parquet (default: from the -o suffix, else csv)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
     decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="For a --like video that is not in the store."),

@@ -134,7 +134,15 @@ PANELS: dict[str, tuple[str, ...]] = {
     ),
     "Windows and segments": ("window", "stride", "segments", "scenes"),
     "Speed": ("batch_size", "workers", "decoder", "seek", "cache_dir", "precision"),
-    "Scale-out": ("num_shards", "shard_index", "engine", "ray_address", "decode_workers", "model_workers", "gpus"),
+    "Scale-out": (
+        "num_shards",
+        "shard_index",
+        "engine",
+        "ray_address",
+        "decode_workers",
+        "model_workers",
+        "gpus_per_worker",
+    ),
     "Reference choices (--faithful)": (
         "faithful",
         "jitter_per_frame",

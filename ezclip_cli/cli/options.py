@@ -24,6 +24,7 @@ class OutputFormat(str, Enum):
     csv = "csv"
     json = "json"
     jsonl = "jsonl"
+    parquet = "parquet"
 
 
 class Decoder(str, Enum):
@@ -130,8 +131,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def format_from_suffix(output: Path | None) -> str:
-    """The output format a file name implies (csv, json, jsonl); csv for stdout or another suffix."""
-    if output is not None and output.suffix.lower().lstrip(".") in {"csv", "json", "jsonl"}:
+    """The output format a file name implies (csv, json, jsonl, parquet); csv for stdout or another suffix."""
+    if output is not None and output.suffix.lower().lstrip(".") in {"csv", "json", "jsonl", "parquet"}:
         return output.suffix.lower().lstrip(".")
     return "csv"
 

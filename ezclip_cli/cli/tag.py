@@ -11,6 +11,15 @@ from typing import Any
 
 import typer
 
+from ezclip_cli.cli.engine import (
+    DecodeWorkersOpt,
+    Engine,
+    EngineOpt,
+    GpusPerWorkerOpt,
+    ModelWorkersOpt,
+    RayAddressOpt,
+    refuse_ray_flags,
+)
 from ezclip_cli.cli.options import (
     CheckpointOpt,
     Decoder,
@@ -62,7 +71,7 @@ def tag(
         "a symlink is written through to its target.",
     ),
     fmt: OutputFormat | None = typer.Option(
-        None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
+        None, "--format", "-f", help="csv, json, jsonl or parquet (default: from the -o suffix, else csv)."
     ),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels per video."),
     window: float | None = typer.Option(None, "--window", min=0.01, help="Tag windows of this many seconds."),
@@ -145,6 +154,11 @@ def tag(
         help="Also tag the paths listed in this file, one per line (a manifest; safe under torchrun, "
         "where every rank reads it whole).",
     ),
+    engine: Engine = EngineOpt,
+    ray_address: str | None = RayAddressOpt,
+    decode_workers: int | None = DecodeWorkersOpt,
+    model_workers: int = ModelWorkersOpt,
+    gpus_per_worker: float = GpusPerWorkerOpt,
 ) -> None:
     """Tag videos with zero-shot action labels (CSV, JSON or JSONL on stdout or -o)."""
     setup_logging(quiet)
@@ -155,6 +169,7 @@ def tag(
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             fail(f"--files-from {files_from}: cannot read it ({reason})", 2)
+    refuse_ray_flags(engine, save_embeddings, from_embeddings)
     if from_embeddings is not None and inputs:
         fail("--from-embeddings labels the stored videos; give no video inputs with it", 2)
     if from_embeddings is None and not inputs:
@@ -186,6 +201,8 @@ def tag(
     from ezclip_cli.tag.run import TagConfig, run_tagging
 
     fmt_value = (fmt.value if fmt else None) or format_from_suffix(output)
+    if fmt_value == "parquet" and output is None:
+        fail("-f parquet writes a file, not a stream: give -o FILE.parquet", 2)
     config = config_from(
         ctx,
         TagConfig,
@@ -217,6 +234,22 @@ def tag(
         from ezclip_cli.hub.offline import refuse_unreachable_weights_early
 
         refuse_unreachable_weights_early(model or DEFAULT_BACKBONE, pretrained)
+    if engine is Engine.ray:
+        from ezclip_cli.cli.engine import tag_on_ray
+
+        tag_on_ray(
+            inputs,
+            config,
+            spec,
+            ray_address=ray_address,
+            gpus_per_worker=gpus_per_worker,
+            output=output,
+            overwrite=overwrite,
+            quiet=quiet,
+            progress_interval=progress_interval,
+            decode_workers=decode_workers,
+            model_workers=model_workers,
+        )
     # Under torchrun rank 0 shows its own part's progress; the other ranks stay quiet.
     progress = make_progress(
         "tagging",
@@ -242,11 +275,11 @@ def tag(
 # ---- merge -----------------------------------------------------------------------------------
 def merge(
     parts: list[Path] = typer.Argument(
-        ..., help="Output files of the shards (csv, json or jsonl; formats may differ)."
+        ..., help="Output files of the shards (csv, json, jsonl or parquet; formats may differ)."
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the merged results here instead of stdout."),
     fmt: OutputFormat | None = typer.Option(
-        None, "--format", "-f", help="csv, json or jsonl (default: from the -o suffix, else csv)."
+        None, "--format", "-f", help="csv, json, jsonl or parquet (default: from the -o suffix, else csv)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
     quiet: bool = QuietOpt,
@@ -267,6 +300,8 @@ def merge(
         if any(output.resolve() == part.resolve() for part in parts if part.exists()):
             fail(f"-o {output} is one of the parts being merged; choose another file", 2)
     fmt_value = (fmt.value if fmt else None) or format_from_suffix(output)
+    if fmt_value == "parquet" and output is None:
+        fail("-f parquet writes a file, not a stream: give -o FILE.parquet", 2)
     result = merge_outputs(parts)
     if output is not None:
         from ezclip_cli.files import resolve_target
@@ -287,6 +322,10 @@ def merge(
 
     if output is None:
         write(sys.stdout)
+    elif fmt_value == "parquet":
+        from ezclip_cli.tag.columnar import write_table
+
+        write_table(output, result.rows)  # atomic too
     else:
         atomic_write(output, write_file)  # readers never see half a merge
     log.info(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ezclip_cli.errors import UsageError
 
 # The choices of TagConfig's fields; the CLI's option types are made from these (cli/options.py).
-OUTPUT_FORMATS = ("csv", "json", "jsonl")
+OUTPUT_FORMATS = ("csv", "json", "jsonl", "parquet")
 DECODERS = ("auto", "decord", "pyav")
 RUNTIMES = ("torch", "onnx")
 SCORES = ("softmax", "cosine")

@@ -167,10 +167,17 @@ class StoredEmbeddings:
 
 
 def load_store(store: str | Path, model_id: str | None = None) -> StoredEmbeddings:
-    """Every committed row of `store` (the last copy where a key repeats); refuses another model's store."""
+    """Every committed row of `store` (the last copy where a key repeats); refuses another model's store.
+
+    `store` may also be a table written by `ezclip store export` (store.table).
+    """
     import numpy as np
 
+    from ezclip_cli.store.table import is_table, load_table
+
     store = Path(store)
+    if is_table(store):
+        return load_table(store, model_id)
     info = read_info(store)
     if model_id is not None and info["model_id"] != model_id:
         raise refuse_model(store, info["model_id"], model_id)

@@ -129,6 +129,8 @@ def run_search(
         raise UsageError("search needs a text query or --like VIDEO (one of them)")
     if output is not None and output.exists() and not overwrite:
         raise UsageError(f"{output} exists; search results are not resumed: use --overwrite or another -o")
+    if fmt == "parquet" and output is None:
+        raise UsageError("-f parquet writes a file, not a stream: give -o FILE.parquet")
     stored = load_store(store)
     if not len(stored):
         raise UsageError(f"{store} holds no embeddings yet")
@@ -154,7 +156,12 @@ def run_search(
             writer.write(row)
         writer.close()
 
-    if output is None:
+    if fmt == "parquet":
+        from ezclip_cli.tag.columnar import write_table
+
+        assert output is not None  # refused above
+        write_table(output, rows)
+    elif output is None:
         write(stdout or sys.stdout)
     else:
 

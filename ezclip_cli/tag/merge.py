@@ -35,10 +35,13 @@ class MergeResult:
 
 
 def detect_format(path: Path) -> str:
-    """csv, json or jsonl: from the suffix, else from the first character of the file."""
+    """csv, json, jsonl or parquet: from the suffix, else from the file's first bytes."""
     suffix = path.suffix.lower().lstrip(".")
     if suffix in FORMATS:
         return suffix
+    with path.open("rb") as raw:
+        if raw.read(4) == b"PAR1":  # Parquet's magic number
+            return "parquet"
     with path.open(encoding="utf-8", errors="replace") as stream:
         head = stream.read(4096).lstrip()
     if head.startswith("["):

@@ -23,9 +23,9 @@ from typing import IO, Any
 
 from ezclip_cli.errors import UsageError
 from ezclip_cli.files import atomic_write
-from ezclip_cli.tag.results import TagResult
+from ezclip_cli.tag.results import ResultWriter, TagResult
 
-FORMATS = ("csv", "json", "jsonl")
+FORMATS = ("csv", "json", "jsonl", "parquet")  # parquet: a file only (columnar.py)
 BASE_COLUMNS = ("path", "status", "error", "start", "end", "duration", "num_frames", "timestamps")
 TRAILING_COLUMNS = ("video_id", "model_id", "labels_id", "settings_id")
 TEXT_COLUMNS = ("path", "error")  # and label_N: free text that may start like a formula
@@ -134,6 +134,8 @@ class RowWriter:
         neutralise: bool = True,
         sync: bool = False,
     ):
+        if fmt == "parquet":
+            raise UsageError("-f parquet writes a file, not a stream: give -o FILE.parquet")
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt}")
         self.stream, self.fmt, self.top_k, self.neutralise = stream, fmt, top_k, neutralise
@@ -201,6 +203,10 @@ def read_rows(path: Path, fmt: str, neutralised: bool = True) -> list[dict[str, 
     Raises UsageError when the file is not recognisably an ezclip output of format `fmt`
     (another program's file, another format), so that it is never overwritten.
     """
+    if fmt == "parquet":
+        from ezclip_cli.tag.columnar import read_table_rows
+
+        return read_table_rows(path)
     data = Path(path).read_bytes()
     whole = complete_prefix(data, fmt)
     try:
@@ -267,6 +273,11 @@ def not_ours(path: Path, fmt: str, why: str) -> UsageError:
 
 def rewrite_rows(path: Path, fmt: str, top_k: int, rows: Iterable[dict[str, Any]], neutralise: bool = True) -> None:
     """Replace `path` atomically with `rows` (an unterminated JSON array, ready to append to)."""
+    if fmt == "parquet":
+        from ezclip_cli.tag.columnar import write_table
+
+        write_table(path, rows)
+        return
 
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as stream:
@@ -277,8 +288,12 @@ def rewrite_rows(path: Path, fmt: str, top_k: int, rows: Iterable[dict[str, Any]
     atomic_write(path, write)
 
 
-def open_for_append(path: Path, fmt: str, top_k: int, existing: int, neutralise: bool = True) -> RowWriter:
+def open_for_append(path: Path, fmt: str, top_k: int, existing: int, neutralise: bool = True) -> ResultWriter:
     """A writer that continues a file holding `existing` rows (written by `rewrite_rows`)."""
+    if fmt == "parquet":
+        from ezclip_cli.tag.columnar import TableWriter
+
+        return TableWriter(path)
     stream = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115 (the RowWriter owns and closes it)
     writer = RowWriter(stream, fmt, top_k, write_header=False, neutralise=neutralise, sync=True)
     writer.count = existing

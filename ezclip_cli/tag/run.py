@@ -82,12 +82,12 @@ def predict_tasks(
         pending.append(item)
         clips += not isinstance(item, TagResult) and isinstance(item[1], DecodedClip)
         if clips >= batch_size:
-            yield from _predict_batch(pending, predictor, stamp or Stamp(), sink)
+            yield from predict_batch(pending, predictor, stamp or Stamp(), sink)
             pending, clips = [], 0
-    yield from _predict_batch(pending, predictor, stamp or Stamp(), sink)
+    yield from predict_batch(pending, predictor, stamp or Stamp(), sink)
 
 
-def _predict_batch(
+def predict_batch(
     pending: list[tuple[Task, Decoded] | TagResult],
     predictor: VideoPredictor,
     stamp: Stamp,
