@@ -124,6 +124,12 @@ def run_search(
         raise UsageError(f"--format {fmt}: search writes {', '.join(SEARCH_FORMATS)}")
     if bool(queries) == (like is not None):
         raise UsageError("search needs a text query or --like VIDEO (one of them)")
+    if output is not None and str(output) == "-":
+        output = None  # `-o -`: stdout, as for tag
+    if output is not None:
+        from ezclip_cli.files import resolve_target
+
+        output = resolve_target(output)  # a folder, a pipe (-o /dev/stdout), a device: one line, exit 2
     if output is not None and output.exists() and not overwrite:
         raise UsageError(f"{output} exists; search results are not resumed: use --overwrite or another -o")
     stored = load_store(store)
