@@ -142,19 +142,17 @@ def tag(
     files_from: Path | None = typer.Option(
         None,
         "--files-from",
-        help="Also tag the paths listed in this file, one per line (a manifest; safe under torchrun, "
-        "where every rank reads it whole).",
+        help="Also tag the paths listed in this file, one per line or NUL-separated as find -print0 writes "
+        "(a manifest; safe under torchrun, where every rank reads it whole).",
     ),
 ) -> None:
     """Tag videos with zero-shot action labels (CSV, JSON or JSONL on stdout or -o)."""
     setup_logging(quiet)
     inputs = list(inputs or [])
     if files_from is not None:
-        try:
-            inputs += [line.strip() for line in files_from.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
-            fail(f"--files-from {files_from}: cannot read it ({reason})", 2)
+        from ezclip_cli.video.path_lists import read_path_list_file
+
+        inputs += read_path_list_file(files_from)  # one per line or NUL-separated (find -print0); bounded
     if from_embeddings is not None and inputs:
         fail("--from-embeddings labels the stored videos; give no video inputs with it", 2)
     if from_embeddings is None and not inputs:
