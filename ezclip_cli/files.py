@@ -34,7 +34,9 @@ def resolve_target(path: Path) -> Path:
     """
     real = Path(os.path.realpath(path))
     try:
-        info = os.stat(real)
+        # stat the path as given, following its links: /dev/stdout on a pipe resolves to
+        # /proc/PID/fd/pipe:[N], a name that exists nowhere, yet the link itself leads to a FIFO.
+        info = os.stat(path)
     except FileNotFoundError:
         info = None
     except OSError as exc:

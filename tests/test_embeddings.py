@@ -397,8 +397,8 @@ def test_search_returns_the_planted_nearest_video_first(tmp_path, capsys):
     hits = jsonl(out)
     assert [h["path"] for h in hits[:2]] == ["/lib/surfing.mp4", "/lib/decoy.mp4"]
     assert len(hits) == 5 and [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
-    assert hits[0]["labels"] == [query] and hits[0]["scores"][0] == pytest.approx(float(planted @ text), abs=1e-5)
-    assert hits[0]["scores"] >= hits[1]["scores"] >= hits[4]["scores"]
+    assert hits[0]["query"] == query and hits[0]["score"] == pytest.approx(float(planted @ text), abs=1e-5)
+    assert hits[0]["score"] >= hits[1]["score"] >= hits[4]["score"]
     code, err = run_main("search", str(store), query, "-o", str(out), capsys=capsys)
     assert code == 2 and "--overwrite" in err  # an existing file is not replaced unasked
 
@@ -465,7 +465,7 @@ def test_search_like_an_unstored_video_decodes_it(tmp_path, capsys):
     import csv
 
     hits = list(csv.DictReader(out.open()))
-    assert hits[0]["path"] == str(clips[2]) and float(hits[0]["score_1"]) > 0.99999
+    assert hits[0]["path"] == str(clips[2]) and float(hits[0]["score"]) > 0.99999
 
 
 def test_embed_resumes_and_relabels_like_tag(tmp_path, capsys):

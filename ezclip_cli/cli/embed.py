@@ -6,6 +6,7 @@ Plain functions; cli.py registers them on the app. Heavy imports stay inside the
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -16,7 +17,6 @@ from ezclip_cli.cli.options import (
     DeviceOpt,
     ModelOpt,
     NumFramesOpt,
-    OutputFormat,
     PretrainedOpt,
     ProgressIntervalOpt,
     QuietOpt,
@@ -26,6 +26,16 @@ from ezclip_cli.cli.options import (
     make_progress,
     setup_logging,
 )
+
+
+class SearchFormat(str, Enum):
+    """search's formats: tag's three, with search's own columns, and bare paths for the shell."""
+
+    csv = "csv"
+    json = "json"
+    jsonl = "jsonl"
+    parquet = "parquet"
+    paths = "paths"
 
 
 # ---- embed / search -------------------------------------------------------------------------
@@ -102,14 +112,18 @@ def search(
         None, "--num-frames", min=1, help="Frames of a --model given here (default 8)."
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write results here instead of stdout."),
-    fmt: OutputFormat | None = typer.Option(
-        None, "--format", "-f", help="csv, json, jsonl or parquet (default: from the -o suffix, else csv)."
+    fmt: SearchFormat | None = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help="csv, json, jsonl, parquet (columns rank, query, score, path, start, end, duration, video_id, "
+        "model_id) or paths (each path once, best first, for shell pipelines); default: from the -o suffix, else csv.",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
     decoder: Decoder = typer.Option(Decoder.auto, "--decoder", help="For a --like video that is not in the store."),
     quiet: bool = QuietOpt,
 ) -> None:
-    """Rank stored videos (windows) by similarity to a text query or a video; tag's output formats.
+    """Rank stored videos (windows) by similarity to a text query or a video: one row per hit, with its rank.
 
     The score is the cosine similarity of the query and the stored embedding. The model is the one
     that wrote the store (named in it) unless --checkpoint/--model say otherwise; it must match.

@@ -131,6 +131,15 @@ def export(
     labels: str | None = typer.Option(
         None, "--labels", "-l", help="Label set whose text embeddings ship in the bundle."
     ),
+    template: list[str] | None = typer.Option(
+        None,
+        "--template",
+        help="Prompt template with '{}' for the label (repeatable), as given to `ezclip tag`; "
+        "default: the 16 EZ-CLIP templates.",
+    ),
+    no_descriptions: bool = typer.Option(
+        False, "--no-descriptions", help="Ignore descriptions in a CSV label file, as `ezclip tag` does."
+    ),
     formats: str = typer.Option(
         "onnx,safetensors",
         "--bundle-formats",
@@ -168,12 +177,19 @@ def export(
         fail("--checkpoint is required: the ezclip checkpoint (or reference .pt) to export", 2)
     if out is None:
         fail("--out is required: the bundle folder to write", 2)
+    from ezclip_cli.data.labels import template_problem
     from ezclip_cli.export.bundle import export_bundle, parse_formats
 
+    for problem in filter(None, map(template_problem, template or ())):
+        fail(f"--{problem}", 2)
+    if (template or no_descriptions) and not labels:
+        fail("--template and --no-descriptions shape the shipped text embeddings; give --labels with them", 2)
     report = export_bundle(
         checkpoint,
         out,
         labels=labels,
+        templates=tuple(template or ()),
+        use_descriptions=not no_descriptions,
         formats=parse_formats(old_formats or formats),
         include_backbone=not no_backbone,
         text_encoder=text_encoder,

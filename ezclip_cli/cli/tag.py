@@ -151,8 +151,8 @@ def tag(
     files_from: Path | None = typer.Option(
         None,
         "--files-from",
-        help="Also tag the paths listed in this file, one per line (a manifest; safe under torchrun, "
-        "where every rank reads it whole).",
+        help="Also tag the paths listed in this file, one per line or NUL-separated as find -print0 writes "
+        "(a manifest; safe under torchrun, where every rank reads it whole).",
     ),
     engine: Engine = EngineOpt,
     ray_address: str | None = RayAddressOpt,
@@ -164,11 +164,9 @@ def tag(
     setup_logging(quiet)
     inputs = list(inputs or [])
     if files_from is not None:
-        try:
-            inputs += [line.strip() for line in files_from.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
-            fail(f"--files-from {files_from}: cannot read it ({reason})", 2)
+        from ezclip_cli.video.path_lists import read_path_list_file
+
+        inputs += read_path_list_file(files_from)  # one per line or NUL-separated (find -print0); bounded
     refuse_ray_flags(engine, save_embeddings, from_embeddings)
     if from_embeddings is not None and inputs:
         fail("--from-embeddings labels the stored videos; give no video inputs with it", 2)

@@ -15,6 +15,7 @@ Split names per dataset:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -24,12 +25,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ezclip_cli.data.text_files import read_text_file
 from ezclip_cli.data.video_lists import VideoList, keep_present, require_file
 from ezclip_cli.errors import DatasetError
 from ezclip_cli.video.reader import is_video_path
 
 VAL_FRACTION = 0.1  # of each class of the official train list (ucf101, hmdb51)
 VAL_SEED = 0
+# Annotation files are the big ones (Kinetics-700's train.csv, SSv2's JSON: tens of MB).
+ANNOTATION_MAX_BYTES = 1024 * 2**20
 
 
 # ---------------------------------------------------------------------------- registry
@@ -112,13 +116,17 @@ def _select_train_val(entries: list[tuple[Any, int]], classes: Sequence[str], sp
 _KINETICS_CSV = {"train": "train.csv", "val": "validate.csv", "test": "test.csv"}
 
 
+def _text(path: Path) -> str:
+    """An annotation file's text: bounded (ANNOTATION_MAX_BYTES) and UTF-8, else one line naming file and line."""
+    return read_text_file(path, "annotation file", DatasetError, ANNOTATION_MAX_BYTES)
+
+
 def _read_kinetics_csv(path: Path) -> tuple[list[dict[str, str]], bool]:
     """Rows of one Kinetics CSV and whether it has a label column."""
     require_file(path, "annotation file")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-        header = set(reader.fieldnames or ())
+    reader = csv.DictReader(io.StringIO(_text(path), newline=""))
+    rows = list(reader)
+    header = set(reader.fieldnames or ())
     for column in ("youtube_id", "time_start", "time_end"):
         if column not in header:
             raise DatasetError(f"{path}: no '{column}' column (want label,youtube_id,time_start,time_end,split)")
@@ -160,7 +168,7 @@ def _load_ucf101(root: Path, split: str, fold: int) -> VideoList:
     lists = root / "ucfTrainTestlist"
     class_file = require_file(lists / "classInd.txt", "annotation file")
     classes: list[str] = []
-    for line_no, line in enumerate(class_file.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, line in enumerate(_text(class_file).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()
@@ -171,7 +179,7 @@ def _load_ucf101(root: Path, split: str, fold: int) -> VideoList:
     kind = "test" if split == "test" else "train"
     list_file = require_file(lists / f"{kind}list{fold:02d}.txt", "annotation file")
     entries: list[tuple[str, int]] = []
-    for line_no, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, line in enumerate(_text(list_file).splitlines(), start=1):
         if not line.strip():
             continue
         relative = line.split()[0]  # trainlist lines also carry the 1-based class id
@@ -202,7 +210,7 @@ def _load_hmdb51(root: Path, split: str, fold: int) -> VideoList:
     entries: list[tuple[str, int]] = []
     for label, name in enumerate(classes):
         split_file = require_file(split_dir / f"{name}_test_split{fold}.txt", "annotation file")
-        for line_no, line in enumerate(split_file.read_text(encoding="utf-8").splitlines(), start=1):
+        for line_no, line in enumerate(_text(split_file).splitlines(), start=1):
             if not line.strip():
                 continue
             parts = line.split()
@@ -229,7 +237,7 @@ _SSV2_JSON = {"train": "something-something-v2-train.json", "val": "something-so
 def _read_json(path: Path) -> Any:
     require_file(path, "annotation file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(_text(path))
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path}: not valid JSON ({e})") from None
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ezclip_cli.data.text_files import read_text_file
 from ezclip_cli.errors import LabelsetError
 
 # The reference's 16 prompt templates (EZ-CLIP utils/Text_Prompt.py), in its order.
@@ -37,6 +38,14 @@ DEFAULT_TEMPLATES: tuple[str, ...] = (
     "The man is {}",
     "The woman is {}",
 )
+
+# Bounds on a label set, checked while it is read and before any text is encoded: a 100 MB
+# "label file" of a million lines would otherwise take minutes, gigabytes and a huge text cache.
+# Far above any benchmark (Kinetics-700: 700 labels of at most 50 bytes); CLIP reads 77 tokens.
+MAX_LABELS = 50_000
+MAX_LABEL_BYTES = 1024  # one label (a class name, or an SSv2-style sentence)
+MAX_DESCRIPTION_BYTES = 8192  # one CSV description (a paragraph; CLIP keeps its first 77 tokens)
+MAX_LABEL_FILE_BYTES = 32 * 2**20
 
 _BUNDLED_PREFIX = "bundled:"
 # Our header names, then the EZ-CLIP reference's description files ("SNo,Class Name,GPT3 discription", sic).
@@ -210,17 +219,7 @@ def _load_file(path: Path, shown: str) -> LabelSet:
 
 
 def _read_text(path: Path, shown: str) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise LabelsetError(f"cannot read label file '{shown}': {e.strerror or e}") from None
-    try:
-        return data.decode("utf-8-sig")  # a BOM from spreadsheet exports is fine
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise LabelsetError(
-            f"{shown}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x}); save the file as UTF-8"
-        ) from None
+    return read_text_file(path, "label file", LabelsetError, MAX_LABEL_FILE_BYTES, shown)
 
 
 def _parse_txt(text: str, shown: str) -> tuple[str, ...]:
@@ -278,6 +277,11 @@ def _parse_csv(text: str, shown: str) -> tuple[tuple[str, ...], tuple[str | None
             raise LabelsetError(f"{where}: label contains a line break")
         _add_label(seen, label, line, where)
         description = row[text_at].strip() if text_at is not None and text_at < len(row) else ""
+        if len(description.encode("utf-8")) > MAX_DESCRIPTION_BYTES:
+            raise LabelsetError(
+                f"{where}: description of '{label}' is {len(description.encode('utf-8'))} bytes, more than "
+                f"{MAX_DESCRIPTION_BYTES}; CLIP reads only its first 77 tokens: shorten it"
+            )
         descriptions.append(description or None)
     if not seen:
         raise LabelsetError(f"{shown}: no labels (only a header row)")
@@ -298,8 +302,20 @@ def _parse_inline(text: str) -> LabelSet:
 def _add_label(seen: dict[str, int], label: str, at: int, where: str, unit: str = "line") -> None:
     """Record a label found at line (or inline item) `at`; a repeat is an error naming both.
 
-    `seen` keeps insertion order, so it is both the duplicate check and the result.
+    `seen` keeps insertion order, so it is both the duplicate check and the result. The bounds
+    (MAX_LABELS, MAX_LABEL_BYTES) are checked here, as the set is read, so a runaway file stops
+    at its first label too many instead of after being read and encoded whole.
     """
+    size = len(label.encode("utf-8"))
+    if size > MAX_LABEL_BYTES:
+        raise LabelsetError(
+            f"{where}: label of {size} bytes, more than {MAX_LABEL_BYTES}; a label is a class name "
+            "(put long text in a CSV 'description' column)"
+        )
+    if len(seen) >= MAX_LABELS and label not in seen:
+        raise LabelsetError(
+            f"{where}: more than {MAX_LABELS:,} labels; a label set is a list of classes (is it the right file?)"
+        )
     if label in seen:
         raise LabelsetError(f"{where}: duplicate label '{label}' (first at {unit} {seen[label]})")
     seen[label] = at

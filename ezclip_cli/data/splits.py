@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from ezclip_cli.data.text_files import read_text_file
 from ezclip_cli.errors import DatasetError, UsageError
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,7 @@ def match_names(names: Sequence[str], canonical: Sequence[str], where: str) -> l
 
 def read_name_list(path: Path) -> list[str]:
     """One class name per line; blank lines and '#' comments skipped."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DatasetError(f"cannot read split file {path}: {exc.strerror or exc}") from None
+    text = read_text_file(path, "split file", DatasetError)
     return [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
 
 
@@ -146,7 +144,7 @@ def load_kshot_list(spec: str) -> tuple[list[tuple[str, str]], str]:
     from ezclip_cli.video.reader import is_video_path
 
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text_file(path, "K-shot list", DatasetError).splitlines(), start=1):
         if not line.strip():  # no '#' comments: HMDB51 file names may start with '#'
             continue
         video, sep, name = line.partition("\t")

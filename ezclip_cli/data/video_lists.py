@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ezclip_cli.data.text_files import read_text_file
 from ezclip_cli.errors import DatasetError
 from ezclip_cli.video.reader import is_video_path
 
@@ -68,15 +69,21 @@ def load_list_file(path: Path, classes: Sequence[str] | None = None) -> VideoLis
 
     Without a tab the first whitespace separates path and label (labels may contain
     spaces). Blank lines and ``#`` comments are ignored. Without ``classes`` the class
-    list is the sorted set of labels; with it, an unknown label is an error.
+    list is the sorted set of labels; with it, an unknown label is an error. A line with a
+    second tab (a third column) is refused: it would otherwise become a class "label\textra".
     """
     path = Path(path)
     require_file(path, "list file")
     rows: list[tuple[Path, str, int]] = []
-    for line_no, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, raw in enumerate(read_text_file(path, "list file", DatasetError).splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
+        if line.count("\t") > 1:
+            raise DatasetError(
+                f"{path.name}:{line_no}: {line.count(chr(9)) + 1} tab-separated fields; "
+                "want '<video path><TAB><label>' (one tab)"
+            )
         video, _, label = line.partition("\t") if "\t" in line else line.partition(" ")
         video, label = video.strip(), label.strip()
         if not label:

@@ -97,6 +97,8 @@ def export_bundle(
     out: str | Path,
     *,
     labels: str | None = None,
+    templates: Sequence[str] = (),
+    use_descriptions: bool = True,
     formats: Sequence[str] = FORMATS,
     include_backbone: bool = True,
     text_encoder: bool = False,
@@ -107,7 +109,9 @@ def export_bundle(
 
     The files are written to a temporary folder beside `out`; it replaces `out` only when
     onnxruntime matches PyTorch within `tolerance` (max abs difference of normalised
-    embeddings) and model.safetensors reloads with identical embeddings.
+    embeddings) and model.safetensors reloads with identical embeddings. `templates` and
+    `use_descriptions` build the shipped text embeddings exactly as `ezclip tag` would with
+    the same options (empty `templates`: the 16 defaults).
     """
     formats = parse_formats(formats)
     if text_encoder and "onnx" not in formats:
@@ -130,7 +134,7 @@ def export_bundle(
         report = ExportReport(out=out, tolerance=tolerance)
         config = bundle_config(model, bundle_model_id(model, include_backbone))
         config["source_checkpoint"] = str(checkpoint)
-        prompts = _write_labels(model, labels, tmp, config) if labels else None
+        prompts = _write_labels(model, labels, tmp, config, tuple(templates), use_descriptions) if labels else None
         if "safetensors" in formats:
             from ezclip_cli.model.checkpoint import save_checkpoint
 
@@ -233,15 +237,22 @@ def _put_in_place(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def _write_labels(model: EZClip, spec: str, folder: Path, config: dict[str, Any]) -> list[list[str]]:
-    """labels.txt and the normalised class embeddings (K, D), as `ezclip tag` builds them."""
+def _write_labels(
+    model: EZClip,
+    spec: str,
+    folder: Path,
+    config: dict[str, Any],
+    templates: tuple[str, ...] = (),
+    use_descriptions: bool = True,
+) -> list[list[str]]:
+    """labels.txt and the normalised class embeddings (K, D), as `ezclip tag` builds them with the same options."""
     import torch
     from safetensors.torch import save_file
 
     from ezclip_cli.data.labels import build_prompts, labelset_fingerprint, load_labelset
 
     labelset = load_labelset(spec)
-    prompts = build_prompts(labelset)
+    prompts = build_prompts(labelset, templates or None, use_descriptions)
     log.info("encoding %d labels (%d prompts)", len(labelset), sum(map(len, prompts)))
     with torch.inference_mode():
         classifier = model.build_text_classifier(prompts).float().contiguous()  # (K, D)
@@ -250,9 +261,9 @@ def _write_labels(model: EZClip, spec: str, folder: Path, config: dict[str, Any]
     config["labels"] = {
         "name": labelset.name,
         "names": list(labelset.labels),
-        "fingerprint": labelset_fingerprint(prompts),  # of the prompt texts (default templates, descriptions)
-        "templates": None,
-        "use_descriptions": True,
+        "fingerprint": labelset_fingerprint(prompts),  # of the prompt texts (templates, descriptions)
+        "templates": list(templates) or None,  # None: the 16 defaults
+        "use_descriptions": use_descriptions,
     }
     config["files"].update(labels=LABELS_FILE, text_embeddings=TEXT_EMBEDDINGS_FILE)
     return prompts

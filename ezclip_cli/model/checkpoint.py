@@ -96,6 +96,8 @@ def parse_model_config(path: Path, meta: dict[str, str], check_memory: bool = Tr
         raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'config' is a {kind}, not a mapping")
     if not isinstance(data.get("backbone", ""), str) or not isinstance(data.get("pretrained", ""), (str, type(None))):
         raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'backbone' and 'pretrained' must be text")
+    if problem := _backbone_config_problem(data.get("backbone_config", {}), meta.get("backbone_weights")):
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata: {problem}")
     if not isinstance(data.get("use_prompts", True), bool):
         raise CheckpointError(f"{path}: corrupt checkpoint metadata: 'use_prompts' must be true or false")
     for key in ("adapter_ratio", "prompt_dropout", "drop_path", "attn_dropout"):
@@ -107,6 +109,21 @@ def parse_model_config(path: Path, meta: dict[str, str], check_memory: bool = Tr
         return ModelConfig.from_dict(data)
     except EzclipError as exc:  # unknown keys: a usage error elsewhere, a corrupt file here
         raise CheckpointError(f"{path}: corrupt checkpoint metadata: {exc}") from exc
+
+
+def _backbone_config_problem(config: Any, weights: str | None) -> str | None:
+    """What is wrong with a checkpoint's 'backbone_config', or None.
+
+    It is the open_clip model config the backbone is rebuilt from: a mapping always, and with
+    embedded weights (nothing else names the architecture) one holding embed_dim, vision_cfg and
+    text_cfg. Checked here so that a hostile `null` is one line, not an AttributeError in `tag`/`info`.
+    """
+    if not isinstance(config, dict):
+        return f"'backbone_config' is {type(config).__name__ if config is not None else 'null'}, not a mapping"
+    missing = [key for key in ("embed_dim", "vision_cfg", "text_cfg") if key not in config]
+    if weights == "embedded" and missing:
+        return f"embedded backbone weights but 'backbone_config' lacks {', '.join(missing)} (not an open_clip config)"
+    return None
 
 
 def check_learned(path: Path, learned: dict[str, Any]) -> None:

@@ -196,8 +196,11 @@ def describe_model(
         config = ModelConfig.from_dict(json.loads(header["config"]))
         import torch
 
-        with torch.device("meta"):
-            backbone = build_backbone_from_config(config.backbone_config, config.backbone, None, device="meta")
+        if config.backbone_config:
+            with torch.device("meta"):
+                backbone = build_backbone_from_config(config.backbone_config, config.backbone, None, device="meta")
+        else:  # weights by reference from an old file that kept no config: the name says what it is
+            backbone = load_backbone(config.backbone, None, meta=True)
         built = build_model(backbone, config)
         pretrained_label = config.pretrained
     else:

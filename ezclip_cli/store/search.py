@@ -4,12 +4,12 @@ The query is embedded with the store's model (text: the raw query through the te
 clip-retrieval does; `--like VIDEO`: the video's stored embedding, or decoded and encoded when it
 is not stored), then one matrix-vector product against the stored embeddings gives the cosine
 similarity of every row, and the top k are kept with `argpartition` (no full sort).
-Rows come out in `tag`'s formats: `labels` holds the query, `scores` the cosine similarity.
+Hits have their own schema (rank, query, score, path, ...; search_output.py) in csv, json,
+jsonl, or bare paths for shell pipelines.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,11 +122,18 @@ def run_search(
 ) -> int:
     """Write the k best rows per query; returns how many rows were written."""
     from ezclip_cli.files import atomic_write
-    from ezclip_cli.store.format import stored_result
-    from ezclip_cli.tag.output import RowWriter
+    from ezclip_cli.store.search_output import SEARCH_FORMATS, hit_record, write_hits
 
+    if fmt not in SEARCH_FORMATS:
+        raise UsageError(f"--format {fmt}: search writes {', '.join(SEARCH_FORMATS)}")
     if bool(queries) == (like is not None):
         raise UsageError("search needs a text query or --like VIDEO (one of them)")
+    if output is not None and str(output) == "-":
+        output = None  # `-o -`: stdout, as for tag
+    if output is not None:
+        from ezclip_cli.files import resolve_target
+
+        output = resolve_target(output)  # a folder, a pipe (-o /dev/stdout), a device: one line, exit 2
     if output is not None and output.exists() and not overwrite:
         raise UsageError(f"{output} exists; search results are not resumed: use --overwrite or another -o")
     if fmt == "parquet" and output is None:
@@ -145,22 +152,17 @@ def run_search(
         groups = [f"{p}|{v}" for p, v in zip(stored.columns["path"], stored.columns["video_id"])]
     rows = []
     for query, vector in named:
-        query_id = hashlib.sha1(query.encode()).hexdigest()[:16]
         for rank, (i, cosine) in enumerate(top_rows(stored.embeddings, vector, k, exclude, groups), start=1):
-            result = stored_result(stored.row(i), [query], [round(cosine, 6)])  # the query as its one label
-            rows.append({**result.to_record(), "model_id": stored.model_id, "labels_id": query_id, "rank": rank})
+            rows.append(hit_record(rank, query, cosine, stored.row(i), stored.model_id))
 
     def write(stream: IO[str]) -> None:
-        writer = RowWriter(stream, fmt, 1)
-        for row in rows:
-            writer.write(row)
-        writer.close()
+        write_hits(stream, fmt, rows)
 
     if fmt == "parquet":
-        from ezclip_cli.tag.columnar import write_table
+        from ezclip_cli.store.search_output import write_hits_table
 
         assert output is not None  # refused above
-        write_table(output, rows)
+        write_hits_table(output, rows)
     elif output is None:
         write(stdout or sys.stdout)
     else:

@@ -49,14 +49,35 @@ def detect_format(path: Path) -> str:
     return "jsonl" if head.startswith("{") else "csv"
 
 
+@dataclass(frozen=True)
+class TopK:
+    """What one part shows of its --top-k, measured the same way in every format.
+
+    `most` is the most labels any finished row holds (None: no finished rows), whether the
+    row is a JSON list or CSV's non-empty label_N columns; `uniform` says every finished row
+    holds that many, as without --threshold/--min-score (which keep fewer in some rows).
+    `declared` is a CSV header's label_N count: the --top-k asked for, which may exceed the
+    number of labels, so it only bounds the other parts' rows from above.
+    """
+
+    most: int | None
+    uniform: bool
+    declared: int | None = None
+
+
 def _csv_top_k(path: Path) -> int | None:
     with path.open(encoding="utf-8", errors="replace", newline="") as stream:
         header = next(csv.reader(stream), [])
     return sum(1 for column in header if column.startswith("label_")) or None
 
 
-def read_part(path: Path) -> tuple[list[dict[str, Any]], int | None]:
-    """Rows of one shard output and its top-k (None where the file cannot tell: JSON with no rows)."""
+def _measure(rows: list[dict[str, Any]], declared: int | None) -> TopK:
+    lengths = {len(row.get("labels") or []) for row in rows if row.get("status") == "ok"}
+    return TopK(max(lengths) if lengths else None, len(lengths) <= 1, declared)
+
+
+def read_part(path: Path) -> tuple[list[dict[str, Any]], TopK]:
+    """Rows of one shard output and what they show of its top-k."""
     if not path.is_file():
         raise UsageError(f"{path}: no such file (give the output files of the shards)")
     fmt = detect_format(path)
@@ -66,10 +87,29 @@ def read_part(path: Path) -> tuple[list[dict[str, Any]], int | None]:
         raise UsageError(f"{path}: not an ezclip tag output ({fmt}: {str(exc).split(': ', 1)[-1]})") from None
     if any(not isinstance(row, dict) or "path" not in row for row in rows):
         raise UsageError(f"{path}: not an ezclip tag output (rows without a 'path')")
-    if fmt == "csv":
-        return rows, _csv_top_k(path)
-    lengths = {len(row.get("labels") or []) for row in rows if row.get("status") == "ok"}
-    return rows, max(lengths) if lengths else None
+    return rows, _measure(rows, _csv_top_k(path) if fmt == "csv" else None)
+
+
+def check_top_k(parts: dict[Path, TopK]) -> int:
+    """The top-k the merged file is written with; UsageError where the parts cannot be one run's.
+
+    Parts disagree when two of them hold a fixed, different number of labels per row, or a
+    row holds more labels than another CSV part's header has room for. A CSV of `-k 5` over
+    four labels and a JSON list of four are the same run and merge (issue 21, case 12).
+    """
+    full = [(path, k.most) for path, k in parts.items() if k.uniform and k.most is not None]
+    for (p1, k1), (p2, k2) in zip(full, full[1:]):
+        if k1 != k2:
+            raise UsageError(f"{p1} has top-{k1} rows but {p2} top-{k2}; re-tag the shards with the same --top-k")
+    for p1, first in parts.items():
+        for p2, second in parts.items():
+            if first.most is not None and second.declared is not None and first.most > second.declared:
+                raise UsageError(
+                    f"{p1} has rows with {first.most} labels but {p2} top-{second.declared}; "
+                    "re-tag the shards with the same --top-k"
+                )
+    sizes = [k.declared or k.most or 0 for k in parts.values()]
+    return max(sizes, default=0) or 1
 
 
 def _identity(row: dict[str, Any]) -> tuple[Any, Any, bool]:
@@ -93,13 +133,12 @@ def merge_outputs(paths: Sequence[Path]) -> MergeResult:
         raise UsageError("nothing to merge: give the shard output files")
     result = MergeResult(files=len(paths))
     seen_identity: dict[tuple[Any, Any, bool], Path] = {}
-    top_ks: dict[int, Path] = {}
+    top_ks: dict[Path, TopK] = {}
     chosen: dict[tuple[str, float | None], dict[str, Any]] = {}
     for path in paths:
         rows, top_k = read_part(Path(path))
         result.read += len(rows)
-        if top_k is not None:
-            top_ks.setdefault(top_k, Path(path))
+        top_ks[Path(path)] = top_k
         for row in rows:
             seen_identity.setdefault(_identity(row), Path(path))
             key = _key(row)
@@ -118,11 +157,8 @@ def merge_outputs(paths: Sequence[Path]) -> MergeResult:
                     row.get("video_id"),
                 )
         _check_one_identity(seen_identity)
-        if len(top_ks) > 1:
-            (k1, p1), (k2, p2) = list(top_ks.items())[:2]
-            raise UsageError(f"{p1} has top-{k1} rows but {p2} top-{k2}; re-tag the shards with the same --top-k")
+        result.top_k = check_top_k(top_ks)
     result.rows = sorted(chosen.values(), key=lambda r: (str(r["path"]), _key(r)[1] or 0.0))
-    result.top_k = next(iter(top_ks), 1)
     result.failed = sum(1 for row in result.rows if row.get("status") != "ok")
     return result
 

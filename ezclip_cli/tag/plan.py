@@ -56,11 +56,17 @@ def select_shard(paths: Sequence[Path], num_shards: int, shard_index: int) -> li
 
 
 def window_bounds(duration: float, window: float, stride: float | None) -> list[tuple[float, float]]:
-    """[start, end) windows covering the video; the last one may be shorter."""
+    """[start, end) windows covering the video; the last one may be shorter.
+
+    Every window starts before the end: with a stride longer than the window (gaps between
+    windows) the next start can land at or past the end, and such a window has no frames.
+    Starts are i * stride, not a running sum, so float error cannot creep across a long video.
+    """
     stride = stride or window
+    eps = 1e-6
     starts = [0.0]
-    while starts[-1] + window < duration - 1e-6:
-        starts.append(starts[-1] + stride)
+    while starts[-1] + window < duration - eps and len(starts) * stride < duration - eps:
+        starts.append(float(len(starts) * stride))
     return [(round(s, 6), round(min(s + window, duration), 6)) for s in starts]
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from ezclip_cli.data.text_files import read_text_file
 from ezclip_cli.errors import UsageError, VideoError
 from ezclip_cli.tag.results import ResultWriter, TagResult
 
@@ -84,14 +86,14 @@ def _video(result: TagResult) -> tuple[str, str]:
     return (result.path, result.video_id)
 
 
+SCENE_LIST_MAX_BYTES = 16 * 2**20  # a scene per second of a 24-hour video is ~6 MB
+
+
 # ---- PySceneDetect scene lists ----------------------------------------------------------------
 def read_scenes(path: str | Path) -> list[tuple[float, float]]:
     """[(start, end)] seconds of each scene in a PySceneDetect `list-scenes` CSV."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise VideoError(f"cannot read scene list {path}: {exc.strerror or exc}") from exc
+    text = read_text_file(path, "scene list", VideoError, SCENE_LIST_MAX_BYTES)  # bounded; bad UTF-8: file:line
     lines = text.splitlines()
     header = next((i for i, line in enumerate(lines) if line.lstrip().startswith("Scene Number")), None)
     if header is None:
@@ -103,8 +105,12 @@ def read_scenes(path: str | Path) -> list[tuple[float, float]]:
         try:
             start = _seconds(record, "Start")
             end = _seconds(record, "End")
-        except (KeyError, ValueError, TypeError):
+        except (KeyError, ValueError, TypeError, AttributeError):
             raise VideoError(f"{path}:{number}: no readable start and end time") from None
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise VideoError(f"{path}:{number}: start and end must be finite seconds (got {start}, {end})")
+        if start < 0 or end < 0:
+            raise VideoError(f"{path}:{number}: negative time (start {start}, end {end}); times count from 0")
         if end > start:
             scenes.append((round(start, 6), round(end, 6)))
     if not scenes:

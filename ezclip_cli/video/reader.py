@@ -25,6 +25,7 @@ import numpy as np
 from ezclip_cli.errors import VideoError
 from ezclip_cli.video import decord as decode_decord
 from ezclip_cli.video import pyav as decode_pyav
+from ezclip_cli.video.path_lists import read_path_stream
 from ezclip_cli.video.pyav import VideoInfo
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
@@ -55,7 +56,7 @@ def is_video_path(path: str | Path) -> bool:
 
 
 def list_videos(inputs: Sequence[str | Path], stdin: IO[str] | None = None, keep_missing: bool = False) -> list[Path]:
-    """Expand files, folders and "-" (paths from `stdin`, one per line) into video paths.
+    """Expand files, folders and "-" (paths from `stdin`, one per line or NUL-separated) into video paths.
 
     Files are kept whatever their extension (the user named them); folders are walked
     recursively in sorted order, skipping hidden names and non-video extensions. Each
@@ -85,9 +86,7 @@ def _expand_stdin(inputs: Sequence[str | Path], stdin: IO[str] | None) -> Iterat
         if str(item) != "-":
             yield item
             continue
-        for line in stdin if stdin is not None else sys.stdin:
-            if line.strip():
-                yield line.strip()
+        yield from read_path_stream(stdin if stdin is not None else sys.stdin)  # lines or NUL-separated
 
 
 def _walk_videos(root: Path) -> list[Path]:
