@@ -13,12 +13,19 @@ from ezclip_cli.errors import CheckpointError
 def resolve_train_config(
     config_file: str | Path | None = None, overrides: dict[str, Any] | None = None, resume: str | Path | None = None
 ) -> TrainConfig:
-    """Defaults < the resumed run's config < the YAML file < flags that were given (None = not given)."""
+    """Defaults < the resumed run's config < the YAML file < flags that were given (None = not given).
+
+    A resume's `out` is its own folder, whatever its checkpoint or the YAML file say; an `--out`
+    flag naming another folder is refused later, before anything is written.
+    """
     data: dict[str, Any] = {}
     if resume is not None:
         data.update(read_run_config(resume))
     if config_file is not None:
         data.update(load_yaml(config_file))
+    if resume is not None:  # a resumed run writes only into the folder it was given (train.resume)
+        path = Path(resume)
+        data["out"] = str(path if path.is_dir() else path.parent)
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return TrainConfig.from_dict(data)
 

@@ -47,6 +47,7 @@ from ezclip_cli.progress import ProgressCallback
 from ezclip_cli.train.devices import init_distributed
 from ezclip_cli.train.files import RunFiles
 from ezclip_cli.train.loop import LoopState, fit, restore, seed_training_rng
+from ezclip_cli.train.resume import check_resume
 from ezclip_cli.train.setup import prepare_run
 
 __all__ = ["train"]
@@ -66,7 +67,8 @@ def train(
     Data comes from `config` (benchmark or list files) unless `train_data` (and optionally
     `val_data`) are given: map-style datasets whose items are VideoDataset's dicts
     (`video` (T, 3, S, S) normalised, `label`, `index`), with `classes` passed or as an attribute.
-    `resume` is a run directory or a `last.ezclip` beside its state. Under torchrun, runs DDP.
+    `resume` is a run directory or a `last.ezclip` beside its state; the run continues in that
+    folder, which `config.out` must name (train.resume). Under torchrun, runs DDP.
     """
     ddp = init_distributed(config.device)
     files = RunFiles(Path(config.out), ddp.main)
@@ -77,6 +79,8 @@ def train(
             raise UsageError(
                 f"{files.out} already holds a run; continue it with --resume {files.out} or choose another --out"
             )
+        if resume is not None:  # validated before train.log or anything else is created
+            check_resume(config, resume, own_data=train_data is not None)
         files.open_log()
         if not ddp.main:
             package.setLevel(logging.WARNING)  # one rank speaks
