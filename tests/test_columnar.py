@@ -130,7 +130,9 @@ def test_merge_and_search_write_parquet(videos, tmp_path, capsys):
     assert code == 0, err
     code, err = run_main(*query, "-o", str(tmp_path / "s.jsonl"), capsys=capsys)
     assert code == 0, err
-    hits = parquet_rows(tmp_path / "s.parquet")
+    import pyarrow.parquet as pq
+
+    hits = pq.read_table(tmp_path / "s.parquet").to_pylist()  # search's own columns (rank, query, score, ...)
     assert hits == jsonl(tmp_path / "s.jsonl") and [h["rank"] for h in hits] == [1, 2, 3]
 
 

@@ -108,7 +108,7 @@ def write_hits_table(path: Any, hits: Iterable[Mapping[str, Any]]) -> None:
 
     types = {"rank": pa.int32(), "score": pa.float64(), "start": pa.float64(), "end": pa.float64()}
     types["duration"] = pa.float64()
-    schema = pa.schema([(name, types.get(name, pa.string())) for name in SEARCH_COLUMNS])
+    schema = pa.schema([(name, types.get(name, pa.string())) for name in SEARCH_COLUMNS], metadata={b"ezclip": b"hits"})
     rows = list(hits)
     table = pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in SEARCH_COLUMNS}, schema=schema)
     atomic_write(Path(path), lambda tmp: pq.write_table(table, tmp))
