@@ -69,11 +69,8 @@ def main() -> None:
         except Exception as exc:  # not installed here: say so and measure the others
             print(f"{name}: skipped ({exc})", file=sys.stderr)
     height, width = (int(v) for v in args.size.split("x"))
-    # Rows: (label, decoder, numpy resize). The torch runtime resizes with torchvision; --runtime onnx
-    # in numpy (preprocess.py, no torch): PyAV with the numpy resize is that path, measured alongside.
-    rows = [(name, name, False) for name in decoders]
-    if "pyav" in decoders:
-        rows.append(("pyav+numpy", "pyav", True))
+    # Rows: (label, decoder). Every runtime preprocesses the same way (the decoder's scaler, then numpy).
+    rows = [(name, name) for name in decoders]
 
     with tempfile.TemporaryDirectory() as tmp:
         videos = render(Path(tmp), args.videos, (height, width), args.frames)
@@ -89,8 +86,8 @@ def main() -> None:
             best: dict[tuple[str, int], float] = {}
             failures: dict[tuple[str, int], int] = {}
             for _ in range(args.rounds):
-                for label, name, numpy_resize in rows:
-                    settings = DecodeSettings(args.num_frames, args.image_size, name, torch_free=numpy_resize)
+                for label, name in rows:
+                    settings = DecodeSettings(args.num_frames, args.image_size, name)
                     for w, pool in pools.items():
                         seconds, failed = decode_all(pool, tasks, settings)
                         best[(label, w)] = min(best.get((label, w), float("inf")), seconds)
@@ -104,7 +101,7 @@ def main() -> None:
         f"resized + cropped to {args.image_size}; {cores} cores; best of {args.rounds} interleaved rounds"
     )
     print("decoder     " + "".join(f"{f'workers={w}':>12}" for w in workers) + "   (videos/s)")
-    for label, _, _ in rows:
+    for label, _ in rows:
         cells = "".join(f"{args.videos / best[(label, w)]:12.1f}" for w in workers)
         failed = sum(failures[(label, w)] for w in workers)
         print(f"{label:<12}{cells}" + (f"   {failed} failed" if failed else ""))

@@ -68,7 +68,9 @@ def embed(
     ),
     device: str = DeviceOpt,
     decoder: Decoder = typer.Option(
-        Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise and as a per-file fallback."
+        Decoder.auto,
+        "--decoder",
+        help="auto = PyAV (the same pixels for every runtime); decord if asked, PyAV its fallback.",
     ),
     num_shards: int = typer.Option(1, "--num-shards", min=1, help="Split the inputs into N deterministic parts..."),
     shard_index: int = typer.Option(0, "--shard-index", min=0, help="...and embed only part I (0-based)."),

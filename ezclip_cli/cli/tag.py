@@ -84,7 +84,9 @@ def tag(
     ),
     device: str = DeviceOpt,
     decoder: Decoder = typer.Option(
-        Decoder.auto, "--decoder", help="auto = decord if installed, PyAV otherwise and as a per-file fallback."
+        Decoder.auto,
+        "--decoder",
+        help="auto = PyAV (the same pixels for every runtime); decord if asked, PyAV its fallback.",
     ),
     num_shards: int | None = typer.Option(
         None,

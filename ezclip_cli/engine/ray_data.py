@@ -67,17 +67,17 @@ def batch_tasks(batch: dict[str, np.ndarray]) -> list[Task]:
 
 
 def decode_clips(
-    batch: dict[str, np.ndarray], *, num_frames: int, image_size: int, decoder: str = "auto", torch_free: bool = False
+    batch: dict[str, np.ndarray], *, num_frames: int, image_size: int, decoder: str = "auto"
 ) -> dict[str, np.ndarray]:
     """`map_batches` function: the batch's videos (windows) decoded to model-ready uint8 clips, or an error each.
 
     Every input column is kept; added: `video_id` (when missing), `pixels` (B, T, 3, S, S) uint8 (zeros
     for a failed row), `timestamps` (B, T) float64 (NaN-padded), `duration` float64 and `error` (str, "" = ok).
-    `torch_free` resizes in numpy, as the ONNX runtime does.
+    Pixels are tag's for every runtime (the decoder's scaler, then numpy): no torch is imported here.
     """
     import numpy as np
 
-    settings = DecodeSettings(num_frames, image_size, decoder, torch_free)
+    settings = DecodeSettings(num_frames, image_size, decoder)
     tasks = batch_tasks(batch)
     pixels = np.zeros((len(tasks), num_frames, 3, image_size, image_size), dtype=np.uint8)
     stamps = np.full((len(tasks), num_frames), np.nan)

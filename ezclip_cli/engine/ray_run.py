@@ -108,7 +108,6 @@ def build_dataset(
         "num_frames": settings.num_frames,
         "image_size": settings.image_size,
         "decoder": settings.decoder,
-        "torch_free": settings.torch_free,
     }
     ds = ds.map_batches(
         decode_clips,

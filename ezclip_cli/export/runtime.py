@@ -128,7 +128,7 @@ def load_bundle_predictor(
         raise CheckpointError(f"{path}: {TEXT_EMBEDDINGS_FILE} does not match its {len(names)} labels")
     scorer = Scorer(classifier, float(config["logit_scale"]), names, top_k, score_options)
     predictor = OnnxPredictor(onnx_session(path / VIDEO_ONNX), scorer, config)
-    settings = DecodeSettings(int(config["num_frames"]), int(config["image_size"]), torch_free=True)
+    settings = DecodeSettings(int(config["num_frames"]), int(config["image_size"]))
     return predictor, settings, bundle_fingerprint(path)  # resume keys on every file, ONNX graphs included
 
 

@@ -89,31 +89,20 @@ def decode_task(task: Task, settings: DecodeSettings) -> Decoded:
             start=task.start,
             end=task.end,
             short_side=int(size * 256 / 224),
-            decoder=settings.decoder,
+            # auto = PyAV for tagging: faster than decord on typical clips (README, Performance) and the same
+            # scaler, so the same pixels, for every runtime; decord only when asked for (--decoder decord).
+            decoder="pyav" if settings.decoder == "auto" else settings.decoder,
+            upscale=True,  # the decoder's scaler, both ways: numpy below only crops
         )
     except VideoError as exc:
         return str(exc)
     except Exception as exc:  # a decoder bug must not stop the batch either
         return f"could not decode: {type(exc).__name__}: {exc}".splitlines()[0]
-    # The torch runtime resizes as eval does (torchvision, 2-3x faster than numpy here); the ONNX
-    # runtime in numpy, so it needs no torch at all (preprocess.eval_pixels, within one grey level).
-    pixels = eval_pixels(clip.frames, size) if settings.torch_free else _torch_pixels(clip.frames, size)
+    # One preprocessing for every runtime (PyTorch, ONNX, Ray, embed): the decoder scales the short side
+    # to S*256/224 and numpy crops (and resizes what the decoder left, e.g. clips smaller than that), so
+    # the same pixels reach a checkpoint and its exported bundle, and decoding workers import no torch.
+    pixels = eval_pixels(clip.frames, size)
     return DecodedClip(pixels, tuple(round(t, 3) for t in clip.timestamps), clip.duration)
-
-
-def _torch_pixels(frames: np.ndarray, image_size: int) -> np.ndarray:
-    """uint8 (T, H, W, 3) numpy -> uint8 (T, 3, S, S) numpy through transforms.eval_resize_crop (as `ezclip eval`)."""
-    import multiprocessing
-
-    import numpy as np
-    import torch
-
-    from ezclip_cli.video.transforms import eval_resize_crop
-
-    if multiprocessing.parent_process() is not None:
-        torch.set_num_threads(1)  # a decoder worker: the main process owns the cores for the model
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W)
-    return eval_resize_crop(x, image_size).mul_(255).round_().to(torch.uint8).numpy()
 
 
 class DecodePool:

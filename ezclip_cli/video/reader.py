@@ -162,12 +162,13 @@ def read_frames(
     short_side: int | None = 256,
     decoder: str = "auto",
     rng: random.Random | None = None,
+    upscale: bool = False,
 ) -> Clip:
     """Decode `num_frames` frames sampled from the window [start, end) seconds of a video.
 
     Frames are picked with `sample_indices` (random per segment when `rng` is given),
-    downscaled so the short side is `short_side` (never upscaled; None keeps the native
-    size) and turned upright. decoder "auto" uses decord where its seeking is exact and
+    downscaled so the short side is `short_side` (upscaled too with `upscale`, by the decoder's own
+    scaler; None keeps the native size) and turned upright. decoder "auto" uses decord where its seeking is exact and
     PyAV elsewhere or when decord fails; "decord" or "pyav" force one. A video that
     cannot be read raises VideoError with a one-line reason.
     """
@@ -179,7 +180,7 @@ def read_frames(
         info, origin = decode_pyav.probe(cursor)
         first, stop = _window_frames(info, start, end)
         indices = [first + i for i in sample_indices(stop - first, num_frames, rng)]
-        size = _output_size(info.width, info.height, short_side)
+        size = _output_size(info.width, info.height, short_side, upscale)
         decoded = None
         if chosen == "decord":
             decoded = decode_decord.try_decord(path, indices, size, info, container, stream, decoder)
@@ -212,9 +213,9 @@ def _window_frames(info: VideoInfo, start: float | None, end: float | None) -> t
     return first, stop
 
 
-def _output_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
-    """(width, height) with the short side scaled down to `short_side`; never upscales."""
-    if short_side is None or min(width, height) <= short_side:
+def _output_size(width: int, height: int, short_side: int | None, upscale: bool = False) -> tuple[int, int]:
+    """(width, height) with the short side scaled to `short_side`: down only, or both ways with `upscale`."""
+    if short_side is None or min(width, height) == short_side or (min(width, height) < short_side and not upscale):
         return width, height
     if width <= height:
         return short_side, max(1, round(height * short_side / width))
@@ -235,9 +236,8 @@ def _choose_decoder(decoder: str) -> str:
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """How to decode for a model: its frame count and input size, the decoder, the resize path."""
+    """How to decode for a model: its frame count and input size, and the decoder (one preprocessing for all)."""
 
     num_frames: int
     image_size: int
     decoder: str = "auto"
-    torch_free: bool = False  # resize in numpy (the ONNX runtime has no torch); torchvision otherwise
