@@ -59,7 +59,8 @@ def main() -> None:
     from ezclip_cli.engine.ray_run import RaySizing, run_ray_tagging
     from ezclip_cli.model.spec import ModelSpec
     from ezclip_cli.tag.results import ResultList
-    from ezclip_cli.tag.run import default_workers, run_tagging
+    from ezclip_cli.tag.run import run_tagging
+    from ezclip_cli.tag.workers import default_workers
 
     workers = default_workers()
     with tempfile.TemporaryDirectory() as tmp:

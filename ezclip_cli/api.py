@@ -143,7 +143,8 @@ class Tagger:
         from ezclip_cli.tag.plan import plan_tasks
         from ezclip_cli.tag.pool import DecodePool
         from ezclip_cli.tag.predictors import TorchPredictor
-        from ezclip_cli.tag.run import default_workers, predict_tasks
+        from ezclip_cli.tag.run import predict_tasks
+        from ezclip_cli.tag.workers import resolve_workers
         from ezclip_cli.video.reader import DecodeSettings, list_videos
 
         config = _config("", options)
@@ -155,7 +156,7 @@ class Tagger:
                 vectors[(task.video_id, task.start)] = vector
 
         paths = list_videos([str(i) for i in inputs], keep_missing=True)
-        workers = default_workers() if config.workers < 0 else config.workers
+        workers = resolve_workers(config.workers, len(paths))
         pool = DecodePool(workers, window=max(2 * workers, 1) + config.batch_size)
         settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, config.decoder)
         predictor = TorchPredictor(ezclip, None, [], 1, self.device)

@@ -43,8 +43,18 @@ def pause_point(point: str, count: int) -> None:
         time.sleep(1)
 
 
+_chosen_interval: list[float] = []  # --progress-interval of the running command (set_interval)
+
+
+def set_interval(seconds: float | None) -> None:
+    """The command's --progress-interval, for displays deeper in the library (prompt encoding) too."""
+    _chosen_interval[:] = [] if seconds is None else [seconds]
+
+
 def default_interval() -> float:
-    """Seconds between plain progress lines: $EZCLIP_PROGRESS_INTERVAL, else 30."""
+    """Seconds between plain progress lines: --progress-interval, $EZCLIP_PROGRESS_INTERVAL, else 30."""
+    if _chosen_interval:
+        return _chosen_interval[0]
     text = os.environ.get(INTERVAL_ENV, "").strip()
     if not text:
         return DEFAULT_INTERVAL

@@ -107,9 +107,11 @@ def make_progress(what: str, unit: str, quiet: bool, interval: float | None, fai
 
     `main()` closes it (bar stopped, last line written) when the command ends, however it ends.
     """
+    from ezclip_cli.progress import Progress, set_interval
+
+    set_interval(interval)  # also for the displays the library opens itself (prompt encoding)
     if quiet:
         return None
-    from ezclip_cli.progress import Progress
 
     progress = Progress(what, unit, interval=interval, failures=failures)
     _open_displays.append(progress)
@@ -173,3 +175,13 @@ def config_from(ctx: typer.Context, config_type: Any, **overrides: Any) -> Any:
 
     values = command_values(ctx, **overrides)
     return config_type(**{f.name: values[f.name] for f in fields(config_type) if f.name in values})
+
+
+def workers_value(value: str) -> int | str:
+    """`--workers`: auto, or a whole number of decoding processes (0 = in-process)."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if text.isdigit():
+        return int(text)
+    raise typer.BadParameter(f"{value!r} is not auto or a whole number (0 = decode in this process)")

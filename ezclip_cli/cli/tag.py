@@ -39,6 +39,7 @@ from ezclip_cli.cli.options import (
     log,
     make_progress,
     setup_logging,
+    workers_value,
 )
 from ezclip_cli.distributed import is_main_process
 
@@ -79,8 +80,14 @@ def tag(
         None, "--stride", min=0.01, help="Seconds between window starts (default: --window)."
     ),
     batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Videos per model forward."),
-    workers: int = typer.Option(
-        -1, "--workers", "-j", help="Decoding processes (default: CPU count - 1, at most 8; 0 = in-process)."
+    workers: str = typer.Option(
+        "auto",
+        "--workers",
+        "-j",
+        metavar="N",
+        help="Decoding processes: auto (none for a few videos, else the cores but one, at most 8), "
+        "0 = in-process, or N (at most the core count).",
+        callback=workers_value,
     ),
     device: str = DeviceOpt,
     decoder: Decoder = typer.Option(

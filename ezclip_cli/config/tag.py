@@ -25,7 +25,7 @@ class TagConfig:
     window: float | None = None  # seconds; None = one prediction per video
     stride: float | None = None  # seconds between window starts; None = window
     batch_size: int = 8
-    workers: int = -1  # decoding processes; -1 = CPU count - 1 (at most 8); 0 = in-process
+    workers: int | str = "auto"  # decoding processes; "auto" decides (tag/workers.py); 0 = in-process
     device: str = "auto"
     decoder: str = "auto"
     num_shards: int = 1
@@ -72,8 +72,10 @@ def tag_config_problem(config: TagConfig) -> str | None:
     for flag, count in at_least_one.items():
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             return f"{flag} must be a whole number of at least 1 (got {count!r})"
-    if not isinstance(config.workers, int) or isinstance(config.workers, bool) or config.workers < -1:
-        return f"--workers must be -1 (automatic), 0 (in-process) or a number of processes (got {config.workers!r})"
+    if config.workers != "auto" and (
+        not isinstance(config.workers, int) or isinstance(config.workers, bool) or config.workers < -1
+    ):
+        return f"--workers must be auto, 0 (in-process) or a number of processes (got {config.workers!r})"
     if not isinstance(config.shard_index, int) or not 0 <= config.shard_index < config.num_shards:
         return f"--shard-index must be between 0 and {config.num_shards - 1} (got {config.shard_index!r})"
     for flag, seconds in {"--window": config.window, "--stride": config.stride}.items():

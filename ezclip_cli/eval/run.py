@@ -83,7 +83,7 @@ def run_evaluation(config: EvalConfig, *, progress: ProgressCallback | None = No
     from ezclip_cli.distributed import ProcessGroup
     from ezclip_cli.model.load import load_model, model_fingerprint, pick_device
     from ezclip_cli.tag.predictors import build_classifier
-    from ezclip_cli.tag.run import default_workers
+    from ezclip_cli.tag.workers import default_workers
     from ezclip_cli.version import __version__
 
     group = ProcessGroup()

@@ -14,7 +14,7 @@ Dims: B videos, T frames, N tokens per frame (CLS + patches), D width, K classes
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -319,13 +319,24 @@ class EZClip(nn.Module):
         projection = clip.text_projection
         return projection(x) if isinstance(projection, nn.Linear) else x @ projection
 
-    def build_text_classifier(self, prompts: Sequence[Sequence[str]], batch_size: int = 256) -> torch.Tensor:
-        """One normalised embedding per class: its prompts encoded, normalised and averaged (K, D)."""
+    def build_text_classifier(
+        self,
+        prompts: Sequence[Sequence[str]],
+        batch_size: int = 256,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        """One normalised embedding per class: its prompts encoded, normalised and averaged (K, D).
+
+        Prompts go through the text encoder in batches of `batch_size` on the model's device;
+        `progress(done, total)` hears after each batch (prompts encoded so far, of all).
+        """
         flat = [text for texts in prompts for text in texts]
         chunks = []
         for start in range(0, len(flat), batch_size):
             tokens = self.tokenize(flat[start : start + batch_size])
             chunks.append(F.normalize(self.encode_text(tokens).float(), dim=-1))
+            if progress is not None:
+                progress(min(start + batch_size, len(flat)), len(flat))
         embeds = torch.cat(chunks)  # (sum of prompts, D)
         out, start = [], 0
         for texts in prompts:

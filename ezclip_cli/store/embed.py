@@ -51,14 +51,15 @@ def run_embedding(
     from ezclip_cli.tag.pool import DecodePool
     from ezclip_cli.tag.predictors import TorchPredictor
     from ezclip_cli.tag.results import TagSummary
-    from ezclip_cli.tag.run import default_workers, predict_tasks, write_results
+    from ezclip_cli.tag.run import predict_tasks, write_results
+    from ezclip_cli.tag.workers import resolve_workers
     from ezclip_cli.video.reader import DecodeSettings, list_videos
 
     if config.runtime != "torch":
         raise UsageError("ezclip embed runs the PyTorch model; use `ezclip tag --runtime onnx --save-embeddings`")
     started = time.perf_counter()
     paths = select_shard(list_videos(inputs, stdin=stdin), config.num_shards, config.shard_index)
-    workers = default_workers() if config.workers < 0 else config.workers
+    workers = resolve_workers(config.workers, len(paths))
     pool = DecodePool(workers, window=max(2 * workers, 1) + config.batch_size)  # workers start while the model loads
     writer = None
     try:

@@ -111,8 +111,24 @@ def build_classifier(model: EZClip, prompts: list[list[str]], cache_dir: str | N
     cached = _read_cache(path, next(model.parameters()).device)
     if cached is not None:
         return cached
-    with torch.inference_mode():
-        classifier = model.build_text_classifier(prompts).float()
+    total = sum(map(len, prompts))
+    # The first run of a label set encodes its prompts (k400: 6,400 of them, minutes of a CPU): say so, and how
+    # far it is, on a terminal and in logs; later runs read the cache.
+    log.info("encoding %d labels (%s prompts), once for this model and label set", len(prompts), f"{total:,}")
+    display = None
+    if log.isEnabledFor(logging.INFO) and total > 256:  # more than one batch: worth a display
+        from ezclip_cli.progress import Progress
+
+        display = Progress("encoding prompts", "prompts", failures=False)
+        display(0, total)  # rates and the ETA count from here
+    try:
+        with torch.inference_mode():
+            classifier = model.build_text_classifier(
+                prompts, progress=(lambda done, all_: display(done, all_)) if display is not None else None
+            ).float()
+    finally:
+        if display is not None:
+            display.close()
     try:
         from safetensors.torch import save_file
 

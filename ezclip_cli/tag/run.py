@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from ezclip_cli.tag.pool import Decoded, DecodedClip, DecodePool
 from ezclip_cli.tag.predictors import LoadedModel
 from ezclip_cli.tag.results import ResultWriter, Stamp, TagResult, TagSummary
 from ezclip_cli.tag.resume import load_existing, prepare_output, settings_id, still_to_do, task_key
+from ezclip_cli.tag.workers import resolve_workers
 from ezclip_cli.video.reader import DecodeSettings
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ def run_tagging(
         if not found:
             raise VideoError(f"no video files found in {', '.join(map(str, inputs))}")
         paths = select_shard(found, config.num_shards, config.shard_index)
-        workers = default_workers() if config.workers < 0 else config.workers
+        workers = resolve_workers(config.workers, len(paths))
         pool = DecodePool(workers, window=max(2 * workers, 1) + config.batch_size)  # starts workers now
         local_rank = group.local_rank if group.world > 1 else None
         predictor, settings, model_id = build_predictor(config, prompts, labelset.labels, model, local_rank)
@@ -333,8 +333,3 @@ def score_options(config: TagConfig) -> ScoreOptions:
     from ezclip_cli.model.scoring import ScoreOptions
 
     return ScoreOptions(config.score, config.threshold, config.min_score)
-
-
-def default_workers() -> int:
-    """Decoder processes by default: the cores but one (the model's), at most 8."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
