@@ -46,10 +46,22 @@ def describe_device() -> str:
     return f"cpu (no CUDA or MPS found; {torch.get_num_threads()} threads)"
 
 
+def torch_build() -> str:
+    """'CUDA 12.8 build' or 'CPU-only build' of the installed torch ('' when torch is missing)."""
+    try:
+        import torch
+    except ImportError:
+        return ""
+    cuda = getattr(torch.version, "cuda", None)
+    return f"CUDA {cuda} build" if cuda else "CPU-only build"
+
+
 def version_report(ezclip_version: str) -> list[str]:
-    """Lines of `ezclip --version`: ezclip, Python, the stack's versions and the device."""
+    """Lines of `ezclip --version`: ezclip, Python, the stack's versions (torch's build too) and the device."""
     lines = [f"ezclip {ezclip_version}", f"python {platform.python_version()} ({sys.platform})"]
     width = max(len(name) for name, _ in PACKAGES)
-    lines += [f"{name:<{width}}  {package_version(dist)}" for name, dist in PACKAGES]
+    for name, dist in PACKAGES:
+        build = f" ({torch_build()})" if name == "torch" and package_version(dist) != "not installed" else ""
+        lines.append(f"{name:<{width}}  {package_version(dist)}{build}")
     lines.append(f"{'device':<{width}}  {describe_device()}")
     return lines

@@ -82,7 +82,10 @@ def test_version_is_a_bug_report(capsys):
     assert code == 0
     lines = dict(line.split(None, 1) for line in out.splitlines())
     assert lines["ezclip"].startswith("0.") and lines["python"].split()[0].count(".") == 2
-    assert lines["torch"] == metadata.version("torch") and lines["PyAV"] == metadata.version("av")
+    import torch
+
+    build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+    assert lines["torch"] == f"{metadata.version('torch')} ({build})" and lines["PyAV"] == metadata.version("av")
     assert {"torchvision", "open_clip", "decord", "onnxruntime", "device"} <= lines.keys()
     assert lines["device"].split()[0] in {"cpu", "cuda", "mps"}
 

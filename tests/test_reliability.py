@@ -609,7 +609,7 @@ def test_malformed_reference_files_get_a_reason(capsys, clips, tmp_path):
 
 def test_train_config_and_resume_errors_get_a_reason(capsys, tmp_path):
     cases = {
-        "latin1.yaml": ("lr: 0.1\nout: caf\xe9\n".encode("latin-1"), "not UTF-8"),
+        "latin1.yaml": ("lr: 0.1\nout: caf\xe9\n".encode("latin-1"), "not valid UTF-8 (byte 0xe9)"),
         "nan.yaml": (b"lr: .nan\n", "finite"),
         "templates.yaml": (b"templates: 5\n", "templates"),
     }

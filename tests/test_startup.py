@@ -61,3 +61,22 @@ def test_first_use_of_a_label_set_shows_prompt_encoding_progress_in_logs(tmp_pat
     assert "300/300 prompts (100%)" in lines[counted[-1]]
     again = run_cli("tag", str(tmp_path), "-l", str(labels), *tiny, "--progress-interval", "0", capsys=capsys)
     assert again.code == 0 and "encoding" not in again.err  # the cache: nothing encoded, nothing said
+
+
+def test_tag_runs_where_matplotlib_and_gdown_are_not_installed(tmp_path):
+    write_video(tmp_path / "a.mp4", moving_ball_frames(8, 32, "left"))
+    code = (
+        "import sys\n"
+        "class Missing:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('matplotlib', 'gdown'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, Missing())\n"
+        "from ezclip_cli.cli.app import main\n"
+        f"sys.argv = ['ezclip', 'tag', {str(tmp_path)!r}, '-l', 'a,b', '--model', {str(TINY_CONFIG)!r},\n"
+        "            '--pretrained', 'none', '--template', '{}', '-q']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("path,status") and len(done.stdout.splitlines()) == 2

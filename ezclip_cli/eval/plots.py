@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,20 @@ import numpy as np
 
 from ezclip_cli.eval.metrics import as_percent
 
+log = logging.getLogger(__name__)
+
 
 def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
-    """PNG files: per evaluation of the trained models (of every model when there is none)."""
+    """PNG files: per evaluation of the trained models (of every model when there is none).
+
+    matplotlib is the optional `plots` extra: without it there are no PNGs, said in one line (report.json and
+    the table do not need it).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        log.warning("no plots: matplotlib is not installed (pip install 'ezclip[plots]')")
+        return []
     kinds = {m["id"]: m["kind"] for m in report["models"]}
     plotted = [e for e in report["evaluations"] if kinds[e["model"]] == "ezclip"] or list(report["evaluations"])
     baseline = {e["unit"]: e for e in report["evaluations"] if kinds[e["model"]] == "clip"}

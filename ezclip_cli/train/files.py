@@ -98,7 +98,15 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 def plot_curves(metrics: str | Path, out: str | Path) -> Path | None:
-    """Loss parts, lr and validation accuracy against the step, as a PNG (Agg, no display needed)."""
+    """Loss parts, lr and validation accuracy against the step, as a PNG (Agg, no display needed).
+
+    None without matplotlib (the optional `plots` extra): metrics.jsonl holds the same numbers.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        log.warning("no curves.png: matplotlib is not installed (pip install 'ezclip[plots]')")
+        return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
