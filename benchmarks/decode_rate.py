@@ -2,6 +2,7 @@
 
     python benchmarks/decode_rate.py [--videos 24] [--workers 0,1,2] [--decoders decord,pyav]
                                      [--num-frames 8] [--size 240x320] [--frames 64] [--rounds 2]
+                                     [--gop 250] [--gop-frames 500] [--gop-videos 6]
 
 Renders N clips (H.264, 320x240, 64 frames by default), then for every (decoder, workers)
 pair runs the tagging pipeline's own decoding stage (`decode_pool.DecodePool`: spawned worker
@@ -10,6 +11,10 @@ over all clips and prints videos/s. Worker start-up is not timed: each pool firs
 one round of warm-up clips. Pairs run in rounds, interleaved (every pair once per round),
 and the best round counts, so all pairs see the same machine load. --workers 0 decodes in
 the main process. Default workers: 0 up to the core count.
+
+Then `--seek exact` against `--seek keyframe` on clips with long GOPs (a keyframe every 250
+frames, as ordinary H.264): clips/s, frames decoded per clip, and how far the used timestamps
+fall from the exact ones.
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ def main() -> None:
     parser.add_argument("--size", default="240x320", help="rendered clip HxW")
     parser.add_argument("--frames", type=int, default=64, help="frames per rendered clip")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--gop", type=int, default=250, help="keyframe interval of the --seek clips (0: skip them)")
+    parser.add_argument("--gop-frames", type=int, default=500, help="frames per --seek clip")
+    parser.add_argument("--gop-videos", type=int, default=6, help="--seek clips")
     args = parser.parse_args()
 
     from ezclip_cli.tag.plan import Task, video_fingerprint
@@ -105,8 +113,65 @@ def main() -> None:
         cells = "".join(f"{args.videos / best[(label, w)]:12.1f}" for w in workers)
         failed = sum(failures[(label, w)] for w in workers)
         print(f"{label:<12}{cells}" + (f"   {failed} failed" if failed else ""))
-    if "pyav" in decoders:
-        print("pyav+numpy: the --runtime onnx path (numpy resize, no torch); the other rows resize with torchvision")
+    if args.gop:
+        seek_section(args)
+
+
+def seek_section(args: argparse.Namespace) -> None:
+    """--seek exact vs keyframe on long-GOP clips: clips/s, frames decoded per clip, distance of the used times."""
+    from ezclip_cli.tag.plan import Task, video_fingerprint
+    from ezclip_cli.tag.pool import decode_task
+    from ezclip_cli.video import pyav
+    from ezclip_cli.video.reader import DecodeSettings
+    from tests.media import moving_ball_frames, write_video
+
+    decoded = {"frames": 0}
+    advance = pyav.FrameCursor.advance
+
+    def counting(self):  # every frame the decoder produced, kept or not
+        decoded["frames"] += 1
+        return advance(self)
+
+    pyav.FrameCursor.advance = counting  # type: ignore[method-assign]
+    height, width = (int(v) for v in args.size.split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = [
+            write_video(
+                Path(tmp) / f"gop_{i}.mp4",
+                moving_ball_frames(args.gop_frames, (height, width), ("right", "left")[i % 2], seed=i),
+                fps=25,
+                keyframe_interval=args.gop,
+            )
+            for i in range(args.gop_videos)
+        ]
+        tasks = [Task(c, video_fingerprint(c)) for c in clips]
+        stats: dict[str, dict[str, float]] = {}
+        used: dict[str, list[tuple[float, ...]]] = {}
+        for _ in range(args.rounds):
+            for seek in ("exact", "keyframe"):
+                settings = DecodeSettings(args.num_frames, args.image_size, "pyav", seek)
+                decoded["frames"] = 0
+                started = time.perf_counter()
+                out = [decode_task(t, settings) for t in tasks]
+                seconds = time.perf_counter() - started
+                assert all(not isinstance(o, str) for o in out), out
+                used[seek] = [o.timestamps for o in out]  # type: ignore[union-attr]
+                rate = len(tasks) / seconds
+                if rate > stats.get(seek, {}).get("rate", 0):
+                    stats[seek] = {"rate": rate, "frames": decoded["frames"] / len(tasks)}
+    pyav.FrameCursor.advance = advance  # type: ignore[method-assign]
+    gaps = [abs(a - b) for ex, kf in zip(used["exact"], used["keyframe"]) for a, b in zip(ex, kf)]
+    print(
+        f"\n--seek on {args.gop_videos} clips {width}x{height}, {args.gop_frames} frames at 25 fps, a keyframe every "
+        f"{args.gop} frames (the encoder adds some at scene cuts); PyAV in-process, best of {args.rounds} rounds"
+    )
+    print(f"{'seek':<10}{'clips/s':>10}{'frames decoded/clip':>22}")
+    for seek in ("exact", "keyframe"):
+        print(f"{seek:<10}{stats[seek]['rate']:>10.1f}{stats[seek]['frames']:>22.0f}")
+    print(
+        f"keyframe/exact clips/s: {stats['keyframe']['rate'] / stats['exact']['rate']:.2f}; used times from the exact "
+        f"ones: mean {sum(gaps) / len(gaps):.2f} s, max {max(gaps):.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -158,7 +158,7 @@ class Tagger:
         paths = list_videos([str(i) for i in inputs], keep_missing=True)
         workers = resolve_workers(config.workers, len(paths))
         pool = DecodePool(workers, window=max(2 * workers, 1) + config.batch_size)
-        settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, config.decoder)
+        settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, config.decoder, config.seek)
         predictor = TorchPredictor(ezclip, None, [], 1, self.device)
         try:
             results = list(

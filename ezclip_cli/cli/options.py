@@ -31,6 +31,20 @@ class Decoder(str, Enum):
     auto = "auto"
     decord = "decord"
     pyav = "pyav"
+    torchcodec = "torchcodec"
+
+
+class Seek(str, Enum):
+    exact = "exact"
+    keyframe = "keyframe"
+
+
+SeekOpt = typer.Option(
+    Seek.exact,
+    "--seek",
+    help="exact: the frame at each segment's centre (as eval); keyframe: the nearest keyframe instead, "
+    "decoding at most T frames a clip (several times faster on long-GOP video; rows say which times were used).",
+)
 
 
 class Runtime(str, Enum):

@@ -32,6 +32,8 @@ from ezclip_cli.cli.options import (
     QuietOpt,
     Runtime,
     ScoreKind,
+    Seek,
+    SeekOpt,
     config_from,
     fail,
     format_from_suffix,
@@ -95,6 +97,7 @@ def tag(
         "--decoder",
         help="auto = PyAV (the same pixels for every runtime); decord if asked, PyAV its fallback.",
     ),
+    seek: Seek = SeekOpt,
     num_shards: int | None = typer.Option(
         None,
         "--num-shards",

@@ -9,7 +9,8 @@ from ezclip_cli.errors import UsageError
 
 # The choices of TagConfig's fields; the CLI's option types are made from these (cli/options.py).
 OUTPUT_FORMATS = ("csv", "json", "jsonl", "parquet")
-DECODERS = ("auto", "decord", "pyav")
+DECODERS = ("auto", "decord", "pyav", "torchcodec")
+SEEKS = ("exact", "keyframe")
 RUNTIMES = ("torch", "onnx")
 SCORES = ("softmax", "cosine")
 
@@ -39,6 +40,7 @@ class TagConfig:
     segments: bool = False  # merge consecutive windows with the same top label (segments.py)
     scenes: str | None = None  # PySceneDetect list-scenes CSV (or a folder of them) instead of fixed windows
     raw_csv: bool = False  # CSV text fields as they are, no spreadsheet-formula neutralisation
+    seek: str = "exact"  # frames at the segment centres, or "keyframe": the nearest keyframes (video/keyframe.py)
 
     def __post_init__(self) -> None:
         problem = tag_config_problem(self)
@@ -58,6 +60,7 @@ def tag_config_problem(config: TagConfig) -> str | None:
         "--decoder": (config.decoder, DECODERS),
         "--runtime": (config.runtime, RUNTIMES),
         "--score": (config.score, SCORES),
+        "--seek": (config.seek, SEEKS),
     }
     for flag, (value, allowed) in choices.items():
         if value not in allowed:

@@ -67,7 +67,7 @@ def batch_tasks(batch: dict[str, np.ndarray]) -> list[Task]:
 
 
 def decode_clips(
-    batch: dict[str, np.ndarray], *, num_frames: int, image_size: int, decoder: str = "auto"
+    batch: dict[str, np.ndarray], *, num_frames: int, image_size: int, decoder: str = "auto", seek: str = "exact"
 ) -> dict[str, np.ndarray]:
     """`map_batches` function: the batch's videos (windows) decoded to model-ready uint8 clips, or an error each.
 
@@ -77,7 +77,7 @@ def decode_clips(
     """
     import numpy as np
 
-    settings = DecodeSettings(num_frames, image_size, decoder)
+    settings = DecodeSettings(num_frames, image_size, decoder, seek)
     tasks = batch_tasks(batch)
     pixels = np.zeros((len(tasks), num_frames, 3, image_size, image_size), dtype=np.uint8)
     stamps = np.full((len(tasks), num_frames), np.nan)

@@ -108,6 +108,7 @@ def build_dataset(
         "num_frames": settings.num_frames,
         "image_size": settings.image_size,
         "decoder": settings.decoder,
+        "seek": settings.seek,
     }
     ds = ds.map_batches(
         decode_clips,

@@ -68,7 +68,7 @@ def run_embedding(
         model_id = model_identity(ezclip, spec.source)
         writer = StoreWriter(store, model_id, float(ezclip.logit_scale), spec.to_dict())
         predictor = TorchPredictor(ezclip, None, [], 1, device)
-        settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, config.decoder)
+        settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, config.decoder, config.seek)
         planned = list(plan_tasks(paths, config))
         tasks = [t for t in planned if isinstance(t, TagResult) or stored_key(t.video_id, t.start) not in writer.keys]
         summary = TagSummary(skipped=len(planned) - len(tasks))

@@ -93,6 +93,7 @@ def decode_task(task: Task, settings: DecodeSettings) -> Decoded:
             # scaler, so the same pixels, for every runtime; decord only when asked for (--decoder decord).
             decoder="pyav" if settings.decoder == "auto" else settings.decoder,
             upscale=True,  # the decoder's scaler, both ways: numpy below only crops
+            seek=settings.seek,
         )
     except VideoError as exc:
         return str(exc)

@@ -33,12 +33,14 @@ IDENTITY = (
 
 def settings_id(config: TagConfig) -> str:
     """Short id of the settings that change rows besides the model and the label set."""
-    settings = {
+    settings: dict[str, object] = {
         "top_k": config.top_k,
         "window": config.window,
         "stride": config.stride,
         "raw_csv": config.raw_csv if config.output_format == "csv" else None,
     }
+    if config.seek != "exact":  # other frames, other rows: resume never mixes the two (exact keeps its old id)
+        settings["seek"] = config.seek
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -316,14 +316,14 @@ def build_predictor(
         )
         # decord is imported after torch (it hangs otherwise), so "auto" means PyAV here: no torch at all.
         decoder = "pyav" if config.decoder == "auto" else config.decoder
-        return onnx, replace(model_settings, decoder=decoder), model_id
+        return onnx, replace(model_settings, decoder=decoder, seek=config.seek), model_id
     from ezclip_cli.tag.predictors import TorchPredictor
 
     if not isinstance(model, LoadedModel):
         model = LoadedModel.load(model if model is not None else resolve_model(), config.device, local_rank)
     ezclip = model.ezclip
     classifier = model.classifier(prompts, config.cache_dir)
-    settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, config.decoder)
+    settings = DecodeSettings(ezclip.num_frames, ezclip.backbone.image_size, config.decoder, config.seek)
     predictor = TorchPredictor(ezclip, classifier, labels, config.top_k, model.device, score_options(config))
     return predictor, settings, model.model_id
 

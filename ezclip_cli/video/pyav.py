@@ -260,7 +260,7 @@ def read_with_pyav(
             raise VideoError(f"truncated or corrupt: could not decode frame {index}") from exc
         if frame is None:
             raise Unreachable(index)
-        decoded[index] = (_to_image(frame, info, size), round(cursor.time - origin, 6))
+        decoded[index] = (to_image(frame, info, size), round(cursor.time - origin, 6))
     return decoded
 
 
@@ -318,11 +318,11 @@ def read_by_time(
         frame = cursor.frame_at(target, period)
         if frame is None:
             raise Unreachable(first + j)
-        decoded[j] = (_to_image(frame, info, size), round(cursor.time - origin, 6))
+        decoded[j] = (to_image(frame, info, size), round(cursor.time - origin, 6))
     return [decoded[j][0] for j in picks], [decoded[j][1] for j in picks]
 
 
-def _to_image(frame: VideoFrame, info: VideoInfo, size: tuple[int, int]) -> np.ndarray:
+def to_image(frame: VideoFrame, info: VideoInfo, size: tuple[int, int]) -> np.ndarray:
     """An RGB image (H, W, 3) of `size` (display orientation) from a decoded frame, upright."""
     width, height = size if info.rotation in (0, 180) else size[::-1]  # as stored
     image = frame.to_ndarray(

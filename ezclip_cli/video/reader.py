@@ -11,6 +11,7 @@ matters when it is asked for.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -27,6 +28,8 @@ from ezclip_cli.video import decord as decode_decord
 from ezclip_cli.video import pyav as decode_pyav
 from ezclip_cli.video.path_lists import read_path_stream
 from ezclip_cli.video.pyav import VideoInfo
+
+log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
     [
@@ -47,7 +50,8 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
         ".gif",
     ]
 )
-DECODERS = ("auto", "decord", "pyav")
+DECODERS = ("auto", "decord", "pyav", "torchcodec")  # torchcodec: GPU (NVDEC), optional (video/torchcodec.py)
+SEEKS = ("exact", "keyframe")  # --seek: frames at the segment centres, or the nearest keyframes (video/keyframe.py)
 
 
 def is_video_path(path: str | Path) -> bool:
@@ -163,14 +167,18 @@ def read_frames(
     decoder: str = "auto",
     rng: random.Random | None = None,
     upscale: bool = False,
+    seek: str = "exact",
 ) -> Clip:
     """Decode `num_frames` frames sampled from the window [start, end) seconds of a video.
 
     Frames are picked with `sample_indices` (random per segment when `rng` is given),
     downscaled so the short side is `short_side` (upscaled too with `upscale`, by the decoder's own
     scaler; None keeps the native size) and turned upright. decoder "auto" uses decord where its seeking is exact and
-    PyAV elsewhere or when decord fails; "decord" or "pyav" force one. A video that
-    cannot be read raises VideoError with a one-line reason.
+    PyAV elsewhere or when decord fails; "decord" or "pyav" force one; "torchcodec" decodes on
+    the GPU and hands a file it cannot decode to the CPU decoders, saying why in the log.
+    `seek="keyframe"` takes, per segment, the nearest keyframe instead of the frame at its
+    centre (at most T frames decoded; video/keyframe.py); the timestamps say which were used.
+    A video that cannot be read raises VideoError with a one-line reason.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -181,6 +189,15 @@ def read_frames(
         first, stop = _window_frames(info, start, end)
         indices = [first + i for i in sample_indices(stop - first, num_frames, rng)]
         size = _output_size(info.width, info.height, short_side, upscale)
+        if seek == "keyframe":
+            fast = _read_keyframes(cursor, info, origin, size, first, stop, indices)
+            if fast is not None:
+                return Clip(np.stack(fast[0]), tuple(fast[1]), info.duration, decoder="pyav-keyframe")
+        if chosen == "torchcodec":
+            gpu = _read_torchcodec(path, stream, info, origin, size, indices)
+            if gpu is not None:
+                return Clip(np.stack(gpu[0]), tuple(gpu[1]), info.duration, decoder="torchcodec")
+            chosen = _choose_decoder("auto")  # this file goes to the CPU decoders (the log says why)
         decoded = None
         if chosen == "decord":
             decoded = decode_decord.try_decord(path, indices, size, info, container, stream, decoder)
@@ -194,6 +211,38 @@ def read_frames(
             images, timestamps = decode_pyav.read_by_time(cursor, indices, info, origin, size, first, stop)
     frames = np.stack(images)  # (T, H, W, 3)
     return Clip(frames=frames, timestamps=tuple(timestamps), duration=info.duration, decoder=chosen)
+
+
+def _read_keyframes(
+    cursor: decode_pyav.FrameCursor,
+    info: VideoInfo,
+    origin: float,
+    size: tuple[int, int],
+    first: int,
+    stop: int,
+    indices: list[int],
+) -> tuple[list[np.ndarray], list[float]] | None:
+    """Keyframe sampling of the window, or None where it does not apply (no keyframe in it, a bad index)."""
+    from ezclip_cli.video import keyframe
+
+    targets = keyframe.keyframe_targets(cursor, info, origin, first, stop, indices)
+    return None if targets is None else keyframe.read_keyframes(cursor, info, origin, size, targets)
+
+
+def _read_torchcodec(
+    path: str | Path, stream: Any, info: VideoInfo, origin: float, size: tuple[int, int], indices: list[int]
+) -> tuple[list[np.ndarray], list[float]] | None:
+    """The frames decoded on the GPU, or None (logged with the reason) when this file is for the CPU."""
+    from ezclip_cli.video import torchcodec
+
+    codec = str(getattr(getattr(stream, "codec_context", None), "name", "") or "")
+    try:
+        return torchcodec.read_with_torchcodec(
+            path, codec, info, origin, size, [origin + i / info.fps for i in indices]
+        )
+    except torchcodec.Fallback as exc:
+        log.info("%s: decoding on the CPU: %s", path, exc)
+        return None
 
 
 def _window_frames(info: VideoInfo, start: float | None, end: float | None) -> tuple[int, int]:
@@ -226,6 +275,9 @@ def _choose_decoder(decoder: str) -> str:
     """Resolve "auto" and check that a forced decoder is installed."""
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder '{decoder}'; available: {', '.join(DECODERS)}")
+    if decoder == "torchcodec":
+        decode_pyav.import_av()  # PyAV still probes, and decodes what the GPU cannot
+        return "torchcodec"
     if decoder == "decord" and not decode_decord.decord_importable():
         raise VideoError("decoder 'decord' is not available: install the 'decord' package")
     decode_pyav.import_av()  # PyAV probes every video, whichever decoder reads the frames
@@ -241,3 +293,4 @@ class DecodeSettings:
     num_frames: int
     image_size: int
     decoder: str = "auto"
+    seek: str = "exact"  # or "keyframe" (video/keyframe.py)
