@@ -68,7 +68,8 @@ def main() -> None:
 
     cores = os.cpu_count() or 1
     workers = [int(w) for w in args.workers.split(",")] if args.workers else list(range(cores + 1))
-    names = args.decoders.split(",") if args.decoders else list(DECODERS)  # auto: what `tag` uses by default
+    # auto: what `tag` uses by default; torchcodec (a GPU decoder) only when named, as it needs CUDA
+    names = args.decoders.split(",") if args.decoders else [d for d in DECODERS if d != "torchcodec"]
     decoders = []
     for name in names:
         try:

@@ -12,6 +12,8 @@ Sections (each has its own time limit and reports its own failure; the others st
   train     per precision (bf16, fp16 + GradScaler), with and without activation checkpointing:
             step time and peak GPU memory at batch 16, the loss over 50 steps, the largest batch that fits
   onnx      the exported video encoder on onnxruntime's CUDA provider (if installed) vs PyTorch
+  decode    the decode wall on long-GOP clips (a keyframe every 250 frames): clips/s of the CPU decoder
+            workers with --seek exact and keyframe, and of --decoder torchcodec on the GPU (if installed)
 Random weights throughout: no download. The whole run stays under 8 minutes (--budget).
 """
 
@@ -65,8 +67,11 @@ class Plan:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     budget: float = 470.0  # seconds for the whole run
     limits: dict[str, float] = field(
-        default_factory=lambda: {"overhead": 45, "numerics": 20, "tag": 170, "train": 130, "onnx": 120}
+        default_factory=lambda: {"overhead": 45, "numerics": 20, "tag": 170, "train": 130, "onnx": 120, "decode": 90}
     )
+    gop: int = 250  # keyframe interval of the decode section's clips
+    gop_clips: int = 16
+    gop_frames: int = 500
 
 
 def tiny_plan() -> Plan:
@@ -90,7 +95,10 @@ def tiny_plan() -> Plan:
         runs=4,
         budget=1500.0,
         # Limits that only catch a hang: a loaded CI machine must not turn slowness into a failure.
-        limits={"overhead": 300, "numerics": 300, "tag": 300, "train": 300, "onnx": 300},
+        limits={"overhead": 300, "numerics": 300, "tag": 300, "train": 300, "onnx": 300, "decode": 300},
+        gop=50,
+        gop_clips=2,
+        gop_frames=120,
     )
 
 
@@ -550,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny backbone on the CPU, a few videos (CI)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument(
-        "--sections", default="overhead,numerics,tag,train,onnx", help="comma list of sections to run (env always runs)"
+        "--sections",
+        default="overhead,numerics,tag,train,onnx,decode",
+        help="comma list of sections to run (env always runs)",
     )
     parser.add_argument("--videos", type=int, help="pipeline inputs (default 1024, tiny 6)")
     parser.add_argument("--workers", type=int, help="decoder processes (default cores - 1, tiny 0)")
@@ -587,7 +597,50 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(s.get("status") == "ok" for s in results.values() if isinstance(s, dict) and "status" in s) else 1
 
 
-SECTIONS = ("overhead", "numerics", "tag", "train", "onnx")
+SECTIONS = ("overhead", "numerics", "tag", "train", "onnx", "decode")
+
+
+def section_decode(plan: Plan, rows: dict, folder: Path) -> None:
+    """Clips/s of decoding alone (tag's DecodePool, the same workers) on long-GOP clips: exact, keyframe, GPU."""
+    from ezclip_cli.tag.plan import Task, video_fingerprint
+    from ezclip_cli.tag.pool import DecodePool
+    from ezclip_cli.video import torchcodec
+    from ezclip_cli.video.reader import DecodeSettings
+    from tests.media import moving_ball_frames, write_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = [
+        write_video(
+            folder / f"gop_{i}.mp4",
+            moving_ball_frames(plan.gop_frames, plan.frame_size, ("right", "left")[i % 2], seed=i),
+            fps=25,
+            keyframe_interval=plan.gop,
+        )
+        for i in range(plan.gop_clips)
+    ]
+    tasks = [Task(c, video_fingerprint(c)) for c in clips]
+    rows["clips"] = f"{len(clips)} x {plan.gop_frames} frames {plan.frame_size[1]}x{plan.frame_size[0]}, GOP {plan.gop}"
+    rows["workers"] = plan.workers
+    why_not = torchcodec.unavailable()
+    runs = [("cpu_exact", "pyav", "exact"), ("cpu_keyframe", "pyav", "keyframe")]
+    if why_not is None:
+        runs.append(("gpu_torchcodec", "torchcodec", "exact"))
+    else:
+        rows["gpu_torchcodec"] = f"skipped: {why_not}"
+    pool = DecodePool(plan.workers, window=max(2 * plan.workers, 1) + 8)
+    try:
+        for name, decoder, seek in runs:
+            settings = DecodeSettings(plan.num_frames, 224, decoder, seek)
+            list(pool.map(tasks[:1], settings))  # warm: workers started, libraries loaded
+            started = time.perf_counter()
+            out = list(pool.map(tasks, settings))
+            seconds = time.perf_counter() - started
+            failed = sum(1 for item in out if isinstance(item, tuple) and isinstance(item[1], str))
+            rows[f"{name}_clips_per_s"] = round(len(tasks) / seconds, 2)
+            rows[f"{name}_failed"] = failed
+    finally:
+        pool.close()
+    rows["keyframe_over_exact"] = round(rows["cpu_keyframe_clips_per_s"] / rows["cpu_exact_clips_per_s"], 2)
 
 
 def run_all(plan: Plan, names: list[str]) -> dict[str, Any]:
@@ -602,6 +655,7 @@ def run_all(plan: Plan, names: list[str]) -> dict[str, Any]:
             "tag": lambda rows: section_tag(plan, rows, Path(tmp) / "tag"),
             "train": lambda rows: section_train(plan, rows),
             "onnx": lambda rows: section_onnx(plan, rows, Path(tmp)),
+            "decode": lambda rows: section_decode(plan, rows, Path(tmp) / "decode"),
         }
         for name in names:
             left = deadline - time.perf_counter()

@@ -29,7 +29,7 @@ def test_tiny_mode_runs_every_section_and_writes_json(gpu_check, tmp_path, capsy
     code = gpu_check.main(["--tiny", "--json", str(out)])
     table = capsys.readouterr().out
     results = json.loads(out.read_text())
-    statuses = {name: results[name]["status"] for name in ("env", "overhead", "numerics", "tag", "train", "onnx")}
+    statuses = {name: results[name]["status"] for name in ("env", "overhead", "numerics", "tag", "train", "onnx", "decode")}
     assert statuses == dict.fromkeys(statuses, "ok"), {n: results[n].get("error") for n in statuses}
     assert code == 0
     for name in statuses:
@@ -48,6 +48,10 @@ def test_tiny_mode_runs_every_section_and_writes_json(gpu_check, tmp_path, capsy
     for precision in ("fp32", "bf16"):
         assert train[f"{precision}_no_ckpt_loss_went_down"] is True
         assert train[f"{precision}_no_ckpt_step_ms_b4"] > 0 and train[f"{precision}_ckpt_step_ms_b4"] > 0
+    decode = results["decode"]["rows"]
+    assert decode["cpu_exact_failed"] == decode["cpu_keyframe_failed"] == 0
+    assert decode["cpu_exact_clips_per_s"] > 0 and decode["cpu_keyframe_clips_per_s"] > 0
+    assert "gpu_torchcodec" in decode or "gpu_torchcodec_clips_per_s" in decode  # measured, or why not
     onnx = results["onnx"]["rows"]
     if "skipped" not in onnx:
         assert onnx["provider"] == "CPUExecutionProvider"
