@@ -295,7 +295,7 @@ def test_bundle_loads_offline_with_empty_caches_and_onnx_runs_without_torch(expo
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["heavy"] == []  # numpy + onnxruntime only, new labels tokenised without torch too
-    assert data["settings"] == {"num_frames": T, "image_size": 32, "decoder": "auto"}
+    assert data["settings"] == {"num_frames": T, "image_size": 32, "decoder": "auto", "seek": "exact"}
     assert [len(labels) for labels, _ in data["rows"]] == [2, 2, 2, 2]
     assert {labels[0] for labels, _ in data["rows"][:2]} <= set(LABELS.split(","))
 

@@ -174,6 +174,44 @@ def wrap_backbone(clip: Any, model_name: str, name: str, pretrained: str | None,
     )
 
 
+@contextlib.contextmanager
+def no_weight_init() -> Iterator[None]:
+    """Build modules without drawing random weights that the next step overwrites (no build-then-overwrite).
+
+    torch.nn.init's fillers and the layers' `reset_parameters` become no-ops, so parameters are left as
+    allocated; use it only where every parameter is then loaded (load_state_dict's missing keys checked).
+    """
+    import torch
+
+    names = (
+        "normal_",
+        "uniform_",
+        "trunc_normal_",
+        "kaiming_uniform_",
+        "kaiming_normal_",
+        "xavier_uniform_",
+        "xavier_normal_",
+        "constant_",
+        "zeros_",
+        "ones_",
+        "orthogonal_",
+    )
+    saved = {name: getattr(torch.nn.init, name) for name in names}
+    layers = (torch.nn.Linear, torch.nn.Conv2d, torch.nn.LayerNorm, torch.nn.Embedding)
+    resets = {layer: layer.reset_parameters for layer in layers}
+    try:
+        for name in names:
+            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        for layer in layers:
+            layer.reset_parameters = lambda self: None  # type: ignore[method-assign]
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(torch.nn.init, name, function)
+        for layer, function in resets.items():
+            layer.reset_parameters = function  # type: ignore[method-assign]
+
+
 def build_backbone_from_config(
     config: dict[str, Any], name: str, state_dict: dict[str, Any] | None, device: str = "cpu"
 ) -> Backbone:
@@ -182,7 +220,8 @@ def build_backbone_from_config(
 
     check_vit(name, config)
     model_name = register_model_config(config, hint="embedded")
-    with quiet_loggers("open_clip"):
+    # With weights to load, nothing random is drawn first (every parameter is checked to be loaded below).
+    with quiet_loggers("open_clip"), no_weight_init() if state_dict is not None else contextlib.nullcontext():
         clip = open_clip.create_model(model_name, pretrained=None, device=device)
     if state_dict is not None:
         result = clip.load_state_dict(state_dict, strict=False)
