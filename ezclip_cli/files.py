@@ -67,8 +67,33 @@ def resolve_target(path: Path) -> Path:
     return real
 
 
+def try_lock(fd: int) -> bool:
+    """Take an exclusive lock on open file `fd` without waiting; False when another process holds it.
+
+    POSIX: `flock`, released when the file is closed or the process dies (kill -9 included). Windows:
+    `msvcrt.locking` on the first byte, which the OS releases likewise; the same semantics, so `-o`
+    and `--save-embeddings` refuse a second writer on both.
+    """
+    if os.name == "nt":
+        import msvcrt
+
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
 class OutputLock:
-    """An exclusive `flock` on `.NAME.lock` beside the output: a second writer fails at once.
+    """An exclusive lock (try_lock) on `.NAME.lock` beside the output: a second writer fails at once.
 
     The lock file is removed on release; a writer that opened it just before that checks the
     inode it locked is still the one on disk, and retries otherwise.
@@ -80,15 +105,14 @@ class OutputLock:
         self.fd: int | None = None
 
     def acquire(self) -> OutputLock:
-        import fcntl
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(10):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 32).decode(errors="replace").strip()
+            if not try_lock(fd):
+                try:
+                    holder = os.read(fd, 32).decode(errors="replace").strip()
+                except OSError:  # Windows: the holder's locked byte cannot be read
+                    holder = ""
                 os.close(fd)
                 who = f" (pid {holder})" if holder.isdigit() else ""
                 raise EzclipError(

@@ -29,7 +29,9 @@ def test_tiny_mode_runs_every_section_and_writes_json(gpu_check, tmp_path, capsy
     code = gpu_check.main(["--tiny", "--json", str(out)])
     table = capsys.readouterr().out
     results = json.loads(out.read_text())
-    statuses = {name: results[name]["status"] for name in ("env", "overhead", "numerics", "tag", "train", "onnx", "decode")}
+    statuses = {
+        name: results[name]["status"] for name in ("env", "overhead", "numerics", "tag", "train", "onnx", "decode")
+    }
     assert statuses == dict.fromkeys(statuses, "ok"), {n: results[n].get("error") for n in statuses}
     assert code == 0
     for name in statuses:

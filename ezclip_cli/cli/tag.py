@@ -239,11 +239,12 @@ def tag(
 
     # The model is resolved once, here: a name or the default is fetched (or refused) before any video work.
     spec = resolve_model(checkpoint, model, pretrained, num_frames)
-    if spec.checkpoint is None and pretrained is not None:  # plain CLIP on open_clip weights: offline fails at once
-        from ezclip_cli.config import DEFAULT_BACKBONE
+    if spec.kind == "plain":  # plain CLIP on open_clip weights: offline fails at once, before torch loads
+        from ezclip_cli.config import DEFAULT_BACKBONE, DEFAULT_PRETRAINED
         from ezclip_cli.hub.offline import refuse_unreachable_weights_early
 
-        refuse_unreachable_weights_early(model or DEFAULT_BACKBONE, pretrained)
+        tag_ = pretrained if pretrained is not None else (DEFAULT_PRETRAINED if model is None else None)
+        refuse_unreachable_weights_early(model or DEFAULT_BACKBONE, tag_)
     if engine is Engine.ray:
         from ezclip_cli.cli.engine import tag_on_ray
 

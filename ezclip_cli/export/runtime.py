@@ -111,11 +111,13 @@ def load_bundle_predictor(
         if not shipped:
             raise UsageError(f"{path} ships no label set; pass --labels")
         names, classifier = shipped["names"], _shipped_embeddings(path)
+        _check_labels_file(path, names)
     else:
         labelset = load_labelset(labels)
         prompts = build_prompts(labelset, templates, use_descriptions)
         names = list(labelset.labels)
         if shipped and shipped["fingerprint"] == labelset_fingerprint(prompts):
+            _check_labels_file(path, shipped["names"])
             classifier = _shipped_embeddings(path)
         elif "text_encoder" in config["files"]:
             classifier = encode_prompts(onnx_session(path / TEXT_ONNX), bundle_tokenizer(path, config), prompts)
@@ -125,7 +127,10 @@ def load_bundle_predictor(
                 f"{path} has {have} and no text encoder; re-export it with --labels {labels!r} or with --text-encoder"
             )
     if np.asarray(classifier).shape[0] != len(names):
-        raise CheckpointError(f"{path}: {TEXT_EMBEDDINGS_FILE} does not match its {len(names)} labels")
+        raise CheckpointError(
+            f"{path}: {TEXT_EMBEDDINGS_FILE} holds {np.asarray(classifier).shape[0]} label embeddings but config.json "
+            f"names {len(names)} labels; the two files disagree (edited after export?): re-export the bundle"
+        )
     scorer = Scorer(classifier, float(config["logit_scale"]), names, top_k, score_options)
     predictor = OnnxPredictor(onnx_session(path / VIDEO_ONNX), scorer, config)
     settings = DecodeSettings(int(config["num_frames"]), int(config["image_size"]))
@@ -174,3 +179,21 @@ def encode_prompts(session: Any, tokenizer: ClipTokenizer, prompts: list[list[st
         start += len(group)
     classes = np.stack(out)
     return (classes / np.linalg.norm(classes, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _check_labels_file(path: Path, names: list[str]) -> None:
+    """labels.txt (for people and other tools) must list config.json's labels: an edit of one is refused."""
+    from ezclip_cli.model.bundle import LABELS_FILE
+
+    listed = path / LABELS_FILE
+    if not listed.is_file():
+        return
+    try:
+        lines = [line for line in listed.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{listed}: unreadable ({type(exc).__name__})") from None
+    if lines != list(names):
+        raise CheckpointError(
+            f"{path}: {LABELS_FILE} lists {len(lines)} labels but config.json {len(names)}; the two files "
+            "disagree (edited after export?): re-export the bundle, or pass --labels"
+        )

@@ -86,20 +86,34 @@ class ModelIndex:
 def load_index() -> ModelIndex:
     """The index named by EZCLIP_MODEL_INDEX, else the built-in one; a malformed file is one clear error."""
     given = os.environ.get(INDEX_ENV)
-    path = Path(given).expanduser() if given else BUILTIN_INDEX
+    if given and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+://", given) and not given.startswith("file://"):
+        raise UsageError(
+            f"{INDEX_ENV}={given}: the model index is read from a local file; download it first "
+            "(e.g. curl -o index.json URL) and point EZCLIP_MODEL_INDEX at that file"
+        )
+    path = Path(given.removeprefix("file://")).expanduser() if given else BUILTIN_INDEX
     where = f"{INDEX_ENV}={path}" if given else str(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        from ezclip_cli.data.text_files import read_bytes_bounded
+
+        data = json.loads(read_bytes_bounded(path, "model index", UsageError, 8 * 2**20, where).decode("utf-8"))
     except FileNotFoundError:
         raise UsageError(f"model index not found: {where}") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise UsageError(f"model index {where} is not readable JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"model index {where} is not UTF-8 (byte {exc.start})") from None
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, dict):
         raise UsageError(f'model index {where}: needs {{"models": {{NAME: {{"url": ...}}}}}}')
     entries = {}
     known = set(ModelEntry.__dataclass_fields__) - {"name"}
     for name, spec in models.items():
+        if not _NAME.match(name):
+            raise UsageError(
+                f"model index {where}: model name {name!r} is not a plain name "
+                "(letters, digits, '.', '_', '-'; no path parts): it names a file in the cache"
+            )
         if not isinstance(spec, dict) or not isinstance(spec.get("url"), str) or not spec["url"]:
             raise UsageError(f"model index {where}: model '{name}' needs a \"url\"")
         digest = spec.get("sha256")
@@ -113,6 +127,9 @@ def load_index() -> ModelIndex:
     if default is not None and default not in entries:
         raise UsageError(f"model index {where}: default '{default}' is not one of its models")
     return ModelIndex(default, entries, path)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def _absolute_source(url: str, base: Path) -> str:
@@ -170,6 +187,33 @@ def ensure_model(name: str, index: ModelIndex | None = None, *, convert: Convert
     return download_model(entry, convert)
 
 
+STALE_AFTER = 600.0  # seconds without a write: a download that was killed, not one in progress
+
+
+def remove_stale_downloads(root: Path, name: str, stale_after: float = STALE_AFTER) -> list[Path]:
+    """Remove the work folders (`.NAME-XXXX/`) of earlier downloads of `name` that were killed.
+
+    A folder counts as stale when nothing in it was written for `stale_after` seconds; a download in
+    progress writes all the time, so another process's is left alone. Returns what was removed.
+    """
+    import shutil
+
+    removed = []
+    now = time.time()
+    for folder in root.glob(f".{name}-*"):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        try:
+            newest = max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
+        except OSError:
+            continue
+        if now - newest >= stale_after:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+            log.info("removed %s, left by an interrupted download", folder)
+    return removed
+
+
 def download_model(entry: ModelEntry, convert: Converter) -> Path:
     """Fetch `entry` into a private temporary folder, verify and convert it, then move it into the cache."""
     source = parse_source(entry.url)
@@ -177,6 +221,7 @@ def download_model(entry: ModelEntry, convert: Converter) -> Path:
     root = cache_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
+        remove_stale_downloads(root, entry.name)
         work = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=root))
     except OSError as exc:
         raise DownloadError(f"cannot write the model cache {root}: {exc.strerror or exc}") from exc
@@ -242,10 +287,11 @@ def _check_allowed(entry: ModelEntry, source: Source) -> bool:
 
 def offline_message(name: str, url: str, reason: str) -> str:
     """The one line for 'not cached and cannot be downloaded', with the two ways out."""
+    here = f"unset {reason.split('=')[0]} to download it here, or " if reason.endswith("=1") else ""
     return (
         f"model {name} is not in the cache ({cache_dir()}) and cannot be downloaded from {url} ({reason}); "
-        f"run `ezclip models --download {name}` on a machine that is online (same EZCLIP_CACHE), "
-        f"or pass --checkpoint PATH to a copy of the file"
+        f"{here}copy {name}.ezclip and {name}.json from the models folder of a machine that has it "
+        f"(`ezclip models --download {name}` there) into {cache_dir()}, or pass --checkpoint PATH to a copy of the file"
     )
 
 

@@ -51,6 +51,10 @@ def parse_source(url: str) -> Source:
         return Source("http", url)
     if split.scheme == "file":
         return Source("file", unquote(split.path))
+    if len(split.scheme) > 1:  # one letter is a Windows drive (C:\models\x.pt)
+        raise UsageError(
+            f"unsupported scheme '{split.scheme}:' in '{url}'; use https://, gdrive:ID, hf-hub:ORG/REPO or a local path"
+        )
     return Source("file", url)
 
 
@@ -104,7 +108,8 @@ def _fetch_http(url: str, dest: Path, name: str, size: int | None) -> tuple[str,
     with urlopen(request, timeout=READ_TIMEOUT) as response:  # the host answered the probe; this bounds stalls
         length = response.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else size
-        digest, got = _stream(response, dest, expected, name)
+        guard = RateGuard.from_env(f"download of {name} from {url}")
+        digest, got = _stream(response, dest, expected, name, guard)
     if expected is not None and got != expected:
         raise DownloadError(
             f"download of {name} from {url} is incomplete ({got} of {expected} bytes); nothing was cached, try again"
@@ -150,19 +155,70 @@ def _copy(path: Path, dest: Path, expected: int | None) -> tuple[str, int]:
     return digest, size
 
 
-def _stream(reader: BinaryIO, dest: Path, total: int | None, label: str) -> tuple[str, int]:
-    """Copy `reader` to `dest` hashing as it goes, with a byte progress bar on stderr."""
+class RateGuard:
+    """A minimum download rate over a sliding window: a trickle (1 byte every 20 s) ends with one line.
+
+    Each read is bounded by READ_TIMEOUT already; this bounds the whole download, whatever its size:
+    after `grace` seconds, fewer than `min_rate` bytes/s over the last `window` seconds abort it.
+    EZCLIP_DOWNLOAD_MIN_RATE (bytes/s, 0 = off) and EZCLIP_DOWNLOAD_WINDOW (seconds) tune it.
+    """
+
+    def __init__(self, what: str, min_rate: float = 16_384.0, window: float = 60.0, grace: float | None = None):
+        import time
+
+        self.what, self.min_rate, self.window = what, min_rate, window
+        self.grace = window if grace is None else grace
+        self.clock = time.monotonic
+        self.started = self.clock()
+        self.marks: list[tuple[float, int]] = [(self.started, 0)]
+
+    @classmethod
+    def from_env(cls, what: str) -> RateGuard:
+        import os
+
+        def number(name: str, default: float) -> float:
+            try:
+                return max(0.0, float(os.environ.get(name, "") or default))
+            except ValueError:
+                raise UsageError(f"{name}={os.environ.get(name)!r} is not a number") from None
+
+        return cls(what, number("EZCLIP_DOWNLOAD_MIN_RATE", 16_384.0), number("EZCLIP_DOWNLOAD_WINDOW", 60.0) or 60.0)
+
+    def __call__(self, total: int) -> None:
+        if not self.min_rate:
+            return
+        now = self.clock()
+        self.marks.append((now, total))
+        while len(self.marks) > 2 and now - self.marks[1][0] >= self.window:
+            self.marks.pop(0)  # keep one mark at least `window` old
+        since, then = self.marks[0]
+        if now - self.started >= self.grace and now - since >= self.window:
+            rate = (total - then) / (now - since)
+            if rate < self.min_rate:
+                raise DownloadError(
+                    f"{self.what} is too slow ({rate:.0f} bytes/s over the last {now - since:.0f} s, under the "
+                    f"minimum {self.min_rate:.0f}; EZCLIP_DOWNLOAD_MIN_RATE sets it); nothing was cached, try again"
+                )
+
+
+def _stream(
+    reader: BinaryIO, dest: Path, total: int | None, label: str, guard: Callable[[int], None] | None = None
+) -> tuple[str, int]:
+    """Copy `reader` to `dest` hashing as it goes, with a byte progress bar on stderr; `guard(bytes so far)`."""
     digest = hashlib.sha256()
     size = 0
+    read = getattr(reader, "read1", reader.read)  # what has arrived, not a full chunk: a trickle is seen
     with _progress(total, label) as advance, open(dest, "wb") as out:
         while True:
-            chunk = reader.read(_CHUNK)
+            chunk = read(_CHUNK)
             if not chunk:
                 break
             out.write(chunk)
             digest.update(chunk)
             size += len(chunk)
             advance(len(chunk))
+            if guard is not None:
+                guard(size)
     return digest.hexdigest(), size
 
 

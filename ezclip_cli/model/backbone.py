@@ -85,8 +85,17 @@ def resolve_model_name(name: str) -> tuple[str, dict[str, Any]]:
         return f"local-dir:{path}", config.get("model_cfg", config)
     config = open_clip.get_model_config(name)
     if config is None:
+        if _looks_like_path(name) or "/" in name:
+            raise BackboneError(f"--model {name}: no such file or directory")
+        import difflib
+
         vits = [m for m in open_clip.list_models() if m.startswith("ViT-")]
-        raise BackboneError(f"unknown model '{name}'; available ViT models: {', '.join(vits)}")
+        close = difflib.get_close_matches(name, vits, n=1, cutoff=0.8)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise BackboneError(
+            f"unknown model '{name}'; {hint}`python -c \"import open_clip; print(open_clip.list_models())\"` "
+            f"lists the {len(vits)} ViT names open_clip knows"
+        )
     return name, config
 
 

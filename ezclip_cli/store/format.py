@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ezclip_cli.errors import EzclipError
+from ezclip_cli.store.damage import REPAIR_HINT, shard_problem
+from ezclip_cli.store.live import live_index
 from ezclip_cli.tag.results import TagResult
 
 if TYPE_CHECKING:
@@ -167,7 +169,7 @@ class StoredEmbeddings:
 
 
 def load_store(store: str | Path, model_id: str | None = None) -> StoredEmbeddings:
-    """Every committed row of `store` (the last copy where a key repeats); refuses another model's store.
+    """Every live row of `store` (store.live: a re-embedded file's newest rows); refuses another model's store.
 
     `store` may also be a table written by `ezclip store export` (store.table).
     """
@@ -196,6 +198,11 @@ def load_store(store: str | Path, model_id: str | None = None) -> StoredEmbeddin
                         f"{store}: shard {entry['shard']} is of model {entry['model_id']}; the store is damaged"
                     )
                 rows = int(entry["rows"])
+                problem = shard_problem(store / SHARDS_DIR / entry["shard"], rows, dim)
+                if problem is not None and problem != "missing":  # missing: perhaps merged meanwhile, retried
+                    raise StoreError(
+                        f"{store}: shard {entry['shard']} is {problem}; the store is damaged: {REPAIR_HINT}"
+                    )
                 tensors = read_shard(store / SHARDS_DIR / entry["shard"], into=embeddings[offset : offset + rows])
                 for name in TEXT_COLUMNS:
                     text[name] += entry["columns"][name]
@@ -206,18 +213,15 @@ def load_store(store: str | Path, model_id: str | None = None) -> StoredEmbeddin
         except FileNotFoundError:
             if attempt:
                 raise StoreError(
-                    f"{store}: a shard listed in {MANIFEST_FILE} is missing; the store is damaged"
+                    f"{store}: a shard listed in {MANIFEST_FILE} is missing; the store is damaged: {REPAIR_HINT}"
                 ) from None
     columns: dict[str, Any] = dict(text)
     for name in (*FLOAT_COLUMNS, *INT_COLUMNS):
         empty = np.zeros(0, _DTYPES["F64" if name in FLOAT_COLUMNS else "I64"])
         columns[name] = np.concatenate(numeric[name]) if numeric[name] else empty
     columns["timestamps"] = concat_timestamps(numeric["timestamps"])
-    starts = np.round(np.nan_to_num(columns["start"], nan=-1.0), 3)  # store_writer.stored_key, vectorised
-    keys = list(zip(columns["video_id"], starts.tolist()))
-    if len(set(keys)) != len(keys):  # only hand-edited stores get here; keep the last copy of each row
-        last = {k: i for i, k in enumerate(keys)}
-        index = sorted(last.values())
+    index = live_index(columns["video_id"], columns["start"].tolist())  # re-embedded files once (store.live)
+    if len(index) != len(embeddings):
         embeddings = embeddings[index]
         columns = {name: [v[i] for i in index] if name in TEXT_COLUMNS else v[index] for name, v in columns.items()}
     return StoredEmbeddings(info, embeddings, columns)

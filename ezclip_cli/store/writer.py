@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ezclip_cli.errors import UsageError
-from ezclip_cli.files import atomic_write
+from ezclip_cli.files import atomic_write, try_lock
+from ezclip_cli.store.damage import shard_problem
 from ezclip_cli.store.format import (
     COLUMNS,
     FLOAT_COLUMNS,
@@ -38,6 +39,7 @@ from ezclip_cli.store.format import (
     read_shard,
     refuse_model,
 )
+from ezclip_cli.store.live import live_index
 from ezclip_cli.tag.resume import start_key
 
 if TYPE_CHECKING:
@@ -82,11 +84,16 @@ class StoreWriter:
                 }
                 self._write_info()
             self.entries = self._recover()
-            self.keys: set[tuple[str | None, float | None]] = set()
+            video_ids: list[str] = []
+            starts: list[float] = []
             for e in self.entries:  # only the small start column is read from each shard
-                starts = read_shard(self.path / SHARDS_DIR / e["shard"], names=("start",))["start"].tolist()
-                for v, s in zip(e["columns"]["video_id"], starts):
-                    self.keys.add(stored_key(v, None if s != s else s))  # NaN: no window
+                starts += read_shard(self.path / SHARDS_DIR / e["shard"], names=("start",))["start"].tolist()
+                video_ids += e["columns"]["video_id"]
+            # Only live rows count as stored (store.live): a file changed back to an older version is embedded again.
+            self.keys: set[tuple[str | None, float | None]] = {
+                stored_key(video_ids[i], None if starts[i] != starts[i] else starts[i])  # NaN: no window
+                for i in live_index(video_ids, starts)
+            }
             self.added = 0
             self._compact()
         except BaseException:
@@ -96,24 +103,25 @@ class StoreWriter:
     def _prepare_folder(self) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise UsageError(f"{self.path} is a file, not an embedding store; choose a folder for --save-embeddings")
-        ours = {SHARDS_DIR, LOCK_FILE, MANIFEST_FILE}  # what a writer killed before store.json leaves
-        if (
-            self.path.is_dir()
-            and not (self.path / INFO_FILE).exists()
-            and any(p.name not in ours and not p.name.startswith(f".{INFO_FILE}.") for p in self.path.iterdir())
-        ):
-            raise UsageError(
-                f"{self.path} is a folder ezclip did not write (no {INFO_FILE}); choose a new or empty folder"
-            )
+        ours = {SHARDS_DIR, LOCK_FILE}  # what a writer killed before store.json leaves (shards/ empty)
+        if self.path.is_dir() and not (self.path / INFO_FILE).exists():
+            names = {p.name for p in self.path.iterdir() if not p.name.startswith(f".{INFO_FILE}.")}
+            shards = self.path / SHARDS_DIR
+            if MANIFEST_FILE in names or (shards.is_dir() and any(shards.iterdir())):
+                # rows without their identity: adopting them would mix two models' embeddings
+                raise StoreError(
+                    f"{self.path} holds embeddings but no {INFO_FILE}: the store is damaged and is left as it is; "
+                    f"restore its {INFO_FILE} or use another store"
+                )
+            if names - ours:
+                raise UsageError(
+                    f"{self.path} is a folder ezclip did not write (no {INFO_FILE}); choose a new or empty folder"
+                )
         (self.path / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
 
     def _acquire_lock(self) -> IO[str]:
-        import fcntl
-
         handle = open(self.path / LOCK_FILE, "a")  # noqa: SIM115 (held open: the lock lives as long as the writer)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not try_lock(handle.fileno()):
             handle.close()
             raise StoreError(
                 f"another ezclip process is writing {self.path}; wait for it or use another store"
@@ -130,11 +138,30 @@ class StoreWriter:
         entries = read_manifest(self.path)
         if manifest.is_file() and manifest.stat().st_size and not manifest.read_bytes().endswith(b"\n"):
             self._rewrite_manifest(entries)
-        referenced = {e["shard"] for e in entries}
+        dim = self.info.get("dim")
+        whole = []
+        for entry in entries:  # store.damage: the readers' verdict, then the repair only a writer may make
+            problem = shard_problem(self.path / SHARDS_DIR / entry["shard"], int(entry["rows"]), dim)
+            if problem is None:
+                whole.append(entry)
+                continue
+            videos = len(set(entry["columns"]["video_id"]))
+            log.warning(
+                "%s: shard %s is %s; the store was damaged: its %s rows (%d videos) are dropped and embedded again "
+                "when their videos are given",
+                self.path,
+                entry["shard"],
+                problem,
+                entry["rows"],
+                videos,
+            )
+        if len(whole) != len(entries):
+            self._rewrite_manifest(whole)
+        referenced = {e["shard"] for e in whole}
         for item in (self.path / SHARDS_DIR).iterdir():
             if item.name not in referenced:
                 item.unlink()
-        return entries
+        return whole
 
     def _rewrite_manifest(self, entries: list[dict[str, Any]]) -> None:
         text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries)
