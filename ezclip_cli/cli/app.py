@@ -26,6 +26,7 @@ from ezclip_cli.cli.help import (
 )
 from ezclip_cli.cli.models import export, info, models_command
 from ezclip_cli.cli.options import close_displays
+from ezclip_cli.cli.review import convert, report
 from ezclip_cli.cli.store import store_app
 from ezclip_cli.cli.tag import merge, tag
 from ezclip_cli.cli.train import train
@@ -82,6 +83,8 @@ app.command(short_help="Tag videos with zero-shot action labels (CSV, JSON, JSON
 app.command(short_help="Encode videos once into an embedding store.")(embed)
 app.command(short_help="Rank stored videos by a text query or a video.")(search)
 app.command(short_help="Join shard outputs into one file, every video once.")(merge)
+app.command(short_help="Write an HTML page to review a tagging run in a browser.")(report)
+app.command(short_help="Export a tagging run for FiftyOne or Label Studio.")(convert)
 app.command("eval", short_help="Evaluate under the published protocols.")(evaluate)
 app.command(short_help="Train prompts and adapters with the motion loss.")(train)
 app.command(short_help="Write a verified, self-contained model bundle.")(export)

@@ -171,6 +171,11 @@ def tag(
     decode_workers: int | None = DecodeWorkersOpt,
     model_workers: int = ModelWorkersOpt,
     gpus_per_worker: float = GpusPerWorkerOpt,
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        help="Also write an HTML page to review the run (as `ezclip report` does); needs -o.",
+    ),
 ) -> None:
     """Tag videos with zero-shot action labels (CSV, JSON or JSONL on stdout or -o)."""
     setup_logging(quiet)
@@ -180,6 +185,12 @@ def tag(
 
         inputs += read_path_list_file(files_from)  # one per line or NUL-separated (find -print0); bounded
     refuse_ray_flags(engine, save_embeddings, from_embeddings)
+    if report is not None and (output is None or str(output) == "-" or engine is Engine.ray):
+        fail("--report reads the run's rows from -o FILE (and needs --engine local); or run `ezclip report` after", 2)
+    if report is not None:
+        from ezclip_cli.review.report import check_target
+
+        check_target(report)  # someone else's file is refused before any work
     if from_embeddings is not None and inputs:
         fail("--from-embeddings labels the stored videos; give no video inputs with it", 2)
     if from_embeddings is None and not inputs:
@@ -280,6 +291,10 @@ def tag(
     )
     # Under torchrun only rank 0 reports failures: torchrun stops every rank once one exits non-zero.
     is_main = is_main_process()
+    if report is not None and is_main and output is not None:
+        from ezclip_cli.cli.review import write_run_report
+
+        write_run_report([output], report, quiet=quiet, progress_interval=progress_interval, model=spec.describe())
     raise typer.Exit(1 if summary.failed and is_main else 0)
 
 

@@ -140,7 +140,9 @@ def merge_outputs(paths: Sequence[Path]) -> MergeResult:
         result.read += len(rows)
         top_ks[Path(path)] = top_k
         for row in rows:
-            seen_identity.setdefault(_identity(row), Path(path))
+            if row.get("status") == "ok" or row.get("start") not in (None, ""):
+                # a video that could not be opened has one error row, no window, in a windowed run too
+                seen_identity.setdefault(_identity(row), Path(path))
             key = _key(row)
             kept = chosen.get(key)
             if kept is None:

@@ -213,6 +213,33 @@ def read_frames(
     return Clip(frames=frames, timestamps=tuple(timestamps), duration=info.duration, decoder=chosen)
 
 
+def read_frames_at(
+    path: str | Path, times: Sequence[float], *, short_side: int | None = 256, decoder: str = "auto"
+) -> Clip:
+    """Decode the frames on screen at `times` (seconds after the first frame, as a Clip records them).
+
+    For looking again at the frames a model saw (`ezclip report`): a tagged row lists their `timestamps`,
+    and this reads those frames back with the same decoders, scaled and turned upright as `read_frames`
+    does. The returned timestamps are the frames' own times.
+    """
+    if not times:
+        raise ValueError("times must name at least one moment")
+    chosen = _choose_decoder("pyav" if decoder == "torchcodec" else decoder)
+    with decode_pyav.open_video(path) as (container, stream):
+        cursor = decode_pyav.FrameCursor(container, stream)
+        info, origin = decode_pyav.probe(cursor)
+        eps = 1e-6  # frame k is on screen from k / fps (times are rounded) until frame k + 1
+        indices = [min(max(0, math.floor(float(t) * info.fps + eps)), info.num_frames - 1) for t in times]
+        size = _output_size(info.width, info.height, short_side)
+        decoded = None
+        if chosen == "decord":
+            decoded = decode_decord.try_decord(path, sorted(set(indices)), size, info, container, stream, decoder)
+        if decoded is None:
+            chosen, decoded = "pyav", decode_pyav.read_with_pyav(cursor, sorted(set(indices)), info, origin, size)
+    frames = np.stack([decoded[index][0] for index in indices])  # (T, H, W, 3)
+    return Clip(frames, tuple(decoded[index][1] for index in indices), info.duration, chosen)
+
+
 def _read_keyframes(
     cursor: decode_pyav.FrameCursor,
     info: VideoInfo,
