@@ -48,7 +48,8 @@ def test_faithful_evaluation_sets_its_switches():
         None,
     )
     faithful = EvalConfig(faithful=True, **common)
-    assert (faithful.ensemble, faithful.raw_names, faithful.drop_last_batch) == ("probability", True, 80)
+    assert (faithful.ensemble, faithful.raw_names, faithful.reference_drops) == ("probability", True, True)
+    assert faithful.drop_last_batch is None  # the reference's own dropped videos, not "the last of our list"
     assert EvalConfig(faithful=True, ensemble="embedding", **common).ensemble == "embedding"
     with pytest.raises(UsageError, match="ensemble must be one of embedding, probability"):
         EvalConfig(ensemble="vote", **common)

@@ -23,6 +23,11 @@ from ezclip_cli.cli.options import (
 
 
 # ---- train -----------------------------------------------------------------------------------
+class MasterWeights(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+
+
 class Precision(str, Enum):
     auto = "auto"
     fp32 = "fp32"
@@ -156,6 +161,12 @@ def train(
     ),
     clip_grad: float | None = typer.Option(
         None, "--clip-grad", help="Clip the gradient norm to this value (default: no clipping)."
+    ),
+    master_weights: MasterWeights | None = typer.Option(
+        None,
+        "--master-weights",
+        help="fp32 (default): learned parameters kept in fp32 between steps; fp16: rounded to fp16 after every "
+        "step, as the reference (--faithful sets it on CUDA).",
     ),
     precision: Precision | None = typer.Option(
         None, "--precision", help="auto (bf16 or fp16 on CUDA, fp32 elsewhere), fp32, bf16, fp16."

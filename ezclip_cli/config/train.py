@@ -67,6 +67,9 @@ class TrainConfig:
     motion_weight: float = 1.0  # 0 turns the motion loss off (ablation)
     clip_grad: float | None = None  # max gradient norm; None = no clipping (the reference never clipped)
     precision: str = "auto"  # auto = bf16 (or fp16 + GradScaler) on CUDA, fp32 elsewhere
+    # what the learned parameters are kept in between steps: fp32 (ours), or fp16 as the reference rounds them
+    # after every step (None = fp32; --faithful: fp16 on CUDA, config/faithful.py)
+    master_weights: str | None = None
     grad_checkpointing: bool = False
     seed: int = 0
     device: str = "auto"
@@ -99,6 +102,8 @@ class TrainConfig:
             problems.append("lr must be > 0")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
+        if self.master_weights not in (None, "fp32", "fp16"):
+            problems.append("master_weights must be one of fp32, fp16")
         if self.base_novel not in (None, "base"):
             problems.append("base_novel must be 'base' or null")
         if len(self.betas) != 2:

@@ -18,7 +18,13 @@ from ezclip_cli.config import TrainConfig
 from ezclip_cli.errors import UsageError
 from ezclip_cli.progress import ProgressCallback
 from ezclip_cli.train.data import build_datasets, class_prompts, load_video_lists, make_loader, pad_prompts
-from ezclip_cli.train.devices import Distributed, default_workers, pick_train_device, resolve_precision
+from ezclip_cli.train.devices import (
+    Distributed,
+    default_workers,
+    pick_train_device,
+    resolve_master_weights,
+    resolve_precision,
+)
 from ezclip_cli.train.files import RunFiles
 from ezclip_cli.train.schedule import plan_epoch
 from ezclip_cli.train.validation import validation_batches
@@ -47,6 +53,7 @@ class RunSetup:
     started: float
     device: str
     precision: str
+    master_weights: str  # fp32, or fp16: learned parameters rounded to fp16 after every step (faithful, CUDA)
     model: EZClip
     forward: nn.Module  # the model's training forward, DDP-wrapped under torchrun
     train_data: Any
@@ -134,6 +141,7 @@ def prepare_run(
         started=started,
         device=device,
         precision=precision,
+        master_weights=resolve_master_weights(config.master_weights, config.faithful, device),
         model=model,
         forward=forward,
         train_data=train_data,
