@@ -97,7 +97,9 @@ def build_datasets(
     flips = choose_flip(config.flip, config.dataset, train_list.classes)  # off for direction labels
     if flips.message:
         log.info("%s", flips.message)
-    if flips.warning:
+    if flips.warning and config.faithful and flips.flip:
+        log.warning("faithful: horizontal flips on, as the reference trained (its SSv2 test never fires): %s", flips.warning)
+    elif flips.warning:
         log.warning("%s", flips.warning)
     flip = flips.flip
     common = dict(
