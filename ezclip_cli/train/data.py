@@ -98,7 +98,7 @@ def build_datasets(
     if flips.message:
         log.info("%s", flips.message)
     if flips.warning and config.faithful and flips.flip:
-        log.warning("faithful: horizontal flips on, as the reference trained (its SSv2 test never fires): %s", flips.warning)
+        log.warning("faithful: flips on, as the reference trained (its SSv2 test never fires): %s", flips.warning)
     elif flips.warning:
         log.warning("%s", flips.warning)
     flip = flips.flip
