@@ -135,3 +135,11 @@ def test_case25_26_bundle_files_that_disagree_and_model_paths_that_do_not_exist(
     assert missing.code == 1 and "no such file or directory" in missing.err and len(missing.err) < 200
     near = run_cli("tag", str(clip), "-l", "a,b", "--model", "ViT-B16", "--pretrained", "none", capsys=capsys)
     assert "did you mean ViT-B-16?" in near.err and len(near.err) < 300
+
+
+def test_case18_a_model_index_that_is_not_utf8_is_one_line(tmp_path, cache, monkeypatch, capsys):
+    path = tmp_path / "index.json"
+    path.write_bytes(b'{"models": {"caf\xe9": {"url": "x.pt"}}}')
+    monkeypatch.setenv("EZCLIP_MODEL_INDEX", str(path))
+    result = run_cli("models", capsys=capsys)
+    assert result.code == 2 and "not UTF-8" in result.err and "UnicodeDecodeError" not in result.err, result.err
