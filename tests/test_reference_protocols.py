@@ -120,3 +120,20 @@ def test_reproducing_the_paper_names_only_files_the_reference_has():
     assert used <= fetched, used - fetched  # every description file a command uses is fetched above
     assert "configs/K-600/K-600_zero_shot_testing.yaml" in listed and "K-600_zero_shot_testing.yaml" in section
     assert "lists/kinetics_600_labels_exclusive.csv" in listed and "kinetics_600_labels_exclusive.csv" in section
+
+
+def test_fp16_rounding_touches_the_adapters_not_the_prompts():
+    from ezclip_cli.config import ModelConfig
+    from ezclip_cli.model.ezclip import build_model
+    from ezclip_cli.train.devices import fp16_master_params
+    from tests.helpers import make_backbone
+
+    model = build_model(make_backbone(0), ModelConfig(num_frames=4))
+    rounded = {id(p) for p in fp16_master_params(model)}
+    learned = dict(model.learned_named_parameters())
+    adapters = [n for n in learned if "adapter" in n.lower()]
+    prompts = [n for n in learned if "prompt" in n.lower()]
+    assert adapters and prompts
+    assert all(id(learned[n]) in rounded for n in adapters)  # as the reference's convert_weights
+    assert not any(id(learned[n]) in rounded for n in prompts)  # plain parameters: fp32 there too
+    assert all(p.requires_grad for p in fp16_master_params(model))  # never the frozen backbone

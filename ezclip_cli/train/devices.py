@@ -74,6 +74,19 @@ def resolve_master_weights(master_weights: str | None, faithful: bool, device: s
     return "fp16" if faithful and device.startswith("cuda") else "fp32"
 
 
+def fp16_master_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The trainable weights and biases of Linear/Conv layers (the adapters): those the reference rounds.
+
+    Its `convert_weights` after every step touches Linear/Conv layers only; the prompt embeddings are
+    plain parameters and stay fp32 there, so they stay fp32 here too.
+    """
+    found: list[torch.nn.Parameter] = []
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)):
+            found += [p for p in module.parameters(recurse=False) if p.requires_grad]
+    return found
+
+
 def round_to_fp16_(params: list[torch.nn.Parameter]) -> None:
     """Round parameters to fp16 values in place, as the reference does after every optimizer step.
 

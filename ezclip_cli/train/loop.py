@@ -23,7 +23,7 @@ import torch
 
 from ezclip_cli.errors import CheckpointError
 from ezclip_cli.train.data import EpochIndexed, make_loader
-from ezclip_cli.train.devices import all_ranks_have, precision_autocast, round_to_fp16_
+from ezclip_cli.train.devices import all_ranks_have, fp16_master_params, precision_autocast, round_to_fp16_
 from ezclip_cli.train.resolve import resume_files
 from ezclip_cli.train.schedule import RunBatches, learning_rate, plan_epoch, seed_of, template_index
 from ezclip_cli.train.setup import RunSetup
@@ -254,7 +254,7 @@ def optimizer_step(
         run.scaler.step(run.optimizer)
         run.scaler.update()
         if run.master_weights == "fp16":  # --master-weights fp16 (faithful on CUDA): the reference's rounding
-            round_to_fp16_(run.params)
+            round_to_fp16_(fp16_master_params(run.model))
     run.optimizer.zero_grad(set_to_none=True)
     loop.step += 1
     loop.window["micro"] += ran
