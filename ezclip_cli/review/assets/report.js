@@ -32,12 +32,12 @@
 
   // ---- summary
   $("run-line").textContent =
-    `${S.videos} videos, ${S.rows} ${unit}s; model ${R.model || R.modelIds.join(", ") || "unknown"}; ` +
+    `${S.videos} videos${S.kind === "videos" ? "" : `, ${S.rows} ${unit}s`}; model ${R.model || R.modelIds.join(", ") || "unknown"}; ` +
     `${R.labels.length} labels; generated ${R.generated} by ezclip ${R.version}`;
   const stat = (name, value, bad) => el("div", { class: bad ? "stat bad" : "stat" }, el("b", { text: String(value) }), ` ${name}`);
   $("stats").append(
     stat("videos", S.videos), stat("tagged", S.tagged), stat("failed", S.failed, S.failed > 0),
-    stat(`${unit}s`, S.rows), stat("abstained", S.abstained), stat("thumbnails unreadable", S.unreadable, S.unreadable > 0));
+    ...(S.kind === "videos" ? [] : [stat(`${unit}s`, S.rows)]), stat("abstained", S.abstained), stat("thumbnails unreadable", S.unreadable, S.unreadable > 0));
   if (S.sample) { $("sample-note").hidden = false; $("sample-note").textContent = S.sample; }
   const most = Math.max(1, ...S.histogram.map((h) => h[1]));
   for (const [label, count] of S.histogram) {
