@@ -86,4 +86,16 @@ def test_the_real_fiftyone_loads_the_export(outputs, tmp_path, capsys):
     _, whole, _ = tag(outputs, capsys)
     assert run_cli("convert", str(whole), "--to", "fiftyone", "-o", str(tmp_path / "fo"), capsys=capsys).code == 0
     dataset = fo.Dataset.from_dir(str(tmp_path / "fo"), dataset_type=fo.types.LegacyFiftyOneDataset)
-    assert len(dataset) == 4
+    assert len(dataset) == 4 and dataset.media_type == "video"
+    assert sum(sample.ezclip is not None for sample in dataset) == 3
+
+
+def test_the_label_studio_sdk_validates_the_export(outputs, tmp_path, capsys):
+    interface = pytest.importorskip("label_studio_sdk.label_interface")
+    _, whole, windows = tag(outputs, capsys)
+    for name, out in (("whole", whole), ("windows", windows)):
+        assert run_cli("convert", str(out), "--to", "labelstudio", "-o", str(tmp_path / name), capsys=capsys).code == 0
+        li = interface.LabelInterface((tmp_path / name / "labeling_config.xml").read_text())
+        tasks = json.loads((tmp_path / name / "tasks.json").read_text())
+        assert all(li.validate_task({k: v for k, v in t.items() if k != "predictions"}) for t in tasks)
+        assert all(li.validate_prediction(p) for t in tasks for p in t.get("predictions", []))

@@ -1,6 +1,7 @@
 """`ezclip convert OUTPUT --to fiftyone|labelstudio -o OUT`: a tagging run as the review tools import it.
 
-FiftyOne: a dataset directory in FiftyOne's own JSON layout (`metadata.json` + `samples.json`, read by
+FiftyOne: a dataset directory in FiftyOne's own JSON layout (`metadata.json`, `samples.json`, an empty
+frame-labels file; read by
 `fo.Dataset.from_dir(OUT, dataset_type=fo.types.LegacyFiftyOneDataset)`): one video sample per video
 with `ezclip` a Classification (label, confidence) for whole-video rows, or `ezclip_windows` a
 TemporalDetections for windows and segments, whose `support` is [first, last] frame (1-based, as
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 TARGETS = ("fiftyone", "labelstudio")
 FIELD = "ezclip"  # the FiftyOne field (and Label Studio control) the predictions go into
+NO_FRAME_LABELS = "frames/none.json"  # FiftyOne's video samples point at a frame-labels file
 
 
 def convert(run: Run, to: str, out: Path, labels: str | None = None, overwrite: bool = False) -> list[Path]:
@@ -48,13 +50,18 @@ def convert(run: Run, to: str, out: Path, labels: str | None = None, overwrite: 
     rates = {video.path: frame_rate(video) for video in run.videos}
     files: dict[str, Any]
     if to == "fiftyone":
-        files = {"metadata.json": fiftyone_metadata(run), "samples.json": {"samples": fiftyone_samples(run, rates)}}
+        files = {
+            "metadata.json": fiftyone_metadata(run),
+            "samples.json": {"samples": fiftyone_samples(run, rates)},
+            NO_FRAME_LABELS: {"frames": {}},  # a video sample names its frame labels; ezclip has none per frame
+        }
     else:
         tasks = labelstudio_tasks(run, rates)
         files = {"tasks.json": tasks, "labeling_config.xml": labelstudio_config(label_list(run, labels), run)}
     written = []
     for name, content in files.items():
         text = content if isinstance(content, str) else json.dumps(content, indent=1, allow_nan=False)
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
         _write_text(out / name, text)
         written.append(out / name)
     return written
@@ -100,6 +107,7 @@ def fiftyone_samples(run: Run, rates: dict[str, float | None]) -> list[dict[str,
         sample: dict[str, Any] = {
             "filepath": str(resolve_video(video.path)),
             "tags": ["failed"] if video.failed else [],
+            "frames": NO_FRAME_LABELS,
         }
         rows = video.ok_rows
         if run.kind == "videos":
