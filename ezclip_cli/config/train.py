@@ -178,6 +178,7 @@ _TRAIN_BOOLS = {
     "raw_names",
 }
 _TRAIN_NULLABLE = {
+    "master_weights",
     "dataset",
     "root",
     "val_split",
