@@ -72,7 +72,7 @@ def evaluate(
         False,
         "--faithful",
         help="Reproduce the reference code's choices (K600 232 classes at once, split 1 "
-        "only, drop_last at batch 80, raw class names, probability-averaged templates).",
+        "only, the reference's dropped videos, raw class names, probability-averaged templates).",
     ),
     template: list[str] | None = typer.Option(
         None, "--template", help="Prompt template with '{}' (repeatable); default: the 16 EZ-CLIP templates."
@@ -104,7 +104,17 @@ def evaluate(
         None,
         "--drop-last-batch",
         min=1,
-        help="Leave unscored what a drop_last loader of this batch size would (reference: 80; --faithful sets it).",
+        help="Leave unscored what a drop_last loader of this batch size would leave of this list.",
+    ),
+    reference_drops: bool | None = typer.Option(
+        None,
+        "--reference-drops/--no-reference-drops",
+        help="Leave unscored the videos the reference's drop_last loaders left out of its lists (--faithful sets it).",
+    ),
+    splits: str | None = typer.Option(
+        None,
+        "--splits",
+        help="K600 zero-shot videos: 'own' (the root's --split, default) or 'published' (ViFi-CLIP's video lists).",
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Report folder: report.json and PNG plots (default eval-DATASET-PROTOCOL)."
@@ -165,6 +175,8 @@ def evaluate(
         ensemble=ensemble,
         raw_names=raw_names,
         drop_last_batch=drop_last_batch,
+        reference_drops=reference_drops,
+        splits=splits,
         cache_dir=str(cache_dir) if cache_dir else None,
     )
     progress = make_progress("evaluating", "videos", quiet or not is_main_process(), progress_interval)

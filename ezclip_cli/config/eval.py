@@ -66,7 +66,9 @@ class EvalConfig:
     allow_missing_descriptions: bool = False  # classes the CSV lacks use the templates (warned) instead of an error
     ensemble: str | None = None  # "embedding" (default) or "probability" (faithful): how templates combine
     raw_names: bool | None = None  # class names as written in prompts ("ApplyEyeMakeup"); faithful: true
-    drop_last_batch: int | None = None  # leave unscored what a drop_last loader of this batch would; faithful: 80
+    drop_last_batch: int | None = None  # leave unscored what a drop_last loader of this batch would over our list
+    reference_drops: bool | None = None  # leave unscored the reference's own dropped videos (faithful: true)
+    splits: str | None = None  # K600 zero-shot videos: "own" (--split, default) or "published" (ViFi-CLIP's lists)
     baseline: str | None = None  # "clip": also score the frozen backbone (frame averaging)
     faithful: bool = False  # the reference's protocol choices (docs/model.md 9)
     decoder: str = "auto"
@@ -96,9 +98,12 @@ class EvalConfig:
         from ezclip_cli.data.labels import template_problem
 
         problems += [p for p in map(template_problem, self.templates) if p]
-        from ezclip_cli.config.faithful import ENSEMBLES, check_choice, faithful_eval_values
+        from ezclip_cli.config.faithful import ENSEMBLES, VIDEO_SPLITS, check_choice, faithful_eval_values
 
         problems += check_choice("ensemble", self.ensemble, ENSEMBLES)
+        problems += check_choice("splits", self.splits, VIDEO_SPLITS)
+        if self.splits == "published" and (self.dataset != "k600" or self.protocol != "zero-shot"):
+            problems.append("--splits published is for k600 zero-shot (the published K600 video lists)")
         if self.drop_last_batch is not None and self.drop_last_batch < 1:
             problems.append("drop_last_batch must be >= 1")
         if problems:

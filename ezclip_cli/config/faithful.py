@@ -11,28 +11,28 @@ Training (TrainConfig keys):
     train_sampling         "centre": segment centres in training (the reference's base-to-novel and
                            few-shot configs; ours: one random frame per segment)
     kshot_list             "published": the published K-shot list instead of our seeded draw
+    flip                   True: horizontal flips on every dataset, SSv2 included (the reference's
+                           "no flip for Something-Something" test never fires; ours: off for
+                           direction-sensitive label sets)
+    master_weights         resolved on the device (train.master_weights): "fp16" on GPU, where the
+                           reference rounds the adapters to fp16 after every step (ours: fp32)
 Evaluation (EvalConfig keys):
     ensemble               "probability": softmax per template, then averaged (ours: one averaged
                            text embedding per class)
     raw_names              as above
-    drop_last_batch        80: leave unscored exactly the videos a batch-80 drop_last loader left
-                           out, whatever --batch-size is (ours: every video scored)
+    reference_drops        True: leave unscored exactly the videos the reference's drop_last loaders
+                           left out of its own lists (data.reference; ours: every video scored)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
-
-if TYPE_CHECKING:  # --help stays free of torch
-    pass
-
-REFERENCE_EVAL_BATCH = 80  # the reference's eval loaders: batch 80, drop_last=True
 ENSEMBLES = ("embedding", "probability")
 SAMPLINGS = ("random", "centre")
+MASTER_WEIGHTS = ("fp32", "fp16")  # what the trained parameters are stored in between optimizer steps
+VIDEO_SPLITS = ("own", "published")  # K600 zero-shot videos: the root's --split, or ViFi-CLIP's lists
 
 
 def faithful_train_values(config: Any) -> dict[str, Any]:
@@ -46,17 +46,18 @@ def faithful_train_values(config: Any) -> dict[str, Any]:
         # configs on segment centres
         "train_sampling": "centre" if (config.base_novel or recipe_kshot) else "random",
         "kshot_list": "published" if recipe_kshot and config.dataset else None,
+        "flip": True,  # utils/Augmentation.py line 21: 'some' in 'ssv2' is False, so SSv2 clips flip too
     }
     return {k: v for k, v in values.items() if getattr(config, k) is None}
 
 
 def faithful_eval_values(config: Any) -> dict[str, Any]:
     """The switch values --faithful gives an EvalConfig (only the keys it left unset, None)."""
-    values = {"ensemble": "probability", "raw_names": True, "drop_last_batch": REFERENCE_EVAL_BATCH}
+    values = {"ensemble": "probability", "raw_names": True, "reference_drops": True}
     return {k: v for k, v in values.items() if getattr(config, k) is None}
 
 
-def dropped_by_reference(num_videos: int, batch: int = REFERENCE_EVAL_BATCH) -> list[int]:
+def dropped_by_reference(num_videos: int, batch: int) -> list[int]:
     """Indices a drop_last loader of `batch` leaves unscored: the last num_videos mod batch."""
     return list(range(num_videos - num_videos % batch, num_videos))
 

@@ -62,6 +62,7 @@ def plan_units(
     split: str | None = None,
     fold: int | None = None,
     faithful: bool = False,
+    splits: str | None = None,
 ) -> tuple[list[EvalUnit], list[str]]:
     """The units a protocol scores on a dataset root (docs/protocols.md, faithful: 7), and notes for the report."""
     root = Path(root)
@@ -74,7 +75,7 @@ def plan_units(
                 f"use --protocol closed-set to score {dataset} on its own classes"
             )
         if dataset == "k600":
-            return _plan_k600(root, test_split, faithful, notes), notes
+            return _plan_k600(root, test_split, faithful, notes, splits == "published"), notes
         folds = (fold,) if fold else ((1,) if faithful else OFFICIAL_FOLDS[dataset])
         if faithful and not fold:
             notes.append(
@@ -121,7 +122,9 @@ def plan_units(
     raise UsageError(f"unknown protocol '{protocol}'; available: {', '.join(PROTOCOLS)}")
 
 
-def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str]) -> list[EvalUnit]:
+def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str], published: bool = False) -> list[EvalUnit]:
+    if published and not faithful:
+        return _plan_k600_published(root, notes)
     videos = load_split("k600", root, split)
     new = k600_new_classes(faithful)
     absent = [c for c in new if c not in set(videos.classes)]
@@ -132,9 +135,12 @@ def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str]) -> list
         )
     if faithful:
         notes.append(
-            "faithful: the 232 K600 names not in K400 (string difference, renamed K400 classes included) "
-            "scored at once, as the reference (docs/model.md 9.2)"
+            "faithful: the 232 K600 names not in K400 (string difference, renamed K400 classes included; the "
+            "reference's lists/kinetics_600_labels_exclusive.csv) scored at once on the K600 val videos, as the "
+            "reference's test.py (docs/protocols.md 7)"
         )
+        if published:
+            notes.append("--splits published is the ViFi-CLIP protocol; --faithful scores the reference's val videos")
         return [EvalUnit(f"new{len(new)}", restrict_classes(videos, new), split)]
     from ezclip_cli.data.splits import published_k600_subsets
 
@@ -147,6 +153,26 @@ def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str]) -> list
         EvalUnit(f"subset{i + 1}", restrict_classes(videos, subset), split)
         for i, subset in enumerate(published_k600_subsets(videos.classes))
     ]
+
+
+def _plan_k600_published(root: Path, notes: list[str]) -> list[EvalUnit]:
+    """The 3 published subsets, each on its published video list (ViFi-CLIP ZS_splitN_K600_eval.txt)."""
+    from ezclip_cli.data.labels import load_labelset
+    from ezclip_cli.data.published_videos import published_k600_videos
+    from ezclip_cli.data.splits import published_k600_subsets
+
+    on_disk: dict[str, dict[str, Path]] = {}
+    units = [
+        EvalUnit(f"subset{i + 1}", published_k600_videos(root, i + 1, subset, on_disk), "published")
+        for i, subset in enumerate(published_k600_subsets(load_labelset("k600").labels))
+    ]
+    notes.append(
+        f"K600: the {K600_SUBSETS} published subsets of {K600_SUBSET_SIZE} classes on their published video lists "
+        "(ViFi-CLIP datasets_splits/k600_splits/ZS_split1-3_K600_eval.txt, labelsets/splits/"
+        "k600_zero_shot_N_videos.txt.gz; videos from the root's train, val and test folders)"
+        + "".join(f"; {u.name}: {u.videos.missing} listed videos not found" for u in units if u.videos.missing)
+    )
+    return units
 
 
 # ---- models ------------------------------------------------------------------------------------------

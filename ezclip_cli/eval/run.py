@@ -9,7 +9,8 @@
 
 Counting rules (the report says them too): accuracies divide by the videos that were scored;
 an unreadable video is a failure, listed with its reason and counted, never in a denominator;
-the last batch is scored whatever its size (only ``--faithful`` drops it, docs/model.md 9.5).
+the last batch is scored whatever its size (``--faithful`` leaves out the videos the reference's
+drop_last loaders left out, eval.reference_drops; docs/protocols.md 7).
 
 Models: one --checkpoint per training seed (base-to-novel and zero-shot pool them: mean, std) or
 one per K (few-shot: K from --shots, else the checkpoint's training config `kshot`); a run
@@ -89,8 +90,21 @@ def run_evaluation(config: EvalConfig, *, progress: ProgressCallback | None = No
     group = ProcessGroup()
     try:
         units, notes = plan_units(
-            config.protocol, config.dataset, config.root, split=config.split, fold=config.fold, faithful=config.faithful
+            config.protocol,
+            config.dataset,
+            config.root,
+            split=config.split,
+            fold=config.fold,
+            faithful=config.faithful,
+            splits=config.splits,
         )
+        skips: list[list[int]] = [[] for _ in units]
+        if config.reference_drops:  # the videos the reference's drop_last loaders never scored
+            from ezclip_cli.eval.reference_drops import reference_skips
+
+            for i, unit in enumerate(units):
+                skips[i], note = reference_skips(config.protocol, config.dataset, unit)
+                notes.append(note)
         from ezclip_cli.data.descriptions import class_texts
         from ezclip_cli.eval.scoring import template_classifier
 
@@ -129,9 +143,10 @@ def run_evaluation(config: EvalConfig, *, progress: ProgressCallback | None = No
                     drop_last_batch=config.drop_last_batch,
                     rank=group.rank,
                     world_size=group.world,
+                    skip=skip,
                 )[0]
             )
-            for u in units
+            for u, skip in zip(units, skips)
         )
         counts = [0, 0]  # videos scored or failed, of those failed
 
@@ -167,7 +182,7 @@ def run_evaluation(config: EvalConfig, *, progress: ProgressCallback | None = No
                 "image_size": model.backbone.image_size,
                 "use_prompts": model.config.use_prompts,
             }
-            for unit, unit_texts in zip(units, texts):
+            for unit, unit_texts, skip in zip(units, texts, skips):
                 if config.ensemble == "probability":
                     classifier = template_classifier(model, unit_texts.prompts, config.cache_dir, fingerprint)
                 else:
@@ -187,6 +202,7 @@ def run_evaluation(config: EvalConfig, *, progress: ProgressCallback | None = No
                     world_size=group.world,
                     progress=advance,
                     templates=classifier.shape[0] // len(unit.videos.classes),
+                    skip=skip,
                 )
                 results = gather_results(local, group)
                 evaluations.append(evaluation_entry(spec, unit, results, dropped, unit_texts.sources))
@@ -196,7 +212,7 @@ def run_evaluation(config: EvalConfig, *, progress: ProgressCallback | None = No
                         log.warning("unreadable video %s: %s", failure["path"], failure["error"])
         if config.drop_last_batch and any(e["dropped"] for e in evaluations):
             notes.append(
-                f"eval batches of {config.drop_last_batch} with drop_last, as the reference: "
+                f"eval batches of {config.drop_last_batch} with drop_last over this list (--drop-last-batch): "
                 "the dropped videos are counted in 'dropped', not scored"
             )
         report = build_report(config, units, specs, evaluations, notes, __version__, group.world)

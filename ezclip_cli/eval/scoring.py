@@ -140,19 +140,21 @@ def plan_batches(
     rank: int = 0,
     world_size: int = 1,
     drop_last_batch: int | None = None,
+    skip: Sequence[int] = (),
 ) -> tuple[list[list[int]], list[int]]:
     """This rank's batches of video indices (batch b goes to rank b mod world_size) and the dropped indices.
 
     Batches are cut from the whole list, so their composition does not depend on world_size.
-    The last, shorter batch is kept unless `drop_last`. `drop_last_batch` N (faithful: 80, the
-    reference's eval loaders) leaves out exactly the videos a drop_last loader of batch N left out,
-    whatever `batch_size` is.
+    The last, shorter batch is kept unless `drop_last`. `drop_last_batch` N leaves out the videos a
+    drop_last loader of batch N would leave out of this list, whatever `batch_size` is; `skip` leaves
+    out the given positions (faithful: the reference's own dropped videos, eval.reference_drops).
     """
     from ezclip_cli.config.faithful import dropped_by_reference
 
-    dropped: list[int] = dropped_by_reference(num_videos, drop_last_batch) if drop_last_batch else []
-    kept = num_videos - len(dropped)
-    batches = [list(range(s, min(s + batch_size, kept))) for s in range(0, kept, batch_size)]
+    left_out = set(skip) | set(dropped_by_reference(num_videos, drop_last_batch) if drop_last_batch else ())
+    dropped = sorted(left_out)
+    order = [i for i in range(num_videos) if i not in left_out]
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     if drop_last and batches and len(batches[-1]) < batch_size:
         dropped = batches.pop() + dropped
     return batches[rank::world_size], dropped
@@ -175,6 +177,7 @@ def score_videos(
     progress: Any = None,
     drop_last_batch: int | None = None,
     templates: int = 1,
+    skip: Sequence[int] = (),
 ) -> tuple[list[VideoResult], list[int]]:
     """Score this rank's share of `videos`: softmax over the classifier's K classes, averaged over
     the N*M views of each video. Returns (results sorted by index, indices dropped by drop_last).
@@ -182,7 +185,13 @@ def score_videos(
     `templates` M > 1: the classifier holds M*K rows, template-major (faithful.template_classifier),
     and each template's softmax is averaged (the reference's ensemble)."""
     batches, dropped = plan_batches(
-        len(videos), batch_size, drop_last=drop_last, rank=rank, world_size=world_size, drop_last_batch=drop_last_batch
+        len(videos),
+        batch_size,
+        drop_last=drop_last,
+        rank=rank,
+        world_size=world_size,
+        drop_last_batch=drop_last_batch,
+        skip=skip,
     )
     if not batches:
         return [], dropped
