@@ -150,6 +150,9 @@ PANELS: dict[str, tuple[str, ...]] = {
         "raw_names",
         "allow_missing_descriptions",
         "drop_last_batch",
+        "reference_drops",
+        "splits",
+        "master_weights",
     ),
     "Display": ("quiet", "progress_interval", "help"),
 }

@@ -160,6 +160,12 @@ def train(
     precision: Precision | None = typer.Option(
         None, "--precision", help="auto (bf16 or fp16 on CUDA, fp32 elsewhere), fp32, bf16, fp16."
     ),
+    master_weights: str | None = typer.Option(
+        None,
+        "--master-weights",
+        help="Trained weights kept in fp32 (default) or rounded to fp16 after every step "
+        "(fp16: the reference; --faithful sets it on CUDA).",
+    ),
     grad_checkpointing: bool | None = typer.Option(
         None, "--grad-checkpointing/--no-grad-checkpointing", help="Recompute activations in backward (less memory)."
     ),

@@ -42,6 +42,7 @@ class TrainConfig:
     raw_names: bool | None = None
     train_sampling: str | None = None  # "random" (one random frame per segment) or "centre"
     flip: bool | None = None  # None = auto: off for direction-sensitive label sets (ssv2, left/right, ...)
+    master_weights: str | None = None  # "fp32" or "fp16"; None = fp32, or fp16 under faithful on CUDA
     decoder: str = "auto"
     workers: int = -1  # data-loading processes per rank; -1 = CPU count - 1 (at most 8); 0 = in-process
     # model
@@ -110,9 +111,10 @@ class TrainConfig:
         from ezclip_cli.data.labels import template_problem
 
         problems += [p for p in map(template_problem, self.templates) if p]
-        from ezclip_cli.config.faithful import SAMPLINGS, check_choice, faithful_train_values
+        from ezclip_cli.config.faithful import MASTER_WEIGHTS, SAMPLINGS, check_choice, faithful_train_values
 
         problems += check_choice("train_sampling", self.train_sampling, SAMPLINGS)
+        problems += check_choice("master_weights", self.master_weights, MASTER_WEIGHTS)
         if problems:
             raise UsageError("bad training config: " + "; ".join(problems))
         if self.faithful:  # every switch the flag stands for, unless set on its own
@@ -187,6 +189,7 @@ _TRAIN_NULLABLE = {
     "drop_path_positions",
     "raw_names",
     "train_sampling",
+    "master_weights",
     "pretrained",
     "init",
     "max_steps",
