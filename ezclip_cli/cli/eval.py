@@ -114,7 +114,8 @@ def evaluate(
     splits: str | None = typer.Option(
         None,
         "--splits",
-        help="K600 zero-shot videos: 'own' (the root's --split, default) or 'published' (ViFi-CLIP's video lists).",
+        help="K600 zero-shot videos: 'own' (the root's --split, default), 'published' (ViFi-CLIP's video lists, "
+        "3 subsets of 160 classes) or 'reference' (the reference's list, 232 classes; --faithful sets it).",
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Report folder: report.json and PNG plots (default eval-DATASET-PROTOCOL)."
