@@ -18,7 +18,6 @@ from torch import nn
 from ezclip_cli.config import TrainConfig
 from ezclip_cli.config.eval import EvalConfig
 from ezclip_cli.data.published_videos import (
-    published_k600_list_path,
     read_published_k600_list,
     read_video_list,
     reference_k600_list_path,
@@ -274,13 +273,14 @@ def test_every_published_number_has_one_command_whose_description_file_the_downl
     loop = re.search(r"BASE=(\S+)\n\s+for f in ([^;]+); do curl -fLO \"\$BASE/\$\{f\}([^\"]*)\"", section)
     assert loop is not None and REFERENCE_COMMIT in loop.group(1)
     fetched = {f + loop.group(3) for f in loop.group(2).split()}
+    fetched |= set(re.findall(r'curl -fLO "\$BASE/([^"$]+)"', section))
     assert fetched <= REFERENCE_DESCRIPTIONS  # files that exist in the reference repository
     rows = [line for line in section.splitlines() if line.startswith("| ") and "`ezclip eval" in line]
-    numbers = [row.split("|")[2].strip() for row in rows]
+    numbers = [row.split(" | ")[1].strip() for row in rows]
     assert {"52.9", "79.1", "70.1", "66.3", "85.4", "14.8"} <= set(numbers)
     k600 = [row for row in rows if "--dataset k600" in row]
     assert len(k600) >= 2  # one command per reference K600 setup
     for row in rows:
-        command = shlex.split(row.split("`")[1])
+        command = shlex.split(re.findall(r"`(ezclip eval [^`]+)`", row)[0])
         assert command[command.index("--labels") + 1] in fetched, row
     assert any("kinetics_600_labels_exclusive_discription_new.csv" in row and "--faithful" in row for row in k600)
