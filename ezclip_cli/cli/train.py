@@ -136,7 +136,8 @@ def train(
         None,
         "--faithful",
         help="The reference code's training choices: per-frame colour jitter, DropPath over "
-        "token positions, raw class names, segment centres and published K-shot lists (few-shot, base-to-novel).",
+        "token positions, raw class names, segment centres and published K-shot lists (few-shot, base-to-novel), "
+        "flips on SSv2 too, fp16 master weights on CUDA.",
     ),
     jitter_per_frame: bool | None = typer.Option(
         None, "--jitter-per-frame/--jitter-per-clip", help="Colour jitter drawn per frame (reference) or per clip."
