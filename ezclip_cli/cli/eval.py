@@ -71,7 +71,7 @@ def evaluate(
     faithful: bool = typer.Option(
         False,
         "--faithful",
-        help="Reproduce the reference code's choices (K600 232 classes at once, split 1 "
+        help="Reproduce the reference code's choices (K600 232 classes at once on its own video list, split 1 "
         "only, the reference's dropped videos, raw class names, probability-averaged templates).",
     ),
     template: list[str] | None = typer.Option(
