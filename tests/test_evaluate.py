@@ -433,9 +433,9 @@ def test_ezclip_eval_cli_writes_a_valid_report_and_plots(ucf_videos, checkpoints
     assert report_errors(report) == []
     assert report["faithful"] and report["notes"][0].startswith("FAITHFUL MODE")
     assert [s["unit"] for s in report["splits"]] == ["fold1"]
-    # the reference's dropped videos (by name, from its own list) are not in this root: every video scored
+    # the reference's UCF zero-shot loader (batch 20) dropped 3 FrontCrawl videos, none of them in this root
     assert report["counts"]["dropped"] == 0 and report["counts"]["scored"] == 3
-    assert any(n.startswith("reference drops") for n in report["notes"])
+    assert any(n.startswith("reference drops (fold1): 3783 videos") for n in report["notes"])
 
 
 def test_torchrun_two_processes_write_the_report_of_one(ucf_videos, checkpoints, tmp_path, capsys):

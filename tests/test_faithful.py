@@ -49,7 +49,7 @@ def test_faithful_evaluation_sets_its_switches():
     )
     faithful = EvalConfig(faithful=True, **common)
     assert (faithful.ensemble, faithful.raw_names, faithful.reference_drops) == ("probability", True, True)
-    assert faithful.drop_last_batch is None  # the reference's own dropped videos, not "the last of our list"
+    assert faithful.drop_last_batch is None  # the reference's own dropped videos, not the last n mod 80 of ours
     assert EvalConfig(faithful=True, ensemble="embedding", **common).ensemble == "embedding"
     with pytest.raises(UsageError, match="ensemble must be one of embedding, probability"):
         EvalConfig(ensemble="vote", **common)
@@ -143,7 +143,7 @@ def test_probability_ensemble_averages_each_templates_softmax(tmp_path):
     assert ensembled.shape == averaged.shape and not torch.allclose(ensembled, averaged, atol=1e-4)
 
 
-# ---- 5. drop_last at the reference's eval batch of 80 -----------------------------------------------------
+# ---- 5. --drop-last-batch N: what a drop_last loader of N leaves of our list -----------------------------
 def test_drop_last_batch_80_drops_the_same_videos_whatever_the_batch_size():
     for batch_size in (1, 8, 80, 200):
         batches, dropped = plan_batches(170, batch_size, drop_last_batch=80)

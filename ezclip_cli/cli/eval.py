@@ -71,7 +71,7 @@ def evaluate(
     faithful: bool = typer.Option(
         False,
         "--faithful",
-        help="Reproduce the reference code's choices (K600 232 classes at once, split 1 "
+        help="Reproduce the reference code's choices (K600 232 classes at once on its own video list, split 1 "
         "only, the reference's dropped videos, raw class names, probability-averaged templates).",
     ),
     template: list[str] | None = typer.Option(
@@ -114,7 +114,8 @@ def evaluate(
     splits: str | None = typer.Option(
         None,
         "--splits",
-        help="K600 zero-shot videos: 'own' (the root's --split, default) or 'published' (ViFi-CLIP's video lists).",
+        help="K600 zero-shot videos: 'own' (the root's --split, default), 'published' (ViFi-CLIP's video lists, "
+        "3 subsets of 160 classes) or 'reference' (the reference's list, 232 classes; --faithful sets it).",
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Report folder: report.json and PNG plots (default eval-DATASET-PROTOCOL)."

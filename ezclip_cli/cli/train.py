@@ -23,11 +23,6 @@ from ezclip_cli.cli.options import (
 
 
 # ---- train -----------------------------------------------------------------------------------
-class MasterWeights(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-
-
 class Precision(str, Enum):
     auto = "auto"
     fp32 = "fp32"
@@ -141,7 +136,8 @@ def train(
         None,
         "--faithful",
         help="The reference code's training choices: per-frame colour jitter, DropPath over "
-        "token positions, raw class names, segment centres and published K-shot lists (few-shot, base-to-novel).",
+        "token positions, raw class names, segment centres and published K-shot lists (few-shot, base-to-novel), "
+        "flips on SSv2 too, fp16 master weights on CUDA.",
     ),
     jitter_per_frame: bool | None = typer.Option(
         None, "--jitter-per-frame/--jitter-per-clip", help="Colour jitter drawn per frame (reference) or per clip."
@@ -162,14 +158,14 @@ def train(
     clip_grad: float | None = typer.Option(
         None, "--clip-grad", help="Clip the gradient norm to this value (default: no clipping)."
     ),
-    master_weights: MasterWeights | None = typer.Option(
-        None,
-        "--master-weights",
-        help="fp32 (default): learned parameters kept in fp32 between steps; fp16: rounded to fp16 after every "
-        "step, as the reference (--faithful sets it on CUDA).",
-    ),
     precision: Precision | None = typer.Option(
         None, "--precision", help="auto (bf16 or fp16 on CUDA, fp32 elsewhere), fp32, bf16, fp16."
+    ),
+    master_weights: str | None = typer.Option(
+        None,
+        "--master-weights",
+        help="Trained weights kept in fp32 (default) or rounded to fp16 after every step "
+        "(fp16: the reference; --faithful sets it on CUDA).",
     ),
     grad_checkpointing: bool | None = typer.Option(
         None, "--grad-checkpointing/--no-grad-checkpointing", help="Recompute activations in backward (less memory)."

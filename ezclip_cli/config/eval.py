@@ -68,7 +68,7 @@ class EvalConfig:
     raw_names: bool | None = None  # class names as written in prompts ("ApplyEyeMakeup"); faithful: true
     drop_last_batch: int | None = None  # leave unscored what a drop_last loader of this batch would over our list
     reference_drops: bool | None = None  # leave unscored the reference's own dropped videos (faithful: true)
-    splits: str | None = None  # K600 zero-shot videos: "own" (--split, default) or "published" (ViFi-CLIP's lists)
+    splits: str | None = None  # K600 zero-shot videos: "own" (--split), "published" (ViFi-CLIP), "reference" (faithful)
     baseline: str | None = None  # "clip": also score the frozen backbone (frame averaging)
     faithful: bool = False  # the reference's protocol choices (docs/model.md 9)
     decoder: str = "auto"
@@ -102,8 +102,13 @@ class EvalConfig:
 
         problems += check_choice("ensemble", self.ensemble, ENSEMBLES)
         problems += check_choice("splits", self.splits, VIDEO_SPLITS)
-        if self.splits == "published" and (self.dataset != "k600" or self.protocol != "zero-shot"):
-            problems.append("--splits published is for k600 zero-shot (the published K600 video lists)")
+        if self.splits in ("published", "reference") and (self.dataset != "k600" or self.protocol != "zero-shot"):
+            problems.append(f"--splits {self.splits} is for k600 zero-shot (the published K600 video lists)")
+        if self.splits == "published" and self.faithful:
+            problems.append(
+                "--splits published scores ViFi-CLIP's 3 subsets of 160 classes; --faithful scores the reference's "
+                "232 classes at once (on its own list, --splits reference, or the root's --split with --splits own)"
+            )
         if self.drop_last_batch is not None and self.drop_last_batch < 1:
             problems.append("drop_last_batch must be >= 1")
         if problems:

@@ -20,6 +20,8 @@ Evaluation (EvalConfig keys):
     ensemble               "probability": softmax per template, then averaged (ours: one averaged
                            text embedding per class)
     raw_names              as above
+    splits                 "reference" for K600 zero-shot: the reference's own 11,462-video list
+                           (ours: the root's --split)
     reference_drops        True: leave unscored exactly the videos the reference's drop_last loaders
                            left out of its own lists (data.reference; ours: every video scored)
 """
@@ -32,7 +34,8 @@ from typing import Any
 ENSEMBLES = ("embedding", "probability")
 SAMPLINGS = ("random", "centre")
 MASTER_WEIGHTS = ("fp32", "fp16")  # what the trained parameters are stored in between optimizer steps
-VIDEO_SPLITS = ("own", "published")  # K600 zero-shot videos: the root's --split, or ViFi-CLIP's lists
+# K600 zero-shot videos: the root's --split, ViFi-CLIP's lists, or the reference's own list (faithful)
+VIDEO_SPLITS = ("own", "published", "reference")
 
 
 def faithful_train_values(config: Any) -> dict[str, Any]:
@@ -53,7 +56,9 @@ def faithful_train_values(config: Any) -> dict[str, Any]:
 
 def faithful_eval_values(config: Any) -> dict[str, Any]:
     """The switch values --faithful gives an EvalConfig (only the keys it left unset, None)."""
-    values = {"ensemble": "probability", "raw_names": True, "reference_drops": True}
+    values: dict[str, Any] = {"ensemble": "probability", "raw_names": True, "reference_drops": True}
+    if config.dataset == "k600" and config.protocol == "zero-shot":
+        values["splits"] = "reference"  # test.py scored its own test_600_exclusive.txt list
     return {k: v for k, v in values.items() if getattr(config, k) is None}
 
 

@@ -42,6 +42,7 @@ class TrainConfig:
     raw_names: bool | None = None
     train_sampling: str | None = None  # "random" (one random frame per segment) or "centre"
     flip: bool | None = None  # None = auto: off for direction-sensitive label sets (ssv2, left/right, ...)
+    master_weights: str | None = None  # "fp32" or "fp16"; None = fp32, or fp16 under faithful on CUDA
     decoder: str = "auto"
     workers: int = -1  # data-loading processes per rank; -1 = CPU count - 1 (at most 8); 0 = in-process
     # model
@@ -67,9 +68,6 @@ class TrainConfig:
     motion_weight: float = 1.0  # 0 turns the motion loss off (ablation)
     clip_grad: float | None = None  # max gradient norm; None = no clipping (the reference never clipped)
     precision: str = "auto"  # auto = bf16 (or fp16 + GradScaler) on CUDA, fp32 elsewhere
-    # what the learned parameters are kept in between steps: fp32 (ours), or fp16 as the reference rounds them
-    # after every step (None = fp32; --faithful: fp16 on CUDA, config/faithful.py)
-    master_weights: str | None = None
     grad_checkpointing: bool = False
     seed: int = 0
     device: str = "auto"
@@ -102,8 +100,6 @@ class TrainConfig:
             problems.append("lr must be > 0")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
-        if self.master_weights not in (None, "fp32", "fp16"):
-            problems.append("master_weights must be one of fp32, fp16")
         if self.base_novel not in (None, "base"):
             problems.append("base_novel must be 'base' or null")
         if len(self.betas) != 2:
@@ -115,9 +111,10 @@ class TrainConfig:
         from ezclip_cli.data.labels import template_problem
 
         problems += [p for p in map(template_problem, self.templates) if p]
-        from ezclip_cli.config.faithful import SAMPLINGS, check_choice, faithful_train_values
+        from ezclip_cli.config.faithful import MASTER_WEIGHTS, SAMPLINGS, check_choice, faithful_train_values
 
         problems += check_choice("train_sampling", self.train_sampling, SAMPLINGS)
+        problems += check_choice("master_weights", self.master_weights, MASTER_WEIGHTS)
         if problems:
             raise UsageError("bad training config: " + "; ".join(problems))
         if self.faithful:  # every switch the flag stands for, unless set on its own

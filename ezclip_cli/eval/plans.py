@@ -75,7 +75,7 @@ def plan_units(
                 f"use --protocol closed-set to score {dataset} on its own classes"
             )
         if dataset == "k600":
-            return _plan_k600(root, test_split, faithful, notes, splits == "published"), notes
+            return _plan_k600(root, test_split, faithful, notes, splits or "own"), notes
         folds = (fold,) if fold else ((1,) if faithful else OFFICIAL_FOLDS[dataset])
         if faithful and not fold:
             notes.append(
@@ -122,9 +122,11 @@ def plan_units(
     raise UsageError(f"unknown protocol '{protocol}'; available: {', '.join(PROTOCOLS)}")
 
 
-def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str], published: bool = False) -> list[EvalUnit]:
-    if published and not faithful:
+def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str], splits: str = "own") -> list[EvalUnit]:
+    if splits == "published":
         return _plan_k600_published(root, notes)
+    if splits == "reference":
+        return _plan_k600_reference(root, notes)
     videos = load_split("k600", root, split)
     new = k600_new_classes(faithful)
     absent = [c for c in new if c not in set(videos.classes)]
@@ -136,11 +138,9 @@ def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str], publish
     if faithful:
         notes.append(
             "faithful: the 232 K600 names not in K400 (string difference, renamed K400 classes included; the "
-            "reference's lists/kinetics_600_labels_exclusive.csv) scored at once on the K600 val videos, as the "
-            "reference's test.py (docs/protocols.md 7)"
+            f"reference's lists/kinetics_600_labels_exclusive.csv) scored at once on the root's {split} videos "
+            "(--splits own; the reference's own list is --splits reference; docs/protocols.md 7)"
         )
-        if published:
-            notes.append("--splits published is the ViFi-CLIP protocol; --faithful scores the reference's val videos")
         return [EvalUnit(f"new{len(new)}", restrict_classes(videos, new), split)]
     from ezclip_cli.data.splits import published_k600_subsets
 
@@ -153,6 +153,21 @@ def _plan_k600(root: Path, split: str, faithful: bool, notes: list[str], publish
         EvalUnit(f"subset{i + 1}", restrict_classes(videos, subset), split)
         for i, subset in enumerate(published_k600_subsets(videos.classes))
     ]
+
+
+def _plan_k600_reference(root: Path, notes: list[str]) -> list[EvalUnit]:
+    """The reference's 232 classes at once on its own 11,462 videos (test_600_exclusive.txt, --splits reference)."""
+    from ezclip_cli.data.published_videos import reference_k600_videos
+
+    new = k600_new_classes(True)
+    videos = reference_k600_videos(root, new)
+    notes.append(
+        f"K600: the {len(new)} K600 names not in K400 (the reference's lists/kinetics_600_labels_exclusive.csv) "
+        "scored at once on the reference's own video list (dataset_splits/K-600/Zero_shot/test_600_exclusive.txt, "
+        "labelsets/splits/reference_k600_exclusive_videos.txt.gz; videos from the root's train, val and test folders)"
+        + (f"; {videos.missing} listed videos not found" if videos.missing else "")
+    )
+    return [EvalUnit(f"new{len(new)}", videos, "reference")]
 
 
 def _plan_k600_published(root: Path, notes: list[str]) -> list[EvalUnit]:

@@ -97,8 +97,11 @@ def build_datasets(
     flips = choose_flip(config.flip, config.dataset, train_list.classes)  # off for direction labels
     if flips.message:
         log.info("%s", flips.message)
-    if flips.warning and config.faithful and flips.flip:
-        log.warning("faithful: flips on, as the reference trained (its SSv2 test never fires): %s", flips.warning)
+    if flips.warning and config.faithful and config.flip:
+        log.info(
+            "faithful: horizontal flips on for every dataset, as the reference (its utils/Augmentation.py line 21 "
+            "tests 'some' in the dataset name, which 'ssv2' fails, so SSv2 clips flip too); --no-flip turns them off"
+        )
     elif flips.warning:
         log.warning("%s", flips.warning)
     flip = flips.flip

@@ -67,37 +67,6 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
-def resolve_master_weights(master_weights: str | None, faithful: bool, device: str) -> str:
-    """fp32 unless asked; --faithful keeps the reference's fp16 parameters on CUDA (where it ran in fp16)."""
-    if master_weights is not None:
-        return master_weights
-    return "fp16" if faithful and device.startswith("cuda") else "fp32"
-
-
-def fp16_master_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
-    """The trainable weights and biases of Linear/Conv layers (the adapters): those the reference rounds.
-
-    Its `convert_weights` after every step touches Linear/Conv layers only; the prompt embeddings are
-    plain parameters and stay fp32 there, so they stay fp32 here too.
-    """
-    found: list[torch.nn.Parameter] = []
-    for module in model.modules():
-        if isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)):
-            found += [p for p in module.parameters(recurse=False) if p.requires_grad]
-    return found
-
-
-def round_to_fp16_(params: list[torch.nn.Parameter]) -> None:
-    """Round parameters to fp16 values in place, as the reference does after every optimizer step.
-
-    The reference keeps the model in fp16 (train.py 171-172, 285-287): an update smaller than half
-    the fp16 spacing of a weight is lost (near 0.01 the spacing is about 7.6e-6: steps under half of it vanish).
-    """
-    with torch.no_grad():
-        for param in params:
-            param.copy_(param.half().to(param.dtype))
-
-
 def precision_autocast(device: str, precision: str) -> torch.autocast:
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     return torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=precision != "fp32")

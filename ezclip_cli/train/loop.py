@@ -23,7 +23,7 @@ import torch
 
 from ezclip_cli.errors import CheckpointError
 from ezclip_cli.train.data import EpochIndexed, make_loader
-from ezclip_cli.train.devices import all_ranks_have, fp16_master_params, precision_autocast, round_to_fp16_
+from ezclip_cli.train.devices import all_ranks_have, precision_autocast
 from ezclip_cli.train.resolve import resume_files
 from ezclip_cli.train.schedule import RunBatches, learning_rate, plan_epoch, seed_of, template_index
 from ezclip_cli.train.setup import RunSetup
@@ -253,8 +253,10 @@ def optimizer_step(
             torch.nn.utils.clip_grad_norm_(run.params, config.clip_grad)
         run.scaler.step(run.optimizer)
         run.scaler.update()
-        if run.master_weights == "fp16":  # --master-weights fp16 (faithful on CUDA): the reference's rounding
-            round_to_fp16_(fp16_master_params(run.model))
+        if run.master_weights == "fp16":  # the reference's convert_weights after each step
+            from ezclip_cli.train.master_weights import fp16_rounded_parameters, round_to_fp16_
+
+            round_to_fp16_(fp16_rounded_parameters(run.model))
     run.optimizer.zero_grad(set_to_none=True)
     loop.step += 1
     loop.window["micro"] += ran

@@ -18,13 +18,7 @@ from ezclip_cli.config import TrainConfig
 from ezclip_cli.errors import UsageError
 from ezclip_cli.progress import ProgressCallback
 from ezclip_cli.train.data import build_datasets, class_prompts, load_video_lists, make_loader, pad_prompts
-from ezclip_cli.train.devices import (
-    Distributed,
-    default_workers,
-    pick_train_device,
-    resolve_master_weights,
-    resolve_precision,
-)
+from ezclip_cli.train.devices import Distributed, default_workers, pick_train_device, resolve_precision
 from ezclip_cli.train.files import RunFiles
 from ezclip_cli.train.schedule import plan_epoch
 from ezclip_cli.train.validation import validation_batches
@@ -53,7 +47,7 @@ class RunSetup:
     started: float
     device: str
     precision: str
-    master_weights: str  # fp32, or fp16: learned parameters rounded to fp16 after every step (faithful, CUDA)
+    master_weights: str  # "fp32", or "fp16": the fp16-stored params are rounded after every step
     model: EZClip
     forward: nn.Module  # the model's training forward, DDP-wrapped under torchrun
     train_data: Any
@@ -89,6 +83,14 @@ def prepare_run(
     started = time.perf_counter()
     device = pick_train_device(config.device, ddp)
     precision = resolve_precision(config.precision, device)
+    from ezclip_cli.train.master_weights import resolve_master_weights
+
+    master_weights = resolve_master_weights(config.master_weights, config.faithful, device)
+    if master_weights == "fp16":
+        log.info(
+            "master weights fp16: the adapters are rounded to fp16 after every optimizer step, as the reference "
+            "(train.py 285-287); updates below half the fp16 spacing are lost (--master-weights fp32 keeps them)"
+        )
     lists = load_video_lists(config) if train_data is None else None  # bad data fails before any model loads
 
     model, backbone = build_train_model(config, device)
@@ -141,7 +143,7 @@ def prepare_run(
         started=started,
         device=device,
         precision=precision,
-        master_weights=resolve_master_weights(config.master_weights, config.faithful, device),
+        master_weights=master_weights,
         model=model,
         forward=forward,
         train_data=train_data,
