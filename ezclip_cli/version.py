@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import platform
 import sys
-from importlib import metadata
 
 __version__ = "0.1.0"
 
@@ -25,6 +24,8 @@ PACKAGES = (
 
 def package_version(distribution: str) -> str:
     """The installed version of `distribution`, or 'not installed'."""
+    from importlib import metadata  # only `--version` reads package metadata: not at start-up
+
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from ezclip_cli.cli.options import (
+    BatchSizeOpt,
     CheckpointOpt,
     Decoder,
     DeviceOpt,
@@ -22,12 +23,13 @@ from ezclip_cli.cli.options import (
     QuietOpt,
     Seek,
     SeekOpt,
+    TagDecoderOpt,
+    WorkersOpt,
     config_from,
     format_from_suffix,
     given_model,
     make_progress,
     setup_logging,
-    workers_value,
 )
 
 
@@ -65,22 +67,10 @@ def embed(
     scenes: Path | None = typer.Option(
         None, "--scenes", help="Embed the scenes of a PySceneDetect list-scenes CSV (or a folder of them)."
     ),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Videos per model forward."),
-    workers: str = typer.Option(
-        "auto",
-        "--workers",
-        "-j",
-        metavar="N",
-        help="Decoding processes: auto (none for a few videos, else the cores but one, at most 8), "
-        "0 = in-process, or N (at most the core count).",
-        callback=workers_value,
-    ),
+    batch_size: int = BatchSizeOpt,
+    workers: str = WorkersOpt,
     device: str = DeviceOpt,
-    decoder: Decoder = typer.Option(
-        Decoder.auto,
-        "--decoder",
-        help="auto = PyAV (the same pixels for every runtime); decord if asked, PyAV its fallback.",
-    ),
+    decoder: Decoder = TagDecoderOpt,
     seek: Seek = SeekOpt,
     num_shards: int = typer.Option(1, "--num-shards", min=1, help="Split the inputs into N deterministic parts..."),
     shard_index: int = typer.Option(0, "--shard-index", min=0, help="...and embed only part I (0-based)."),

@@ -47,6 +47,34 @@ SeekOpt = typer.Option(
 )
 
 
+def workers_value(value: str) -> int | str:
+    """`--workers`: auto, or a whole number of decoding processes (0 = in-process)."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if text.isdigit():
+        return int(text)
+    raise typer.BadParameter(f"{value!r} is not auto or a whole number (0 = decode in this process)")
+
+
+# The decoding options tag and embed share (one definition, one help text).
+BatchSizeOpt = typer.Option(8, "--batch-size", "-b", min=1, help="Videos per model forward.")
+WorkersOpt = typer.Option(
+    "auto",
+    "--workers",
+    "-j",
+    metavar="N",
+    help="Decoding processes: auto (none for a few videos, else the cores but one, at most 8), "
+    "0 = in-process, or N (at most the core count).",
+    callback=workers_value,
+)
+TagDecoderOpt = typer.Option(
+    Decoder.auto,
+    "--decoder",
+    help="auto = PyAV (the same pixels for every runtime); decord if asked, PyAV its fallback.",
+)
+
+
 class Runtime(str, Enum):
     torch = "torch"
     onnx = "onnx"
@@ -189,13 +217,3 @@ def config_from(ctx: typer.Context, config_type: Any, **overrides: Any) -> Any:
 
     values = command_values(ctx, **overrides)
     return config_type(**{f.name: values[f.name] for f in fields(config_type) if f.name in values})
-
-
-def workers_value(value: str) -> int | str:
-    """`--workers`: auto, or a whole number of decoding processes (0 = in-process)."""
-    text = str(value).strip().lower()
-    if text == "auto":
-        return "auto"
-    if text.isdigit():
-        return int(text)
-    raise typer.BadParameter(f"{value!r} is not auto or a whole number (0 = decode in this process)")

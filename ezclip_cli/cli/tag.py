@@ -21,6 +21,7 @@ from ezclip_cli.cli.engine import (
     refuse_ray_flags,
 )
 from ezclip_cli.cli.options import (
+    BatchSizeOpt,
     CheckpointOpt,
     Decoder,
     DeviceOpt,
@@ -34,6 +35,8 @@ from ezclip_cli.cli.options import (
     ScoreKind,
     Seek,
     SeekOpt,
+    TagDecoderOpt,
+    WorkersOpt,
     config_from,
     fail,
     format_from_suffix,
@@ -41,7 +44,6 @@ from ezclip_cli.cli.options import (
     log,
     make_progress,
     setup_logging,
-    workers_value,
 )
 from ezclip_cli.distributed import is_main_process
 
@@ -81,22 +83,10 @@ def tag(
     stride: float | None = typer.Option(
         None, "--stride", min=0.01, help="Seconds between window starts (default: --window)."
     ),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Videos per model forward."),
-    workers: str = typer.Option(
-        "auto",
-        "--workers",
-        "-j",
-        metavar="N",
-        help="Decoding processes: auto (none for a few videos, else the cores but one, at most 8), "
-        "0 = in-process, or N (at most the core count).",
-        callback=workers_value,
-    ),
+    batch_size: int = BatchSizeOpt,
+    workers: str = WorkersOpt,
     device: str = DeviceOpt,
-    decoder: Decoder = typer.Option(
-        Decoder.auto,
-        "--decoder",
-        help="auto = PyAV (the same pixels for every runtime); decord if asked, PyAV its fallback.",
-    ),
+    decoder: Decoder = TagDecoderOpt,
     seek: Seek = SeekOpt,
     num_shards: int | None = typer.Option(
         None,
@@ -203,19 +193,11 @@ def tag(
         fail("--from-embeddings reuses the stored windows; --save-embeddings, --window and --scenes do not apply", 2)
     if segments and window is None and scenes is None and from_embeddings is None:
         fail("--segments needs --window (or --scenes): it merges windows", 2)
-    if scenes is not None and window is not None:
-        fail("--scenes replaces --window; give one of them", 2)
     from ezclip_cli.tag.plan import resolve_shard
 
     num_shards, shard_index, shard_source = resolve_shard(num_shards, shard_index)
     if shard_source:
         log.info("shard %d of %d (from %s)", shard_index, num_shards, shard_source)
-    if stride is not None and window is None:
-        fail("--stride needs --window", 2)
-    from ezclip_cli.data.labels import template_problem
-
-    for problem in filter(None, map(template_problem, template or ())):
-        fail(f"--{problem}", 2)
     if output is not None and str(output) == "-":
         output = None  # `-o -`: stdout, as everywhere in Unix
     from ezclip_cli.store.writer import store_opener

@@ -220,16 +220,7 @@ def run_ray_tagging(
         if started_ray:
             ray.shutdown()
     summary.seconds = time.perf_counter() - started
-    log.info(
-        "tagged %d %s on Ray: %d ok, %d failed, %d already done; %.1f s (%.2f/s)",
-        summary.total,
-        "windows" if config.window else "videos",
-        summary.ok,
-        summary.failed,
-        summary.skipped,
-        summary.seconds,
-        summary.total / max(summary.seconds, 1e-9),
-    )
+    log.info("%s", summary.line(bool(config.window), " on Ray"))
     return summary
 
 

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from ezclip_cli.errors import EzclipError
 from ezclip_cli.store.damage import REPAIR_HINT, shard_problem
-from ezclip_cli.store.live import live_index
 from ezclip_cli.tag.results import TagResult
+from ezclip_cli.tag.resume import start_key, video_key
 
 if TYPE_CHECKING:
     import numpy as np
@@ -168,8 +168,26 @@ class StoredEmbeddings:
         return [dict(zip(names, row)) for row in zip(*(values[n] for n in names))]
 
 
+# Which stored rows are live: the newest version of each file, one row per window.
+#
+# A store is append-only, so re-embedding a file that changed (new size or modification time, so a
+# new video id, tag.plan.video_fingerprint) appends its new rows beside the old ones. The old rows are
+# dead from then on: a file has one content, and relabelling or `search --per-video` must return it
+# once. A video id is `WHO.WHAT` (WHO: the resolved path, WHAT: size and mtime), so the live version
+# of a file is the WHAT of the last row written for its WHO; of its rows, the last copy of each
+# window start counts (only hand-edited stores repeat a key).
+def live_index(video_ids: Sequence[str], starts: Sequence[float | None]) -> list[int]:
+    """Indices (ascending) of the live rows among rows in write order: (video id, start) per row (NaN: none)."""
+    current = {video_key(v): v for v in video_ids}  # the last version written of each file
+    last: dict[tuple[str, float | None], int] = {}
+    for i, (video_id, start) in enumerate(zip(video_ids, starts)):
+        if current[video_key(video_id)] == video_id:
+            last[(video_id, None if start is None or start != start else start_key(start))] = i  # NaN: no window
+    return sorted(last.values())
+
+
 def load_store(store: str | Path, model_id: str | None = None) -> StoredEmbeddings:
-    """Every live row of `store` (store.live: a re-embedded file's newest rows); refuses another model's store.
+    """Every live row of `store` (live_index: a re-embedded file's newest rows); refuses another model's store.
 
     `store` may also be a table written by `ezclip store export` (store.table).
     """
@@ -220,7 +238,7 @@ def load_store(store: str | Path, model_id: str | None = None) -> StoredEmbeddin
         empty = np.zeros(0, _DTYPES["F64" if name in FLOAT_COLUMNS else "I64"])
         columns[name] = np.concatenate(numeric[name]) if numeric[name] else empty
     columns["timestamps"] = concat_timestamps(numeric["timestamps"])
-    index = live_index(columns["video_id"], columns["start"].tolist())  # re-embedded files once (store.live)
+    index = live_index(columns["video_id"], columns["start"].tolist())  # re-embedded files once (live_index)
     if len(index) != len(embeddings):
         embeddings = embeddings[index]
         columns = {name: [v[i] for i in index] if name in TEXT_COLUMNS else v[index] for name, v in columns.items()}

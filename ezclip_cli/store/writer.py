@@ -34,12 +34,12 @@ from ezclip_cli.store.format import (
     VERSION,
     StoreError,
     concat_timestamps,
+    live_index,
     read_info,
     read_manifest,
     read_shard,
     refuse_model,
 )
-from ezclip_cli.store.live import live_index
 from ezclip_cli.tag.resume import start_key
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class StoreWriter:
             for e in self.entries:  # only the small start column is read from each shard
                 starts += read_shard(self.path / SHARDS_DIR / e["shard"], names=("start",))["start"].tolist()
                 video_ids += e["columns"]["video_id"]
-            # Only live rows count as stored (store.live): a file changed back to an older version is embedded again.
+            # Only live rows count as stored (live_index): a file changed back to an older version is embedded again.
             self.keys: set[tuple[str | None, float | None]] = {
                 stored_key(video_ids[i], None if starts[i] != starts[i] else starts[i])  # NaN: no window
                 for i in live_index(video_ids, starts)

@@ -151,6 +151,13 @@ class TagSummary:
     seconds: float = 0.0  # the whole run, model loading included
     loop_seconds: float = 0.0  # decoding + model + writing, after set-up
 
+    def line(self, windowed: bool, where: str = "") -> str:
+        """The run's closing log line: 'tagged 12 videos[ on Ray]: 11 ok, 1 failed, 0 already done; 3.0 s (4.00/s)'."""
+        return (
+            f"tagged {self.total} {'windows' if windowed else 'videos'}{where}: {self.ok} ok, {self.failed} failed, "
+            f"{self.skipped} already done; {self.seconds:.1f} s ({self.total / max(self.seconds, 1e-9):.2f}/s)"
+        )
+
     def count(self, result: TagResult) -> None:
         self.total += 1
         if result.ok:

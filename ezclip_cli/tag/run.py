@@ -277,16 +277,7 @@ def run_tagging(
         group.close()
     summary.seconds = time.perf_counter() - started
     if group.is_main:
-        log.info(
-            "tagged %d %s: %d ok, %d failed, %d already done; %.1f s (%.2f/s)",
-            summary.total,
-            "windows" if config.window else "videos",
-            summary.ok,
-            summary.failed,
-            summary.skipped,
-            summary.seconds,
-            summary.total / max(summary.seconds, 1e-9),
-        )
+        log.info("%s", summary.line(bool(config.window)))
     return summary
 
 

@@ -253,10 +253,10 @@ def optimizer_step(
             torch.nn.utils.clip_grad_norm_(run.params, config.clip_grad)
         run.scaler.step(run.optimizer)
         run.scaler.update()
-        if run.master_weights == "fp16":  # the reference's convert_weights after each step
-            from ezclip_cli.train.master_weights import fp16_rounded_parameters, round_to_fp16_
+        if run.fp16_params:  # --master-weights fp16: the reference's convert_weights after each step
+            from ezclip_cli.train.master_weights import round_to_fp16_
 
-            round_to_fp16_(fp16_rounded_parameters(run.model))
+            round_to_fp16_(run.fp16_params)
     run.optimizer.zero_grad(set_to_none=True)
     loop.step += 1
     loop.window["micro"] += ran

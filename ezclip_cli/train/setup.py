@@ -48,6 +48,7 @@ class RunSetup:
     device: str
     precision: str
     master_weights: str  # "fp32", or "fp16": the fp16-stored params are rounded after every step
+    fp16_params: list[nn.Parameter]  # what --master-weights fp16 rounds (found once; empty for fp32)
     model: EZClip
     forward: nn.Module  # the model's training forward, DDP-wrapped under torchrun
     train_data: Any
@@ -83,7 +84,7 @@ def prepare_run(
     started = time.perf_counter()
     device = pick_train_device(config.device, ddp)
     precision = resolve_precision(config.precision, device)
-    from ezclip_cli.train.master_weights import resolve_master_weights
+    from ezclip_cli.train.master_weights import fp16_rounded_parameters, resolve_master_weights
 
     master_weights = resolve_master_weights(config.master_weights, config.faithful, device)
     if master_weights == "fp16":
@@ -144,6 +145,7 @@ def prepare_run(
         device=device,
         precision=precision,
         master_weights=master_weights,
+        fp16_params=fp16_rounded_parameters(model) if master_weights == "fp16" else [],
         model=model,
         forward=forward,
         train_data=train_data,
